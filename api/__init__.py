@@ -1,0 +1,1 @@
+"""Vårdmatch service and command line."""

@@ -1,0 +1,1 @@
+"""Benchmarks: instance scales, solver comparisons, GAP loader."""

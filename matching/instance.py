@@ -1,0 +1,523 @@
+"""The engine's input: a typed, frozen matching instance with one JSON form.
+
+Everything here is opaque ids and facts about placements; no personal identity ever enters the engine.
+Money is whole SEK; periods are whole calendar months counted from the first month of `start`.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from datetime import date
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from matching.codes import is_county_code, is_hsa_id, is_municipality_code, is_orgnr
+
+Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:\-]{1,64}$")]
+Sek = Annotated[int, Field(ge=0, le=10_000_000_000)]
+
+
+class Frozen(BaseModel):
+    """Base for every input object: immutable, strict about unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+
+
+class Profession(enum.StrEnum):
+    """Licensed professions that the matching serves (patientsäkerhetslagen 4 kap. 1 §)."""
+
+    PHYSICIAN = "physician"
+    DENTIST = "dentist"
+    NURSE = "nurse"
+    MIDWIFE = "midwife"
+    PHARMACIST = "pharmacist"
+    PRESCRIPTIONIST = "prescriptionist"
+    DENTAL_HYGIENIST = "dental_hygienist"
+    PHYSIOTHERAPIST = "physiotherapist"
+    OCCUPATIONAL_THERAPIST = "occupational_therapist"
+    BIOMEDICAL_ANALYST = "biomedical_analyst"
+    PSYCHOLOGIST = "psychologist"
+    CHIROPRACTOR = "chiropractor"
+    RADIOGRAPHER = "radiographer"
+    DIETITIAN = "dietitian"
+
+
+# Professions with exclusive rights need a special authorisation (särskilt förordnande) for PTJ.
+EXCLUSIVE_RIGHT = frozenset(
+    {
+        Profession.PHYSICIAN,
+        Profession.DENTIST,
+        Profession.MIDWIFE,
+        Profession.PHARMACIST,
+        Profession.PRESCRIPTIONIST,
+    }
+)
+
+# PTJ length where Socialstyrelsen states it; other professions take the length from their decision.
+DEFAULT_PTJ_MONTHS: dict[Profession, int] = {
+    Profession.PHYSICIAN: 6,
+    Profession.DENTIST: 6,
+    Profession.DENTAL_HYGIENIST: 6,
+    Profession.NURSE: 3,
+    Profession.CHIROPRACTOR: 12,
+}
+
+
+class Cefr(enum.StrEnum):
+    """CEFR language level; compare with `.rank`."""
+
+    A1 = "A1"
+    A2 = "A2"
+    B1 = "B1"
+    B2 = "B2"
+    C1 = "C1"
+    C2 = "C2"
+
+    @property
+    def rank(self) -> int:
+        """0 for A1 up to 5 for C2."""
+        return list(Cefr).index(self)
+
+
+class LanguageProof(enum.StrEnum):
+    """How the language level was shown."""
+
+    NONE = "none"
+    SFI_D = "sfi_d"
+    SVENSKA_3 = "svenska_3"
+    SVA_3 = "sva_3"
+    CEFR_C1_CERTIFICATE = "cefr_c1_certificate"
+    TISUS = "tisus"
+    UNIVERSITY_ELIGIBILITY = "university_eligibility"
+    NORDIC_UNIVERSITY = "nordic_university"
+    EMPLOYER_ASSESSMENT = "employer_assessment"
+
+
+# Proofs Socialstyrelsen accepts before a physician's PTJ (särskilt förordnande).
+ACCEPTED_PROOFS = frozenset(
+    {
+        LanguageProof.SVENSKA_3,
+        LanguageProof.SVA_3,
+        LanguageProof.CEFR_C1_CERTIFICATE,
+        LanguageProof.TISUS,
+        LanguageProof.UNIVERSITY_ELIGIBILITY,
+        LanguageProof.NORDIC_UNIVERSITY,
+    }
+)
+
+
+class Stage(enum.StrEnum):
+    """Rungs of the licence ladder, in order."""
+
+    NONE = "none"
+    EDUCATION_ASSESSED = "education_assessed"
+    LANGUAGE_PROOF = "language_proof"
+    THEORY_TEST = "theory_test"
+    PRACTICAL_TEST = "practical_test"
+    REGULATIONS_COURSE = "regulations_course"
+    PTJ_DECISION = "ptj_decision"
+
+
+class ResidenceStatus(enum.StrEnum):
+    """Residence status, for programmes that target newcomers."""
+
+    CITIZEN = "citizen"
+    PERMANENT = "permanent"
+    TEMPORARY = "temporary"
+    ASYLUM_SEEKER = "asylum_seeker"
+    TEMPORARY_PROTECTION = "temporary_protection"
+
+
+class Authorisation(enum.StrEnum):
+    """State of the special authorisation (särskilt förordnande)."""
+
+    NONE = "none"
+    APPLIED = "applied"
+    GRANTED = "granted"
+
+
+class OfferKind(enum.StrEnum):
+    """Kinds of placement the matching serves."""
+
+    PTJ = "ptj"
+    PROVTJANSTGORING = "provtjanstgoring"
+    LANGUAGE_PLACEMENT = "language_placement"
+    TRAINING_SEAT = "training_seat"
+
+
+# The ladder stage an offer kind needs by its start, unless the offer says otherwise.
+DEFAULT_REQUIRED_STAGE: dict[OfferKind, Stage] = {
+    OfferKind.PTJ: Stage.PTJ_DECISION,
+    OfferKind.PROVTJANSTGORING: Stage.EDUCATION_ASSESSED,
+    OfferKind.LANGUAGE_PLACEMENT: Stage.EDUCATION_ASSESSED,
+    OfferKind.TRAINING_SEAT: Stage.NONE,
+}
+
+
+class OfferStatus(enum.StrEnum):
+    """Life of a published placement; only published offers are matched."""
+
+    DRAFT = "draft"
+    PUBLISHED = "published"
+    WITHDRAWN = "withdrawn"
+    FILLED = "filled"
+
+
+class Ownership(enum.StrEnum):
+    """Who runs a care unit."""
+
+    REGION = "region"
+    MUNICIPALITY = "municipality"
+    PRIVATE_PUBLIC_FUNDING = "private_public_funding"
+    PRIVATE = "private"
+
+
+class UnitKind(enum.StrEnum):
+    """What a care unit does."""
+
+    PRIMARY_CARE = "primary_care"
+    HOSPITAL = "hospital"
+    DENTAL = "dental"
+    PSYCHIATRY = "psychiatry"
+    ELDERLY_CARE = "elderly_care"
+    PHARMACY = "pharmacy"
+    REHABILITATION = "rehabilitation"
+    TRAINING_PROVIDER = "training_provider"
+
+
+class SizeClass(enum.StrEnum):
+    """Thirds by annual revenue, as in the Västra Götaland grant."""
+
+    SMALL = "small"
+    MEDIUM = "medium"
+    LARGE = "large"
+
+
+class CostItem(enum.StrEnum):
+    """Cost items a programme may cover."""
+
+    SALARY = "salary"
+    SUPERVISOR_FEE = "supervisor_fee"
+    COURSE_FEE = "course_fee"
+    OTHER = "other"
+
+
+class ProgrammeStatus(enum.StrEnum):
+    """Open programmes take new matches; paused or closed ones only those applied for before the cut-off."""
+
+    OPEN = "open"
+    PAUSED = "paused"
+    CLOSED = "closed"
+
+
+def _check_period(start: date | None, end: date | None, what: str) -> None:
+    if start is not None and end is not None and end < start:
+        raise ValueError(f"{what} ends before it starts (rule: period_order)")
+
+
+class Ladder(Frozen):
+    """Dates on which each rung of the licence ladder was reached (None: not yet)."""
+
+    education_assessed: date | None = None
+    language_proof: date | None = None
+    theory_test: date | None = None
+    practical_test: date | None = None
+    regulations_course: date | None = None
+    ptj_decision: date | None = None
+    ptj_decision_ref: str | None = Field(default=None, max_length=64)
+    ptj_required_months: int | None = Field(default=None, ge=1, le=36)
+    special_authorisation: Authorisation = Authorisation.NONE
+
+    def reached(self, stage: Stage) -> date | None:
+        """Date the stage was reached; `date.min` for Stage.NONE."""
+        if stage is Stage.NONE:
+            return date.min
+        value: date | None = getattr(self, stage.value)
+        return value
+
+    @model_validator(mode="after")
+    def _test_order(self) -> Ladder:
+        if self.theory_test and self.practical_test and self.practical_test < self.theory_test:
+            raise ValueError("practical_test is dated before theory_test (rule: ladder_order)")
+        return self
+
+
+class Candidate(Frozen):
+    """A clinician waiting for a placement, known to the engine only by an opaque id."""
+
+    id: Id
+    profession: Profession
+    ladder: Ladder = Ladder()
+    cefr: Cefr
+    language_proof: LanguageProof = LanguageProof.NONE
+    residence_county: str
+    residence_municipality: str
+    residence_status: ResidenceStatus = ResidenceStatus.PERMANENT
+    country_of_training: str = Field(default="XX", pattern=r"^[A-Z]{2}$")
+    specialty: str = Field(default="", max_length=200)
+    experience_years: int = Field(default=0, ge=0, le=60)
+    available_from: date
+    available_until: date | None = None
+    ptj_months: int | None = Field(default=None, ge=1, le=36)
+    part_time: float = Field(default=1.0, gt=0.0, le=1.0)
+    max_commute_km: float = Field(default=60.0, ge=0.0, le=2000.0)
+    wishes: tuple[Id, ...] = ()
+    ready_since: date
+    applied_on: date | None = None
+
+    @field_validator("residence_county")
+    @classmethod
+    def _county(cls, value: str) -> str:
+        if not is_county_code(value):
+            raise ValueError("not a Swedish county code (rule: county_code)")
+        return value
+
+    @field_validator("residence_municipality")
+    @classmethod
+    def _municipality(cls, value: str) -> str:
+        if not is_municipality_code(value):
+            raise ValueError("not an SCB municipality code (rule: municipality_code)")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Candidate:
+        _check_period(self.available_from, self.available_until, "availability")
+        if not self.residence_municipality.startswith(self.residence_county):
+            raise ValueError("residence_municipality is not in residence_county (rule: municipality_in_county)")
+        if len(set(self.wishes)) != len(self.wishes):
+            raise ValueError("wishes lists an offer twice (rule: unique_wishes)")
+        return self
+
+    def required_months(self) -> int:
+        """Calendar months of PTJ this candidate needs; part-time work stretches the length."""
+        months = self.ptj_months or self.ladder.ptj_required_months or DEFAULT_PTJ_MONTHS.get(self.profession, 6)
+        return math.ceil(months / self.part_time - 1e-9)
+
+
+class Unit(Frozen):
+    """A care unit or clinic that hosts placements."""
+
+    id: Id
+    name: str = Field(default="", max_length=200)
+    hsa_id: str
+    orgnr: str
+    county: str
+    municipality: str
+    kind: UnitKind = UnitKind.PRIMARY_CARE
+    ownership: Ownership = Ownership.REGION
+    size_class: SizeClass = SizeClass.MEDIUM
+
+    @field_validator("hsa_id")
+    @classmethod
+    def _hsa(cls, value: str) -> str:
+        if not is_hsa_id(value):
+            raise ValueError(
+                "not a valid HSA-id: SE + organisation number + '-' + suffix, at most 31 characters (rule: hsa_id)"
+            )
+        return value
+
+    @field_validator("orgnr")
+    @classmethod
+    def _orgnr(cls, value: str) -> str:
+        if not is_orgnr(value):
+            raise ValueError("not a valid organisation number (rule: orgnr)")
+        return value
+
+    @field_validator("county")
+    @classmethod
+    def _county(cls, value: str) -> str:
+        if not is_county_code(value):
+            raise ValueError("not a Swedish county code (rule: county_code)")
+        return value
+
+    @field_validator("municipality")
+    @classmethod
+    def _municipality(cls, value: str) -> str:
+        if not is_municipality_code(value):
+            raise ValueError("not an SCB municipality code (rule: municipality_code)")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Unit:
+        if not self.municipality.startswith(self.county):
+            raise ValueError("municipality is not in county (rule: municipality_in_county)")
+        return self
+
+
+class Supervisor(Frozen):
+    """A handledare: capacity is concurrent trainees, shared across the unit's offers and over time."""
+
+    id: Id
+    unit_id: Id
+    profession: Profession
+    licensed: bool = True
+    specialist: bool = False
+    trained: bool = False
+    capacity: int = Field(default=1, ge=0, le=20)
+    available_from: date
+    available_until: date | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Supervisor:
+        _check_period(self.available_from, self.available_until, "availability")
+        return self
+
+
+class Offer(Frozen):
+    """A placement a clinic publishes."""
+
+    id: Id
+    unit_id: Id
+    kind: OfferKind = OfferKind.PTJ
+    profession: Profession
+    specialty: str = Field(default="", max_length=200)
+    min_cefr: Cefr = Cefr.A1
+    required_stage: Stage | None = None
+    start: date
+    months: int = Field(ge=1, le=36)
+    slots: int = Field(default=1, ge=0, le=100)
+    supervisor_ids: tuple[Id, ...] = ()
+    monthly_salary: Sek = 0
+    monthly_supervisor_fee: Sek = 0
+    course_fee: Sek = 0
+    other_costs: Sek = 0
+    clinic_ranking: tuple[Id, ...] = ()
+    status: OfferStatus = OfferStatus.PUBLISHED
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Offer:
+        if len(set(self.clinic_ranking)) != len(self.clinic_ranking):
+            raise ValueError("clinic_ranking lists a candidate twice (rule: unique_ranking)")
+        if len(set(self.supervisor_ids)) != len(self.supervisor_ids):
+            raise ValueError("supervisor_ids lists a supervisor twice (rule: unique_supervisors)")
+        return self
+
+    def stage_needed(self) -> Stage:
+        """The ladder stage a candidate must have reached by the start."""
+        return self.required_stage or DEFAULT_REQUIRED_STAGE[self.kind]
+
+
+class UnitCaps(Frozen):
+    """Most a programme grants one unit over the period, by the unit's size class (None: no cap)."""
+
+    small: Sek | None = None
+    medium: Sek | None = None
+    large: Sek | None = None
+
+    def for_size(self, size: SizeClass) -> int | None:
+        """The cap for a unit of this size class."""
+        cap: int | None = getattr(self, size.value)
+        return cap
+
+
+class Earmark(Frozen):
+    """Part of a budget set aside for matches of some professions or offer kinds; others may not use it."""
+
+    id: Id
+    amount: Sek
+    professions: tuple[Profession, ...] = ()
+    offer_kinds: tuple[OfferKind, ...] = ()
+
+    def applies(self, profession: Profession, kind: OfferKind) -> bool:
+        """True when a match of this profession and kind may draw on the earmark."""
+        return (not self.professions or profession in self.professions) and (
+            not self.offer_kinds or kind in self.offer_kinds
+        )
+
+
+class Programme(Frozen):
+    """A funding programme: budget, rules and caps. Listed in priority order."""
+
+    id: Id
+    name: str = Field(default="", max_length=200)
+    funder: str = Field(default="", max_length=200)
+    budget: Sek
+    window_start: date
+    window_end: date
+    spend_by: date
+    status: ProgrammeStatus = ProgrammeStatus.OPEN
+    cutoff: date | None = None
+    professions: tuple[Profession, ...] = ()
+    offer_kinds: tuple[OfferKind, ...] = ()
+    covers: tuple[CostItem, ...] = (CostItem.SALARY, CostItem.SUPERVISOR_FEE)
+    cofunding_share: float = Field(default=1.0, gt=0.0, le=1.0)
+    unit_caps: UnitCaps = UnitCaps()
+    candidate_cap: Sek | None = None
+    residence_counties: tuple[str, ...] = ()
+    residence_statuses: tuple[ResidenceStatus, ...] = ()
+    unit_counties: tuple[str, ...] = ()
+    unit_ownerships: tuple[Ownership, ...] = ()
+    earmarks: tuple[Earmark, ...] = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Programme:
+        _check_period(self.window_start, self.window_end, "window")
+        if self.spend_by < self.window_start:
+            raise ValueError("spend_by is before window_start (rule: period_order)")
+        if self.status is not ProgrammeStatus.OPEN and self.cutoff is None:
+            raise ValueError(f"a {self.status.value} programme needs a cutoff date (rule: cutoff_required)")
+        for code in (*self.residence_counties, *self.unit_counties):
+            if not is_county_code(code):
+                raise ValueError(f"{code!r} is not a Swedish county code (rule: county_code)")
+        if sum(e.amount for e in self.earmarks) > self.budget:
+            raise ValueError("earmarks add up to more than the budget (rule: earmarks_within_budget)")
+        if len({e.id for e in self.earmarks}) != len(self.earmarks):
+            raise ValueError("two earmarks share an id (rule: unique_id)")
+        return self
+
+    def earmark_for(self, profession: Profession, kind: OfferKind) -> int | None:
+        """Index of the first earmark a match of this profession and kind draws on, if any."""
+        for index, earmark in enumerate(self.earmarks):
+            if earmark.applies(profession, kind):
+                return index
+        return None
+
+
+class Weights(Frozen):
+    """Weights of the soft score components (each component is scaled to 0..1000)."""
+
+    specialty: int = Field(default=3, ge=0, le=100)
+    language: int = Field(default=1, ge=0, le=100)
+    distance: int = Field(default=2, ge=0, le=100)
+    wish: int = Field(default=3, ge=0, le=100)
+    clinic: int = Field(default=2, ge=0, le=100)
+    waiting: int = Field(default=2, ge=0, le=100)
+    start: int = Field(default=1, ge=0, le=100)
+
+
+class Pair(Frozen):
+    """A (candidate, offer) pair named by a coordinator."""
+
+    candidate_id: Id
+    offer_id: Id
+
+
+class Policy(Frozen):
+    """How a round is decided: objective, weights, limits and the coordinator's pins and forbids."""
+
+    weights: Weights = Weights()
+    objective: Literal["lexicographic", "weighted"] = "lexicographic"
+    placement_value: int = Field(default=5000, ge=0, le=1_000_000)
+    waiting_priority: int = Field(default=0, ge=0, le=100)
+    time_limit_s: float = Field(default=30.0, gt=0.0, le=86_400.0)
+    workers: int = Field(default=2, ge=1, le=64)
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    deterministic: bool = False
+    pins: tuple[Pair, ...] = ()
+    forbids: tuple[Pair, ...] = ()
+
+
+class Instance(Frozen):
+    """Everything one matching round decides over."""
+
+    schema_version: Literal[1] = 1
+    name: str = Field(default="", max_length=200)
+    round_date: date
+    candidates: tuple[Candidate, ...] = ()
+    units: tuple[Unit, ...] = ()
+    supervisors: tuple[Supervisor, ...] = ()
+    offers: tuple[Offer, ...] = ()
+    programmes: tuple[Programme, ...] = ()
+    policy: Policy = Policy()

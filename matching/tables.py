@@ -1,0 +1,279 @@
+"""Column arrays built once per instance, so that rules and scores run vectorised over many pairs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from functools import cache
+
+import numpy as np
+import numpy.typing as npt
+
+from matching.codes import municipalities
+from matching.instance import (
+    ACCEPTED_PROOFS,
+    EXCLUSIVE_RIGHT,
+    Authorisation,
+    Instance,
+    OfferKind,
+    OfferStatus,
+    Programme,
+    Stage,
+)
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+NEVER = np.iinfo(np.int64).max // 4  # an ordinal later than any date
+STAGES = tuple(Stage)
+# Offer kinds whose length comes from the candidate's decision rather than from the offer.
+DECISION_LENGTH_KINDS = frozenset({OfferKind.PTJ, OfferKind.PROVTJANSTGORING})
+
+
+def month_index(day: date) -> int:
+    """Months since year 0; consecutive months differ by one."""
+    return day.year * 12 + day.month - 1
+
+
+def last_full_month(day: date | None) -> int:
+    """The last month that ends on or before `day` (a far-future month for None)."""
+    if day is None:
+        return NEVER
+    next_day = date.fromordinal(day.toordinal() + 1)
+    return month_index(day) if next_day.month != day.month else month_index(day) - 1
+
+
+@cache
+def municipality_numbers() -> dict[str, int]:
+    """Row of each municipality code in `distance_km()`."""
+    return {code: i for i, code in enumerate(municipalities())}
+
+
+@cache
+def distance_km() -> FloatArray:
+    """Great-circle distance between every two municipality seats, in km (rounded to 0.1 km)."""
+    seats = list(municipalities().values())
+    lat = np.radians([m.latitude for m in seats])
+    lon = np.radians([m.longitude for m in seats])
+    dlat = lat[:, None] - lat[None, :]
+    dlon = lon[:, None] - lon[None, :]
+    h = np.sin(dlat / 2) ** 2 + np.cos(lat[:, None]) * np.cos(lat[None, :]) * np.sin(dlon / 2) ** 2
+    matrix: FloatArray = np.round(2 * 6371.0 * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0))), 1)
+    matrix.flags.writeable = False
+    return matrix
+
+
+def _ordinal(day: date | None) -> int:
+    return NEVER if day is None else day.toordinal()
+
+
+@dataclass(frozen=True)
+class CandidateTable:
+    """One entry per candidate, in instance order."""
+
+    ids: list[str]
+    index: dict[str, int]
+    profession: list[str]
+    cefr: IntArray
+    proof_accepted: BoolArray
+    authorised: BoolArray
+    stage_ordinal: IntArray  # candidates x stages
+    practical_ordinal: IntArray
+    available_from: IntArray
+    available_until: IntArray  # last month fully available
+    months: IntArray
+    part_time: FloatArray
+    max_commute: FloatArray
+    municipality: IntArray
+    county: list[str]
+    status: list[str]
+    applied: IntArray
+    ready: IntArray
+    ready_month: IntArray
+
+
+@dataclass(frozen=True)
+class OfferTable:
+    """One entry per offer, in instance order."""
+
+    ids: list[str]
+    index: dict[str, int]
+    unit: IntArray
+    profession: list[str]
+    kind: list[str]
+    published: BoolArray
+    stage: IntArray
+    needs_practical: BoolArray
+    needs_proof: BoolArray
+    needs_authorisation: BoolArray
+    decision_length: BoolArray
+    min_cefr: IntArray
+    start: IntArray  # ordinal of the start date
+    start_month: IntArray
+    months: IntArray
+    slots: IntArray
+    salary: IntArray
+    supervisor_fee: IntArray
+    course_fee: IntArray
+    other_costs: IntArray
+    supervisor_reach: IntArray  # the longest stay from the start that one qualified supervisor can cover
+    municipality: IntArray
+
+
+@dataclass(frozen=True)
+class ProgrammeColumns:
+    """One programme's rules that depend on the offer alone or the candidate alone."""
+
+    profession_ok: BoolArray  # per offer
+    kind_ok: BoolArray  # per offer
+    unit_ok: BoolArray  # per offer
+    unit_cap: IntArray  # per offer, -1 for no cap
+    earmark: IntArray  # per offer, index of the earmark it draws on or -1
+    room: IntArray  # per offer, the most of the budget one match there may draw on
+    resident_ok: BoolArray  # per candidate
+
+
+@dataclass(frozen=True)
+class Tables:
+    """The instance as arrays."""
+
+    candidates: CandidateTable
+    offers: OfferTable
+    programmes: list[ProgrammeColumns]
+    unit_index: dict[str, int]
+    supervisor_index: dict[str, int]
+
+
+def _candidate_table(instance: Instance) -> CandidateTable:
+    cands = instance.candidates
+    codes = municipality_numbers()
+    return CandidateTable(
+        ids=[c.id for c in cands],
+        index={c.id: i for i, c in enumerate(cands)},
+        profession=[c.profession.value for c in cands],
+        cefr=np.array([c.cefr.rank for c in cands], dtype=np.int64),
+        proof_accepted=np.array([c.language_proof in ACCEPTED_PROOFS for c in cands], dtype=bool),
+        authorised=np.array([c.ladder.special_authorisation is not Authorisation.NONE for c in cands], dtype=bool),
+        stage_ordinal=np.array(
+            [[_ordinal(c.ladder.reached(s)) if s is not Stage.NONE else 0 for s in STAGES] for c in cands],
+            dtype=np.int64,
+        ).reshape(len(cands), len(STAGES)),
+        practical_ordinal=np.array([_ordinal(c.ladder.practical_test) for c in cands], dtype=np.int64),
+        available_from=np.array([c.available_from.toordinal() for c in cands], dtype=np.int64),
+        available_until=np.array([last_full_month(c.available_until) for c in cands], dtype=np.int64),
+        months=np.array([c.required_months() for c in cands], dtype=np.int64),
+        part_time=np.array([c.part_time for c in cands], dtype=np.float64),
+        max_commute=np.array([c.max_commute_km for c in cands], dtype=np.float64),
+        municipality=np.array([codes[c.residence_municipality] for c in cands], dtype=np.int64),
+        county=[c.residence_county for c in cands],
+        status=[c.residence_status.value for c in cands],
+        applied=np.array([(c.applied_on or c.ready_since).toordinal() for c in cands], dtype=np.int64),
+        ready=np.array([c.ready_since.toordinal() for c in cands], dtype=np.int64),
+        ready_month=np.array([month_index(max(c.ready_since, c.available_from)) for c in cands], dtype=np.int64),
+    )
+
+
+def _supervisor_reach(instance: Instance) -> IntArray:
+    supervisors = {s.id: s for s in instance.supervisors}
+    reach = np.zeros(len(instance.offers), dtype=np.int64)
+    for i, offer in enumerate(instance.offers):
+        start = month_index(offer.start)
+        for sid in offer.supervisor_ids:
+            s = supervisors[sid]
+            if not qualified(s.profession.value, s.licensed, s.capacity, offer.profession.value):
+                continue
+            if month_index(s.available_from) > start:
+                continue
+            until = last_full_month(s.available_until) - start + 1
+            reach[i] = max(reach[i], until)
+    return reach
+
+
+def qualified(supervisor_profession: str, licensed: bool, capacity: int, offer_profession: str) -> bool:
+    """A supervisor may take a trainee of the offer's profession (licensed, same profession, some capacity)."""
+    return licensed and capacity > 0 and supervisor_profession == offer_profession
+
+
+def _offer_table(instance: Instance, unit_index: dict[str, int]) -> OfferTable:
+    offers = instance.offers
+    codes = municipality_numbers()
+    units = instance.units
+    unit = np.array([unit_index[o.unit_id] for o in offers], dtype=np.int64)
+    return OfferTable(
+        ids=[o.id for o in offers],
+        index={o.id: i for i, o in enumerate(offers)},
+        unit=unit,
+        profession=[o.profession.value for o in offers],
+        kind=[o.kind.value for o in offers],
+        published=np.array([o.status is OfferStatus.PUBLISHED for o in offers], dtype=bool),
+        stage=np.array([STAGES.index(o.stage_needed()) for o in offers], dtype=np.int64),
+        needs_practical=np.array([o.kind is OfferKind.PTJ for o in offers], dtype=bool),
+        needs_proof=np.array(
+            [o.kind is OfferKind.PTJ and o.profession.value == "physician" for o in offers], dtype=bool
+        ),
+        needs_authorisation=np.array(
+            [o.kind in DECISION_LENGTH_KINDS and o.profession in EXCLUSIVE_RIGHT for o in offers], dtype=bool
+        ),
+        decision_length=np.array([o.kind in DECISION_LENGTH_KINDS for o in offers], dtype=bool),
+        min_cefr=np.array([o.min_cefr.rank for o in offers], dtype=np.int64),
+        start=np.array([o.start.toordinal() for o in offers], dtype=np.int64),
+        start_month=np.array([month_index(o.start) for o in offers], dtype=np.int64),
+        months=np.array([o.months for o in offers], dtype=np.int64),
+        slots=np.array([o.slots for o in offers], dtype=np.int64),
+        salary=np.array([o.monthly_salary for o in offers], dtype=np.int64),
+        supervisor_fee=np.array([o.monthly_supervisor_fee for o in offers], dtype=np.int64),
+        course_fee=np.array([o.course_fee for o in offers], dtype=np.int64),
+        other_costs=np.array([o.other_costs for o in offers], dtype=np.int64),
+        supervisor_reach=_supervisor_reach(instance),
+        municipality=np.array([codes[units[u].municipality] for u in unit], dtype=np.int64),
+    )
+
+
+def _programme_columns(instance: Instance, prog: Programme) -> ProgrammeColumns:
+    offers, units = instance.offers, {u.id: u for u in instance.units}
+    offer_units = [units[o.unit_id] for o in offers]
+    earmark = np.array([_index_or_minus(prog.earmark_for(o.profession, o.kind)) for o in offers], dtype=np.int64)
+    general = prog.budget - sum(e.amount for e in prog.earmarks)
+    extra = np.array([0, *[e.amount for e in prog.earmarks]], dtype=np.int64)
+    return ProgrammeColumns(
+        profession_ok=np.array([not prog.professions or o.profession in prog.professions for o in offers], dtype=bool),
+        kind_ok=np.array([not prog.offer_kinds or o.kind in prog.offer_kinds for o in offers], dtype=bool),
+        unit_ok=np.array(
+            [
+                (not prog.unit_counties or u.county in prog.unit_counties)
+                and (not prog.unit_ownerships or u.ownership in prog.unit_ownerships)
+                for u in offer_units
+            ],
+            dtype=bool,
+        ),
+        unit_cap=np.array(
+            [_index_or_minus(prog.unit_caps.for_size(u.size_class)) for u in offer_units], dtype=np.int64
+        ),
+        earmark=earmark,
+        room=general + extra[earmark + 1],
+        resident_ok=np.array(
+            [
+                (not prog.residence_counties or c.residence_county in prog.residence_counties)
+                and (not prog.residence_statuses or c.residence_status in prog.residence_statuses)
+                for c in instance.candidates
+            ],
+            dtype=bool,
+        ),
+    )
+
+
+def _index_or_minus(value: int | None) -> int:
+    return -1 if value is None else value
+
+
+def build_tables(instance: Instance) -> Tables:
+    """Arrays for a checked instance (see `matching.validate.load_instance`)."""
+    unit_index = {u.id: i for i, u in enumerate(instance.units)}
+    return Tables(
+        candidates=_candidate_table(instance),
+        offers=_offer_table(instance, unit_index),
+        programmes=[_programme_columns(instance, p) for p in instance.programmes],
+        unit_index=unit_index,
+        supervisor_index={s.id: i for i, s in enumerate(instance.supervisors)},
+    )

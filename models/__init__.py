@@ -1,0 +1,1 @@
+"""Vårdmatch persistence (SQLAlchemy models)."""
