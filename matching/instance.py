@@ -500,13 +500,22 @@ class Policy(Frozen):
     weights: Weights = Weights()
     objective: Literal["lexicographic", "weighted"] = "lexicographic"
     placement_value: int = Field(default=5000, ge=0, le=1_000_000)
-    waiting_priority: int = Field(default=0, ge=0, le=100)
+    waiting_priority: bool = Field(
+        default=False,
+        description="lexicographic mode: among solutions placing the most, prefer those who waited longest",
+    )
     time_limit_s: float = Field(default=30.0, gt=0.0, le=86_400.0)
     workers: int = Field(default=2, ge=1, le=64)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     deterministic: bool = False
     pins: tuple[Pair, ...] = ()
     forbids: tuple[Pair, ...] = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Policy:
+        if self.waiting_priority and self.objective != "lexicographic":
+            raise ValueError("waiting_priority needs the lexicographic objective (rule: waiting_priority_mode)")
+        return self
 
 
 class Instance(Frozen):

@@ -1,0 +1,255 @@
+"""The CP-SAT model: one Boolean per eligible pair, plus supervisor and programme choices only where a
+capacity, budget or cap can bind (see `matching.prepare`)."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from ortools.sat.python import cp_model
+
+from matching.greedy import Pick, pinned_pairs
+from matching.prepare import Prepared
+from matching.tables import IntArray
+
+Progress = Callable[[dict[str, float | int | str]], None]
+
+
+@dataclass
+class Model:
+    """A built CP-SAT model with its variables."""
+
+    prep: Prepared
+    model: cp_model.CpModel = field(default_factory=cp_model.CpModel)
+    x: list[cp_model.IntVar] = field(default_factory=list)
+    sup_var: dict[int, cp_model.IntVar] = field(default_factory=dict)  # supervisor option row -> var
+    fund_var: dict[int, cp_model.IntVar] = field(default_factory=dict)  # funding row -> var
+
+    def build(self) -> Model:
+        """Add every variable and constraint."""
+        prep = self.prep
+        n = len(prep.pairs)
+        self.x = [self.model.new_bool_var(f"x{k}") for k in range(n)]
+        self._assignment()
+        self._supervisors()
+        self._money()
+        for k in pinned_pairs(prep):
+            self.model.add(self.x[k] == 1)
+        return self
+
+    def _assignment(self) -> None:
+        pairs, slots = self.prep.pairs, self.prep.tables.offers.slots
+        for group in _groups(pairs.cand):
+            if len(group) > 1:
+                self.model.add_at_most_one(self.x[k] for k in group)
+        for group in _groups(pairs.offer):
+            offer = int(pairs.offer[group[0]])
+            if len(group) > slots[offer]:
+                self.model.add(sum(self.x[k] for k in group) <= int(slots[offer]))
+
+    def _choice(self, rows: IntArray, pair_of_row: IntArray, store: dict[int, cp_model.IntVar], tag: str) -> None:
+        """Exactly one of a pair's rows when the pair is chosen (the pair's own variable if it has one row)."""
+        for group in _groups(pair_of_row[rows]):
+            k = int(pair_of_row[rows[group[0]]])
+            if len(group) == 1:
+                store[int(rows[group[0]])] = self.x[k]
+                continue
+            chosen = [self.model.new_bool_var(f"{tag}{rows[g]}") for g in group]
+            for g, var in zip(group, chosen, strict=True):
+                store[int(rows[g])] = var
+            self.model.add(sum(chosen) == self.x[k])
+
+    def _supervisors(self) -> None:
+        prep = self.prep
+        opts = prep.supervisors
+        rows = np.flatnonzero(prep.free_supervisor[opts.pair] < 0)
+        self._choice(rows, opts.pair, self.sup_var, "z")
+        starts = prep.tables.offers.start_month
+        by_sup: dict[int, list[int]] = defaultdict(list)
+        for r in rows:
+            by_sup[int(opts.choice[r])].append(int(r))
+        for s, srows in by_sup.items():
+            capacity = self.prep.instance.supervisors[s].capacity
+            first = starts[prep.pairs.offer[opts.pair[srows]]]
+            last = first + prep.pairs.months[opts.pair[srows]] - 1
+            for m in np.unique(first):
+                active = [srows[i] for i in np.flatnonzero((first <= m) & (m <= last))]
+                if len(active) > capacity:
+                    self.model.add(sum(self.sup_var[r] for r in active) <= capacity)
+
+    def _money(self) -> None:
+        prep, pairs = self.prep, self.prep.pairs
+        rows = np.flatnonzero(prep.free_programme[pairs.fund_pair] < 0)
+        self._choice(rows, pairs.fund_pair, self.fund_var, "y")
+        unit_of_offer = np.array([prep.tables.unit_index[o.unit_id] for o in prep.instance.offers], dtype=np.int64)
+        for g, prog in enumerate(prep.instance.programmes):
+            grows = rows[pairs.fund_programme[rows] == g]
+            if not len(grows):
+                continue
+            if prep.budget_binding[g]:
+                self._budget(g, grows)
+            units = unit_of_offer[pairs.offer[pairs.fund_pair[grows]]]
+            for u in np.unique(units):
+                if prep.unit_cap_binding[g, u]:
+                    cap = prog.unit_caps.for_size(prep.instance.units[u].size_class)
+                    assert cap is not None
+                    self.model.add(self._spend(grows[units == u]) <= cap)
+
+    def _spend(self, rows: IntArray) -> cp_model.LinearExprT:
+        grant = self.prep.pairs.fund_grant
+        return cp_model.LinearExpr.weighted_sum([self.fund_var[int(r)] for r in rows], [int(grant[r]) for r in rows])
+
+    def _budget(self, g: int, rows: IntArray) -> None:
+        prog = self.prep.instance.programmes[g]
+        marks = self.prep.pairs.fund_earmark[rows]
+        general = prog.budget - sum(e.amount for e in prog.earmarks)
+        # Earmarked matches spend their earmark first; only the overflow uses general money.
+        overflow = []
+        for k, earmark in enumerate(prog.earmarks):
+            spend = self._spend(rows[marks == k])
+            extra = self.model.new_int_var(0, prog.budget, f"overflow{g}_{k}")
+            self.model.add(extra >= spend - earmark.amount)
+            overflow.append(extra)
+        self.model.add(self._spend(rows[marks < 0]) + sum(overflow) <= general)
+
+    def hint(self, picks: list[Pick]) -> None:
+        """Start the search from a feasible solution."""
+        self.model.clear_hints()
+        chosen = {p.pair for p in picks}
+        sup_rows = {(p.pair, p.supervisor) for p in picks}
+        fund_rows = {p.fund_row for p in picks}
+        opts = self.prep.supervisors
+        for k, var in enumerate(self.x):
+            self.model.add_hint(var, k in chosen)
+        for r, var in self.sup_var.items():
+            if var is not self.x[int(opts.pair[r])]:
+                self.model.add_hint(var, (int(opts.pair[r]), int(opts.choice[r])) in sup_rows)
+        for r, var in self.fund_var.items():
+            if var is not self.x[int(self.prep.pairs.fund_pair[r])]:
+                self.model.add_hint(var, r in fund_rows)
+
+
+def _groups(keys: IntArray) -> list[IntArray]:
+    """Indexes grouped by equal key (keys need not be sorted)."""
+    if not len(keys):
+        return []
+    order = np.argsort(keys, kind="stable")
+    cuts = np.flatnonzero(np.diff(keys[order])) + 1
+    return list(np.split(order, cuts))
+
+
+@dataclass(frozen=True)
+class TierResult:
+    """Outcome of optimising one objective tier."""
+
+    name: str
+    status: str
+    objective: int
+    bound: int
+    seconds: float
+
+
+class _Watcher(cp_model.CpSolverSolutionCallback):  # type: ignore[misc]
+    """Reports progress at most every `interval` seconds."""
+
+    def __init__(self, tier: str, progress: Progress, interval: float) -> None:
+        super().__init__()
+        self.tier, self.progress, self.interval = tier, progress, interval
+        self.last = 0.0
+        self.started = time.monotonic()
+
+    def on_solution_callback(self) -> None:
+        now = time.monotonic()
+        if now - self.last < self.interval:
+            return
+        self.last = now
+        obj, bound = self.objective_value, self.best_objective_bound
+        self.progress(
+            {
+                "tier": self.tier,
+                "objective": obj,
+                "bound": bound,
+                "gap": relative_gap(obj, bound),
+                "elapsed": round(now - self.started, 3),
+            }
+        )
+
+
+def relative_gap(objective: float, bound: float) -> float:
+    """|bound - objective| / max(1, |objective|)."""
+    return abs(bound - objective) / max(1.0, abs(objective))
+
+
+def solve_tiers(
+    built: Model,
+    tiers: list[tuple[str, IntArray]],
+    picks: list[Pick],
+    progress: Progress | None = None,
+    progress_interval: float = 1.0,
+) -> tuple[list[int], list[Pick], list[TierResult]]:
+    """Maximise each tier in turn, holding earlier tiers at their best value; return the chosen pairs."""
+    policy = built.prep.instance.policy
+    deadline = time.monotonic() + policy.time_limit_s
+    results: list[TierResult] = []
+    solver = cp_model.CpSolver()
+    current = picks
+    for name, values in tiers:
+        used = np.flatnonzero(values)
+        expr = cp_model.LinearExpr.weighted_sum([built.x[k] for k in used], [int(values[k]) for k in used])
+        built.model.maximize(expr)
+        built.hint(current)
+        _configure(solver, policy.workers, policy.seed, policy.deterministic, max(0.05, deadline - time.monotonic()))
+        started = time.monotonic()
+        watcher = _Watcher(name, progress, progress_interval) if progress else None
+        status = solver.solve(built.model, watcher)
+        status_name = solver.status_name(status)
+        if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            results.append(TierResult(name, status_name, 0, 0, time.monotonic() - started))
+            return [], [], results
+        objective = round(solver.objective_value)
+        bound = round(solver.best_objective_bound)
+        results.append(TierResult(name, status_name, objective, bound, time.monotonic() - started))
+        current = _read(built, solver)
+        built.model.add(expr >= objective)
+    chosen = sorted(p.pair for p in current)
+    return chosen, current, results
+
+
+def _configure(solver: cp_model.CpSolver, workers: int, seed: int, deterministic: bool, seconds: float) -> None:
+    params = solver.parameters
+    params.random_seed = seed
+    params.num_workers = workers
+    params.log_search_progress = False
+    if deterministic:
+        # Deterministic time units instead of wall time, and interleaved search, make runs repeat exactly.
+        params.interleave_search = True
+        params.max_deterministic_time = seconds
+        params.max_time_in_seconds = 10 * seconds + 60
+    else:
+        params.max_time_in_seconds = seconds
+
+
+def _read(built: Model, solver: cp_model.CpSolver) -> list[Pick]:
+    """The chosen pairs with supervisor and funding rows (free choices where the model has none)."""
+    prep = built.prep
+    chosen = [k for k, var in enumerate(built.x) if solver.boolean_value(var)]
+    sup_of: dict[int, int] = {}
+    for r, var in built.sup_var.items():
+        if solver.boolean_value(var):
+            sup_of.setdefault(int(prep.supervisors.pair[r]), int(prep.supervisors.choice[r]))
+    fund_of: dict[int, int] = {}
+    for r, var in built.fund_var.items():
+        if solver.boolean_value(var):
+            fund_of.setdefault(int(prep.pairs.fund_pair[r]), r)
+    free_sup, free_fund = prep.free_supervisor, prep.free_programme
+    return [
+        Pick(
+            pair=k,
+            supervisor=sup_of.get(k, int(free_sup[k])),
+            fund_row=fund_of.get(k, int(free_fund[k])),
+        )
+        for k in chosen
+    ]

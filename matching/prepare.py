@@ -1,0 +1,174 @@
+"""Everything the solvers share: eligible pairs, scores, supervisor and programme options, and which
+capacity or money constraints can bind at all (those that cannot are left out of the model)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from matching.eligibility import Eligible, eligible_pairs
+from matching.instance import Instance
+from matching.scoring import Scores, score_pairs
+from matching.tables import BoolArray, IntArray, Tables, build_tables, last_full_month, month_index, qualified
+
+
+@dataclass(frozen=True)
+class Options:
+    """Sparse (pair, choice) rows: the supervisors or programmes that may serve each pair."""
+
+    pair: IntArray
+    choice: IntArray
+    amount: IntArray  # grant for programme options, 0 for supervisors
+    binding: BoolArray  # per choice: its constraints can bind
+
+    def free_choice(self, n_pairs: int) -> IntArray:
+        """Per pair, a choice whose constraints can never bind, or -1."""
+        free = np.full(n_pairs, -1, dtype=np.int64)
+        rows = np.flatnonzero(~self.binding[self.choice])
+        # The first free option in row order wins (rows are sorted by pair, then choice).
+        free[self.pair[rows[::-1]]] = self.choice[rows[::-1]]
+        return free
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An instance ready to solve."""
+
+    instance: Instance
+    tables: Tables
+    pairs: Eligible
+    scores: Scores
+    waiting_days: IntArray  # per pair, the candidate's wait (for waiting-time priority)
+    supervisors: Options
+    programmes: Options
+    unit_cap_binding: BoolArray  # (programmes x units)
+    budget_binding: BoolArray  # per programme
+
+    @property
+    def free_supervisor(self) -> IntArray:
+        """Per pair, a supervisor that can never run out of seats, or -1."""
+        return self.supervisors.free_choice(len(self.pairs))
+
+    @property
+    def free_programme(self) -> IntArray:
+        """Per pair, a programme whose budget and caps can never bind, or -1."""
+        return self.programmes.free_choice(len(self.pairs))
+
+    @property
+    def is_flow(self) -> bool:
+        """No side constraint can bind: the problem is a capacitated assignment (min-cost flow)."""
+        return bool((self.free_supervisor >= 0).all() and (self.free_programme >= 0).all())
+
+
+def _supervisor_options(instance: Instance, tables: Tables, pairs: Eligible) -> tuple[IntArray, IntArray]:
+    """(pair, supervisor) rows for every supervisor who can take the pair's whole stay."""
+    rows_pair, rows_sup = [], []
+    by_offer = np.argsort(pairs.offer, kind="stable")
+    bounds = np.searchsorted(pairs.offer[by_offer], np.arange(len(instance.offers) + 1))
+    for oi, offer in enumerate(instance.offers):
+        idx = by_offer[bounds[oi] : bounds[oi + 1]]
+        if not len(idx):
+            continue
+        start = month_index(offer.start)
+        for sid in offer.supervisor_ids:
+            s = instance.supervisors[tables.supervisor_index[sid]]
+            if not qualified(s.profession.value, s.licensed, s.capacity, offer.profession.value):
+                continue
+            if month_index(s.available_from) > start:
+                continue
+            ok = idx[pairs.months[idx] <= last_full_month(s.available_until) - start + 1]
+            rows_pair.append(ok)
+            rows_sup.append(np.full(len(ok), tables.supervisor_index[sid], dtype=np.int64))
+    pair = np.concatenate(rows_pair) if rows_pair else np.zeros(0, dtype=np.int64)
+    sup = np.concatenate(rows_sup) if rows_sup else np.zeros(0, dtype=np.int64)
+    order = np.lexsort((sup, pair))
+    return pair[order], sup[order]
+
+
+def _supervisor_binding(instance: Instance, pairs: Eligible, pair: IntArray, sup: IntArray) -> BoolArray:
+    """A supervisor binds if all offers that could use them, full, would exceed a month's capacity."""
+    binding = np.zeros(len(instance.supervisors), dtype=bool)
+    starts = np.array([month_index(o.start) for o in instance.offers], dtype=np.int64)
+    slots = np.array([o.slots for o in instance.offers], dtype=np.int64)
+    for s_index, s in enumerate(instance.supervisors):
+        rows = pair[sup == s_index]
+        if not len(rows):
+            continue
+        offers, inverse = np.unique(pairs.offer[rows], return_inverse=True)
+        longest = np.zeros(len(offers), dtype=np.int64)
+        np.maximum.at(longest, inverse, pairs.months[rows])
+        first, last = starts[offers], starts[offers] + longest - 1
+        # Load only rises at a start month, so the peak is at one of them.
+        peak = max(int(slots[offers][(first <= m) & (m <= last)].sum()) for m in np.unique(first))
+        binding[s_index] = peak > s.capacity
+    return binding
+
+
+def _money_binding(instance: Instance, pairs: Eligible) -> tuple[BoolArray, BoolArray]:
+    """Which programme budgets and which (programme, unit) caps could be exceeded by some solution."""
+    n_prog, n_units = len(instance.programmes), len(instance.units)
+    budget = np.zeros(n_prog, dtype=bool)
+    unit_cap = np.zeros((n_prog, n_units), dtype=bool)
+    unit_of_offer = np.array([u for u in _unit_numbers(instance)], dtype=np.int64)
+    slots = np.array([o.slots for o in instance.offers], dtype=np.int64)
+    for g, prog in enumerate(instance.programmes):
+        rows = np.flatnonzero(pairs.fund_programme == g)
+        if not len(rows):
+            continue
+        p, grant = pairs.fund_pair[rows], pairs.fund_grant[rows]
+        by_cand = np.zeros(len(instance.candidates), dtype=np.int64)
+        np.maximum.at(by_cand, pairs.cand[p], grant)
+        by_offer = np.zeros(len(instance.offers), dtype=np.int64)
+        np.maximum.at(by_offer, pairs.offer[p], grant)
+        most = min(int(by_cand.sum()), int((by_offer * slots).sum()))
+        general = prog.budget - sum(e.amount for e in prog.earmarks)
+        budget[g] = most > general
+        for u, unit in enumerate(instance.units):
+            cap = prog.unit_caps.for_size(unit.size_class)
+            if cap is None:
+                continue
+            at_unit = unit_of_offer == u
+            unit_cap[g, u] = int((by_offer[at_unit] * slots[at_unit]).sum()) > cap
+    return budget, unit_cap
+
+
+def _unit_numbers(instance: Instance) -> list[int]:
+    index = {u.id: i for i, u in enumerate(instance.units)}
+    return [index[o.unit_id] for o in instance.offers]
+
+
+def prepare(instance: Instance) -> Prepared:
+    """Eligible pairs, scores and the constraint structure of a checked instance."""
+    tables = build_tables(instance)
+    pairs = eligible_pairs(instance, tables)
+    scores = score_pairs(instance, tables, pairs)
+    sup_pair, sup_choice = _supervisor_options(instance, tables, pairs)
+    sup_binding = _supervisor_binding(instance, pairs, sup_pair, sup_choice)
+    budget_binding, unit_cap_binding = _money_binding(instance, pairs)
+    unit_of_offer = np.array(_unit_numbers(instance) or [0], dtype=np.int64)
+    prog_binding_row = (
+        budget_binding[pairs.fund_programme]
+        | unit_cap_binding[pairs.fund_programme, unit_of_offer[pairs.offer[pairs.fund_pair]]]
+        if len(pairs.fund_pair)
+        else np.zeros(0, dtype=bool)
+    )
+    # A programme option is binding per row (its unit's cap may bind at one unit only), so index rows, not choices.
+    programmes = Options(
+        pair=pairs.fund_pair,
+        choice=np.arange(len(pairs.fund_pair), dtype=np.int64),
+        amount=pairs.fund_grant,
+        binding=prog_binding_row,
+    )
+    waited = instance.round_date.toordinal() - tables.candidates.ready[pairs.cand]
+    return Prepared(
+        instance=instance,
+        tables=tables,
+        pairs=pairs,
+        scores=scores,
+        waiting_days=np.clip(waited, 0, 3650),
+        supervisors=Options(pair=sup_pair, choice=sup_choice, amount=np.zeros_like(sup_pair), binding=sup_binding),
+        programmes=programmes,
+        unit_cap_binding=unit_cap_binding,
+        budget_binding=budget_binding,
+    )

@@ -1,0 +1,216 @@
+"""Solving a round: min-cost flow when no side constraint can bind, CP-SAT otherwise, then the explained result."""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+import numpy as np
+
+from matching.cpsat import Model, Progress, TierResult, relative_gap, solve_tiers
+from matching.eligibility import explain_candidate
+from matching.flow import FlowOverflow, max_weight_assignment
+from matching.greedy import Pick, greedy, pinned_pairs, place_in_order
+from matching.instance import Instance
+from matching.ledger import Ledger, Use
+from matching.prepare import Prepared, prepare
+from matching.reasons import explain_unmatched
+from matching.solution import Assignment, ProgrammeUse, Solution
+from matching.tables import IntArray
+from matching.validate import InvalidInstance, Issue
+
+Method = Literal["auto", "cp_sat", "flow", "greedy"]
+
+
+def objective_tiers(prep: Prepared) -> list[tuple[str, IntArray]]:
+    """Per-pair values of each objective tier, most important first."""
+    policy = prep.instance.policy
+    score = prep.scores.total
+    if policy.objective == "weighted":
+        return [("weighted", score + policy.placement_value)]
+    tiers = [("placements", np.ones(len(score), dtype=np.int64))]
+    if policy.waiting_priority:
+        tiers.append(("waiting", prep.waiting_days.astype(np.int64)))
+    tiers.append(("score", score))
+    return tiers
+
+
+def _tier_ceiling(prep: Prepared, values: IntArray) -> int:
+    """An upper bound on a tier's total: each candidate's best pair."""
+    best = np.zeros(len(prep.instance.candidates), dtype=np.int64)
+    np.maximum.at(best, prep.pairs.cand, values)
+    return int(best.sum())
+
+
+def combined_values(prep: Prepared, tiers: list[tuple[str, IntArray]]) -> IntArray:
+    """One value per pair that orders solutions like the tiers do (each tier outweighs all later ones)."""
+    total = np.zeros(len(prep.pairs), dtype=object)
+    weight = 1
+    for _, values in reversed(tiers):
+        total = total + values.astype(object) * weight
+        weight *= _tier_ceiling(prep, values) + 1
+    if weight >= 2**62 // max(1, len(prep.instance.candidates)):
+        raise FlowOverflow("tiers too large to combine in 64-bit integers")
+    return total.astype(np.int64)
+
+
+def check_pins(prep: Prepared) -> None:
+    """Pinned pairs must be eligible; otherwise say which rules exclude them."""
+    keys = set(zip(prep.pairs.cand.tolist(), prep.pairs.offer.tolist(), strict=True))
+    issues = []
+    for i, pin in enumerate(prep.instance.policy.pins):
+        key = (prep.tables.candidates.index[pin.candidate_id], prep.tables.offers.index[pin.offer_id])
+        if key in keys:
+            continue
+        verdict = next(
+            v for v in explain_candidate(prep.instance, pin.candidate_id, prep.tables) if v.offer_id == pin.offer_id
+        )
+        rules = ", ".join(verdict.failed_rules)
+        issues.append(Issue(f"policy.pins[{i}]", None, "(pair)", "pin_eligible", f"pinned pair breaks: {rules}"))
+    if issues:
+        raise InvalidInstance(issues)
+
+
+def solve(instance: Instance, *, method: Method = "auto", progress: Progress | None = None) -> Solution:
+    """Decide a round: who goes where, who supervises, who pays; with status, objective, bound and gap."""
+    started = time.monotonic()
+    prep = prepare(instance)
+    check_pins(prep)
+    tiers = objective_tiers(prep)
+    picks, results, used = _run(prep, tiers, method, progress)
+    return build_solution(prep, picks, results, used, time.monotonic() - started)
+
+
+def _run(
+    prep: Prepared, tiers: list[tuple[str, IntArray]], method: Method, progress: Progress | None
+) -> tuple[list[Pick], list[TierResult], str]:
+    if method == "greedy":
+        picks = greedy(prep, combined_values(prep, tiers))
+        return picks, _tier_report(prep, tiers, picks, "FEASIBLE"), "greedy"
+    if method in ("auto", "flow") and prep.is_flow:
+        try:
+            picks = _flow_picks(prep, combined_values(prep, tiers))
+            return picks, _tier_report(prep, tiers, picks, "OPTIMAL"), "min_cost_flow"
+        except FlowOverflow:
+            if method == "flow":
+                raise
+    if method == "flow":
+        raise ValueError("min-cost flow does not apply: a supervisor, budget or cap constraint can bind")
+    hint = _hint(prep, tiers)
+    chosen, picks, results = solve_tiers(Model(prep).build(), tiers, hint, progress)
+    return picks, results, "cp_sat"
+
+
+def _flow_picks(prep: Prepared, values: IntArray) -> list[Pick]:
+    pairs = prep.pairs
+    chosen, _ = max_weight_assignment(pairs.cand, pairs.offer, values, prep.tables.offers.slots, pinned_pairs(prep))
+    sup, fund = prep.free_supervisor, prep.free_programme
+    return [Pick(pair=int(k), supervisor=int(sup[k]), fund_row=int(fund[k])) for k in chosen]
+
+
+def _hint(prep: Prepared, tiers: list[tuple[str, IntArray]]) -> list[Pick]:
+    """A feasible start: the flow optimum without side constraints, repaired and extended greedily."""
+    try:
+        values = combined_values(prep, tiers)
+    except FlowOverflow:
+        return greedy(prep, tiers[-1][1])
+    relaxed, _ = max_weight_assignment(
+        prep.pairs.cand, prep.pairs.offer, values, prep.tables.offers.slots, pinned_pairs(prep)
+    )
+    first = relaxed[np.argsort(-values[relaxed], kind="stable")]
+    rest = np.lexsort((np.arange(len(values)), -values))
+    return place_in_order(prep, [*pinned_pairs(prep), *first, *rest])
+
+
+def _tier_report(prep: Prepared, tiers: list[tuple[str, IntArray]], picks: list[Pick], status: str) -> list[TierResult]:
+    chosen = np.array([p.pair for p in picks], dtype=np.int64)
+    out = []
+    for name, values in tiers:
+        value = int(values[chosen].sum()) if len(chosen) else 0
+        bound = value if status == "OPTIMAL" else _tier_ceiling(prep, values)
+        out.append(TierResult(name, status, value, bound, 0.0))
+    return out
+
+
+def build_solution(
+    prep: Prepared, picks: list[Pick], results: list[TierResult], method: str, seconds: float
+) -> Solution:
+    """Assignments with money and score breakdown, reasons for the unmatched, and money per programme."""
+    inst, pairs = prep.instance, prep.pairs
+    ledger = Ledger(inst)
+    assignments = []
+    for p in sorted(picks, key=lambda p: p.pair):
+        a = _assignment(prep, p)
+        assignments.append(a)
+        ledger.add(
+            Use(a.candidate_id, a.offer_id, a.supervisor_id, a.programme_id, _start(prep, p.pair), a.months, a.grant)
+        )
+    last = results[-1] if results else TierResult("none", "UNKNOWN", 0, 0, 0.0)
+    status = _overall_status(results)
+    stats: dict[str, float | int | str] = {
+        "eligible_pairs": len(pairs),
+        "candidates": len(inst.candidates),
+        "offers": len(inst.offers),
+    }
+    for r in results:
+        stats[f"{r.name}_objective"] = r.objective
+        stats[f"{r.name}_bound"] = r.bound
+        stats[f"{r.name}_status"] = r.status
+    return Solution(
+        status=status,
+        method=method,
+        objective=float(last.objective),
+        bound=float(last.bound),
+        gap=relative_gap(last.objective, last.bound) if status in ("OPTIMAL", "FEASIBLE") else 1.0,
+        placements=len(assignments),
+        score=sum(a.score for a in assignments),
+        wall_time_s=round(seconds, 3),
+        assignments=assignments,
+        unmatched=explain_unmatched(prep, assignments, ledger),
+        money=[
+            ProgrammeUse(
+                programme_id=g.id,
+                budget=g.budget,
+                granted=ledger.granted(g.id),
+                matches=sum(1 for a in assignments if a.programme_id == g.id),
+                earmarks={e.id: ledger.earmark_used[(g.id, k)] for k, e in enumerate(g.earmarks)},
+            )
+            for g in inst.programmes
+        ],
+        stats=stats,
+    )
+
+
+def _overall_status(results: list[TierResult]) -> str:
+    if not results:
+        return "UNKNOWN"
+    if any(r.status not in ("OPTIMAL", "FEASIBLE") for r in results):
+        return next(r.status for r in results if r.status not in ("OPTIMAL", "FEASIBLE"))
+    return "OPTIMAL" if all(r.status == "OPTIMAL" for r in results) else "FEASIBLE"
+
+
+def _start(prep: Prepared, k: int) -> int:
+    return int(prep.tables.offers.start_month[prep.pairs.offer[k]])
+
+
+def _assignment(prep: Prepared, pick: Pick) -> Assignment:
+    inst, pairs = prep.instance, prep.pairs
+    k, row = pick.pair, pick.fund_row
+    offer = inst.offers[int(pairs.offer[k])]
+    prog = inst.programmes[int(pairs.fund_programme[row])]
+    mark = int(pairs.fund_earmark[row])
+    grant, total = int(pairs.fund_grant[row]), int(pairs.total_cost[k])
+    return Assignment(
+        candidate_id=inst.candidates[int(pairs.cand[k])].id,
+        offer_id=offer.id,
+        supervisor_id=inst.supervisors[pick.supervisor].id,
+        programme_id=prog.id,
+        earmark_id=prog.earmarks[mark].id if mark >= 0 else None,
+        start=offer.start,
+        months=int(pairs.months[k]),
+        total_cost=total,
+        grant=grant,
+        unit_share=total - grant,
+        score=int(prep.scores.total[k]),
+        breakdown=prep.scores.breakdown(k),
+    )

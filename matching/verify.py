@@ -1,0 +1,186 @@
+"""Solver-independent check of a solution: every hard rule, capacity, budget, earmark and cap."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from matching.eligibility import check_pairs
+from matching.instance import Instance
+from matching.solution import Assignment, Solution
+from matching.tables import Tables, build_tables, last_full_month, month_index, qualified
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """One broken rule in a solution."""
+
+    rule: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"[{self.rule}] {self.message}"
+
+
+def verify(instance: Instance, solution: Solution, tables: Tables | None = None) -> list[Violation]:
+    """Every rule the solution breaks; an empty list means it is valid."""
+    tables = tables or build_tables(instance)
+    out: list[Violation] = []
+    known = _known(instance, solution.assignments, out)
+    _check_pairs(instance, tables, known, out)
+    _check_counts(instance, known, out)
+    _check_supervisors(instance, known, out)
+    _check_money(instance, known, out)
+    _check_pins(instance, solution.assignments, out)
+    return out
+
+
+def _known(instance: Instance, assignments: list[Assignment], out: list[Violation]) -> list[Assignment]:
+    """The assignments whose ids all exist; report the others."""
+    pools = {
+        "candidate": {c.id for c in instance.candidates},
+        "offer": {o.id for o in instance.offers},
+        "supervisor": {s.id for s in instance.supervisors},
+        "programme": {p.id for p in instance.programmes},
+    }
+    known = []
+    for k, a in enumerate(assignments):
+        values = {
+            "candidate": a.candidate_id,
+            "offer": a.offer_id,
+            "supervisor": a.supervisor_id,
+            "programme": a.programme_id,
+        }
+        missing = [f"{what} {value!r}" for what, value in values.items() if value not in pools[what]]
+        if missing:
+            out.append(Violation("known_id", f"assignment {k} names unknown {', '.join(missing)}"))
+        else:
+            known.append(a)
+    return known
+
+
+def _check_pairs(instance: Instance, tables: Tables, known: list[Assignment], out: list[Violation]) -> None:
+    """Each match passes every pair rule, its programme every programme rule, and its amounts add up."""
+    if not known:
+        return
+    cand = np.array([tables.candidates.index[a.candidate_id] for a in known], dtype=np.int64)
+    offer = np.array([tables.offers.index[a.offer_id] for a in known], dtype=np.int64)
+    checks = check_pairs(instance, tables, cand, offer)
+    prog_index = {p.id: g for g, p in enumerate(instance.programmes)}
+    for row, a in enumerate(known):
+        pair = f"({a.candidate_id}, {a.offer_id})"
+        out += [Violation(rule, f"pair {pair} breaks rule {rule}") for rule in checks.failed(row) if rule != "funding"]
+        g = prog_index[a.programme_id]
+        out += [
+            Violation(rule, f"pair {pair} paid by {a.programme_id} breaks {rule}")
+            for rule, mask in checks.programmes.rules.items()
+            if not mask[row, g]
+        ]
+        grant, total, months = (
+            int(checks.programmes.grant[row, g]),
+            int(checks.costs.total[row]),
+            int(checks.costs.months[row]),
+        )
+        if a.grant != grant:
+            out.append(Violation("grant_amount", f"pair {pair}: grant {a.grant} SEK, the rules give {grant} SEK"))
+        if a.total_cost != total or a.unit_share != total - a.grant:
+            out.append(
+                Violation(
+                    "cost_split",
+                    f"pair {pair}: total {a.total_cost} and unit share {a.unit_share} SEK, "
+                    f"expected {total} and {total - a.grant}",
+                )
+            )
+        if a.months != months:
+            out.append(Violation("months", f"pair {pair}: {a.months} months, the rules give {months}"))
+
+
+def _check_counts(instance: Instance, known: list[Assignment], out: list[Violation]) -> None:
+    """One offer per candidate; no offer over its slots."""
+    per_candidate = Counter(a.candidate_id for a in known)
+    out += [
+        Violation("one_offer_per_candidate", f"candidate {cid} has {n} offers")
+        for cid, n in sorted(per_candidate.items())
+        if n > 1
+    ]
+    per_offer = Counter(a.offer_id for a in known)
+    slots = {o.id: o.slots for o in instance.offers}
+    out += [
+        Violation("slots", f"offer {oid} has {n} matches for {slots[oid]} slot(s)")
+        for oid, n in sorted(per_offer.items())
+        if n > slots[oid]
+    ]
+
+
+def _check_supervisors(instance: Instance, known: list[Assignment], out: list[Violation]) -> None:
+    """Each match has a qualified supervisor of its offer, available throughout, never over capacity in a month."""
+    sups = {s.id: s for s in instance.supervisors}
+    offers = {o.id: o for o in instance.offers}
+    load: dict[tuple[str, int], int] = defaultdict(int)
+    for a in known:
+        s, o = sups[a.supervisor_id], offers[a.offer_id]
+        pair = f"({a.candidate_id}, {a.offer_id})"
+        first = month_index(o.start)
+        if a.supervisor_id not in o.supervisor_ids:
+            out.append(Violation("supervisor_of_offer", f"pair {pair}: {s.id} does not supervise offer {o.id}"))
+        if not qualified(s.profession.value, s.licensed, s.capacity, o.profession.value):
+            out.append(Violation("supervisor_qualified", f"pair {pair}: {s.id} may not supervise this profession"))
+        if month_index(s.available_from) > first or first + a.months - 1 > last_full_month(s.available_until):
+            out.append(Violation("supervisor_available", f"pair {pair}: {s.id} is not available for the whole stay"))
+        for m in range(first, first + a.months):
+            load[(s.id, m)] += 1
+    for (sid, m), n in sorted(load.items()):
+        if n > sups[sid].capacity:
+            year, month = divmod(m, 12)
+            out.append(
+                Violation(
+                    "supervisor_capacity",
+                    f"supervisor {sid} has {n} trainees in {year}-{month + 1:02d}, capacity {sups[sid].capacity}",
+                )
+            )
+
+
+def _check_money(instance: Instance, known: list[Assignment], out: list[Violation]) -> None:
+    """Budgets with earmarks, and per-unit caps by size class."""
+    offers = {o.id: o for o in instance.offers}
+    units = {u.id: u for u in instance.units}
+    for prog in instance.programmes:
+        paid = [a for a in known if a.programme_id == prog.id]
+        spent_by_earmark: dict[int | None, int] = defaultdict(int)
+        for a in paid:
+            o = offers[a.offer_id]
+            spent_by_earmark[prog.earmark_for(o.profession, o.kind)] += a.grant
+        total = sum(spent_by_earmark.values())
+        if total > prog.budget:
+            out.append(Violation("budget", f"programme {prog.id} grants {total} SEK of a {prog.budget} SEK budget"))
+        # Earmarked money serves only its own matches; everything else must fit in the general part.
+        general = prog.budget - sum(e.amount for e in prog.earmarks)
+        overflow = spent_by_earmark.get(None, 0) + sum(
+            max(0, spent_by_earmark.get(k, 0) - e.amount) for k, e in enumerate(prog.earmarks)
+        )
+        if overflow > general:
+            out.append(
+                Violation(
+                    "earmark",
+                    f"programme {prog.id} needs {overflow} SEK of general money, {general} SEK is not earmarked",
+                )
+            )
+        per_unit: dict[str, int] = defaultdict(int)
+        for a in paid:
+            per_unit[offers[a.offer_id].unit_id] += a.grant
+        for uid, granted in sorted(per_unit.items()):
+            cap = prog.unit_caps.for_size(units[uid].size_class)
+            if cap is not None and granted > cap:
+                out.append(Violation("unit_cap", f"programme {prog.id} grants unit {uid} {granted} SEK, cap {cap} SEK"))
+
+
+def _check_pins(instance: Instance, assignments: list[Assignment], out: list[Violation]) -> None:
+    """Every pinned pair is matched (forbidden pairs are caught by the `forbidden` pair rule)."""
+    matched = {(a.candidate_id, a.offer_id) for a in assignments}
+    out += [
+        Violation("pinned", f"pinned pair ({p.candidate_id}, {p.offer_id}) is not matched")
+        for p in instance.policy.pins
+        if (p.candidate_id, p.offer_id) not in matched
+    ]
