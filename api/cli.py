@@ -1,0 +1,264 @@
+"""The `vardmatch` command line: demo, solve, verify, explain, generate and schema."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from matching.instance import Instance
+from matching.solution import Solution
+
+app = typer.Typer(
+    name="vardmatch",
+    help="Match foreign-trained clinicians to supervised placements and funding, optimally and explainably.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+DEMO = FIXTURES / "demo_region.json"
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _read_instance(path: Path) -> Instance:
+    from matching.validate import InvalidInstance, load_instance
+
+    if not path.is_file():
+        _fail(f"{path}: no such file")
+    try:
+        return load_instance(path.read_bytes())
+    except InvalidInstance as exc:
+        _fail(f"{path}: {exc}")
+
+
+def _with_policy(instance: Instance, **changes: Any) -> Instance:
+    wanted = {k: v for k, v in changes.items() if v is not None}
+    if not wanted:
+        return instance
+    policy = instance.policy.model_copy(update=wanted)
+    return instance.model_copy(update={"policy": type(policy).model_validate(policy.model_dump())})
+
+
+def _solve(instance: Instance, method: str, progress: bool) -> Solution:
+    from matching.solve import solve
+    from matching.validate import InvalidInstance
+
+    def show(p: dict[str, float | int | str]) -> None:
+        typer.echo(
+            f"  [{p['tier']}] objective {p['objective']:.0f}  bound {p['bound']:.0f}  "
+            f"gap {float(p['gap']):.2%}  {p['elapsed']} s",
+            err=True,
+        )
+
+    try:
+        return solve(instance, method=method, progress=show if progress else None)  # type: ignore[arg-type]
+    except InvalidInstance as exc:
+        _fail(str(exc))
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+TimeLimit = Annotated[float | None, typer.Option("--time-limit", min=0.01, help="Seconds the solver may use.")]
+Seed = Annotated[int | None, typer.Option("--seed", min=0, help="Random seed of the solver.")]
+Workers = Annotated[int | None, typer.Option("--workers", min=1, max=64, help="Solver threads.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the solution as JSON.")]
+Method = Annotated[str, typer.Option("--method", help="auto, cp_sat, flow or greedy.")]
+
+
+@app.command()
+def solve(
+    instance_path: Annotated[Path, typer.Argument(metavar="INSTANCE.json")],
+    time_limit: TimeLimit = None,
+    seed: Seed = None,
+    workers: Workers = None,
+    deterministic: Annotated[
+        bool | None, typer.Option("--deterministic/--no-deterministic", help="Repeatable result.")
+    ] = None,
+    method: Method = "auto",
+    as_json: AsJson = False,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the JSON solution here.")] = None,
+    progress: Annotated[bool, typer.Option("--progress", help="Show solver progress on stderr.")] = False,
+) -> None:
+    """Solve a round from an instance file and print the solution."""
+    if method not in ("auto", "cp_sat", "flow", "greedy"):
+        _fail(f"--method: {method!r} is not one of auto, cp_sat, flow, greedy")
+    instance = _with_policy(
+        _read_instance(instance_path),
+        time_limit_s=time_limit,
+        seed=seed,
+        workers=workers,
+        deterministic=deterministic,
+    )
+    solution = _solve(instance, method, progress)
+    text = solution.model_dump_json(indent=1)
+    if output:
+        output.write_text(text + "\n", encoding="utf-8")
+    typer.echo(text if as_json else summary(instance, solution))
+
+
+@app.command()
+def demo(
+    time_limit: TimeLimit = None,
+    as_json: AsJson = False,
+    instance_path: Annotated[Path, typer.Option("--instance", help="Another instance to run.")] = DEMO,
+) -> None:
+    """Run a full round on the demo region (Region Stockholm) and print a readable summary."""
+    instance = _with_policy(_read_instance(instance_path), time_limit_s=time_limit)
+    solution = _solve(instance, "auto", progress=not as_json)
+    typer.echo(solution.model_dump_json(indent=1) if as_json else summary(instance, solution))
+
+
+@app.command()
+def verify(
+    instance_path: Annotated[Path, typer.Argument(metavar="INSTANCE.json")],
+    solution_path: Annotated[Path, typer.Argument(metavar="SOLUTION.json")],
+) -> None:
+    """Check a solution against every rule; exit 1 if anything is violated."""
+    from pydantic import ValidationError
+
+    from matching.verify import verify as check
+
+    instance = _read_instance(instance_path)
+    if not solution_path.is_file():
+        _fail(f"{solution_path}: no such file")
+    try:
+        solution = Solution.model_validate_json(solution_path.read_bytes())
+    except ValidationError as exc:
+        _fail(f"{solution_path}: not a solution: {exc.error_count()} problem(s): {exc.errors()[0]['msg']}")
+    violations = check(instance, solution)
+    for v in violations:
+        typer.echo(str(v))
+    if violations:
+        _fail(f"{len(violations)} violation(s)", code=1)
+    typer.echo(f"ok: {len(solution.assignments)} assignments, no violations")
+
+
+@app.command()
+def explain(
+    instance_path: Annotated[Path, typer.Argument(metavar="INSTANCE.json")],
+    candidate_id: Annotated[str, typer.Argument(help="The candidate's opaque id.")],
+    as_json: AsJson = False,
+) -> None:
+    """List every offer for one candidate with the rules that exclude it."""
+    from matching.eligibility import RULES, explain_candidate
+
+    instance = _read_instance(instance_path)
+    if candidate_id not in {c.id for c in instance.candidates}:
+        _fail(f"candidate {candidate_id!r} is not in {instance_path}")
+    verdicts = explain_candidate(instance, candidate_id)
+    if as_json:
+        rows = [{"offer_id": v.offer_id, "failed_rules": v.failed_rules, "programmes": v.programmes} for v in verdicts]
+        typer.echo(json.dumps(rows, indent=1))
+        return
+    for v in verdicts:
+        if v.eligible:
+            typer.echo(f"{v.offer_id}: eligible")
+            continue
+        typer.echo(f"{v.offer_id}: excluded by {', '.join(v.failed_rules)}")
+        if "funding" in v.failed_rules:
+            for pid, rules in v.programmes.items():
+                typer.echo(f"    {pid}: {', '.join(RULES[r] for r in rules) or 'would pay'}")
+
+
+@app.command()
+def generate(
+    candidates: Annotated[int, typer.Option("--candidates", "-c", min=1, help="Number of candidates.")] = 120,
+    offers: Annotated[int, typer.Option("--offers", "-n", min=1, help="Number of offers.")] = 60,
+    seed: Annotated[int, typer.Option("--seed", min=0)] = 0,
+    scale: Annotated[str | None, typer.Option("--scale", help="A named scale (overrides the sizes).")] = None,
+    ample_budgets: Annotated[bool, typer.Option("--ample-budgets", help="Money never binds.")] = False,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")] = None,
+) -> None:
+    """Write a random valid instance of a given size and seed."""
+    from matching import generate as gen
+
+    if scale is not None:
+        if scale not in gen.SCALES:
+            _fail(f"--scale: {scale!r} is not one of {', '.join(gen.SCALES)}")
+        instance = gen.generate_scale(scale, seed)
+    else:
+        instance = gen.generate(candidates, offers, seed=seed, binding_budgets=not ample_budgets)
+    text = instance.model_dump_json(indent=1)
+    if output:
+        output.write_text(text + "\n", encoding="utf-8")
+        typer.echo(f"wrote {output}: {len(instance.candidates)} candidates, {len(instance.offers)} offers", err=True)
+    else:
+        typer.echo(text)
+
+
+@app.command()
+def schema(
+    solution: Annotated[bool, typer.Option("--solution", help="The solution's schema instead.")] = False,
+) -> None:
+    """Print the JSON Schema of the instance (or the solution)."""
+    model = Solution if solution else Instance
+    typer.echo(json.dumps(model.model_json_schema(), indent=1, ensure_ascii=False))
+
+
+def _table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def summary(instance: Instance, solution: Solution) -> str:
+    """A readable account of a round: matched per profession, money per programme, reasons for the unmatched."""
+    profession = {c.id: c.profession.value for c in instance.candidates}
+    total = Counter(profession.values())
+    matched = Counter(profession[a.candidate_id] for a in solution.assignments)
+    parts = [
+        f"Round {instance.name or '(unnamed)'} on {instance.round_date}: {solution.placements} of "
+        f"{len(instance.candidates)} candidates placed ({solution.method}, {solution.status}, "
+        f"objective {solution.objective:.0f}, bound {solution.bound:.0f}, gap {solution.gap:.2%}, "
+        f"{solution.wall_time_s} s)",
+        "",
+        "Matched per profession",
+        _table([(p, str(matched[p]), str(n)) for p, n in sorted(total.items())], ("profession", "matched", "of")),
+        "",
+        "Money per programme (SEK)",
+        _table(
+            [
+                (
+                    m.programme_id,
+                    str(m.matches),
+                    f"{m.granted:,}",
+                    f"{m.budget:,}",
+                    f"{m.granted / max(1, m.budget):.0%}",
+                )
+                for m in solution.money
+            ],
+            ("programme", "matches", "granted", "budget", "used"),
+        ),
+        "",
+        "Why candidates were left unmatched",
+    ]
+    reasons = Counter(u.reason for u in solution.unmatched)
+    parts.append(_table([(r, str(n)) for r, n in reasons.most_common()], ("reason", "candidates")))
+    rules: Counter[str] = Counter()
+    for u in solution.unmatched:
+        if u.reason == "no_eligible_offer":
+            rules.update(r for r, n in u.rules.items() if n)
+    if rules:
+        parts += ["", "Rules behind 'no eligible offer' (candidates excluded from at least one offer by the rule)"]
+        parts.append(_table([(r, str(n)) for r, n in rules.most_common(8)], ("rule", "candidates")))
+    return "\n".join(parts)
+
+
+def main() -> None:
+    """Entry point for `python -m api.cli`."""
+    app(prog_name="vardmatch")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
