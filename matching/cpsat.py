@@ -98,26 +98,29 @@ class Model:
                     assert cap is not None
                     self.model.add(self._spend(grows[units == u]) <= cap)
 
-    def _spend(self, rows: IntArray) -> cp_model.LinearExprT:
+    def _spend(self, rows: IntArray) -> cp_model.LinearExpr:
         grant = self.prep.pairs.fund_grant
-        return cp_model.LinearExpr.weighted_sum([self.fund_var[int(r)] for r in rows], [int(grant[r]) for r in rows])
+        expr: cp_model.LinearExpr = cp_model.LinearExpr.weighted_sum(
+            [self.fund_var[int(r)] for r in rows], [int(grant[r]) for r in rows]
+        )
+        return expr
 
     def _budget(self, g: int, rows: IntArray) -> None:
         prog = self.prep.instance.programmes[g]
         marks = self.prep.pairs.fund_earmark[rows]
         general = prog.budget - sum(e.amount for e in prog.earmarks)
         # Earmarked matches spend their earmark first; only the overflow uses general money.
-        overflow = []
+        overflow: list[cp_model.IntVar] = []
         for k, earmark in enumerate(prog.earmarks):
             spend = self._spend(rows[marks == k])
             extra = self.model.new_int_var(0, prog.budget, f"overflow{g}_{k}")
             self.model.add(extra >= spend - earmark.amount)
             overflow.append(extra)
-        self.model.add(self._spend(rows[marks < 0]) + sum(overflow) <= general)
+        self.model.add(self._spend(rows[marks < 0]) + cp_model.LinearExpr.sum(overflow) <= general)
 
     def hint(self, picks: list[Pick]) -> None:
         """Start the search from a feasible solution."""
-        self.model.clear_hints()
+        self.model.clear_hints()  # type: ignore[no-untyped-call]
         chosen = {p.pair for p in picks}
         sup_rows = {(p.pair, p.supervisor) for p in picks}
         fund_rows = {p.fund_row for p in picks}
@@ -152,7 +155,7 @@ class TierResult:
     seconds: float
 
 
-class _Watcher(cp_model.CpSolverSolutionCallback):  # type: ignore[misc]
+class _Watcher(cp_model.CpSolverSolutionCallback):
     """Reports progress at most every `interval` seconds."""
 
     def __init__(self, tier: str, progress: Progress, interval: float) -> None:

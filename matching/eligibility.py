@@ -208,7 +208,7 @@ def check_pairs(instance: Instance, tables: Tables, cand: IntArray, offer: IntAr
     }
     rules = {name: np.asarray(mask, dtype=bool) for name, mask in rules.items()}
     programmes = _programme_checks(instance, tables, cand, offer, costs)
-    rules["funding"] = programmes.passes.any(axis=1) if instance.programmes else np.zeros(len(cand), dtype=bool)
+    rules["funding"] = np.asarray(programmes.passes.any(axis=1), dtype=bool)
     return PairChecks(cand=cand, offer=offer, costs=costs, rules=rules, programmes=programmes)
 
 

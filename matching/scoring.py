@@ -138,11 +138,11 @@ def score_pairs(instance: Instance, tables: Tables, pairs: Eligible) -> Scores:
 
     wish_rank: dict[int, int] = {}
     unit_offers: dict[str, list[int]] = {}
-    for i, x in enumerate(instance.offers):
-        unit_offers.setdefault(x.unit_id, []).append(i)
+    for i, an_offer in enumerate(instance.offers):
+        unit_offers.setdefault(an_offer.unit_id, []).append(i)
     wish_len = np.array([len(x.wishes) for x in instance.candidates], dtype=np.int64)
-    for ci, x in enumerate(instance.candidates):
-        for rank, wish in enumerate(x.wishes):
+    for ci, person in enumerate(instance.candidates):
+        for rank, wish in enumerate(person.wishes):
             for oi in [o.index[wish]] if wish in o.index else unit_offers.get(wish, []):
                 wish_rank.setdefault(ci * n_offers + oi, rank)
     comps["wish"] = _rank_score(_lookup(cand * n_offers + offer, wish_rank), wish_len[cand])

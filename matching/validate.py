@@ -143,7 +143,7 @@ def reference_issues(instance: Instance) -> list[Issue]:
     ):
         issues += _duplicates(kind, [o.id for o in objects])
 
-    def unknown(path: str, object_id: str, field: str, target: str, value: str) -> None:
+    def unknown(path: str, object_id: str | None, field: str, target: str, value: str) -> None:
         issues.append(Issue(path, object_id, field, "known_id", f"refers to unknown {target} {value!r}"))
 
     for i, s in enumerate(instance.supervisors):
