@@ -12,6 +12,7 @@ import numpy as np
 from ortools.sat.python import cp_model
 
 from matching.greedy import Pick, pinned_pairs
+from matching.instance import Policy
 from matching.prepare import Prepared
 from matching.tables import IntArray
 
@@ -192,47 +193,61 @@ def solve_tiers(
     picks: list[Pick],
     progress: Progress | None = None,
     progress_interval: float = 1.0,
-) -> tuple[list[int], list[Pick], list[TierResult]]:
-    """Maximise each tier in turn, holding earlier tiers at their best value; return the chosen pairs."""
+) -> tuple[list[Pick], list[TierResult]]:
+    """Maximise each tier in turn, holding earlier tiers at their best value.
+
+    Each tier but the last gets half the time left; a tier that finds nothing keeps the previous tier's solution.
+    """
     policy = built.prep.instance.policy
     deadline = time.monotonic() + policy.time_limit_s
     results: list[TierResult] = []
-    solver = cp_model.CpSolver()
     current = picks
-    for name, values in tiers:
+    for position, (name, values) in enumerate(tiers):
         used = np.flatnonzero(values)
         expr = cp_model.LinearExpr.weighted_sum([built.x[k] for k in used], [int(values[k]) for k in used])
         built.model.maximize(expr)
         built.hint(current)
-        _configure(solver, policy.workers, policy.seed, policy.deterministic, max(0.05, deadline - time.monotonic()))
+        share = 1.0 if position == len(tiers) - 1 else 0.5
+        solver = cp_model.CpSolver()
+        _configure(solver, policy, max(0.1, share * (deadline - time.monotonic())))
         started = time.monotonic()
         watcher = _Watcher(name, progress, progress_interval) if progress else None
         status = solver.solve(built.model, watcher)
-        status_name = solver.status_name(status)
-        if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-            results.append(TierResult(name, status_name, 0, 0, time.monotonic() - started))
-            return [], [], results
+        seconds = time.monotonic() - started
+        if status == cp_model.INFEASIBLE or status == cp_model.MODEL_INVALID:
+            results.append(TierResult(name, solver.status_name(status), 0, 0, seconds))
+            return [], results
+        if status == cp_model.UNKNOWN:
+            # No solution in time: keep the previous one (it satisfies every earlier tier) and report its value.
+            value = int(values[[p.pair for p in current]].sum()) if current else 0
+            results.append(TierResult(name, "FEASIBLE", value, round(solver.best_objective_bound), seconds))
+            built.model.add(expr >= value)
+            continue
         objective = round(solver.objective_value)
-        bound = round(solver.best_objective_bound)
-        results.append(TierResult(name, status_name, objective, bound, time.monotonic() - started))
+        results.append(
+            TierResult(name, solver.status_name(status), objective, round(solver.best_objective_bound), seconds)
+        )
         current = _read(built, solver)
         built.model.add(expr >= objective)
-    chosen = sorted(p.pair for p in current)
-    return chosen, current, results
+    return current, results
 
 
-def _configure(solver: cp_model.CpSolver, workers: int, seed: int, deterministic: bool, seconds: float) -> None:
+def _configure(solver: cp_model.CpSolver, policy: Policy, seconds: float) -> None:
     params = solver.parameters
-    params.random_seed = seed
-    params.num_workers = workers
+    params.random_seed = policy.seed
+    params.num_workers = 1 if policy.deterministic else policy.workers
     params.log_search_progress = False
-    if deterministic:
-        # Deterministic time units instead of wall time, and interleaved search, make runs repeat exactly.
-        params.interleave_search = True
+    if params.num_workers == 1:
+        # A single worker runs only the LP-guided search; the stronger linearisation pays off on assignments.
+        params.linearization_level = 2
+    if policy.deterministic:
+        # Deterministic time instead of wall time makes repeated runs identical (a wall-clock guard stays).
         params.max_deterministic_time = seconds
         params.max_time_in_seconds = 10 * seconds + 60
     else:
         params.max_time_in_seconds = seconds
+    for key, value in policy.solver_parameters.items():
+        setattr(params, key, value)
 
 
 def _read(built: Model, solver: cp_model.CpSolver) -> list[Pick]:

@@ -11,12 +11,13 @@ import math
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, field_validator, model_validator
 
 from matching.codes import is_county_code, is_hsa_id, is_municipality_code, is_orgnr
 
 Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:\-]{1,64}$")]
-Sek = Annotated[int, Field(ge=0, le=10_000_000_000)]
+# Strict: a count or an amount of money must be a JSON integer, not a string or a boolean.
+Sek = Annotated[StrictInt, Field(ge=0, le=10_000_000_000)]
 
 
 class Frozen(BaseModel):
@@ -212,9 +213,9 @@ class ProgrammeStatus(enum.StrEnum):
     CLOSED = "closed"
 
 
-def _check_period(start: date | None, end: date | None, what: str) -> None:
+def _check_period(start: date | None, end: date | None, what: str, end_field: str) -> None:
     if start is not None and end is not None and end < start:
-        raise ValueError(f"{what} ends before it starts (rule: period_order)")
+        raise ValueError(f"{what} ends before it starts (rule: period_order; field: {end_field})")
 
 
 class Ladder(Frozen):
@@ -227,7 +228,7 @@ class Ladder(Frozen):
     regulations_course: date | None = None
     ptj_decision: date | None = None
     ptj_decision_ref: str | None = Field(default=None, max_length=64)
-    ptj_required_months: int | None = Field(default=None, ge=1, le=36)
+    ptj_required_months: StrictInt | None = Field(default=None, ge=1, le=36)
     special_authorisation: Authorisation = Authorisation.NONE
 
     def reached(self, stage: Stage) -> date | None:
@@ -240,7 +241,7 @@ class Ladder(Frozen):
     @model_validator(mode="after")
     def _test_order(self) -> Ladder:
         if self.theory_test and self.practical_test and self.practical_test < self.theory_test:
-            raise ValueError("practical_test is dated before theory_test (rule: ladder_order)")
+            raise ValueError("practical_test is dated before theory_test (rule: ladder_order; field: practical_test)")
         return self
 
 
@@ -260,7 +261,7 @@ class Candidate(Frozen):
     experience_years: int = Field(default=0, ge=0, le=60)
     available_from: date
     available_until: date | None = None
-    ptj_months: int | None = Field(default=None, ge=1, le=36)
+    ptj_months: StrictInt | None = Field(default=None, ge=1, le=36)
     part_time: float = Field(default=1.0, gt=0.0, le=1.0)
     max_commute_km: float = Field(default=60.0, ge=0.0, le=2000.0)
     wishes: tuple[Id, ...] = ()
@@ -283,11 +284,13 @@ class Candidate(Frozen):
 
     @model_validator(mode="after")
     def _consistent(self) -> Candidate:
-        _check_period(self.available_from, self.available_until, "availability")
+        _check_period(self.available_from, self.available_until, "availability", "available_until")
         if not self.residence_municipality.startswith(self.residence_county):
-            raise ValueError("residence_municipality is not in residence_county (rule: municipality_in_county)")
+            raise ValueError(
+                "residence_municipality is not in residence_county (rule: municipality_in_county; field: residence_municipality)"
+            )
         if len(set(self.wishes)) != len(self.wishes):
-            raise ValueError("wishes lists an offer twice (rule: unique_wishes)")
+            raise ValueError("wishes lists an offer twice (rule: unique_wishes; field: wishes)")
         return self
 
     def required_months(self) -> int:
@@ -342,7 +345,7 @@ class Unit(Frozen):
     @model_validator(mode="after")
     def _consistent(self) -> Unit:
         if not self.municipality.startswith(self.county):
-            raise ValueError("municipality is not in county (rule: municipality_in_county)")
+            raise ValueError("municipality is not in county (rule: municipality_in_county; field: municipality)")
         return self
 
 
@@ -355,13 +358,13 @@ class Supervisor(Frozen):
     licensed: bool = True
     specialist: bool = False
     trained: bool = False
-    capacity: int = Field(default=1, ge=0, le=20)
+    capacity: StrictInt = Field(default=1, ge=0, le=20)
     available_from: date
     available_until: date | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Supervisor:
-        _check_period(self.available_from, self.available_until, "availability")
+        _check_period(self.available_from, self.available_until, "availability", "available_until")
         return self
 
 
@@ -376,8 +379,8 @@ class Offer(Frozen):
     min_cefr: Cefr = Cefr.A1
     required_stage: Stage | None = None
     start: date
-    months: int = Field(ge=1, le=36)
-    slots: int = Field(default=1, ge=0, le=100)
+    months: StrictInt = Field(ge=1, le=36)
+    slots: StrictInt = Field(default=1, ge=0, le=100)
     supervisor_ids: tuple[Id, ...] = ()
     monthly_salary: Sek = 0
     monthly_supervisor_fee: Sek = 0
@@ -389,9 +392,11 @@ class Offer(Frozen):
     @model_validator(mode="after")
     def _consistent(self) -> Offer:
         if len(set(self.clinic_ranking)) != len(self.clinic_ranking):
-            raise ValueError("clinic_ranking lists a candidate twice (rule: unique_ranking)")
+            raise ValueError("clinic_ranking lists a candidate twice (rule: unique_ranking; field: clinic_ranking)")
         if len(set(self.supervisor_ids)) != len(self.supervisor_ids):
-            raise ValueError("supervisor_ids lists a supervisor twice (rule: unique_supervisors)")
+            raise ValueError(
+                "supervisor_ids lists a supervisor twice (rule: unique_supervisors; field: supervisor_ids)"
+            )
         return self
 
     def stage_needed(self) -> Stage:
@@ -453,18 +458,20 @@ class Programme(Frozen):
 
     @model_validator(mode="after")
     def _consistent(self) -> Programme:
-        _check_period(self.window_start, self.window_end, "window")
+        _check_period(self.window_start, self.window_end, "window", "window_end")
         if self.spend_by < self.window_start:
-            raise ValueError("spend_by is before window_start (rule: period_order)")
+            raise ValueError("spend_by is before window_start (rule: period_order; field: spend_by)")
         if self.status is not ProgrammeStatus.OPEN and self.cutoff is None:
-            raise ValueError(f"a {self.status.value} programme needs a cutoff date (rule: cutoff_required)")
+            raise ValueError(
+                f"a {self.status.value} programme needs a cutoff date (rule: cutoff_required; field: cutoff)"
+            )
         for code in (*self.residence_counties, *self.unit_counties):
             if not is_county_code(code):
-                raise ValueError(f"{code!r} is not a Swedish county code (rule: county_code)")
+                raise ValueError(f"{code!r} is not a Swedish county code (rule: county_code; field: counties)")
         if sum(e.amount for e in self.earmarks) > self.budget:
-            raise ValueError("earmarks add up to more than the budget (rule: earmarks_within_budget)")
+            raise ValueError("earmarks add up to more than the budget (rule: earmarks_within_budget; field: earmarks)")
         if len({e.id for e in self.earmarks}) != len(self.earmarks):
-            raise ValueError("two earmarks share an id (rule: unique_id)")
+            raise ValueError("two earmarks share an id (rule: unique_id; field: earmarks)")
         return self
 
     def earmark_for(self, profession: Profession, kind: OfferKind) -> int | None:
@@ -510,11 +517,27 @@ class Policy(Frozen):
     deterministic: bool = False
     pins: tuple[Pair, ...] = ()
     forbids: tuple[Pair, ...] = ()
+    solver_parameters: dict[str, bool | int | float | str] = Field(
+        default={}, description="extra CP-SAT parameters (SatParameters field names), for tuning"
+    )
+
+    @field_validator("solver_parameters")
+    @classmethod
+    def _known_parameters(cls, value: dict[str, bool | int | float | str]) -> dict[str, bool | int | float | str]:
+        from ortools.sat import sat_parameters_pb2
+
+        known = sat_parameters_pb2.SatParameters.DESCRIPTOR.fields_by_name
+        unknown = sorted(set(value) - set(known))
+        if unknown:
+            raise ValueError(f"unknown CP-SAT parameter(s) {', '.join(unknown)} (rule: solver_parameter)")
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> Policy:
         if self.waiting_priority and self.objective != "lexicographic":
-            raise ValueError("waiting_priority needs the lexicographic objective (rule: waiting_priority_mode)")
+            raise ValueError(
+                "waiting_priority needs the lexicographic objective (rule: waiting_priority_mode; field: waiting_priority)"
+            )
         return self
 
 

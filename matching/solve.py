@@ -96,8 +96,7 @@ def _run(
                 raise
     if method == "flow":
         raise ValueError("min-cost flow does not apply: a supervisor, budget or cap constraint can bind")
-    hint = _hint(prep, tiers)
-    chosen, picks, results = solve_tiers(Model(prep).build(), tiers, hint, progress)
+    picks, results = solve_tiers(Model(prep).build(), tiers, _hint(prep, tiers), progress)
     return picks, results, "cp_sat"
 
 
@@ -109,17 +108,21 @@ def _flow_picks(prep: Prepared, values: IntArray) -> list[Pick]:
 
 
 def _hint(prep: Prepared, tiers: list[tuple[str, IntArray]]) -> list[Pick]:
-    """A feasible start: the flow optimum without side constraints, repaired and extended greedily."""
+    """A feasible start: the best of a few greedy orders, by the tiers' order of importance."""
     try:
         values = combined_values(prep, tiers)
     except FlowOverflow:
-        return greedy(prep, tiers[-1][1])
-    relaxed, _ = max_weight_assignment(
-        prep.pairs.cand, prep.pairs.offer, values, prep.tables.offers.slots, pinned_pairs(prep)
-    )
-    first = relaxed[np.argsort(-values[relaxed], kind="stable")]
-    rest = np.lexsort((np.arange(len(values)), -values))
-    return place_in_order(prep, [*pinned_pairs(prep), *first, *rest])
+        values = tiers[-1][1]
+    pins = pinned_pairs(prep)
+    by_value = np.lexsort((np.arange(len(values)), -values))
+    relaxed, _ = max_weight_assignment(prep.pairs.cand, prep.pairs.offer, values, prep.tables.offers.slots, pins)
+    flow_first = [*relaxed[np.argsort(-values[relaxed], kind="stable")], *by_value]
+    # When money binds, cheap matches place more people: try the cheapest funding first too.
+    cheapest = np.full(len(prep.pairs), np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(cheapest, prep.pairs.fund_pair, prep.pairs.fund_grant)
+    by_cost = np.lexsort((-values, cheapest))
+    candidates = [place_in_order(prep, [*pins, *order]) for order in (flow_first, by_value, by_cost)]
+    return max(candidates, key=lambda picks: [int(v[[p.pair for p in picks]].sum()) for _, v in tiers])
 
 
 def _tier_report(prep: Prepared, tiers: list[tuple[str, IntArray]], picks: list[Pick], status: str) -> list[TierResult]:

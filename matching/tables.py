@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
@@ -40,8 +41,8 @@ def last_full_month(day: date | None) -> int:
     """The last month that ends on or before `day` (a far-future month for None)."""
     if day is None:
         return NEVER
-    next_day = date.fromordinal(day.toordinal() + 1)
-    return month_index(day) if next_day.month != day.month else month_index(day) - 1
+    last_day = calendar.monthrange(day.year, day.month)[1]
+    return month_index(day) if day.day == last_day else month_index(day) - 1
 
 
 @cache

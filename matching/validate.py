@@ -52,11 +52,14 @@ _RULE_OF_TYPE = {
 }
 
 
-def _rule_from(error: Any) -> str:
+def _rule_from(error: Any) -> tuple[str, str | None]:
+    """The rule name, and the field when a check on the whole object names it: '(rule: R; field: F)'."""
     message = str(error.get("msg", ""))
     if "(rule: " in message:
-        return message.rsplit("(rule: ", 1)[1].rstrip(")")
-    return _RULE_OF_TYPE.get(str(error["type"]), str(error["type"]))
+        tag = message.rsplit("(rule: ", 1)[1].rstrip(")")
+        rule, _, field = tag.partition("; field: ")
+        return rule, field or None
+    return _RULE_OF_TYPE.get(str(error["type"]), str(error["type"])), None
 
 
 def _object_at(data: Any, loc: tuple[Any, ...]) -> tuple[str, str | None, str]:
@@ -86,7 +89,10 @@ def _issues_from_validation(error: ValidationError, data: Any) -> list[Issue]:
     for item in error.errors():
         object_path, object_id, field = _object_at(data, tuple(item["loc"]))
         message = str(item["msg"]).removeprefix("Value error, ").split(" (rule: ")[0]
-        issues.append(Issue(object_path, object_id, field, _rule_from(item), message))
+        rule, named_field = _rule_from(item)
+        if named_field:
+            field = named_field if field == "(object)" else f"{field}.{named_field}"
+        issues.append(Issue(object_path, object_id, field, rule, message))
     return issues
 
 
@@ -97,7 +103,7 @@ def load_instance(source: str | bytes | Path | dict[str, Any]) -> Instance:
     if isinstance(source, (str, bytes)):
         try:
             data = json.loads(source)
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise InvalidInstance([Issue("instance", None, "(document)", "json", f"not valid JSON: {exc}")]) from exc
     else:
         data = source

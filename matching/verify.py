@@ -160,7 +160,7 @@ def _check_money(instance: Instance, known: list[Assignment], out: list[Violatio
         overflow = spent_by_earmark.get(None, 0) + sum(
             max(0, spent_by_earmark.get(k, 0) - e.amount) for k, e in enumerate(prog.earmarks)
         )
-        if overflow > general:
+        if prog.earmarks and overflow > general:
             out.append(
                 Violation(
                     "earmark",
