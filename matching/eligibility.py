@@ -31,7 +31,7 @@ PAIR_RULES: dict[str, str] = {
     "language_proof": "for a physician's PTJ, an accepted language proof (Svenska 3, C1, Tisus, ...) is in place",
     "special_authorisation": "for exclusive-right professions, the special authorisation is granted or applied for",
     "availability": "the candidate is available for the whole placement period",
-    "period_length": "the offer's period is long enough for the candidate's required PTJ months (part time stretches it)",
+    "period_length": "the offer's period covers the candidate's required PTJ months (part time stretches them)",
     "commute": "the unit is within the candidate's maximum commute",
     "supervisor": "a licensed supervisor of the same profession is available for every month of the period",
     "funding": "some programme can pay for the match (see the programme rules)",

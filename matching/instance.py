@@ -287,7 +287,8 @@ class Candidate(Frozen):
         _check_period(self.available_from, self.available_until, "availability", "available_until")
         if not self.residence_municipality.startswith(self.residence_county):
             raise ValueError(
-                "residence_municipality is not in residence_county (rule: municipality_in_county; field: residence_municipality)"
+                "residence_municipality is not in residence_county "
+                "(rule: municipality_in_county; field: residence_municipality)"
             )
         if len(set(self.wishes)) != len(self.wishes):
             raise ValueError("wishes lists an offer twice (rule: unique_wishes; field: wishes)")
@@ -536,7 +537,8 @@ class Policy(Frozen):
     def _consistent(self) -> Policy:
         if self.waiting_priority and self.objective != "lexicographic":
             raise ValueError(
-                "waiting_priority needs the lexicographic objective (rule: waiting_priority_mode; field: waiting_priority)"
+                "waiting_priority needs the lexicographic objective "
+                "(rule: waiting_priority_mode; field: waiting_priority)"
             )
         return self
 
