@@ -3,6 +3,7 @@ capacity, budget or cap can bind (see `matching.prepare`)."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -187,6 +188,56 @@ def relative_gap(objective: float, bound: float) -> float:
     return abs(bound - objective) / max(1.0, abs(objective))
 
 
+def solve_combined(
+    built: Model,
+    tiers: list[tuple[str, IntArray]],
+    weights: list[int],
+    picks: list[Pick],
+    progress: Progress | None = None,
+    progress_interval: float = 1.0,
+) -> tuple[list[Pick], list[TierResult]]:
+    """Maximise all tiers at once with weights that make each outweigh the next; report each tier's bound.
+
+    One search keeps improving later tiers while earlier ones are still open, which finds far better
+    solutions than optimising the tiers one after another.
+    """
+    values = sum(w * v for w, (_, v) in zip(weights, tiers, strict=True))
+    assert isinstance(values, np.ndarray)
+    used = np.flatnonzero(values)
+    built.model.maximize(cp_model.LinearExpr.weighted_sum([built.x[k] for k in used], [int(values[k]) for k in used]))
+    built.hint(picks)
+    solver = cp_model.CpSolver()
+    _configure(solver, built.prep.instance.policy, built.prep.instance.policy.time_limit_s)
+    started = time.monotonic()
+    status = solver.solve(built.model, _Watcher("combined", progress, progress_interval) if progress else None)
+    seconds = time.monotonic() - started
+    if status in (cp_model.INFEASIBLE, cp_model.MODEL_INVALID):
+        return [], [TierResult(name, solver.status_name(status), 0, 0, seconds) for name, _ in tiers]
+    found = _read(built, solver) if status != cp_model.UNKNOWN else picks
+    best = found if tier_totals(found, tiers) >= tier_totals(picks, tiers) else picks
+    bound = math.floor(solver.best_objective_bound + 1e-6) if status != cp_model.UNKNOWN else None
+    return best, _split_bound(best, tiers, weights, bound, seconds)
+
+
+def _split_bound(
+    picks: list[Pick], tiers: list[tuple[str, IntArray]], weights: list[int], bound: int | None, seconds: float
+) -> list[TierResult]:
+    """Per-tier objective and bound from a bound on the weighted sum: a tier's bound is exact only while every
+    earlier tier is proven optimal; after the first open tier, later bounds are the sum of each candidate's best."""
+    totals = tier_totals(picks, tiers)
+    results = []
+    rest = bound
+    for (name, values), weight, total in zip(tiers, weights, totals, strict=True):
+        if rest is None:
+            results.append(TierResult(name, "FEASIBLE", total, int(values.sum()), seconds))
+            continue
+        tier_bound = rest // weight
+        proven = tier_bound <= total
+        results.append(TierResult(name, "OPTIMAL" if proven else "FEASIBLE", total, max(total, tier_bound), seconds))
+        rest = rest - total * weight if proven else None
+    return results
+
+
 def solve_tiers(
     built: Model,
     tiers: list[tuple[str, IntArray]],
@@ -230,6 +281,12 @@ def solve_tiers(
         current = _read(built, solver)
         built.model.add(expr >= objective)
     return current, results
+
+
+def tier_totals(picks: list[Pick], tiers: list[tuple[str, IntArray]]) -> list[int]:
+    """Each tier's total for a set of picks; lists compare lexicographically."""
+    chosen = np.array([p.pair for p in picks], dtype=np.int64)
+    return [int(values[chosen].sum()) for _, values in tiers]
 
 
 def _configure(solver: cp_model.CpSolver, policy: Policy, seconds: float) -> None:

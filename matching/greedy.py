@@ -9,7 +9,15 @@ import numpy as np
 
 from matching.ledger import Ledger, Use
 from matching.prepare import Prepared
-from matching.tables import IntArray
+from matching.tables import FloatArray, IntArray
+
+
+@dataclass(frozen=True)
+class Preference:
+    """Weights (higher first) over supervisor option rows and funding rows, e.g. an LP solution's values."""
+
+    supervisor: FloatArray
+    funding: FloatArray
 
 
 @dataclass(frozen=True)
@@ -25,8 +33,11 @@ def _rows_by_pair(pair_of_row: IntArray, n_pairs: int) -> IntArray:
     return np.searchsorted(pair_of_row, np.arange(n_pairs + 1))
 
 
-def place_in_order(prep: Prepared, order: Iterable[int], ledger: Ledger | None = None) -> list[Pick]:
-    """Walk the pairs in `order`, keeping each that still fits (supervisor and programme: first that fits)."""
+def place_in_order(
+    prep: Prepared, order: Iterable[int], ledger: Ledger | None = None, preference: Preference | None = None
+) -> list[Pick]:
+    """Walk the pairs in `order`, keeping each that still fits (supervisor and programme: the first that fits,
+    in row order or by descending `preference`)."""
     inst, pairs = prep.instance, prep.pairs
     ledger = ledger or Ledger(inst)
     sup_bounds = _rows_by_pair(prep.supervisors.pair, len(pairs))
@@ -40,7 +51,7 @@ def place_in_order(prep: Prepared, order: Iterable[int], ledger: Ledger | None =
             continue
         start = int(prep.tables.offers.start_month[pairs.offer[k]])
         months = int(pairs.months[k])
-        pick = _first_fit(prep, ledger, k, cand, offer.id, start, months, sup_bounds, fund_bounds)
+        pick = _first_fit(prep, ledger, k, cand, offer.id, start, months, sup_bounds, fund_bounds, preference)
         if pick is not None:
             picks.append(pick)
     return picks
@@ -56,11 +67,17 @@ def _first_fit(
     months: int,
     sup_bounds: IntArray,
     fund_bounds: IntArray,
+    preference: Preference | None,
 ) -> Pick | None:
     inst, pairs = prep.instance, prep.pairs
-    for srow in range(sup_bounds[k], sup_bounds[k + 1]):
+    sup_rows = np.arange(sup_bounds[k], sup_bounds[k + 1])
+    fund_rows = np.arange(fund_bounds[k], fund_bounds[k + 1])
+    if preference is not None:
+        sup_rows = sup_rows[np.argsort(-preference.supervisor[sup_rows], kind="stable")]
+        fund_rows = fund_rows[np.argsort(-preference.funding[fund_rows], kind="stable")]
+    for srow in sup_rows:
         s = int(prep.supervisors.choice[srow])
-        for frow in range(fund_bounds[k], fund_bounds[k + 1]):
+        for frow in fund_rows.tolist():
             use = Use(
                 candidate=cand,
                 offer=offer_id,

@@ -7,14 +7,15 @@ from typing import Literal
 
 import numpy as np
 
-from matching.cpsat import Model, Progress, TierResult, relative_gap, solve_tiers
+from matching.cpsat import Model, Progress, TierResult, relative_gap, solve_combined, solve_tiers, tier_totals
 from matching.eligibility import explain_candidate
 from matching.flow import FlowOverflow, max_weight_assignment
-from matching.greedy import Pick, greedy, pinned_pairs, place_in_order
+from matching.greedy import Pick, Preference, greedy, pinned_pairs, place_in_order
 from matching.instance import Instance
 from matching.ledger import Ledger, Use
 from matching.prepare import Prepared, prepare
 from matching.reasons import explain_unmatched
+from matching.relaxation import relax
 from matching.solution import Assignment, ProgrammeUse, Solution
 from matching.tables import IntArray
 from matching.validate import InvalidInstance, Issue
@@ -42,16 +43,24 @@ def _tier_ceiling(prep: Prepared, values: IntArray) -> int:
     return int(best.sum())
 
 
-def combined_values(prep: Prepared, tiers: list[tuple[str, IntArray]]) -> IntArray:
-    """One value per pair that orders solutions like the tiers do (each tier outweighs all later ones)."""
-    total = np.zeros(len(prep.pairs), dtype=object)
+def tier_weights(prep: Prepared, tiers: list[tuple[str, IntArray]]) -> list[int]:
+    """A weight per tier such that each tier outweighs everything after it; FlowOverflow past 64 bits."""
+    weights = []
     weight = 1
     for _, values in reversed(tiers):
-        total = total + values.astype(object) * weight
+        weights.append(weight)
         weight *= _tier_ceiling(prep, values) + 1
     if weight >= 2**62 // max(1, len(prep.instance.candidates)):
         raise FlowOverflow("tiers too large to combine in 64-bit integers")
-    return total.astype(np.int64)
+    return weights[::-1]
+
+
+def combined_values(prep: Prepared, tiers: list[tuple[str, IntArray]]) -> IntArray:
+    """One value per pair that orders solutions like the tiers do."""
+    total = np.zeros(len(prep.pairs), dtype=np.int64)
+    for weight, (_, values) in zip(tier_weights(prep, tiers), tiers, strict=True):
+        total += weight * values
+    return total
 
 
 def check_pins(prep: Prepared) -> None:
@@ -96,7 +105,13 @@ def _run(
                 raise
     if method == "flow":
         raise ValueError("min-cost flow does not apply: a supervisor, budget or cap constraint can bind")
-    picks, results = solve_tiers(Model(prep).build(), tiers, _hint(prep, tiers), progress)
+    hint = _hint(prep, tiers, lp_seconds=prep.instance.policy.time_limit_s / 4)
+    try:
+        weights = tier_weights(prep, tiers)
+    except FlowOverflow:
+        picks, results = solve_tiers(Model(prep).build(), tiers, hint, progress)
+    else:
+        picks, results = solve_combined(Model(prep).build(), tiers, weights, hint, progress)
     return picks, results, "cp_sat"
 
 
@@ -107,7 +122,7 @@ def _flow_picks(prep: Prepared, values: IntArray) -> list[Pick]:
     return [Pick(pair=int(k), supervisor=int(sup[k]), fund_row=int(fund[k])) for k in chosen]
 
 
-def _hint(prep: Prepared, tiers: list[tuple[str, IntArray]]) -> list[Pick]:
+def _hint(prep: Prepared, tiers: list[tuple[str, IntArray]], lp_seconds: float) -> list[Pick]:
     """A feasible start: the best of a few greedy orders, by the tiers' order of importance."""
     try:
         values = combined_values(prep, tiers)
@@ -122,7 +137,13 @@ def _hint(prep: Prepared, tiers: list[tuple[str, IntArray]]) -> list[Pick]:
     np.minimum.at(cheapest, prep.pairs.fund_pair, prep.pairs.fund_grant)
     by_cost = np.lexsort((-values, cheapest))
     candidates = [place_in_order(prep, [*pins, *order]) for order in (flow_first, by_value, by_cost)]
-    return max(candidates, key=lambda picks: [int(v[[p.pair for p in picks]].sum()) for _, v in tiers])
+    lp = relax(prep, values, time_limit=lp_seconds)
+    if lp is not None:
+        # The LP optimum is nearly integral on assignments: round it by walking pairs in order of LP value.
+        by_lp = np.lexsort((-values, -np.round(lp.pair, 6)))
+        preference = Preference(supervisor=lp.supervisor, funding=lp.funding)
+        candidates.append(place_in_order(prep, [*pins, *by_lp], preference=preference))
+    return max(candidates, key=lambda picks: tier_totals(picks, tiers))
 
 
 def _tier_report(prep: Prepared, tiers: list[tuple[str, IntArray]], picks: list[Pick], status: str) -> list[TierResult]:
