@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from typing import Literal
 
 import numpy as np
@@ -76,6 +77,18 @@ def check_pins(prep: Prepared) -> None:
         )
         rules = ", ".join(verdict.failed_rules)
         issues.append(Issue(f"policy.pins[{i}]", None, "(pair)", "pin_eligible", f"pinned pair breaks: {rules}"))
+    per_offer = Counter(pin.offer_id for pin in prep.instance.policy.pins)
+    for offer in prep.instance.offers:
+        if per_offer[offer.id] > offer.slots:
+            issues.append(
+                Issue(
+                    "policy.pins",
+                    offer.id,
+                    "offer_id",
+                    "pin_slots",
+                    f"{per_offer[offer.id]} pins at offer {offer.id}, which has {offer.slots} slot(s)",
+                )
+            )
     if issues:
         raise InvalidInstance(issues)
 
@@ -95,7 +108,9 @@ def _run(
 ) -> tuple[list[Pick], list[TierResult], str]:
     if method == "greedy":
         picks = greedy(prep, combined_values(prep, tiers))
-        return picks, _tier_report(prep, tiers, picks, "FEASIBLE"), "greedy"
+        # Greedy cannot prove anything; if it could not seat every pin, it has no valid solution to offer.
+        pins_met = {p.pair for p in picks} >= set(pinned_pairs(prep))
+        return picks, _tier_report(prep, tiers, picks, "FEASIBLE" if pins_met else "UNKNOWN"), "greedy"
     if method in ("auto", "flow") and prep.is_flow:
         try:
             picks = _flow_picks(prep, combined_values(prep, tiers))

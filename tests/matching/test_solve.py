@@ -185,3 +185,26 @@ def test_an_out_competed_candidate_names_the_winner() -> None:
     [u] = solution.unmatched
     assert (u.candidate_id, u.reason, u.competitor_id) == ("C2", "out_competed", "C1")
     assert u.score_gap is not None and u.score_gap > 0
+
+
+def test_more_pins_than_slots_are_refused_before_solving() -> None:
+    from matching.validate import InvalidInstance
+
+    instance = make(
+        candidates=[candidate("C1"), candidate("C2")],
+        pins=[{"candidate_id": "C1", "offer_id": "O1"}, {"candidate_id": "C2", "offer_id": "O1"}],
+    )
+    with pytest.raises(InvalidInstance) as caught:
+        solve(instance)
+    assert [i.rule for i in caught.value.issues] == ["pin_slots"]
+
+
+def test_pins_that_cannot_all_hold_are_infeasible_and_greedy_does_not_claim_them() -> None:
+    # Two pinned stays overlap on supervisor S1's single seat.
+    instance = make(
+        candidates=[candidate("C1"), candidate("C2")],
+        offers=[offer("O1"), offer("O2")],
+        pins=[{"candidate_id": "C1", "offer_id": "O1"}, {"candidate_id": "C2", "offer_id": "O2"}],
+    )
+    assert solve(instance, method="cp_sat").status == "INFEASIBLE"
+    assert solve(instance, method="greedy").status == "UNKNOWN"
