@@ -1,0 +1,22 @@
+"""The README names every rule, score component and reason class that the engine reports."""
+
+from pathlib import Path
+
+import pytest
+
+from matching.eligibility import RULES
+from matching.scoring import COMPONENTS
+from matching.solution import REASONS
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("name", [*RULES, *COMPONENTS, *REASONS])
+def test_readme_documents(name: str) -> None:
+    assert f"`{name}`" in README
+
+
+def test_readme_opens_with_the_two_commands() -> None:
+    blocks = [b.split("```", 1)[0].strip() for b in README.split("```sh\n")[1:3]]
+    assert blocks[0].endswith("vardmatch demo")
+    assert "pytest" in blocks[1]
