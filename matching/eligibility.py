@@ -245,51 +245,55 @@ def _profession_blocks(instance: Instance, tables: Tables) -> list[tuple[IntArra
 def eligible_pairs(instance: Instance, tables: Tables | None = None) -> Eligible:
     """All eligible pairs, sorted by candidate then offer."""
     tables = tables or build_tables(instance)
-    parts: list[tuple[PairChecks, BoolArray]] = []
+    parts: list[Eligible] = []
     for cands, offers in _profession_blocks(instance, tables):
         step = max(1, _CHUNK // len(offers))
         for lo in range(0, len(cands), step):
             chunk = cands[lo : lo + step]
             checks = check_pairs(instance, tables, np.repeat(chunk, len(offers)), np.tile(offers, len(chunk)))
-            parts.append((checks, checks.eligible))
-    return _collect(parts, len(instance.offers))
+            # Keep only the eligible rows: the full checks of a chunk are large and most pairs fail.
+            parts.append(_eligible_rows(checks))
+    return _concatenate(parts)
 
 
-def _collect(parts: list[tuple[PairChecks, BoolArray]], n_offers: int) -> Eligible:
-    cand, offer, months, total = [], [], [], []
-    f_pair, f_prog, f_grant, f_mark = [], [], [], []
-    offset = 0
-    for checks, keep in parts:
-        idx = np.flatnonzero(keep)
-        cand.append(checks.cand[idx])
-        offer.append(checks.offer[idx])
-        months.append(checks.costs.months[idx])
-        total.append(checks.costs.total[idx])
-        rows, progs = np.nonzero(checks.programmes.passes[idx])
-        f_pair.append(rows + offset)
-        f_prog.append(progs)
-        f_grant.append(checks.programmes.grant[idx][rows, progs])
-        f_mark.append(checks.programmes.earmark[idx][rows, progs])
-        offset += len(idx)
+def _eligible_rows(checks: PairChecks) -> Eligible:
+    idx = np.flatnonzero(checks.eligible)
+    rows, progs = np.nonzero(checks.programmes.passes[idx])
+    return Eligible(
+        cand=checks.cand[idx],
+        offer=checks.offer[idx],
+        months=checks.costs.months[idx],
+        total_cost=checks.costs.total[idx],
+        fund_pair=rows.astype(np.int64),
+        fund_programme=progs.astype(np.int64),
+        fund_grant=checks.programmes.grant[idx][rows, progs],
+        fund_earmark=checks.programmes.earmark[idx][rows, progs],
+    )
+
+
+def _concatenate(parts: list[Eligible]) -> Eligible:
+    """One Eligible from chunks, pairs sorted by (candidate, offer) and funding rows by (pair, programme)."""
 
     def cat(arrays: list[IntArray]) -> IntArray:
         return np.concatenate(arrays).astype(np.int64) if arrays else np.zeros(0, dtype=np.int64)
 
-    c, o = cat(cand), cat(offer)
+    offsets = np.cumsum([0, *[len(p) for p in parts]])[:-1]
+    c, o = cat([p.cand for p in parts]), cat([p.offer for p in parts])
     order = np.lexsort((o, c))
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
-    fp = rank[cat(f_pair)] if len(order) else cat(f_pair)
-    f_order = np.lexsort((cat(f_prog), fp))
+    fund_pair = rank[cat([p.fund_pair + off for p, off in zip(parts, offsets, strict=True)])]
+    fund_programme = cat([p.fund_programme for p in parts])
+    f_order = np.lexsort((fund_programme, fund_pair))
     return Eligible(
         cand=c[order],
         offer=o[order],
-        months=cat(months)[order],
-        total_cost=cat(total)[order],
-        fund_pair=fp[f_order],
-        fund_programme=cat(f_prog)[f_order],
-        fund_grant=cat(f_grant)[f_order],
-        fund_earmark=cat(f_mark)[f_order],
+        months=cat([p.months for p in parts])[order],
+        total_cost=cat([p.total_cost for p in parts])[order],
+        fund_pair=fund_pair[f_order],
+        fund_programme=fund_programme[f_order],
+        fund_grant=cat([p.fund_grant for p in parts])[f_order],
+        fund_earmark=cat([p.fund_earmark for p in parts])[f_order],
     )
 
 
