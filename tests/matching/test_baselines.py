@@ -410,6 +410,7 @@ def test_empty_round() -> None:
 
 def test_generated_instances_agree_with_cp_sat_and_brute_force() -> None:
     from matching.generate import generate
+
     for seed in range(3):
         inst = generate(60, 30, seed=seed, binding_budgets=True)
         prep = prepare(inst)
