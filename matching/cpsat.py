@@ -29,6 +29,8 @@ class Model:
     x: list[cp_model.IntVar] = field(default_factory=list)
     sup_var: dict[int, cp_model.IntVar] = field(default_factory=dict)  # supervisor option row -> var
     fund_var: dict[int, cp_model.IntVar] = field(default_factory=dict)  # funding row -> var
+    # Earmark overflow variables with the funding rows that draw on the earmark and its amount.
+    overflow: list[tuple[cp_model.IntVar, IntArray, int]] = field(default_factory=list)
 
     def build(self) -> Model:
         """Add every variable and constraint."""
@@ -118,6 +120,7 @@ class Model:
             extra = self.model.new_int_var(0, prog.budget, f"overflow{g}_{k}")
             self.model.add(extra >= spend - earmark.amount)
             overflow.append(extra)
+            self.overflow.append((extra, rows[marks == k], earmark.amount))
         self.model.add(self._spend(rows[marks < 0]) + cp_model.LinearExpr.sum(overflow) <= general)
 
     def hint(self, picks: list[Pick]) -> None:
@@ -135,6 +138,11 @@ class Model:
         for r, var in self.fund_var.items():
             if var is not self.x[int(self.prep.pairs.fund_pair[r])]:
                 self.model.add_hint(var, r in fund_rows)
+        # A complete hint lets CP-SAT start from it as a solution instead of repairing it.
+        grant = self.prep.pairs.fund_grant
+        for var, rows, amount in self.overflow:
+            spend = sum(int(grant[r]) for r in rows if int(r) in fund_rows)
+            self.model.add_hint(var, max(0, spend - amount))
 
 
 def _groups(keys: IntArray) -> list[IntArray]:
@@ -195,6 +203,7 @@ def solve_combined(
     picks: list[Pick],
     progress: Progress | None = None,
     progress_interval: float = 1.0,
+    known_bound: float | None = None,
 ) -> tuple[list[Pick], list[TierResult]]:
     """Maximise all tiers at once with weights that make each outweigh the next; report each tier's bound.
 
@@ -215,12 +224,26 @@ def solve_combined(
         return [], [TierResult(name, solver.status_name(status), 0, 0, seconds) for name, _ in tiers]
     found = _read(built, solver) if status != cp_model.UNKNOWN else picks
     best = found if tier_totals(found, tiers) >= tier_totals(picks, tiers) else picks
-    bound = math.floor(solver.best_objective_bound + 1e-6) if status != cp_model.UNKNOWN else None
-    return best, _split_bound(best, tiers, weights, bound, seconds)
+    bounds = [math.floor(b + 1e-6) for b in (known_bound, solver.best_objective_bound) if b is not None]
+    if status == cp_model.UNKNOWN:
+        bounds = bounds[:1] if known_bound is not None else []
+    return best, _split_bound(built.prep, best, tiers, weights, min(bounds) if bounds else None, seconds)
+
+
+def tier_ceiling(prep: Prepared, values: IntArray) -> int:
+    """An upper bound on a tier's total: each candidate's best pair."""
+    best = np.zeros(len(prep.instance.candidates), dtype=np.int64)
+    np.maximum.at(best, prep.pairs.cand, values)
+    return int(best.sum())
 
 
 def _split_bound(
-    picks: list[Pick], tiers: list[tuple[str, IntArray]], weights: list[int], bound: int | None, seconds: float
+    prep: Prepared,
+    picks: list[Pick],
+    tiers: list[tuple[str, IntArray]],
+    weights: list[int],
+    bound: int | None,
+    seconds: float,
 ) -> list[TierResult]:
     """Per-tier objective and bound from a bound on the weighted sum: a tier's bound is exact only while every
     earlier tier is proven optimal; after the first open tier, later bounds are the sum of each candidate's best."""
@@ -228,10 +251,11 @@ def _split_bound(
     results = []
     rest = bound
     for (name, values), weight, total in zip(tiers, weights, totals, strict=True):
+        ceiling = tier_ceiling(prep, values)
         if rest is None:
-            results.append(TierResult(name, "FEASIBLE", total, int(values.sum()), seconds))
+            results.append(TierResult(name, "FEASIBLE", total, max(total, ceiling), seconds))
             continue
-        tier_bound = rest // weight
+        tier_bound = min(rest // weight, ceiling)
         proven = tier_bound <= total
         results.append(TierResult(name, "OPTIMAL" if proven else "FEASIBLE", total, max(total, tier_bound), seconds))
         rest = rest - total * weight if proven else None

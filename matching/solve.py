@@ -8,7 +8,16 @@ from typing import Literal
 
 import numpy as np
 
-from matching.cpsat import Model, Progress, TierResult, relative_gap, solve_combined, solve_tiers, tier_totals
+from matching.cpsat import (
+    Model,
+    Progress,
+    TierResult,
+    relative_gap,
+    solve_combined,
+    solve_tiers,
+    tier_ceiling,
+    tier_totals,
+)
 from matching.eligibility import explain_candidate
 from matching.flow import FlowOverflow, max_weight_assignment
 from matching.greedy import Pick, Preference, greedy, pinned_pairs, place_in_order
@@ -37,20 +46,13 @@ def objective_tiers(prep: Prepared) -> list[tuple[str, IntArray]]:
     return tiers
 
 
-def _tier_ceiling(prep: Prepared, values: IntArray) -> int:
-    """An upper bound on a tier's total: each candidate's best pair."""
-    best = np.zeros(len(prep.instance.candidates), dtype=np.int64)
-    np.maximum.at(best, prep.pairs.cand, values)
-    return int(best.sum())
-
-
 def tier_weights(prep: Prepared, tiers: list[tuple[str, IntArray]]) -> list[int]:
     """A weight per tier such that each tier outweighs everything after it; FlowOverflow past 64 bits."""
     weights = []
     weight = 1
     for _, values in reversed(tiers):
         weights.append(weight)
-        weight *= _tier_ceiling(prep, values) + 1
+        weight *= tier_ceiling(prep, values) + 1
     if weight >= 2**62 // max(1, len(prep.instance.candidates)):
         raise FlowOverflow("tiers too large to combine in 64-bit integers")
     return weights[::-1]
@@ -120,13 +122,15 @@ def _run(
                 raise
     if method == "flow":
         raise ValueError("min-cost flow does not apply: a supervisor, budget or cap constraint can bind")
-    hint = _hint(prep, tiers, lp_seconds=prep.instance.policy.time_limit_s / 4)
+    hint, lp_bound = _hint(prep, tiers, lp_seconds=prep.instance.policy.time_limit_s / 4)
     try:
         weights = tier_weights(prep, tiers)
     except FlowOverflow:
         picks, results = solve_tiers(Model(prep).build(), tiers, hint, progress)
     else:
-        picks, results = solve_combined(Model(prep).build(), tiers, weights, hint, progress)
+        # The HiGHS LP bound is often far tighter than CP-SAT's own within the time limit; both are valid.
+        built = Model(prep).build()
+        picks, results = solve_combined(built, tiers, weights, hint, progress, known_bound=lp_bound)
     return picks, results, "cp_sat"
 
 
@@ -137,12 +141,14 @@ def _flow_picks(prep: Prepared, values: IntArray) -> list[Pick]:
     return [Pick(pair=int(k), supervisor=int(sup[k]), fund_row=int(fund[k])) for k in chosen]
 
 
-def _hint(prep: Prepared, tiers: list[tuple[str, IntArray]], lp_seconds: float) -> list[Pick]:
-    """A feasible start: the best of a few greedy orders, by the tiers' order of importance."""
+def _hint(prep: Prepared, tiers: list[tuple[str, IntArray]], lp_seconds: float) -> tuple[list[Pick], float | None]:
+    """A feasible start, the best of a few greedy orders and a rounded LP; and the LP bound on the combined tiers
+    (None when the tiers cannot be combined or the LP did not finish)."""
+    combined = True
     try:
         values = combined_values(prep, tiers)
     except FlowOverflow:
-        values = tiers[-1][1]
+        values, combined = tiers[-1][1], False
     pins = pinned_pairs(prep)
     by_value = np.lexsort((np.arange(len(values)), -values))
     relaxed, _ = max_weight_assignment(prep.pairs.cand, prep.pairs.offer, values, prep.tables.offers.slots, pins)
@@ -158,7 +164,8 @@ def _hint(prep: Prepared, tiers: list[tuple[str, IntArray]], lp_seconds: float) 
         by_lp = np.lexsort((-values, -np.round(lp.pair, 6)))
         preference = Preference(supervisor=lp.supervisor, funding=lp.funding)
         candidates.append(place_in_order(prep, [*pins, *by_lp], preference=preference))
-    return max(candidates, key=lambda picks: tier_totals(picks, tiers))
+    best = max(candidates, key=lambda picks: tier_totals(picks, tiers))
+    return best, (lp.bound if lp is not None and combined else None)
 
 
 def _tier_report(prep: Prepared, tiers: list[tuple[str, IntArray]], picks: list[Pick], status: str) -> list[TierResult]:
@@ -166,7 +173,7 @@ def _tier_report(prep: Prepared, tiers: list[tuple[str, IntArray]], picks: list[
     out = []
     for name, values in tiers:
         value = int(values[chosen].sum()) if len(chosen) else 0
-        bound = value if status == "OPTIMAL" else _tier_ceiling(prep, values)
+        bound = value if status == "OPTIMAL" else tier_ceiling(prep, values)
         out.append(TierResult(name, status, value, bound, 0.0))
     return out
 
@@ -184,9 +191,12 @@ def build_solution(
         ledger.add(
             Use(a.candidate_id, a.offer_id, a.supervisor_id, a.programme_id, _start(prep, p.pair), a.months, a.grant)
         )
-    last = results[-1] if results else TierResult("none", "UNKNOWN", 0, 0, 0.0)
+    # The tier that decides the gap: the first one not proven optimal (the last one when all are).
+    last = next((r for r in results if r.status != "OPTIMAL"), results[-1]) if results else None
+    last = last or TierResult("none", "UNKNOWN", 0, 0, 0.0)
     status = _overall_status(results)
     stats: dict[str, float | int | str] = {
+        "gap_tier": last.name,
         "eligible_pairs": len(pairs),
         "candidates": len(inst.candidates),
         "offers": len(inst.offers),
