@@ -204,19 +204,20 @@ def solve_combined(
     progress: Progress | None = None,
     progress_interval: float = 1.0,
     known_bound: float | None = None,
+    seconds: float | None = None,
 ) -> tuple[list[Pick], list[TierResult]]:
     """Maximise all tiers at once with weights that make each outweigh the next; report each tier's bound.
 
     One search keeps improving later tiers while earlier ones are still open, which finds far better
     solutions than optimising the tiers one after another.
     """
-    values = sum(w * v for w, (_, v) in zip(weights, tiers, strict=True))
-    assert isinstance(values, np.ndarray)
-    used = np.flatnonzero(values)
-    built.model.maximize(cp_model.LinearExpr.weighted_sum([built.x[k] for k in used], [int(values[k]) for k in used]))
+    expr = _combined(built, tiers, weights)
+    built.model.maximize(expr)
+    if known_bound is not None:
+        built.model.add(expr <= math.floor(known_bound + 1e-6))  # a valid cut: the bound holds for every solution
     built.hint(picks)
     solver = cp_model.CpSolver()
-    _configure(solver, built.prep.instance.policy, built.prep.instance.policy.time_limit_s)
+    _configure(solver, built.prep.instance.policy, seconds or built.prep.instance.policy.time_limit_s)
     started = time.monotonic()
     status = solver.solve(built.model, _Watcher("combined", progress, progress_interval) if progress else None)
     seconds = time.monotonic() - started
@@ -235,6 +236,39 @@ def tier_ceiling(prep: Prepared, values: IntArray) -> int:
     best = np.zeros(len(prep.instance.candidates), dtype=np.int64)
     np.maximum.at(best, prep.pairs.cand, values)
     return int(best.sum())
+
+
+def _combined(built: Model, tiers: list[tuple[str, IntArray]], weights: list[int]) -> cp_model.LinearExpr:
+    values = sum(w * v for w, (_, v) in zip(weights, tiers, strict=True))
+    assert isinstance(values, np.ndarray)
+    used = np.flatnonzero(values)
+    expr: cp_model.LinearExpr = cp_model.LinearExpr.weighted_sum(
+        [built.x[k] for k in used], [int(values[k]) for k in used]
+    )
+    return expr
+
+
+def solve_restricted(
+    built: Model,
+    tiers: list[tuple[str, IntArray]],
+    weights: list[int],
+    allowed: IntArray,
+    picks: list[Pick],
+    seconds: float,
+) -> list[Pick]:
+    """The best solution using only the `allowed` pairs (within `seconds`), or `picks` if none is better."""
+    keep = np.zeros(len(built.x), dtype=bool)
+    keep[allowed] = True
+    for k in np.flatnonzero(~keep):
+        built.model.add(built.x[k] == 0)
+    built.model.maximize(_combined(built, tiers, weights))
+    solver = cp_model.CpSolver()
+    _configure(solver, built.prep.instance.policy, seconds)
+    status = solver.solve(built.model)
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return picks
+    found = _read(built, solver)
+    return found if tier_totals(found, tiers) > tier_totals(picks, tiers) else picks
 
 
 def _split_bound(

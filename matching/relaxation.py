@@ -24,11 +24,19 @@ class Relaxation:
     funding: FloatArray
 
 
-def relax(prep: Prepared, values: IntArray, time_limit: float = 10.0) -> Relaxation | None:
-    """Maximise `values` over the LP relaxation; None when HiGHS does not finish in time."""
+def relax(
+    prep: Prepared,
+    values: IntArray,
+    time_limit: float = 10.0,
+    at_least: tuple[tuple[IntArray, int], ...] = (),
+) -> Relaxation | None:
+    """Maximise `values` over the LP relaxation, keeping each (tier values, total) of `at_least` at or above its
+    total; None when HiGHS does not finish in time or the LP is infeasible."""
     if not len(prep.pairs):
         return None
     model = build_mip(prep)
+    for tier_values, total in at_least:
+        model.rows.add(np.arange(len(prep.pairs)), np.asarray(tier_values, dtype=np.float64), total - 0.5, np.inf)
     started = time.monotonic()
     res = highs_milp(
         model.objective(values),
