@@ -19,7 +19,6 @@ from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 from stdnum import luhn
 
 from matching.codes import county_codes, municipalities
@@ -36,12 +35,8 @@ from matching.instance import (
     SizeClass,
     UnitKind,
 )
-from matching.tables import build_tables, distance_km, municipality_numbers
+from matching.tables import BoolArray, FloatArray, IntArray, build_tables, distance_km, municipality_numbers
 from matching.validate import check_instance
-
-IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float64]
-BoolArray = npt.NDArray[np.bool_]
 
 ROUND_DATE = date(2027, 1, 15)
 
