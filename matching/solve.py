@@ -156,7 +156,7 @@ def _tighten_last_tier(
     if lp is None:
         return results
     last = results[-1]
-    bound = max(last.objective, min(last.bound, int(math.floor(lp.bound + 1e-6))))
+    bound = max(last.objective, min(last.bound, math.floor(lp.bound + 1e-6)))
     status = "OPTIMAL" if bound == last.objective else last.status
     return [*results[:-1], TierResult(last.name, status, last.objective, bound, last.seconds)]
 
