@@ -1,4 +1,4 @@
-"""The `vardmatch` command line: demo, solve, verify, explain, generate and schema."""
+"""The `vardmatch` command line: serve, demo, solve, verify, explain, generate and schema."""
 
 from __future__ import annotations
 
@@ -104,6 +104,23 @@ def solve(
     if output:
         output.write_text(text + "\n", encoding="utf-8")
     typer.echo(text if as_json else summary(instance, solution))
+
+
+@app.command()
+def serve(
+    demo: Annotated[
+        bool, typer.Option("--demo", help="A fresh SQLite database with the demo region and users.")
+    ] = False,
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+    database_url: Annotated[
+        str | None, typer.Option("--database-url", help="Default: VARDMATCH_DATABASE_URL or ./vardmatch.sqlite.")
+    ] = None,
+) -> None:
+    """Run the HTTP service (OpenAPI docs at /docs)."""
+    from api.server import serve as run_server
+
+    run_server(demo=demo, host=host, port=port, database_url=database_url)
 
 
 @app.command()

@@ -1,1 +1,26 @@
-"""Vårdmatch persistence (SQLAlchemy models)."""
+"""Vårdmatch persistence: SQLAlchemy 2.0 ORM, Alembic migrations and access-scoped queries."""
+
+from models.audit import AuditEvent, IdempotencyKey
+from models.auth import ApiKey, Role, User
+from models.base import Base
+from models.entities import Candidate, CandidateIdentity, Offer, Programme, Region, Supervisor, Unit
+from models.rounds import MatchRound, Proposal, RoundStatus
+
+__all__ = [
+    "ApiKey",
+    "AuditEvent",
+    "Base",
+    "Candidate",
+    "CandidateIdentity",
+    "IdempotencyKey",
+    "MatchRound",
+    "Offer",
+    "Programme",
+    "Proposal",
+    "Region",
+    "Role",
+    "RoundStatus",
+    "Supervisor",
+    "Unit",
+    "User",
+]

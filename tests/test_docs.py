@@ -18,5 +18,5 @@ def test_readme_documents(name: str) -> None:
 
 def test_readme_opens_with_the_two_commands() -> None:
     blocks = [b.split("```", 1)[0].strip() for b in README.split("```sh\n")[1:3]]
-    assert blocks[0].endswith("vardmatch demo")
+    assert blocks[0].endswith("vardmatch serve --demo")
     assert "pytest" in blocks[1]

@@ -1,0 +1,94 @@
+"""The FastAPI application: routes under /api/v1, problem+json errors, solver runner, health."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy import text
+
+from api import errors
+from api.rounds import Runner, recover_stale
+from api.routers import auth, identity, resources, rounds
+from api.security import LoginLimiter
+from api.settings import Settings
+from models.db import make_engine, make_sessionmaker, transaction
+
+API_PREFIX = "/api/v1"
+log = logging.getLogger("vardmatch.api")
+
+
+class ProblemDetails(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the service for the given settings (default: from the environment)."""
+    settings = settings or Settings()
+    engine = make_engine(settings.database_url)
+    sessions = make_sessionmaker(engine)
+    runner = Runner(sessions, settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        with transaction(sessions) as session:
+            failed = recover_stale(session)
+        if failed:
+            log.warning("marked %d abandoned solving round(s) as failed", failed)
+        yield
+        runner.stop_all()
+        engine.dispose()
+
+    app = FastAPI(
+        title="Vårdmatch",
+        summary="Match foreign-trained clinicians to supervised placements (PTJ) and funding.",
+        version="1",
+        lifespan=lifespan,
+        docs_url="/docs" if settings.docs else None,
+        redoc_url=None,
+        openapi_url=f"{API_PREFIX}/openapi.json" if settings.docs else None,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = sessions
+    app.state.runner = runner
+    app.state.login_limiter = LoginLimiter(settings.login_failures_allowed, settings.login_window_s)
+    errors.install(app)
+    for router in (auth.router, identity.router, rounds.router, *resources.routers()):
+        app.include_router(router, prefix=API_PREFIX)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz(request: Request) -> JSONResponse:
+        """Liveness: the database answers."""
+        try:
+            with request.app.state.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception:
+            return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
+        return JSONResponse({"status": "ok", "database": "ok"})
+
+    _add_problem_schema(app)
+    return app
+
+
+def _add_problem_schema(app: FastAPI) -> None:
+    original = app.openapi
+
+    def openapi() -> dict[str, object]:
+        schema = original()
+        schema.setdefault("components", {}).setdefault("schemas", {})["ProblemDetails"] = (
+            ProblemDetails.model_json_schema()
+        )
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

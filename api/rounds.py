@@ -1,0 +1,388 @@
+"""The life of a matching round: create (snapshot) -> solve in a child process -> verify -> store -> publish ->
+clinics answer -> declines become forbids of the next round. Every transition is a guarded UPDATE, so two
+actors can never both move a round, and one solving round per region is enforced by a unique column."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import threading
+from collections import Counter, defaultdict
+from datetime import date, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.deps import audit
+from api.errors import Conflict, NotFound, Unprocessable
+from api.settings import Settings
+from api.snapshot import build_instance
+from api.worker import mark_failed
+from matching.eligibility import explain_candidate
+from matching.instance import Instance, Pair, Policy, Weights
+from matching.solution import Solution
+from matching.validate import InvalidInstance
+from matching.verify import verify
+from models import Candidate, MatchRound, Offer, Proposal, Region, RoundStatus
+from models.base import utcnow
+from models.queries import Subject, proposals_answerable_by, rounds_readable_by, rounds_writable_by
+
+
+class RoundCreate(BaseModel):
+    """What a coordinator asks for when starting a round."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(default="", max_length=200)
+    round_date: date | None = Field(default=None, description="the date the round decides for (default: today)")
+    objective: str = Field(default="lexicographic", pattern="^(lexicographic|weighted)$")
+    weights: Weights = Weights()
+    time_limit_s: float = Field(default=10.0, gt=0, description="capped by the server's maximum")
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    pins: list[Pair] = []
+    forbids: list[Pair] = []
+
+
+class Rerun(BaseModel):
+    """Pins and forbids added to a round's own for a new run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pins: list[Pair] = []
+    forbids: list[Pair] = []
+    unpin: list[Pair] = Field(default=[], description="pins of the earlier round to drop")
+    time_limit_s: float | None = Field(default=None, gt=0)
+
+
+def input_hash(snapshot: str) -> str:
+    """SHA-256 of the snapshot."""
+    return hashlib.sha256(snapshot.encode()).hexdigest()
+
+
+def declined_pairs(session: Session, region_id: int) -> list[Pair]:
+    """Every pair a clinic declined in the region: it is forbidden in later rounds."""
+    rows = session.execute(
+        select(Proposal.candidate_ref, Proposal.offer_ref)
+        .join(MatchRound, MatchRound.id == Proposal.round_id)
+        .where(MatchRound.region_id == region_id, Proposal.answer == "declined")
+        .distinct()
+    )
+    return [Pair(candidate_id=c, offer_id=o) for c, o in rows]
+
+
+def _policy(session: Session, region: Region, body: RoundCreate, settings: Settings) -> Policy:
+    forbids = {(p.candidate_id, p.offer_id): p for p in [*body.forbids, *declined_pairs(session, region.id)]}
+    return Policy(
+        objective=body.objective,  # type: ignore[arg-type]
+        weights=body.weights,
+        time_limit_s=min(body.time_limit_s, settings.max_time_limit_s),
+        seed=body.seed,
+        workers=2,
+        deterministic=True,
+        pins=tuple(body.pins),
+        forbids=tuple(forbids.values()),
+    )
+
+
+def snapshot_for(session: Session, region: Region, body: RoundCreate, settings: Settings) -> Instance:
+    """The frozen engine input of a new round (422 listing every issue if the inputs do not fit together)."""
+    round_date = body.round_date or date.today()
+    try:
+        return build_instance(session, region, round_date, _policy(session, region, body, settings), body.name)
+    except InvalidInstance as exc:
+        issues = [_issue(issue) for issue in exc.issues]
+        raise Unprocessable(
+            f"the round's inputs break {len(exc.issues)} rule(s)", slug="invalid-round-inputs", issues=issues
+        ) from None
+    except ValueError as exc:
+        raise Unprocessable(str(exc).split("\n")[0], slug="invalid-round-inputs") from None
+
+
+def _issue(issue: Any) -> dict[str, Any]:
+    return {k: getattr(issue, k) for k in ("path", "object_id", "field", "rule", "message")}
+
+
+def create_round(
+    session: Session, subject: Subject, region: Region, body: RoundCreate, settings: Settings, previous: int | None
+) -> MatchRound:
+    """Insert a solving round with its snapshot and commit; 409 if the region already has one solving."""
+    recover_stale(session)
+    instance = snapshot_for(session, region, body, settings)
+    snapshot = instance.model_dump_json()
+    row = MatchRound(
+        region_id=region.id,
+        active_region_id=region.id,
+        name=body.name,
+        status=RoundStatus.SOLVING,
+        round_date=instance.round_date,
+        request=body.model_dump(mode="json"),
+        snapshot=snapshot,
+        input_hash=input_hash(snapshot),
+        progress={"phase": "queued"},
+        lease_until=utcnow() + timedelta(seconds=settings.lease_s + settings.start_grace_s),
+        previous_round_id=previous,
+        created_by=subject.user_id,
+    )
+    session.add(row)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict(
+            f"region {region.code} already has a round solving; wait for it or cancel it",
+            slug="round-already-solving",
+        ) from None
+    audit(session, subject, "round.create", "round", row.id, region.id, candidates=len(instance.candidates))
+    return row
+
+
+class Runner:
+    """Starts solver processes and fails their round if one dies; keeps handles so a cancel can stop them."""
+
+    def __init__(self, sessions: sessionmaker[Session], settings: Settings) -> None:
+        self.sessions, self.settings = sessions, settings
+        self.processes: dict[int, subprocess.Popen[bytes]] = {}
+        self.lock = threading.Lock()
+
+    def start(self, round_id: int) -> None:
+        """Launch `python -m api.worker ROUND_ID` and watch it."""
+        env = {**os.environ, **self._env()}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "api.worker", str(round_id)],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        )
+        with self.lock:
+            self.processes[round_id] = process
+        with self.sessions() as session:
+            session.execute(update(MatchRound).where(MatchRound.id == round_id).values(worker_pid=process.pid))
+            session.commit()
+        threading.Thread(target=self._watch, args=(round_id, process), daemon=True).start()
+
+    def _env(self) -> dict[str, str]:
+        s = self.settings
+        return {
+            "VARDMATCH_DATABASE_URL": s.database_url,
+            "VARDMATCH_ENVIRONMENT": s.environment.value,
+            "VARDMATCH_SECRET_KEY": s.secret_key,
+            "VARDMATCH_LEASE_S": str(s.lease_s),
+            "VARDMATCH_SOLVER_START_DELAY_S": str(s.solver_start_delay_s),
+        }
+
+    def _watch(self, round_id: int, process: subprocess.Popen[bytes]) -> None:
+        code = process.wait()
+        with self.lock:
+            self.processes.pop(round_id, None)
+        # Whatever the exit, a round still marked solving has lost its solver.
+        mark_failed(self.sessions, round_id, f"the solver process ended with exit code {code} before storing a result")
+
+    def stop(self, round_id: int) -> None:
+        """Terminate the round's solver process if this server started it."""
+        with self.lock:
+            process = self.processes.get(round_id)
+        if process is not None and process.poll() is None:
+            process.terminate()
+
+    def stop_all(self) -> None:
+        """Terminate every solver process (server shutdown); their rounds end failed."""
+        with self.lock:
+            processes = list(self.processes.values())
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=10)
+
+
+def recover_stale(session: Session) -> int:
+    """Fail every solving round whose heartbeat lease ran out (its solver or server died)."""
+    result = session.execute(
+        update(MatchRound)
+        .where(MatchRound.status == RoundStatus.SOLVING, MatchRound.lease_until < utcnow())
+        .values(
+            status=RoundStatus.FAILED,
+            failure="the solver stopped sending heartbeats (crashed or killed)",
+            active_region_id=None,
+            finished_at=utcnow(),
+        )
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def get_round(session: Session, subject: Subject, region: Region, round_id: int, *, write: bool = False) -> MatchRound:
+    """A round of the region visible to (or, with write, changeable by) the subject; 404 otherwise."""
+    recover_stale(session)
+    session.flush()
+    statement = rounds_writable_by(subject) if write else rounds_readable_by(subject)
+    row = session.scalar(statement.where(MatchRound.id == round_id, MatchRound.region_id == region.id))
+    if row is None:
+        raise NotFound(f"round {round_id} not found in region {region.code}")
+    session.refresh(row)
+    return row
+
+
+def cancel(session: Session, subject: Subject, row: MatchRound) -> None:
+    """Cancel a solving round; its solver is stopped and nothing it computed is kept."""
+    done = session.execute(
+        update(MatchRound)
+        .where(MatchRound.id == row.id, MatchRound.status == RoundStatus.SOLVING)
+        .values(status=RoundStatus.CANCELLED, active_region_id=None, finished_at=utcnow())
+    )
+    if not done.rowcount:  # type: ignore[attr-defined]
+        raise Conflict(f"round {row.id} is {row.status}, not solving", slug="round-state")
+    audit(session, subject, "round.cancel", "round", row.id, row.region_id)
+
+
+def stored_solution(session: Session, row: MatchRound) -> Solution:
+    """The round's solution rebuilt from its proposals and summary."""
+    proposals = session.scalars(select(Proposal).where(Proposal.round_id == row.id).order_by(Proposal.id))
+    assignments = [
+        {
+            "candidate_id": p.candidate_ref,
+            "offer_id": p.offer_ref,
+            "supervisor_id": p.supervisor_ref,
+            "programme_id": p.programme_ref,
+            "earmark_id": p.earmark_ref,
+            "start": p.start,
+            "months": p.months,
+            "total_cost": p.total_cost,
+            "grant": p.grant,
+            "unit_share": p.unit_share,
+            "score": p.score,
+            "breakdown": p.breakdown,
+        }
+        for p in proposals
+    ]
+    return Solution.model_validate({**(row.result or {}), "assignments": assignments})
+
+
+def publish(session: Session, subject: Subject, row: MatchRound) -> None:
+    """Verify the stored result again, publish it and close the region's previously published round."""
+    if row.status != RoundStatus.SOLVED:
+        raise Conflict(f"round {row.id} is {row.status}; only a solved round can be published", slug="round-state")
+    instance = Instance.model_validate_json(row.snapshot)
+    violations = verify(instance, stored_solution(session, row))
+    if violations:
+        raise Conflict(f"the stored result breaks {len(violations)} rule(s): {violations[0]}", slug="round-invalid")
+    session.execute(
+        update(MatchRound)
+        .where(MatchRound.region_id == row.region_id, MatchRound.status == RoundStatus.PUBLISHED)
+        .values(status=RoundStatus.CLOSED)
+    )
+    done = session.execute(
+        update(MatchRound)
+        .where(MatchRound.id == row.id, MatchRound.status == RoundStatus.SOLVED)
+        .values(status=RoundStatus.PUBLISHED, published_at=utcnow())
+    )
+    if not done.rowcount:  # type: ignore[attr-defined]
+        raise Conflict(f"round {row.id} changed meanwhile", slug="round-state")
+    audit(session, subject, "round.publish", "round", row.id, row.region_id)
+
+
+def answer(session: Session, subject: Subject, round_row: MatchRound, proposal_id: int, accept: bool) -> Proposal:
+    """A clinic accepts or declines a proposal; acceptance places the candidate and takes a slot of the offer."""
+    proposal = session.scalar(
+        proposals_answerable_by(subject).where(Proposal.id == proposal_id, Proposal.round_id == round_row.id)
+    )
+    if proposal is None:
+        raise NotFound(f"proposal {proposal_id} not found in round {round_row.id}")
+    if proposal.answer != "pending":
+        raise Conflict(f"proposal {proposal_id} was already {proposal.answer}", slug="proposal-answered")
+    proposal.answer = "accepted" if accept else "declined"
+    proposal.answered_at = utcnow()
+    proposal.answered_by = subject.user_id
+    if accept:
+        _take_slot(session, proposal)
+    audit(session, subject, f"proposal.{proposal.answer}", "proposal", proposal.id, round_row.region_id)
+    session.flush()
+    return proposal
+
+
+def _take_slot(session: Session, proposal: Proposal) -> None:
+    candidate = session.get_one(Candidate, proposal.candidate_id)
+    candidate.status = "placed"
+    offer = session.get_one(Offer, proposal.offer_id)
+    slots = max(0, int(offer.data.get("slots", 1)) - 1)
+    offer.data = {**offer.data, "slots": slots}
+    if slots == 0:
+        offer.status = "filled"
+        offer.data = {**offer.data, "status": "filled"}
+    offer.version += 1
+
+
+def round_explanation(session: Session, row: MatchRound) -> dict[str, Any]:
+    """Money per programme and per unit against budgets and caps, and matches per profession."""
+    if row.result is None:
+        raise Conflict(f"round {row.id} has no result ({row.status})", slug="round-state")
+    instance = Instance.model_validate_json(row.snapshot)
+    solution = stored_solution(session, row)
+    units = {u.id: u for u in instance.units}
+    per_unit: dict[tuple[str, str], int] = defaultdict(int)
+    for a in solution.assignments:
+        per_unit[(a.programme_id, units_of(instance)[a.offer_id])] += a.grant
+    programmes = []
+    for prog in instance.programmes:
+        use = next((m for m in solution.money if m.programme_id == prog.id), None)
+        unit_rows = [
+            {"unit_id": uid, "granted": amount, "cap": prog.unit_caps.for_size(units[uid].size_class)}
+            for (pid, uid), amount in sorted(per_unit.items())
+            if pid == prog.id
+        ]
+        programmes.append(
+            {
+                "programme_id": prog.id,
+                "budget": prog.budget,
+                "granted": use.granted if use else 0,
+                "matches": use.matches if use else 0,
+                "earmarks": use.earmarks if use else {},
+                "units": unit_rows,
+            }
+        )
+    profession = {c.id: c.profession.value for c in instance.candidates}
+    total = Counter(profession.values())
+    matched = Counter(profession[a.candidate_id] for a in solution.assignments)
+    return {
+        "round_id": row.id,
+        "status": solution.status,
+        "objective": solution.objective,
+        "bound": solution.bound,
+        "gap": solution.gap,
+        "placements": solution.placements,
+        "programmes": programmes,
+        "professions": [{"profession": p, "matched": matched[p], "candidates": n} for p, n in sorted(total.items())],
+        "unmatched_reasons": dict(Counter(u.reason for u in solution.unmatched)),
+    }
+
+
+def units_of(instance: Instance) -> dict[str, str]:
+    """Offer id -> unit id."""
+    return {o.id: o.unit_id for o in instance.offers}
+
+
+def candidate_explanation(session: Session, row: MatchRound, candidate_ref: str) -> dict[str, Any]:
+    """For one candidate of the round: eligible offers, excluded offers with rule names, match or reason."""
+    instance = Instance.model_validate_json(row.snapshot)
+    if candidate_ref not in {c.id for c in instance.candidates}:
+        raise NotFound(f"candidate {candidate_ref} is not in round {row.id}")
+    verdicts = explain_candidate(instance, candidate_ref)
+    solution = stored_solution(session, row) if row.result is not None else None
+    match = next((a for a in solution.assignments if a.candidate_id == candidate_ref), None) if solution else None
+    unmatched = next((u for u in solution.unmatched if u.candidate_id == candidate_ref), None) if solution else None
+    return {
+        "round_id": row.id,
+        "candidate_id": candidate_ref,
+        "eligible_offers": [v.offer_id for v in verdicts if v.eligible],
+        "excluded_offers": [
+            {"offer_id": v.offer_id, "rules": v.failed_rules, "programme_rules": v.programmes}
+            for v in verdicts
+            if not v.eligible
+        ],
+        "match": match.model_dump(mode="json") if match else None,
+        "unmatched": unmatched.model_dump(mode="json") if unmatched else None,
+    }

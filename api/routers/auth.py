@@ -1,0 +1,193 @@
+"""Log in (OAuth2 password flow), who am I, API keys, users and regions."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.security import OAuth2PasswordRequestForm
+from sqlalchemy import func, select
+
+from api.deps import AdminOnly, CurrentUser, SessionDep, SettingsDep, SubjectDep, audit
+from api.errors import Conflict, NotFound, TooManyRequests, Unauthorized, Unprocessable, problem_responses
+from api.schemas import ApiKeyCreated, Page, RegionCreate, RegionRead, Token, UserCreate, UserRead, UserUpdate
+from api.security import create_token, hash_password, new_api_key, verify_password
+from api.services import region_for
+from models import ApiKey, Region, Role, Unit, User
+from models.queries import Subject, regions_readable_by, users_readable_by, users_writable_by
+
+router = APIRouter(tags=["auth"])
+
+
+@router.post("/auth/token", response_model=Token, responses=problem_responses(401, 422, 429))
+def login(
+    request: Request,
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    session: SessionDep,
+    settings: SettingsDep,
+) -> Any:
+    """Exchange a username and password for a bearer token (failed attempts are rate-limited per client)."""
+    limiter = request.app.state.login_limiter
+    client = request.client.host if request.client else "unknown"
+    wait = limiter.retry_after(client)
+    if wait:
+        raise TooManyRequests(f"too many failed logins; try again in {wait} s", headers={"Retry-After": str(wait)})
+    user = session.scalar(select(User).where(User.username == form.username))
+    if not verify_password(form.password, user.password_hash if user else None) or user is None or not user.active:
+        limiter.failed(client)
+        raise Unauthorized("wrong username or password", headers={"WWW-Authenticate": "Bearer"})
+    token = create_token(user.id, settings.secret_key, settings.token_minutes)
+    return {"access_token": token, "token_type": "bearer", "expires_in": settings.token_minutes * 60}
+
+
+def _user_view(session: Any, user: User) -> dict[str, Any]:
+    region = session.get(Region, user.region_id) if user.region_id else None
+    unit = session.get(Unit, user.unit_id) if user.unit_id else None
+    return {
+        "id": user.id,
+        "username": user.username,
+        "role": user.role,
+        "region": region.code if region else None,
+        "unit": unit.ref if unit else None,
+        "active": user.active,
+    }
+
+
+@router.get("/me", response_model=UserRead, responses=problem_responses(401))
+def me(user: CurrentUser, session: SessionDep) -> Any:
+    """The logged-in user, with role and scope."""
+    return _user_view(session, user)
+
+
+@router.post("/me/api-keys", response_model=ApiKeyCreated, status_code=201, responses=problem_responses(401, 422))
+def create_api_key(
+    user: CurrentUser, subject: SubjectDep, session: SessionDep, name: Annotated[str, Query(max_length=100)] = ""
+) -> Any:
+    """Create an API key for scripts (send it as X-API-Key); it acts with your role and is shown only once."""
+    key, prefix, key_hash = new_api_key()
+    row = ApiKey(user_id=user.id, prefix=prefix, key_hash=key_hash, name=name)
+    session.add(row)
+    session.flush()
+    audit(session, subject, "api_key.create", "api_key", row.id, user.region_id)
+    return {"id": row.id, "name": name, "key": key}
+
+
+@router.get("/regions", response_model=list[RegionRead], tags=["regions"], responses=problem_responses(401))
+def list_regions(session: SessionDep, subject: SubjectDep) -> Any:
+    """Regions you may see."""
+    return [
+        {"code": r.code, "name": r.name} for r in session.scalars(regions_readable_by(subject).order_by(Region.code))
+    ]
+
+
+@router.post(
+    "/regions",
+    response_model=RegionRead,
+    status_code=201,
+    tags=["regions"],
+    responses=problem_responses(401, 403, 409, 422),
+)
+def create_region(body: RegionCreate, session: SessionDep, subject: AdminOnly) -> Any:
+    """Create a region (admin)."""
+    if session.scalar(select(Region).where(Region.code == body.code)):
+        raise Conflict(f"region {body.code} exists", slug="duplicate")
+    region = Region(code=body.code, name=body.name)
+    session.add(region)
+    session.flush()
+    audit(session, subject, "region.create", "region", region.code, region.id)
+    return {"code": region.code, "name": region.name}
+
+
+def _scope(session: Any, subject: Subject, body: UserCreate) -> tuple[int | None, int | None]:
+    if body.role == Role.ADMIN:
+        return None, None
+    if body.region is None:
+        raise Unprocessable(
+            "coordinators and clinic users need a region",
+            errors=[{"field": "region", "message": "required for this role", "type": "required"}],
+        )
+    region = region_for(session, subject, body.region)
+    if body.role == Role.COORDINATOR:
+        return region.id, None
+    unit = session.scalar(select(Unit).where(Unit.region_id == region.id, Unit.ref == (body.unit or "")))
+    if unit is None:
+        raise Unprocessable(
+            "clinic users need a unit of the region",
+            errors=[{"field": "unit", "message": "unknown unit", "type": "known_id"}],
+        )
+    return region.id, unit.id
+
+
+@router.get("/users", response_model=Page[UserRead], tags=["users"], responses=problem_responses(401, 422))
+def list_users(
+    session: SessionDep,
+    subject: SubjectDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    role: Annotated[str | None, Query(max_length=16)] = None,
+) -> Any:
+    """Users you may see (admins: all; others: themselves)."""
+    statement = users_readable_by(subject)
+    if role:
+        statement = statement.where(User.role == role)
+    total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
+    users = session.scalars(statement.order_by(User.id).limit(limit).offset(offset))
+    return {"items": [_user_view(session, u) for u in users], "total": total, "limit": limit, "offset": offset}
+
+
+@router.post(
+    "/users",
+    response_model=UserRead,
+    status_code=201,
+    tags=["users"],
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+def create_user(body: UserCreate, session: SessionDep, subject: AdminOnly) -> Any:
+    """Create a user with a role and scope (admin)."""
+    if session.scalar(select(User).where(User.username == body.username)):
+        raise Conflict(f"user {body.username} exists", slug="duplicate")
+    region_id, unit_id = _scope(session, subject, body)
+    user = User(
+        username=body.username,
+        password_hash=hash_password(body.password),
+        role=body.role,
+        region_id=region_id,
+        unit_id=unit_id,
+    )
+    session.add(user)
+    session.flush()
+    audit(session, subject, "user.create", "user", user.id, region_id, role=body.role)
+    return _user_view(session, user)
+
+
+@router.get("/users/{user_id}", response_model=UserRead, tags=["users"], responses=problem_responses(401, 404))
+def get_user(user_id: int, session: SessionDep, subject: SubjectDep) -> Any:
+    """Read a user."""
+    user = session.scalar(users_readable_by(subject).where(User.id == user_id))
+    if user is None:
+        raise NotFound(f"user {user_id} not found")
+    return _user_view(session, user)
+
+
+@router.patch(
+    "/users/{user_id}", response_model=UserRead, tags=["users"], responses=problem_responses(401, 403, 404, 422)
+)
+def update_user(user_id: int, body: UserUpdate, session: SessionDep, subject: AdminOnly) -> Any:
+    """Change a user's password or deactivate them (admin)."""
+    user = session.scalar(users_writable_by(subject).where(User.id == user_id))
+    if user is None:
+        raise NotFound(f"user {user_id} not found")
+    if body.password is not None:
+        user.password_hash = hash_password(body.password)
+    if body.active is not None:
+        user.active = body.active
+    audit(
+        session,
+        subject,
+        "user.update",
+        "user",
+        user.id,
+        user.region_id,
+        fields=sorted(body.model_dump(exclude_none=True)),
+    )
+    return _user_view(session, user)

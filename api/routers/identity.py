@@ -1,0 +1,49 @@
+"""Reading a candidate's identity: masked by default, every read audited, never for clinics."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from api.deps import CoordinatorOrAdmin, SessionDep, audit
+from api.errors import NotFound, problem_responses
+from api.identity import mask
+from api.schemas import IdentityRead
+from api.services import region_for
+from models import Candidate
+from models.queries import identities_readable_by
+
+router = APIRouter(tags=["candidates"])
+
+
+@router.get(
+    "/regions/{region}/candidates/{ref}/identity",
+    response_model=IdentityRead,
+    responses=problem_responses(401, 403, 404, 422),
+)
+def read_identity(
+    region: str,
+    ref: str,
+    session: SessionDep,
+    subject: CoordinatorOrAdmin,
+    reveal: Annotated[bool, Query(description="show the full number (logged with the purpose)")] = False,
+    purpose: Annotated[str, Query(max_length=200, description="why the identity is needed (audited)")] = "",
+) -> Any:
+    """A candidate's identity (personnummer masked unless `reveal`); every read is audited."""
+    reg = region_for(session, subject, region)
+    found = session.execute(
+        identities_readable_by(subject).where(Candidate.region_id == reg.id, Candidate.ref == ref)
+    ).first()
+    if found is None:
+        raise NotFound(f"no identity for candidate {ref} in region {reg.code}")
+    identity, candidate = found
+    audit(session, subject, "identity.read", "candidate", candidate.ref, reg.id, revealed=reveal, purpose=purpose)
+    number = identity.personnummer if reveal else mask(identity.personnummer)
+    return {
+        "candidate_id": candidate.ref,
+        "personnummer": number,
+        "masked": not reveal,
+        "given_name": identity.given_name,
+        "family_name": identity.family_name,
+    }

@@ -1,0 +1,67 @@
+"""Running the service with uvicorn: `serve(demo, host, port, database_url)`."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import uvicorn
+
+from api.app import create_app
+from api.demo import DEMO_USERS, load_demo
+from api.settings import Environment, Settings
+from models.db import make_engine, make_sessionmaker, transaction
+from models.migrate import upgrade
+
+
+def prepare_database(settings: Settings, demo: bool) -> dict[str, int] | None:
+    """Migrate the database to the newest schema and, for the demo, load the demo region."""
+    upgrade(settings.database_url)
+    if not demo:
+        return None
+    engine = make_engine(settings.database_url)
+    try:
+        with transaction(make_sessionmaker(engine)) as session:
+            return load_demo(session)
+    finally:
+        engine.dispose()
+
+
+def demo_settings(database_url: str | None) -> Settings:
+    """Settings for a demo: development mode and a fresh SQLite file unless a URL is given."""
+    settings = Settings()
+    if settings.environment is Environment.PRODUCTION:
+        raise SystemExit("refusing to run the demo with VARDMATCH_ENVIRONMENT=production")
+    if database_url is None:
+        folder = Path(tempfile.mkdtemp(prefix="vardmatch-demo-"))
+        database_url = f"sqlite:///{folder / 'demo.sqlite'}"
+    return settings.model_copy(update={"database_url": database_url})
+
+
+def login_help(host: str, port: int) -> str:
+    """Where and how to log in to the demo."""
+    shown = "localhost" if host in ("0.0.0.0", "127.0.0.1") else host
+    lines = [
+        f"Vårdmatch demo at http://{shown}:{port}  (API docs: http://{shown}:{port}/docs)",
+        "Log in at POST /api/v1/auth/token (or 'Authorize' in /docs) as:",
+    ]
+    for username, password, role, unit in DEMO_USERS:
+        scope = f"unit {unit}" if unit else ("region 01" if role.value == "coordinator" else "everything")
+        lines.append(f"  {username:<12} {password:<24} {role.value} ({scope})")
+    lines.append("Region 01 (Region Stockholm) holds the demo units, offers, candidates and programmes.")
+    return "\n".join(lines)
+
+
+def serve(demo: bool, host: str = "127.0.0.1", port: int = 8000, database_url: str | None = None) -> None:
+    """Migrate, optionally load the demo, and serve the API with uvicorn until stopped."""
+    if demo:
+        settings = demo_settings(database_url)
+    else:
+        settings = Settings() if database_url is None else Settings(database_url=database_url)
+    # The solver processes read the same settings from the environment.
+    os.environ["VARDMATCH_DATABASE_URL"] = settings.database_url
+    prepare_database(settings, demo)
+    if demo:
+        print(login_help(host, port), flush=True)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")

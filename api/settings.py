@@ -1,0 +1,46 @@
+"""Service settings, read from the environment (prefix VARDMATCH_)."""
+
+from __future__ import annotations
+
+import enum
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SECRET = "insecure-development-secret-change-me"
+
+
+class Environment(enum.StrEnum):
+    """Where the service runs; only development and test accept the default secret."""
+
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    """Everything configurable about the service."""
+
+    model_config = SettingsConfigDict(env_prefix="VARDMATCH_", extra="ignore")
+
+    environment: Environment = Environment.DEVELOPMENT
+    database_url: str = "sqlite:///./vardmatch.sqlite"
+    secret_key: str = DEFAULT_SECRET
+    token_minutes: int = Field(default=60, ge=1, le=24 * 60)
+    login_failures_allowed: int = Field(default=10, ge=1, description="failed logins per client per window")
+    login_window_s: float = Field(default=60.0, gt=0)
+    max_time_limit_s: float = Field(default=120.0, gt=0, description="most solver time a round may ask for")
+    lease_s: float = Field(default=15.0, gt=0, description="a solving round whose heartbeat is older is failed")
+    start_grace_s: float = Field(default=60.0, ge=0, description="extra lease for a solver process to start up")
+    max_upload_bytes: int = Field(default=5_000_000, ge=1)
+    idempotency_ttl_h: float = Field(default=24.0, gt=0)
+    solver_start_delay_s: float = Field(default=0.0, ge=0, description="testing only: wait before solving")
+    docs: bool = True
+
+    @model_validator(mode="after")
+    def _no_default_secret_outside_development(self) -> Settings:
+        if self.environment is Environment.PRODUCTION and (
+            self.secret_key == DEFAULT_SECRET or len(self.secret_key) < 32
+        ):
+            raise ValueError("VARDMATCH_SECRET_KEY must be set to a secret of at least 32 characters in production")
+        return self

@@ -1,0 +1,82 @@
+"""Matching rounds and their proposals."""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, utcnow
+
+
+class RoundStatus(enum.StrEnum):
+    """Life of a round: solving -> solved -> published -> closed (by the next publication), or failed / cancelled."""
+
+    SOLVING = "solving"
+    SOLVED = "solved"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    PUBLISHED = "published"
+    CLOSED = "closed"
+
+
+ACTIVE = (RoundStatus.SOLVING,)
+
+
+class MatchRound(Base):
+    """A round: frozen inputs, policy, progress while solving and the summary of its result."""
+
+    __tablename__ = "match_round"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    region_id: Mapped[int] = mapped_column(ForeignKey("region.id"), index=True)
+    # Set to region_id while the round solves, NULL otherwise: a plain unique constraint then allows one
+    # solving round per region on SQLite and PostgreSQL alike (NULLs never collide).
+    active_region_id: Mapped[int | None] = mapped_column(ForeignKey("region.id"), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    round_date: Mapped[date]
+    request: Mapped[dict[str, Any]]
+    snapshot: Mapped[str] = mapped_column(Text)
+    input_hash: Mapped[str] = mapped_column(String(64))
+    progress: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    lease_until: Mapped[datetime | None]
+    worker_pid: Mapped[int | None]
+    failure: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[dict[str, Any] | None]
+    previous_round_id: Mapped[int | None] = mapped_column(ForeignKey("match_round.id"))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    published_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(default=1)
+
+
+class Proposal(Base):
+    """One proposed match of a round, with its money and the clinic's answer."""
+
+    __tablename__ = "proposal"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("match_round.id", ondelete="CASCADE"), index=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidate.id"), index=True)
+    offer_id: Mapped[int] = mapped_column(ForeignKey("offer.id"), index=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id"), index=True)
+    candidate_ref: Mapped[str] = mapped_column(String(64))
+    offer_ref: Mapped[str] = mapped_column(String(64))
+    supervisor_ref: Mapped[str] = mapped_column(String(64))
+    programme_ref: Mapped[str] = mapped_column(String(64))
+    earmark_ref: Mapped[str | None] = mapped_column(String(64))
+    start: Mapped[date]
+    months: Mapped[int]
+    total_cost: Mapped[int]
+    grant: Mapped[int]
+    unit_share: Mapped[int]
+    score: Mapped[int]
+    breakdown: Mapped[dict[str, Any]]
+    answer: Mapped[str] = mapped_column(String(16), default="pending")
+    answered_at: Mapped[datetime | None]
+    answered_by: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
