@@ -64,7 +64,8 @@ def hash_api_key(key: str) -> str:
 
 def api_key_prefix(key: str) -> str | None:
     """The lookup prefix of a key shaped like ours."""
-    parts = key.split("_")
+    # The random tail may itself contain "_", so split off only the two leading parts.
+    parts = key.split("_", 2)
     return parts[1] if len(parts) == 3 and parts[0] == "vm" else None
 
 

@@ -172,3 +172,5 @@ def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     yield svc
     server.should_exit = True
     thread.join(timeout=20)
+    # Close pooled connections even if a request was still running when the server stopped.
+    svc.app.state.engine.dispose()
