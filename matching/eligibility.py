@@ -179,23 +179,19 @@ def _forbidden_keys(instance: Instance, tables: Tables) -> IntArray:
     return np.array(sorted(keys), dtype=np.int64)
 
 
-def check_pairs(instance: Instance, tables: Tables, cand: IntArray, offer: IntArray) -> PairChecks:
-    """Evaluate every rule on the pairs (cand[k], offer[k])."""
+def _pair_rules(
+    instance: Instance, tables: Tables, cand: IntArray, offer: IntArray, costs: PairCosts
+) -> dict[str, BoolArray]:
+    """The pair rules (all but `funding`) on the pairs (cand[k], offer[k])."""
     c, o = tables.candidates, tables.offers
-    cand = np.asarray(cand, dtype=np.int64)
-    offer = np.asarray(offer, dtype=np.int64)
-    costs = pair_costs(tables, cand, offer)
     start = o.start[offer]
     end_month = o.start_month[offer] + costs.months - 1
     distance = distance_km()[c.municipality[cand], o.municipality[offer]]
-    forbidden = _forbidden_keys(instance, tables)
     keys = cand * len(instance.offers) + offer
-    rules: dict[str, BoolArray] = {
+    rules = {
         "offer_status": o.published[offer],
-        "profession": np.array(c.profession, dtype=object)[cand] == np.array(o.profession, dtype=object)[offer]
-        if len(cand)
-        else np.zeros(0, dtype=bool),
-        "forbidden": ~np.isin(keys, forbidden),
+        "profession": c.profession_code[cand] == o.profession_code[offer],
+        "forbidden": ~np.isin(keys, _forbidden_keys(instance, tables)),
         "ladder_stage": c.stage_ordinal[cand, o.stage[offer]] <= start,
         "practical_test": ~o.needs_practical[offer] | (c.practical_ordinal[cand] <= start),
         "language": c.cefr[cand] >= o.min_cefr[offer],
@@ -206,7 +202,15 @@ def check_pairs(instance: Instance, tables: Tables, cand: IntArray, offer: IntAr
         "commute": distance <= c.max_commute[cand],
         "supervisor": costs.months <= o.supervisor_reach[offer],
     }
-    rules = {name: np.asarray(mask, dtype=bool) for name, mask in rules.items()}
+    return {name: np.asarray(mask, dtype=bool) for name, mask in rules.items()}
+
+
+def check_pairs(instance: Instance, tables: Tables, cand: IntArray, offer: IntArray) -> PairChecks:
+    """Evaluate every rule on the pairs (cand[k], offer[k])."""
+    cand = np.asarray(cand, dtype=np.int64)
+    offer = np.asarray(offer, dtype=np.int64)
+    costs = pair_costs(tables, cand, offer)
+    rules = _pair_rules(instance, tables, cand, offer, costs)
     programmes = _programme_checks(instance, tables, cand, offer, costs)
     rules["funding"] = np.asarray(programmes.passes.any(axis=1), dtype=bool)
     return PairChecks(cand=cand, offer=offer, costs=costs, rules=rules, programmes=programmes)
@@ -250,9 +254,13 @@ def eligible_pairs(instance: Instance, tables: Tables | None = None) -> Eligible
         step = max(1, _CHUNK // len(offers))
         for lo in range(0, len(cands), step):
             chunk = cands[lo : lo + step]
-            checks = check_pairs(instance, tables, np.repeat(chunk, len(offers)), np.tile(offers, len(chunk)))
-            # Keep only the eligible rows: the full checks of a chunk are large and most pairs fail.
-            parts.append(_eligible_rows(checks))
+            cand, offer = np.repeat(chunk, len(offers)), np.tile(offers, len(chunk))
+            # Most pairs fail a cheap pair rule: check programmes only for the rest, and keep only eligible rows.
+            passing = np.ones(len(cand), dtype=bool)
+            for mask in _pair_rules(instance, tables, cand, offer, pair_costs(tables, cand, offer)).values():
+                passing &= mask
+            keep = np.flatnonzero(passing)
+            parts.append(_eligible_rows(check_pairs(instance, tables, cand[keep], offer[keep])))
     return _concatenate(parts)
 
 

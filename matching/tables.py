@@ -18,6 +18,7 @@ from matching.instance import (
     Instance,
     OfferKind,
     OfferStatus,
+    Profession,
     Programme,
     Stage,
 )
@@ -28,6 +29,7 @@ BoolArray = npt.NDArray[np.bool_]
 
 NEVER = np.iinfo(np.int64).max // 4  # an ordinal later than any date
 STAGES = tuple(Stage)
+PROFESSIONS = tuple(Profession)
 # Offer kinds whose length comes from the candidate's decision rather than from the offer.
 DECISION_LENGTH_KINDS = frozenset({OfferKind.PTJ, OfferKind.PROVTJANSTGORING})
 
@@ -76,6 +78,7 @@ class CandidateTable:
     ids: list[str]
     index: dict[str, int]
     profession: list[str]
+    profession_code: IntArray
     cefr: IntArray
     proof_accepted: BoolArray
     authorised: BoolArray
@@ -102,6 +105,7 @@ class OfferTable:
     index: dict[str, int]
     unit: IntArray
     profession: list[str]
+    profession_code: IntArray
     kind: list[str]
     published: BoolArray
     stage: IntArray
@@ -153,6 +157,7 @@ def _candidate_table(instance: Instance) -> CandidateTable:
         ids=[c.id for c in cands],
         index={c.id: i for i, c in enumerate(cands)},
         profession=[c.profession.value for c in cands],
+        profession_code=np.array([PROFESSIONS.index(c.profession) for c in cands], dtype=np.int64),
         cefr=np.array([c.cefr.rank for c in cands], dtype=np.int64),
         proof_accepted=np.array([c.language_proof in ACCEPTED_PROOFS for c in cands], dtype=bool),
         authorised=np.array([c.ladder.special_authorisation is not Authorisation.NONE for c in cands], dtype=bool),
@@ -206,6 +211,7 @@ def _offer_table(instance: Instance, unit_index: dict[str, int]) -> OfferTable:
         index={o.id: i for i, o in enumerate(offers)},
         unit=unit,
         profession=[o.profession.value for o in offers],
+        profession_code=np.array([PROFESSIONS.index(o.profession) for o in offers], dtype=np.int64),
         kind=[o.kind.value for o in offers],
         published=np.array([o.status is OfferStatus.PUBLISHED for o in offers], dtype=bool),
         stage=np.array([STAGES.index(o.stage_needed()) for o in offers], dtype=np.int64),
