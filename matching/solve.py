@@ -132,10 +132,9 @@ def _run(
         picks, results = solve_tiers(Model(prep).build(), tiers, hint, progress)
         return picks, results, "cp_sat"
     if lp is not None:
-        # The optimum mostly uses pairs the LP uses: solving that small model first gives a far better start.
-        support = np.flatnonzero(lp.pair > 1e-6)
-        sub = solve_restricted(Model(prep).build(), tiers, weights, support, hint, seconds=min(5.0, limit / 5))
-        hint = max(hint, sub, key=lambda picks: tier_totals(picks, tiers))
+        # Good solutions mostly use pairs that the LP uses: solving that small model first gives a far better start.
+        for support in _lp_supports(prep, tiers, lp, seconds=limit / 8):
+            hint = solve_restricted(Model(prep).build(), tiers, weights, support, hint, seconds=min(5.0, limit / 6))
     # The HiGHS LP bound is often far tighter than CP-SAT's own within the time limit; both are valid.
     bound = lp.bound if lp is not None else None
     remaining = max(0.1, limit - (time.monotonic() - started))
@@ -143,6 +142,23 @@ def _run(
         Model(prep).build(), tiers, weights, hint, progress, known_bound=bound, seconds=remaining
     )
     return picks, _tighten_last_tier(prep, tiers, results), "cp_sat"
+
+
+def _lp_supports(prep: Prepared, tiers: list[tuple[str, IntArray]], lp: Relaxation, seconds: float) -> list[IntArray]:
+    """Pairs used by the combined LP; then those and the pairs used by the LP of the last tier with the earlier
+    tiers held at the combined LP's level.
+
+    The combined LP favours the first tier so strongly that its support misses pairs that good later-tier
+    solutions need; the second LP adds them.
+    """
+    used = lp.pair > 1e-6
+    supports = [np.flatnonzero(used)]
+    if len(tiers) > 1:
+        held = tuple((values, int(math.floor(float(values @ lp.pair) + 1e-6))) for _, values in tiers[:-1])
+        last = relax(prep, tiers[-1][1], time_limit=seconds, at_least=held)
+        if last is not None:
+            supports.append(np.flatnonzero(used | (last.pair > 1e-6)))
+    return supports
 
 
 def _tighten_last_tier(
