@@ -154,7 +154,7 @@ def _lp_supports(prep: Prepared, tiers: list[tuple[str, IntArray]], lp: Relaxati
     used = lp.pair > 1e-6
     supports = [np.flatnonzero(used)]
     if len(tiers) > 1:
-        held = tuple((values, int(math.floor(float(values @ lp.pair) + 1e-6))) for _, values in tiers[:-1])
+        held = tuple((values, math.floor(float(values @ lp.pair) + 1e-6)) for _, values in tiers[:-1])
         last = relax(prep, tiers[-1][1], time_limit=seconds, at_least=held)
         if last is not None:
             supports.append(np.flatnonzero(used | (last.pair > 1e-6)))
