@@ -1,4 +1,4 @@
-"""The `vardmatch` command line: serve, demo, solve, verify, explain, generate and schema."""
+"""The `vardmatch` command line: serve, demo, solve, verify, explain, generate, schema and bench."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from benchmarks.cli import bench_app
 from matching.instance import Instance
 from matching.solution import Solution
 
@@ -20,6 +21,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+app.add_typer(bench_app, name="bench")
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 DEMO = FIXTURES / "demo_region.json"

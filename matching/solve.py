@@ -33,6 +33,7 @@ from matching.tables import IntArray
 from matching.validate import InvalidInstance, Issue
 
 Method = Literal["auto", "cp_sat", "flow", "greedy"]
+LP_HINT_MAX_ROWS = 100_000  # funding rows; national rounds (~350k) take HiGHS over a minute
 
 
 def objective_tiers(prep: Prepared) -> list[tuple[str, IntArray]]:
@@ -103,13 +104,14 @@ def solve(instance: Instance, *, method: Method = "auto", progress: Progress | N
     prep = prepare(instance)
     check_pins(prep)
     tiers = objective_tiers(prep)
-    picks, results, used = _run(prep, tiers, method, progress)
+    picks, results, used = solve_prepared(prep, tiers, method, progress)
     return build_solution(prep, picks, results, used, time.monotonic() - started)
 
 
-def _run(
-    prep: Prepared, tiers: list[tuple[str, IntArray]], method: Method, progress: Progress | None
+def solve_prepared(
+    prep: Prepared, tiers: list[tuple[str, IntArray]], method: Method, progress: Progress | None = None
 ) -> tuple[list[Pick], list[TierResult], str]:
+    """The dispatch on a prepared instance (pins already checked): the picks, each tier's result, the method used."""
     if method == "greedy":
         picks = greedy(prep, combined_values(prep, tiers))
         # Greedy cannot prove anything; if it could not seat every pin, it has no valid solution to offer.
@@ -201,7 +203,8 @@ def _hint(prep: Prepared, tiers: list[tuple[str, IntArray]], lp_seconds: float) 
     np.minimum.at(cheapest, prep.pairs.fund_pair, prep.pairs.fund_grant)
     by_cost = np.lexsort((-values, cheapest))
     candidates = [place_in_order(prep, [*pins, *order]) for order in (flow_first, by_value, by_cost)]
-    lp = relax(prep, values, time_limit=lp_seconds)
+    # HiGHS needs far longer than a round's time limit for the LP of very large models: skip it there.
+    lp = relax(prep, values, time_limit=lp_seconds) if len(prep.pairs.fund_pair) <= LP_HINT_MAX_ROWS else None
     if lp is not None:
         # The LP optimum is nearly integral on assignments: round it by walking pairs in order of LP value.
         by_lp = np.lexsort((-values, -np.round(lp.pair, 6)))
