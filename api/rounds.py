@@ -147,6 +147,7 @@ class Runner:
     def __init__(self, sessions: sessionmaker[Session], settings: Settings) -> None:
         self.sessions, self.settings = sessions, settings
         self.processes: dict[int, subprocess.Popen[bytes]] = {}
+        self.watchers: list[threading.Thread] = []
         self.lock = threading.Lock()
 
     def start(self, round_id: int) -> None:
@@ -164,7 +165,10 @@ class Runner:
         with self.sessions() as session:
             session.execute(update(MatchRound).where(MatchRound.id == round_id).values(worker_pid=process.pid))
             session.commit()
-        threading.Thread(target=self._watch, args=(round_id, process), daemon=True).start()
+        watcher = threading.Thread(target=self._watch, args=(round_id, process), daemon=True)
+        with self.lock:
+            self.watchers = [w for w in self.watchers if w.is_alive()] + [watcher]
+        watcher.start()
 
     def _env(self) -> dict[str, str]:
         s = self.settings
@@ -198,6 +202,11 @@ class Runner:
             process.terminate()
         for process in processes:
             process.wait(timeout=10)
+        # Watchers write the failed status through the app's engine: let them finish before it is disposed.
+        with self.lock:
+            watchers = list(self.watchers)
+        for watcher in watchers:
+            watcher.join(timeout=10)
 
 
 def recover_stale(session: Session) -> int:
