@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.errors import Forbidden, Unauthorized
-from api.security import api_key_prefix, hash_api_key, read_token, same_hash
+from api.security import MAX_ID, api_key_prefix, hash_api_key, read_token, same_hash
 from api.settings import Settings
 from models import ApiKey, AuditEvent, Role, User
 from models.queries import Subject
@@ -38,6 +38,9 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+# A row id in a path: bounded, so that a huge number is a 422 rather than a database overflow.
+RowId = Annotated[int, Path(ge=1, le=MAX_ID)]
+Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 _UNAUTHENTICATED = {"WWW-Authenticate": "Bearer"}

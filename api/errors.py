@@ -8,6 +8,7 @@ Problem (any status)
 ├── Conflict          409 conflict, round-already-solving, round-state, duplicate
 ├── PayloadTooLarge   413 payload-too-large
 ├── Unprocessable     422 validation-error, idempotency-key-reused, invalid-round-inputs, import-rejected
+│                         (a value the database refuses, e.g. a NUL character on PostgreSQL, is a validation-error)
 └── TooManyRequests   429 too-many-requests
 """
 
@@ -20,6 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -130,6 +132,20 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(exc.status_code, slug, title, str(exc.detail), request.url.path, headers=headers)
 
 
+async def _on_data_error(request: Request, exc: Exception) -> JSONResponse:
+    # The database refused a value the request carried (PostgreSQL: a NUL character in text, a number out of
+    # range): the client's input, not a server fault. The value is not echoed; the transaction was rolled back.
+    assert isinstance(exc, DataError)
+    log.info("database refused a value on %s %s: %s", request.method, request.url.path, type(exc.orig).__name__)
+    return problem_response(
+        422,
+        "validation-error",
+        "Validation error",
+        "a value in the request cannot be stored or searched for (for example a NUL character)",
+        request.url.path,
+    )
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem_response(500, "internal-error", "Internal error", "unexpected error; see the logs", request.url.path)
@@ -140,6 +156,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(Problem, _on_problem)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)
+    app.add_exception_handler(DataError, _on_data_error)
     app.add_exception_handler(Exception, _on_unexpected)
 
 

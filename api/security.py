@@ -16,6 +16,8 @@ from pwdlib.hashers.argon2 import Argon2Hasher
 from models.base import utcnow
 
 ALGORITHM = "HS256"
+# Row ids are PostgreSQL `integer`s: a larger number names no row (and SQLite cannot even bind one past 2**63).
+MAX_ID = 2**31 - 1
 _hasher = PasswordHash((Argon2Hasher(),))
 # A hash to verify against when the user does not exist, so that timing does not tell who has an account.
 _DUMMY_HASH = _hasher.hash("no-such-user")
@@ -45,9 +47,10 @@ def read_token(token: str, secret: str) -> int | None:
     """The user id of a valid, unexpired token, else None."""
     try:
         claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]})
-        return int(claims["sub"]) if claims.get("typ") == "access" else None
+        user_id = int(claims["sub"])
     except (jwt.PyJWTError, ValueError):
         return None
+    return user_id if claims.get("typ") == "access" and 0 < user_id <= MAX_ID else None
 
 
 def new_api_key() -> tuple[str, str, str]:

@@ -123,7 +123,7 @@ def create_object(session: Session, kind: Kind, subject: Subject, region: Region
     table: Any = kind.table
     if session.scalar(select(table.id).where(table.region_id == region.id, table.ref == obj.id)):  # type: ignore[attr-defined]
         raise Conflict(f"{kind.name[:-1]} {obj.id} already exists in region {region.code}", slug="duplicate")  # type: ignore[attr-defined]
-    if not _may_create(subject, kind, region):
+    if not may_create(subject, kind, region):
         raise Forbidden(f"your role may not create {kind.name}")
     unit = _unit_for(session, kind, subject, region, obj)
     row = table(region_id=region.id, **to_row_fields(kind, obj))  # type: ignore[arg-type]
@@ -135,7 +135,8 @@ def create_object(session: Session, kind: Kind, subject: Subject, region: Region
     return row
 
 
-def _may_create(subject: Subject, kind: Kind, region: Region) -> bool:
+def may_create(subject: Subject, kind: Kind, region: Region) -> bool:
+    """Whether the subject's role may add objects of the kind to the region (clinics: only their unit's)."""
     if subject.role is Role.CLINIC:
         return kind.per_unit
     return subject.is_admin or subject.region_id == region.id

@@ -106,7 +106,7 @@ def coerce(model: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
     out = dict(data)
     for name, field in model.model_fields.items():
         if name in out:
-            with contextlib.suppress(ValueError, StopIteration):
+            with contextlib.suppress(ValueError, StopIteration, RecursionError):
                 out[name] = _coerce(field.annotation, out[name])
     return out
 
@@ -123,17 +123,31 @@ def _cell_text(value: Any) -> str | None:
     return _unescape(str(value)).strip()
 
 
+class ColumnConflict(ValueError):
+    """Two columns claim the same place, e.g. `ladder` and `ladder.ptj_decision`."""
+
+    def __init__(self, column: str) -> None:
+        super().__init__(f"column {column} clashes with another column of the same name or prefix")
+        self.column = column
+
+
 def unflatten(row: dict[str, Any]) -> dict[str, Any]:
-    """Dotted columns back into nested dicts; empty cells are left out (the field's default applies)."""
+    """Dotted columns back into nested dicts; empty cells are left out (the field's default applies).
+    Raises ColumnConflict when a column is both a value and the parent of another column."""
     out: dict[str, Any] = {}
     for key, raw in row.items():
         text = _cell_text(raw)
         if not key or text is None or text == "":
             continue
         node = out
-        *parents, leaf = str(key).strip().split(".")
+        column = str(key).strip()
+        *parents, leaf = column.split(".")
         for part in parents:
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ColumnConflict(column)
+        if isinstance(node.get(leaf), dict):
+            raise ColumnConflict(column)
         node[leaf] = text
     return out
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy import func, select
 
-from api.deps import AdminOnly, CurrentUser, SessionDep, SettingsDep, SubjectDep, audit
+from api.deps import AdminOnly, CurrentUser, Offset, RowId, SessionDep, SettingsDep, SubjectDep, audit
 from api.errors import Conflict, NotFound, TooManyRequests, Unauthorized, Unprocessable, problem_responses
 from api.schemas import ApiKeyCreated, Page, RegionCreate, RegionRead, Token, UserCreate, UserRead, UserUpdate
 from api.security import create_token, hash_password, new_api_key, verify_password
@@ -123,7 +123,7 @@ def list_users(
     session: SessionDep,
     subject: SubjectDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     role: Annotated[str | None, Query(max_length=16)] = None,
 ) -> Any:
     """Users you may see (admins: all; others: themselves)."""
@@ -161,7 +161,7 @@ def create_user(body: UserCreate, session: SessionDep, subject: AdminOnly) -> An
 
 
 @router.get("/users/{user_id}", response_model=UserRead, tags=["users"], responses=problem_responses(401, 404))
-def get_user(user_id: int, session: SessionDep, subject: SubjectDep) -> Any:
+def get_user(user_id: RowId, session: SessionDep, subject: SubjectDep) -> Any:
     """Read a user."""
     user = session.scalar(users_readable_by(subject).where(User.id == user_id))
     if user is None:
@@ -172,7 +172,7 @@ def get_user(user_id: int, session: SessionDep, subject: SubjectDep) -> Any:
 @router.patch(
     "/users/{user_id}", response_model=UserRead, tags=["users"], responses=problem_responses(401, 403, 404, 422)
 )
-def update_user(user_id: int, body: UserUpdate, session: SessionDep, subject: AdminOnly) -> Any:
+def update_user(user_id: RowId, body: UserUpdate, session: SessionDep, subject: AdminOnly) -> Any:
     """Change a user's password or deactivate them (admin)."""
     user = session.scalar(users_writable_by(subject).where(User.id == user_id))
     if user is None:

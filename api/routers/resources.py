@@ -10,8 +10,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, File, Query, Response, UploadFile
 
 from api import services, tabular
-from api.deps import SessionDep, SettingsDep, SubjectDep, audit
-from api.errors import PayloadTooLarge, Unprocessable, problem_responses
+from api.deps import Offset, SessionDep, SettingsDep, SubjectDep, audit
+from api.errors import Forbidden, PayloadTooLarge, Unprocessable, problem_responses
 from api.identity import normalise
 from api.schemas import (
     CandidateCreate,
@@ -43,7 +43,6 @@ FILTERS = {
     "programmes": (),
 }
 Limit = Annotated[int, Query(ge=1, le=200, description="page size (at most 200)")]
-Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 Format = Annotated[str, Query(pattern="^(csv|xlsx)$")]
 ERRORS = problem_responses(401, 403, 404, 409, 422)
 
@@ -65,13 +64,23 @@ def _store_identity(session: Any, subject: Subject, region: Region, row: Any, id
     audit(session, subject, "identity.create", "candidate", row.ref, region.id)
 
 
+def _upload_name(filename: str | None) -> str:
+    """The upload's file name as an audit object id: printable characters only, at most the column's 64."""
+    name = "".join(c for c in filename or "" if c.isprintable())[:64]
+    return name or "upload"
+
+
 def _import_rows(
     session: Any, kind: Kind, subject: Subject, region: Region, rows: list[dict[str, Any]]
 ) -> dict[str, Any]:
     table: Any = kind.table
     valid, errors, seen = [], [], set()
     for number, raw in enumerate(rows, start=2):  # row 1 is the header
-        data = tabular.coerce(kind.engine_type, tabular.unflatten(raw))
+        try:
+            data = tabular.coerce(kind.engine_type, tabular.unflatten(raw))
+        except tabular.ColumnConflict as exc:
+            errors.append({"row": number, "id": None, "field": exc.column, "message": str(exc), "type": "column"})
+            continue
         try:
             obj = services.validate(kind, data)
         except Unprocessable as exc:
@@ -194,6 +203,8 @@ def build_router(kind: Kind) -> APIRouter:
         if len(content) > settings.max_upload_bytes:
             raise PayloadTooLarge(f"uploads are limited to {settings.max_upload_bytes} bytes")
         reg = services.region_for(session, subject, region)
+        if not services.may_create(subject, kind, reg):
+            raise Forbidden(f"your role may not import {kind.name}")
         try:
             rows = tabular.read_rows(content, file.filename or "")
         except Exception as exc:  # any unreadable file is the client's problem, never a 500
@@ -213,7 +224,7 @@ def build_router(kind: Kind) -> APIRouter:
             subject,
             f"{singular}.import",
             singular,
-            file.filename or "upload",
+            _upload_name(file.filename),
             reg.id,
             created=created,
             updated=updated,

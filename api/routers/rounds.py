@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from api import idempotency, rounds
-from api.deps import ClinicOrAdmin, CoordinatorOrAdmin, SessionDep, SettingsDep, SubjectDep
+from api.deps import ClinicOrAdmin, CoordinatorOrAdmin, Offset, RowId, SessionDep, SettingsDep, SubjectDep
 from api.errors import problem_responses
 from api.schemas import Page, ProposalRead, RoundRead
 from api.services import region_for
@@ -95,7 +95,7 @@ def list_rounds(
     session: SessionDep,
     subject: SubjectDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     status: Annotated[str | None, Query(max_length=16)] = None,
 ) -> Any:
     """Rounds of the region you may see, newest first."""
@@ -110,14 +110,14 @@ def list_rounds(
 
 
 @router.get("/{round_id}", response_model=RoundRead, responses=ERRORS)
-def get_round(region: str, round_id: int, session: SessionDep, subject: SubjectDep) -> Any:
+def get_round(region: str, round_id: RowId, session: SessionDep, subject: SubjectDep) -> Any:
     """A round with its status, progress (objective, bound, gap, elapsed) and result summary."""
     reg = region_for(session, subject, region)
     return round_view(rounds.get_round(session, subject, reg, round_id), reg)
 
 
 @router.get("/{round_id}/snapshot", responses=ERRORS)
-def get_snapshot(region: str, round_id: int, session: SessionDep, subject: CoordinatorOrAdmin) -> Any:
+def get_snapshot(region: str, round_id: RowId, session: SessionDep, subject: CoordinatorOrAdmin) -> Any:
     """The round's frozen engine input (an Instance; opaque ids only)."""
     reg = region_for(session, subject, region)
     return Instance.model_validate_json(rounds.get_round(session, subject, reg, round_id).snapshot).model_dump(
@@ -126,7 +126,9 @@ def get_snapshot(region: str, round_id: int, session: SessionDep, subject: Coord
 
 
 @router.post("/{round_id}/cancel", response_model=RoundRead, responses=ERRORS)
-def cancel_round(region: str, round_id: int, request: Request, session: SessionDep, subject: CoordinatorOrAdmin) -> Any:
+def cancel_round(
+    region: str, round_id: RowId, request: Request, session: SessionDep, subject: CoordinatorOrAdmin
+) -> Any:
     """Cancel a solving round; nothing it computed is kept."""
     reg = region_for(session, subject, region)
     row = rounds.get_round(session, subject, reg, round_id, write=True)
@@ -140,7 +142,7 @@ def cancel_round(region: str, round_id: int, request: Request, session: SessionD
 @router.post("/{round_id}/rerun", status_code=202, response_model=RoundRead, responses=ERRORS)
 def rerun_round(
     region: str,
-    round_id: int,
+    round_id: RowId,
     body: rounds.Rerun,
     request: Request,
     session: SessionDep,
@@ -171,7 +173,7 @@ def rerun_round(
 
 
 @router.post("/{round_id}/publish", response_model=RoundRead, responses=ERRORS)
-def publish_round(region: str, round_id: int, session: SessionDep, subject: CoordinatorOrAdmin) -> Any:
+def publish_round(region: str, round_id: RowId, session: SessionDep, subject: CoordinatorOrAdmin) -> Any:
     """Verify and publish a solved round: its proposals go to the clinics (the previous published round closes)."""
     reg = region_for(session, subject, region)
     row = rounds.get_round(session, subject, reg, round_id, write=True)
@@ -184,11 +186,11 @@ def publish_round(region: str, round_id: int, session: SessionDep, subject: Coor
 @router.get("/{round_id}/proposals", response_model=Page[ProposalRead], responses=ERRORS)
 def list_proposals(
     region: str,
-    round_id: int,
+    round_id: RowId,
     session: SessionDep,
     subject: SubjectDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     answer: Annotated[str | None, Query(pattern="^(pending|accepted|declined)$")] = None,
 ) -> Any:
     """Proposals of the round: clinics see only their own unit's, and only once published."""
@@ -209,26 +211,30 @@ def _answer(region: str, round_id: int, proposal_id: int, session: Any, subject:
 
 
 @router.post("/{round_id}/proposals/{proposal_id}/accept", response_model=ProposalRead, responses=ERRORS)
-def accept_proposal(region: str, round_id: int, proposal_id: int, session: SessionDep, subject: ClinicOrAdmin) -> Any:
+def accept_proposal(
+    region: str, round_id: RowId, proposal_id: RowId, session: SessionDep, subject: ClinicOrAdmin
+) -> Any:
     """Accept a proposal for your unit: the candidate is placed and the offer loses a slot."""
     return _answer(region, round_id, proposal_id, session, subject, True)
 
 
 @router.post("/{round_id}/proposals/{proposal_id}/decline", response_model=ProposalRead, responses=ERRORS)
-def decline_proposal(region: str, round_id: int, proposal_id: int, session: SessionDep, subject: ClinicOrAdmin) -> Any:
+def decline_proposal(
+    region: str, round_id: RowId, proposal_id: RowId, session: SessionDep, subject: ClinicOrAdmin
+) -> Any:
     """Decline a proposal for your unit; the pair is forbidden in later rounds."""
     return _answer(region, round_id, proposal_id, session, subject, False)
 
 
 @router.get("/{round_id}/explanation", responses=ERRORS)
-def explain_round(region: str, round_id: int, session: SessionDep, subject: CoordinatorOrAdmin) -> Any:
+def explain_round(region: str, round_id: RowId, session: SessionDep, subject: CoordinatorOrAdmin) -> Any:
     """Money per programme and unit against budgets and caps, matches per profession, reasons for the unmatched."""
     reg = region_for(session, subject, region)
     return rounds.round_explanation(session, rounds.get_round(session, subject, reg, round_id))
 
 
 @router.get("/{round_id}/candidates/{ref}/explanation", responses=ERRORS)
-def explain_candidate(region: str, round_id: int, ref: str, session: SessionDep, subject: CoordinatorOrAdmin) -> Any:
+def explain_candidate(region: str, round_id: RowId, ref: str, session: SessionDep, subject: CoordinatorOrAdmin) -> Any:
     """For one candidate: eligible offers, excluded offers with the rules, the match's score or why unmatched."""
     reg = region_for(session, subject, region)
     return rounds.candidate_explanation(session, rounds.get_round(session, subject, reg, round_id), ref)
