@@ -3,7 +3,6 @@ VARDMATCH_TEST_POSTGRES_URL is set), test regions and users, uvicorn on a free p
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
@@ -16,7 +15,6 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from sqlalchemy import text
 
 from api.app import create_app
 from api.identity import fake_test_personnummer
@@ -27,6 +25,7 @@ from matching.validate import load_instance
 from models import Candidate, CandidateIdentity, Region, Role, Unit, User
 from models.db import make_engine, make_sessionmaker, transaction
 from models.migrate import upgrade
+from tests.databases import BACKENDS, fresh_database
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "small"
 PASSWORD = "correct-horse-battery"
@@ -38,21 +37,6 @@ USERS = {
     "clinic_u2": (Role.CLINIC, "01", "U2"),
     "clinic02": (Role.CLINIC, "02", "U1"),
 }
-POSTGRES_URL = os.environ.get("VARDMATCH_TEST_POSTGRES_URL")
-BACKENDS = ["sqlite", *(["postgres"] if POSTGRES_URL else [])]
-
-
-def fresh_database(backend: str, tmp: Path) -> str:
-    """An empty database URL for the backend."""
-    if backend == "sqlite":
-        return f"sqlite:///{tmp / 'service.sqlite'}"
-    assert POSTGRES_URL
-    engine = make_engine(POSTGRES_URL)
-    with engine.begin() as connection:
-        connection.execute(text("DROP SCHEMA public CASCADE"))
-        connection.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-    return POSTGRES_URL
 
 
 def seed(url: str) -> None:
