@@ -88,7 +88,7 @@ class Model:
         prep, pairs = self.prep, self.prep.pairs
         rows = np.flatnonzero(prep.free_programme[pairs.fund_pair] < 0)
         self._choice(rows, pairs.fund_pair, self.fund_var, "y")
-        unit_of_offer = np.array([prep.tables.unit_index[o.unit_id] for o in prep.instance.offers], dtype=np.int64)
+        unit_of_offer = prep.tables.offers.unit
         for g, prog in enumerate(prep.instance.programmes):
             grows = rows[pairs.fund_programme[rows] == g]
             if not len(grows):

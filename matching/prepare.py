@@ -86,11 +86,12 @@ def _supervisor_options(instance: Instance, tables: Tables, pairs: Eligible) -> 
     return pair[order], sup[order]
 
 
-def _supervisor_binding(instance: Instance, pairs: Eligible, pair: IntArray, sup: IntArray) -> BoolArray:
+def _supervisor_binding(
+    instance: Instance, tables: Tables, pairs: Eligible, pair: IntArray, sup: IntArray
+) -> BoolArray:
     """A supervisor binds if all offers that could use them, full, would exceed a month's capacity."""
     binding = np.zeros(len(instance.supervisors), dtype=bool)
-    starts = np.array([month_index(o.start) for o in instance.offers], dtype=np.int64)
-    slots = np.array([o.slots for o in instance.offers], dtype=np.int64)
+    starts, slots = tables.offers.start_month, tables.offers.slots
     for s_index, s in enumerate(instance.supervisors):
         rows = pair[sup == s_index]
         if not len(rows):
@@ -105,13 +106,12 @@ def _supervisor_binding(instance: Instance, pairs: Eligible, pair: IntArray, sup
     return binding
 
 
-def _money_binding(instance: Instance, pairs: Eligible) -> tuple[BoolArray, BoolArray]:
+def _money_binding(instance: Instance, tables: Tables, pairs: Eligible) -> tuple[BoolArray, BoolArray]:
     """Which programme budgets and which (programme, unit) caps could be exceeded by some solution."""
     n_prog, n_units = len(instance.programmes), len(instance.units)
     budget = np.zeros(n_prog, dtype=bool)
     unit_cap = np.zeros((n_prog, n_units), dtype=bool)
-    unit_of_offer = np.array([u for u in _unit_numbers(instance)], dtype=np.int64)
-    slots = np.array([o.slots for o in instance.offers], dtype=np.int64)
+    unit_of_offer, slots = tables.offers.unit, tables.offers.slots
     for g, prog in enumerate(instance.programmes):
         rows = np.flatnonzero(pairs.fund_programme == g)
         if not len(rows):
@@ -133,23 +133,17 @@ def _money_binding(instance: Instance, pairs: Eligible) -> tuple[BoolArray, Bool
     return budget, unit_cap
 
 
-def _unit_numbers(instance: Instance) -> list[int]:
-    index = {u.id: i for i, u in enumerate(instance.units)}
-    return [index[o.unit_id] for o in instance.offers]
-
-
 def prepare(instance: Instance) -> Prepared:
     """Eligible pairs, scores and the constraint structure of a checked instance."""
     tables = build_tables(instance)
     pairs = eligible_pairs(instance, tables)
     scores = score_pairs(instance, tables, pairs)
     sup_pair, sup_choice = _supervisor_options(instance, tables, pairs)
-    sup_binding = _supervisor_binding(instance, pairs, sup_pair, sup_choice)
-    budget_binding, unit_cap_binding = _money_binding(instance, pairs)
-    unit_of_offer = np.array(_unit_numbers(instance) or [0], dtype=np.int64)
+    sup_binding = _supervisor_binding(instance, tables, pairs, sup_pair, sup_choice)
+    budget_binding, unit_cap_binding = _money_binding(instance, tables, pairs)
     prog_binding_row = (
         budget_binding[pairs.fund_programme]
-        | unit_cap_binding[pairs.fund_programme, unit_of_offer[pairs.offer[pairs.fund_pair]]]
+        | unit_cap_binding[pairs.fund_programme, tables.offers.unit[pairs.offer[pairs.fund_pair]]]
         if len(pairs.fund_pair)
         else np.zeros(0, dtype=bool)
     )
