@@ -24,6 +24,7 @@ from matching.cpsat import TierResult
 from matching.greedy import Pick, pinned_pairs
 from matching.ledger import Ledger, Use
 from matching.prepare import Prepared
+from matching.side import side_rows
 from matching.solution import Solution
 from matching.tables import IntArray
 
@@ -256,6 +257,8 @@ def build_mip(prep: Prepared) -> MipModel:
     _choice_rows(rows, n, pairs.fund_pair, fund_at)
     _supervisor_rows(prep, rows, sup_at)
     _money_rows(prep, rows, fund_at, over_at, marks)
+    for side_pairs, coef, rhs in side_rows(prep):
+        rows.add(side_pairs, coef, float(rhs), np.inf)
     var_lb = np.zeros(rows.n_vars, dtype=np.float64)
     var_ub = np.ones(rows.n_vars, dtype=np.float64)
     var_ub[over_at:] = np.inf

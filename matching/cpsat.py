@@ -15,6 +15,7 @@ from ortools.sat.python import cp_model
 from matching.greedy import Pick, pinned_pairs
 from matching.instance import Policy
 from matching.prepare import Prepared
+from matching.side import Row, satisfied, side_rows
 from matching.tables import IntArray
 
 Progress = Callable[[dict[str, float | int | str]], None]
@@ -31,6 +32,11 @@ class Model:
     fund_var: dict[int, cp_model.IntVar] = field(default_factory=dict)  # funding row -> var
     # Earmark overflow variables with the funding rows that draw on the earmark and its amount.
     overflow: list[tuple[cp_model.IntVar, IntArray, int]] = field(default_factory=list)
+    side: list[Row] = field(default_factory=list)  # floors and no-blocking rows of the policy
+
+    def accepts(self, picks: list[Pick]) -> bool:
+        """True when picks from outside the model (a greedy start) meet the side rows, so they may be returned."""
+        return satisfied(self.side, [p.pair for p in picks])
 
     def build(self) -> Model:
         """Add every variable and constraint."""
@@ -42,6 +48,10 @@ class Model:
         self._money()
         for k in pinned_pairs(prep):
             self.model.add(self.x[k] == 1)
+        self.side = side_rows(prep)
+        for pairs, coef, rhs in self.side:
+            terms = cp_model.LinearExpr.weighted_sum([self.x[int(k)] for k in pairs], [int(c) for c in coef])
+            self.model.add(terms >= rhs)
         return self
 
     def _assignment(self) -> None:
@@ -223,8 +233,12 @@ def solve_combined(
     seconds = time.monotonic() - started
     if status in (cp_model.INFEASIBLE, cp_model.MODEL_INVALID):
         return [], [TierResult(name, solver.status_name(status), 0, 0, seconds) for name, _ in tiers]
-    found = _read(built, solver) if status != cp_model.UNKNOWN else picks
-    best = found if tier_totals(found, tiers) >= tier_totals(picks, tiers) else picks
+    options = [_read(built, solver)] if status != cp_model.UNKNOWN else []
+    if built.accepts(picks):
+        options.append(picks)
+    if not options:
+        return [], [TierResult(name, "UNKNOWN", 0, 0, seconds) for name, _ in tiers]
+    best = max(options, key=lambda found: tier_totals(found, tiers))
     bounds = [math.floor(b + 1e-6) for b in (known_bound, solver.best_objective_bound) if b is not None]
     if status == cp_model.UNKNOWN:
         bounds = bounds[:1] if known_bound is not None else []
@@ -271,7 +285,8 @@ def solve_restricted(
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return picks
     found = _read(built, solver)
-    return found if tier_totals(found, tiers) > tier_totals(picks, tiers) else picks
+    better = not built.accepts(picks) or tier_totals(found, tiers) > tier_totals(picks, tiers)
+    return found if better else picks
 
 
 def _split_bound(
@@ -313,12 +328,12 @@ def solve_tiers(
     policy = built.prep.instance.policy
     deadline = time.monotonic() + policy.time_limit_s
     results: list[TierResult] = []
-    current = picks
+    current = picks if built.accepts(picks) else []
     for position, (name, values) in enumerate(tiers):
         used = np.flatnonzero(values)
         expr = cp_model.LinearExpr.weighted_sum([built.x[k] for k in used], [int(values[k]) for k in used])
         built.model.maximize(expr)
-        built.hint(current)
+        built.hint(current or picks)
         share = 1.0 if position == len(tiers) - 1 else 0.5
         solver = cp_model.CpSolver()
         _configure(solver, policy, max(0.1, share * (deadline - time.monotonic())))
@@ -328,6 +343,9 @@ def solve_tiers(
         seconds = time.monotonic() - started
         if status == cp_model.INFEASIBLE or status == cp_model.MODEL_INVALID:
             results.append(TierResult(name, solver.status_name(status), 0, 0, seconds))
+            return [], results
+        if status == cp_model.UNKNOWN and not current:
+            results.append(TierResult(name, "UNKNOWN", 0, 0, seconds))
             return [], results
         if status == cp_model.UNKNOWN:
             # No solution in time: keep the previous one (it satisfies every earlier tier) and report its value.

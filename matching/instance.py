@@ -502,6 +502,49 @@ class Pair(Frozen):
     offer_id: Id
 
 
+GroupKind = Literal["profession", "county", "country", "waiting_band"]
+
+# Waiting-time bands: (name, first day of waiting in the band); a candidate's wait counts from `ready_since`.
+WAITING_BANDS: tuple[tuple[str, int], ...] = (("under_6m", 0), ("6_12m", 183), ("1_2y", 365), ("over_2y", 730))
+
+
+def waiting_band(days: int) -> str:
+    """The band of a wait of `days` days."""
+    return next(name for name, first in reversed(WAITING_BANDS) if days >= first)
+
+
+class Floor(Frozen):
+    """At least this many, or this share, of a group must be placed (a hard constraint of the round).
+
+    Groups are candidates of one profession, residence county, country of training or waiting-time band.
+    """
+
+    group: GroupKind
+    value: str = Field(min_length=1, max_length=64)
+    min_count: StrictInt | None = Field(default=None, ge=0, le=1_000_000)
+    min_share: float | None = Field(default=None, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _one_limit(self) -> Floor:
+        if (self.min_count is None) == (self.min_share is None):
+            raise ValueError("give exactly one of min_count and min_share (rule: floor_limit; field: min_count)")
+        if self.group == "waiting_band" and self.value not in {name for name, _ in WAITING_BANDS}:
+            bands = ", ".join(name for name, _ in WAITING_BANDS)
+            raise ValueError(f"waiting_band is one of {bands} (rule: waiting_band; field: value)")
+        return self
+
+    def required(self, group_size: int) -> int:
+        """How many of a group of `group_size` must be placed."""
+        if self.min_count is not None:
+            return self.min_count
+        assert self.min_share is not None
+        return math.ceil(self.min_share * group_size - 1e-9)
+
+    def label(self) -> str:
+        """E.g. `profession=nurse`."""
+        return f"{self.group}={self.value}"
+
+
 class Policy(Frozen):
     """How a round is decided: objective, weights, limits and the coordinator's pins and forbids."""
 
@@ -520,6 +563,18 @@ class Policy(Frozen):
     forbids: tuple[Pair, ...] = ()
     solver_parameters: dict[str, bool | int | float | str] = Field(
         default={}, description="extra CP-SAT parameters (SatParameters field names), for tuning"
+    )
+    keep: tuple[Pair, ...] = Field(
+        default=(),
+        description="earlier proposals to keep where possible (a re-run with minimal disruption): lexicographic "
+        "mode keeps as many as possible before anything else; weighted mode adds keep_value per kept pair",
+    )
+    keep_value: int = Field(default=10_000, ge=0, le=1_000_000, description="weighted mode: value of a kept pair")
+    floors: tuple[Floor, ...] = Field(default=(), description="lower bounds on how many of a group are placed")
+    forbid_blocking: bool = Field(
+        default=False,
+        description="allow no blocking pair: no candidate and offer that would both rather be together "
+        "(stated preferences: wishes and clinic rankings, then score)",
     )
 
     @field_validator("solver_parameters")

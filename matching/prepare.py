@@ -58,6 +58,9 @@ class Prepared:
     @property
     def is_flow(self) -> bool:
         """No side constraint can bind: the problem is a capacitated assignment (min-cost flow)."""
+        policy = self.instance.policy
+        if policy.floors or policy.forbid_blocking:
+            return False
         return bool((self.free_supervisor >= 0).all() and (self.free_programme >= 0).all())
 
 

@@ -28,6 +28,7 @@ from matching.ledger import Ledger, Use
 from matching.prepare import Prepared, prepare
 from matching.reasons import explain_unmatched
 from matching.relaxation import Relaxation, relax
+from matching.side import satisfied, side_rows
 from matching.solution import Assignment, ProgrammeUse, Solution
 from matching.tables import IntArray
 from matching.validate import InvalidInstance, Issue
@@ -36,13 +37,25 @@ Method = Literal["auto", "cp_sat", "flow", "greedy"]
 LP_HINT_MAX_ROWS = 100_000  # funding rows; national rounds (~350k) take HiGHS over a minute
 
 
+def kept_pairs(prep: Prepared) -> IntArray:
+    """Per pair, 1 when the policy asks to keep it (an earlier proposal), else 0."""
+    t, pairs, width = prep.tables, prep.pairs, max(1, len(prep.instance.offers))
+    keep = prep.instance.policy.keep
+    wanted = [t.candidates.index[p.candidate_id] * width + t.offers.index[p.offer_id] for p in keep]
+    return np.isin(pairs.cand * width + pairs.offer, wanted).astype(np.int64)
+
+
 def objective_tiers(prep: Prepared) -> list[tuple[str, IntArray]]:
     """Per-pair values of each objective tier, most important first."""
     policy = prep.instance.policy
     score = prep.scores.total
+    kept = kept_pairs(prep) if policy.keep else None
     if policy.objective == "weighted":
-        return [("weighted", score + policy.placement_value)]
-    tiers = [("placements", np.ones(len(score), dtype=np.int64))]
+        bonus = policy.keep_value * kept if kept is not None else 0
+        return [("weighted", score + policy.placement_value + bonus)]
+    # Keeping earlier proposals outranks everything: a re-run changes only what it must.
+    tiers = [("kept", kept)] if kept is not None else []
+    tiers.append(("placements", np.ones(len(score), dtype=np.int64)))
     if policy.waiting_priority:
         tiers.append(("waiting", prep.waiting_days.astype(np.int64)))
     tiers.append(("score", score))
@@ -115,8 +128,10 @@ def solve_prepared(
     if method == "greedy":
         picks = greedy(prep, combined_values(prep, tiers))
         # Greedy cannot prove anything; if it could not seat every pin, it has no valid solution to offer.
-        pins_met = {p.pair for p in picks} >= set(pinned_pairs(prep))
-        return picks, _tier_report(prep, tiers, picks, "FEASIBLE" if pins_met else "UNKNOWN"), "greedy"
+        valid = {p.pair for p in picks} >= set(pinned_pairs(prep)) and satisfied(
+            side_rows(prep), [p.pair for p in picks]
+        )
+        return picks, _tier_report(prep, tiers, picks, "FEASIBLE" if valid else "UNKNOWN"), "greedy"
     if method in ("auto", "flow") and prep.is_flow:
         try:
             picks = _flow_picks(prep, combined_values(prep, tiers))
@@ -139,7 +154,9 @@ def solve_prepared(
             hint = solve_restricted(Model(prep).build(), tiers, weights, support, hint, seconds=min(5.0, limit / 6))
     # The HiGHS LP bound is often far tighter than CP-SAT's own within the time limit; both are valid.
     bound = lp.bound if lp is not None else None
-    remaining = max(0.1, limit - (time.monotonic() - started))
+    # Deterministic rounds get a fixed share, not what the wall clock leaves, so that a re-run repeats exactly.
+    deterministic = prep.instance.policy.deterministic
+    remaining = limit / 2 if deterministic else max(0.1, limit - (time.monotonic() - started))
     picks, results = solve_combined(
         Model(prep).build(), tiers, weights, hint, progress, known_bound=bound, seconds=remaining
     )
@@ -247,6 +264,8 @@ def build_solution(
         "candidates": len(inst.candidates),
         "offers": len(inst.offers),
     }
+    if status not in ("OPTIMAL", "FEASIBLE"):
+        stats["no_solution"] = _no_solution(prep, status)
     for r in results:
         stats[f"{r.name}_objective"] = r.objective
         stats[f"{r.name}_bound"] = r.bound
@@ -261,7 +280,8 @@ def build_solution(
         score=sum(a.score for a in assignments),
         wall_time_s=round(seconds, 3),
         assignments=assignments,
-        unmatched=explain_unmatched(prep, assignments, ledger),
+        # Without a solution there is nothing to explain; `stats["no_solution"]` says why.
+        unmatched=explain_unmatched(prep, assignments, ledger) if status in ("OPTIMAL", "FEASIBLE") else [],
         money=[
             ProgrammeUse(
                 programme_id=g.id,
@@ -274,6 +294,16 @@ def build_solution(
         ],
         stats=stats,
     )
+
+
+def _no_solution(prep: Prepared, status: str) -> str:
+    policy = prep.instance.policy
+    rules = [name for name, on in (("the floors", policy.floors), ("no blocking pairs", policy.forbid_blocking)) if on]
+    if status == "INFEASIBLE" and rules:
+        return f"no matching meets {' and '.join(rules)} together with the pins, capacity and money"
+    if status == "INFEASIBLE":
+        return "no matching meets the pins together with capacity and money"
+    return "no valid matching was found within the time limit"
 
 
 def _overall_status(results: list[TierResult]) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from matching.groups import floor_targets
 from matching.instance import Instance
 
 
@@ -179,7 +180,7 @@ def reference_issues(instance: Instance) -> list[Issue]:
         for wish in c.wishes:
             if wish not in offers and wish not in units:
                 unknown(f"candidates[{i}]", c.id, "wishes", "offer or unit", wish)
-    for field in ("pins", "forbids"):
+    for field in ("pins", "forbids", "keep"):
         seen: set[tuple[str, str]] = set()
         for i, pair in enumerate(getattr(instance.policy, field)):
             path = f"policy.{field}[{i}]"
@@ -204,4 +205,26 @@ def reference_issues(instance: Instance) -> list[Issue]:
         issues.append(
             Issue("policy", None, "pins", "pin_not_forbidden", f"pair ({cid!r}, {oid!r}) is both pinned and forbidden")
         )
+    return issues + _floor_issues(instance)
+
+
+def _floor_issues(instance: Instance) -> list[Issue]:
+    """A floor must not ask for more placements than its group has candidates, nor name a group twice."""
+    issues = []
+    seen: set[str] = set()
+    for i, (floor, group, required) in enumerate(floor_targets(instance)):
+        path = f"policy.floors[{i}]"
+        if floor.label() in seen:
+            issues.append(Issue(path, None, "value", "unique_floor", f"group {floor.label()} has two floors"))
+        seen.add(floor.label())
+        if required > len(group):
+            issues.append(
+                Issue(
+                    path,
+                    None,
+                    "min_count",
+                    "floor_within_group",
+                    f"asks for {required} placed in {floor.label()}, which has {len(group)} candidate(s)",
+                )
+            )
     return issues

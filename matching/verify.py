@@ -7,8 +7,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from matching.baselines import blocking_pairs
 from matching.eligibility import check_pairs
+from matching.groups import floor_targets
 from matching.instance import Instance
+from matching.prepare import prepare
 from matching.solution import Assignment, Solution
 from matching.tables import Tables, build_tables, last_full_month, month_index, qualified
 
@@ -34,6 +37,8 @@ def verify(instance: Instance, solution: Solution, tables: Tables | None = None)
     _check_supervisors(instance, known, out)
     _check_money(instance, known, out)
     _check_pins(instance, solution.assignments, out)
+    _check_floors(instance, known, out)
+    _check_blocking(instance, solution, out)
     return out
 
 
@@ -184,3 +189,27 @@ def _check_pins(instance: Instance, assignments: list[Assignment], out: list[Vio
         for p in instance.policy.pins
         if (p.candidate_id, p.offer_id) not in matched
     ]
+
+
+def _check_floors(instance: Instance, assignments: list[Assignment], out: list[Violation]) -> None:
+    """Each floor's group has at least the required number placed."""
+    matched = {a.candidate_id for a in assignments}
+    for floor, group, required in floor_targets(instance):
+        placed = sum(1 for i in group if instance.candidates[i].id in matched)
+        if placed < required:
+            out.append(Violation("floor", f"{placed} placed in {floor.label()}, the floor asks for {required}"))
+
+
+def _check_blocking(instance: Instance, solution: Solution, out: list[Violation]) -> None:
+    """With forbid_blocking, no candidate and offer would both rather be together (stated preferences)."""
+    if not instance.policy.forbid_blocking:
+        return
+    prep = prepare(instance)
+    try:
+        blocking = blocking_pairs(prep, solution)
+    except ValueError:
+        return  # a pair that is not eligible is reported by the pair checks
+    for c, o in blocking[:20]:
+        out.append(
+            Violation("blocking_pair", f"{instance.candidates[c].id} and {instance.offers[o].id} would both rather")
+        )
