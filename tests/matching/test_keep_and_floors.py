@@ -6,7 +6,7 @@ import pytest
 
 from matching.baselines import milp
 from matching.generate import generate
-from matching.instance import Floor, Instance, Pair
+from matching.instance import Floor, Instance, Offer, OfferStatus, Pair
 from matching.prepare import prepare
 from matching.solve import objective_tiers, solve
 from matching.validate import InvalidInstance
@@ -32,7 +32,7 @@ def _disrupt(instance: Instance, placed: set[tuple[str, str]], seed: int) -> Ins
         return instance.model_copy(update={"programmes": programmes})
     if kind == 1 and placed:
         gone = sorted(placed)[seed % len(placed)][1]
-        offers = tuple(o.model_copy(update={"status": "withdrawn"}) if o.id == gone else o for o in instance.offers)
+        offers = tuple(_withdrawn(o) if o.id == gone else o for o in instance.offers)
         return instance.model_copy(update={"offers": offers})
     declined = sorted(placed)[: 1 + seed % 2]
     return _with(instance, forbids=tuple(Pair(candidate_id=c, offer_id=o) for c, o in declined))
@@ -161,3 +161,7 @@ def test_share_floors_hold_on_random_rounds(seed: int) -> None:
     assert solution.status in ("OPTIMAL", "FEASIBLE", "INFEASIBLE")
     if solution.status != "INFEASIBLE":
         assert verify(floored, solution) == []
+
+
+def _withdrawn(offer: Offer) -> Offer:
+    return offer.model_copy(update={"status": OfferStatus.WITHDRAWN})

@@ -1,0 +1,100 @@
+"""Fairness report and floor prices, round diffs, the plain objective statement and provenance."""
+
+from __future__ import annotations
+
+from matching.diff import round_diff
+from matching.fairness import floor_prices, group_rows, tier_objectives
+from matching.instance import Floor, Instance, Offer, OfferStatus, Pair, Policy
+from matching.provenance import differences, versions
+from matching.solve import solve
+from matching.statement import objective_statement
+from tests.factories import candidate, make, offer, supervisor
+
+
+def _with(instance: Instance, **policy: object) -> Instance:
+    return instance.model_copy(update={"policy": instance.policy.model_copy(update=policy)})
+
+
+def _by_country() -> Instance:
+    """One slot; the Iranian-trained candidate scores higher than the Syrian-trained one."""
+    return make(
+        candidates=[
+            candidate("IR1", country_of_training="IR"),
+            candidate("SY1", country_of_training="SY", specialty="x", ready_since="2024-01-01"),
+        ],
+    )
+
+
+def test_group_rows_give_rate_and_mean_score_per_group() -> None:
+    instance = _by_country()
+    solution = solve(instance)
+    rows = {(r.group, r.value): r for r in group_rows(instance, solution)}
+    ir, sy = rows[("country", "IR")], rows[("country", "SY")]
+    assert (ir.candidates, ir.matched, ir.rate, ir.mean_score) == (1, 1, 1.0, solution.assignments[0].score)
+    assert (sy.matched, sy.rate, sy.mean_score) == (0, 0.0, None)
+    assert rows[("profession", "physician")].rate == 0.5
+    assert {r.value for r in rows.values() if r.group == "waiting_band"} == {"6_12m", "over_2y"}
+    assert rows[("county", "01")].candidates == 2
+
+
+def test_a_floor_that_binds_has_a_price_found_by_re_solving() -> None:
+    instance = _with(_by_country(), floors=(Floor(group="country", value="SY", min_count=1),))
+    solution = solve(instance)
+    [price] = floor_prices(instance, solution)
+    unfloored = tier_objectives(solve(_with(instance, floors=())))
+    assert price.placed == 1 and price.required == 1
+    assert price.lost["placements"] == 0
+    assert price.lost["score"] == unfloored["score"] - tier_objectives(solution)["score"] > 0
+    assert "costs" in price.statement and "score" in price.statement
+    rows = {(r.group, r.value): r for r in group_rows(instance, solution)}
+    assert rows[("country", "SY")].floor == 1
+
+
+def test_a_floor_already_met_costs_nothing() -> None:
+    instance = _with(_by_country(), floors=(Floor(group="country", value="IR", min_share=1.0),))
+    [price] = floor_prices(instance, solve(instance))
+    assert set(price.lost.values()) == {0}
+    assert "costs nothing" in price.statement
+
+
+def test_diff_says_who_lost_a_place_and_why() -> None:
+    instance = make(
+        candidates=[candidate("C1"), candidate("C2", specialty="x")],
+        supervisors=[supervisor("S1"), supervisor("S2")],
+        offers=[offer("O1", supervisors=("S1",)), offer("O2", supervisors=("S2",))],
+    )
+    before = solve(instance)
+    assert len(before.assignments) == 2
+    gone = before.assignments[0].offer_id
+    offers = tuple(_withdrawn(o) if o.id == gone else o for o in instance.offers)
+    keep = tuple(Pair(candidate_id=a.candidate_id, offer_id=a.offer_id) for a in before.assignments)
+    after_instance = _with(instance.model_copy(update={"offers": offers}), keep=keep)
+    diff = round_diff(before, after_instance, solve(after_instance))
+    assert diff.kept == 1 and not diff.moved and not diff.added
+    [lost] = diff.lost
+    assert lost.before == gone and f"offer {gone} is withdrawn" in lost.why
+    assert diff.summary == "1 kept their place, 0 moved, 0 added, 1 lost a place"
+
+
+def test_objective_statement_names_priorities_weights_and_side_rules() -> None:
+    plain = " ".join(objective_statement(Policy()))
+    assert "place as many candidates as possible; then maximise the total match score" in plain
+    assert "3 x specialty fit" in plain
+    keep = (Pair(candidate_id="C1", offer_id="O1"),)
+    floors = (Floor(group="profession", value="nurse", min_share=0.25),)
+    rich = " ".join(objective_statement(Policy(keep=keep, floors=floors, forbid_blocking=True, waiting_priority=True)))
+    assert rich.index("keep as many of the 1 earlier proposals") < rich.index("place as many")
+    assert "waited longest" in rich and "25% of profession=nurse" in rich and "blocking pairs" in rich
+    weighted = " ".join(objective_statement(Policy(objective="weighted", placement_value=7000)))
+    assert "7,000 per placement" in weighted
+
+
+def test_provenance_lists_solver_versions_and_their_differences() -> None:
+    now = versions()
+    assert now["ortools"].startswith("9.15") and "python" in now and "scipy" in now
+    assert differences(now, now) == {}
+    assert differences({**now, "ortools": "9.14.0"}, now) == {"ortools": ("9.14.0", now["ortools"])}
+
+
+def _withdrawn(offer: Offer) -> Offer:
+    return offer.model_copy(update={"status": OfferStatus.WITHDRAWN})
