@@ -47,6 +47,11 @@ class MatchRound(Base):
     worker_pid: Mapped[int | None]
     failure: Mapped[str | None] = mapped_column(Text)
     result: Mapped[dict[str, Any] | None]
+    # Python, OR-Tools, numpy, scipy, ... versions of the solver process: with the snapshot (which holds the policy
+    # and seed) they are what it takes to reproduce the result.
+    provenance: Mapped[dict[str, Any] | None]
+    # Reports computed after solving: fairness per group, floor prices, shadow prices, why-not summary.
+    analysis: Mapped[dict[str, Any] | None]
     previous_round_id: Mapped[int | None] = mapped_column(ForeignKey("match_round.id"))
     created_by: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
