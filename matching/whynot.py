@@ -297,16 +297,30 @@ def _facts_and_tries(r: _Round, ci: int, unmatched: Unmatched, with_tries: bool)
 
 @dataclass(frozen=True)
 class _Gap:
-    """What stops one eligible pair (or one the candidate could make eligible) at the end of the round."""
+    """What one eligible pair (or one the candidate could make eligible) has left at the end of the round."""
 
     offer: Offer
     start: int
     months: int
-    full: bool
-    seat_free: bool
-    busy: list[Supervisor]
+    slots_free: int
+    seats: list[tuple[Supervisor, int]]  # supervisors who could take the stay, with their free seats over it
     funders: list[_Funder]
     order: tuple[float, float]
+
+    @property
+    def full(self) -> bool:
+        """No slot left."""
+        return self.slots_free <= 0
+
+    @property
+    def seats_free(self) -> int:
+        """Free supervisor seats for the whole stay, over all the offer's supervisors."""
+        return sum(max(0, free) for _, free in self.seats)
+
+    @property
+    def busy(self) -> list[Supervisor]:
+        """The supervisors, all without a free seat for the stay (empty when one has a seat)."""
+        return [] if self.seats_free else [s for s, _ in self.seats]
 
 
 def _gaps(r: _Round, ci: int) -> list[_Gap]:
@@ -334,45 +348,46 @@ def _gaps(r: _Round, ci: int) -> list[_Gap]:
 def _gap(r: _Round, oi: int, months: int, funders: list[_Funder], order: tuple[float, float]) -> _Gap:
     offer = r.instance.offers[oi]
     start = int(r.prep.tables.offers.start_month[oi])
-    full = r.ledger.offer_used[offer.id] >= offer.slots
-    busy: list[Supervisor] = []
-    seat_free = r.ledger.free_supervisor(offer.id, start, months) is not None
-    if not seat_free:
-        # The supervisors who could take this stay if they had one more seat.
-        busy = [
-            s
-            for sid in offer.supervisor_ids
-            if (s := r.supervisors[sid]).capacity < 20
-            and r.ledger.supervisor_fits(s.model_copy(update={"capacity": s.capacity + 1}), offer.id, start, months)
-        ]
-    return _Gap(offer, start, months, full, seat_free, busy, funders, order)
+    seats = []
+    for sid in offer.supervisor_ids:
+        s = r.supervisors[sid]
+        peak = max(r.ledger.supervisor_load.get((sid, m), 0) for m in range(start, start + months))
+        # Could take the stay with one seat more than they use (qualified, available for every month)?
+        if r.ledger.supervisor_fits(s.model_copy(update={"capacity": peak + 1}), offer.id, start, months):
+            seats.append((s, s.capacity - peak))
+    slots_free = offer.slots - r.ledger.offer_used[offer.id]
+    return _Gap(offer, start, months, slots_free, seats, funders, order)
 
 
 def _open_pair(r: _Round, g: _Gap, d: int) -> list[Change]:
-    """Changes that give the pair a slot, a supervisor seat and money (each increment times d); [] if it has all."""
+    """Changes that leave the pair room for d matches: slots, a supervisor's seats and money; [] if it has room."""
     changes = []
-    if g.full:
-        changes.append(Change(target="offer", id=g.offer.id, set={"slots": g.offer.slots + d}))
-    if not g.seat_free and g.busy:
-        s = g.busy[0]
-        changes.append(Change(target="supervisor", id=s.id, set={"capacity": min(20, s.capacity + d)}))
+    if g.slots_free < d:
+        changes.append(Change(target="offer", id=g.offer.id, set={"slots": g.offer.slots + d - g.slots_free}))
+    if g.seats_free < d and g.seats:
+        s, free = max(g.seats, key=lambda sf: sf[1])
+        changes.append(Change(target="supervisor", id=s.id, set={"capacity": s.capacity + d - max(0, free)}))
     money = _money_fix(r, g, d)
     return changes + (money or [])
 
 
 def _money_fix(r: _Round, g: _Gap, d: int) -> list[Change] | None:
-    """None when a programme can pay now; else the cheapest fix: more budget, a higher unit or candidate cap."""
+    """None when a programme can pay now; else the cheapest fix: more budget, a higher unit or candidate cap.
+
+    d = 1 adds what is missing for this match; d = 2 money for one more match like it too (a rival who waits for
+    the same money may take the first amount).
+    """
     best: tuple[tuple[int, int], list[Change]] | None = None
     for f in g.funders:
         prog = r.instance.programmes[f.programme]
         update: dict[str, Any] = {}
-        short = f.grant - _budget_left(r.ledger, prog, f.earmark)
+        short = d * f.grant - _budget_left(r.ledger, prog, f.earmark)
         if short > 0:
-            update["budget"] = prog.budget + d * short
+            update["budget"] = prog.budget + short
         cap, cap_left = _cap_left(r, prog, g.offer)
-        if cap is not None and cap_left is not None and f.grant > cap_left:
+        if cap is not None and cap_left is not None and d * f.grant > cap_left:
             size = _unit(r, g.offer).size_class.value
-            update["unit_caps"] = {size: cap + d * (f.grant - cap_left)}
+            update["unit_caps"] = {size: cap + d * f.grant - cap_left}
         if f.over_candidate_cap:
             update["candidate_cap"] = f.grant
         if not update:
@@ -408,7 +423,7 @@ def _money_facts(r: _Round, gaps: list[_Gap]) -> list[MoneyShort]:
     """Per programme limit, the cheapest match it stops at an offer with a slot and a seat free."""
     best: dict[tuple[str, str, str | None], MoneyShort] = {}
     for g in gaps:
-        if g.full or not g.seat_free:
+        if g.full or not g.seats_free:
             continue
         for f in g.funders:
             prog = r.instance.programmes[f.programme]
@@ -618,7 +633,11 @@ def _run(
     if seconds < MIN_TRY_SECONDS:
         return 0, None, "not computed: time budget used up"
     if not todo:
-        return 0, None, "no change to try: no offer can be opened by a simple change"
+        return (
+            0,
+            None,
+            "no change to try: every offer fails a rule that no change to the candidate, a slot, a seat or money meets",
+        )
     started, tried = time.monotonic(), 0
     policy = r.instance.policy
     for n, t in enumerate(todo):

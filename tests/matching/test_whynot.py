@@ -296,6 +296,24 @@ def test_no_money_asks_for_exactly_what_is_missing() -> None:
     assert not places(instance, one_short, "C2")
 
 
+def test_when_a_rival_takes_the_money_for_one_the_money_for_two_is_tried() -> None:
+    budget = 300_000
+    candidates = [cand("C1", **FAVOURED), cand("C2", ready_since="2025-06-01"), cand("C3", **PLAIN)]
+    instance = build(
+        candidates,
+        offers=[offer("O1", slots=3)],
+        supervisors=[sup("S1", capacity=3)],
+        programmes=[prog("P1", budget=budget)],
+    )
+    _, w = explain(instance, "C3")
+    assert w.cause == "no_money" and w.tries == 2
+    # What is missing for one more match goes to C2, who scores higher; enough for two places both.
+    left = budget - COST
+    assert not places(instance, [Change(target="programme", id="P1", set={"budget": budget + COST - left})], "C3")
+    assert w.change == [Change(target="programme", id="P1", set={"budget": budget + 2 * COST - left})]
+    assert w.placements_after == 3
+
+
 def test_a_binding_unit_cap_is_raised_instead_of_the_budget() -> None:
     instance = build(
         [cand("C1", **FAVOURED), cand("C2", **PLAIN)],
