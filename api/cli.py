@@ -1,4 +1,5 @@
-"""The `vardmatch` command line: serve, demo, solve, verify, explain, generate, schema and bench."""
+"""The `vardmatch` command line: serve, demo, solve, verify, explain, generate, schema and bench; the commands that
+explain and test a round are in `api.cli_reports`."""
 
 from __future__ import annotations
 
@@ -237,11 +238,16 @@ def summary(instance: Instance, solution: Solution) -> str:
     profession = {c.id: c.profession.value for c in instance.candidates}
     total = Counter(profession.values())
     matched = Counter(profession[a.candidate_id] for a in solution.assignments)
+    from matching.statement import objective_statement
+
     parts = [
         f"Round {instance.name or '(unnamed)'} on {instance.round_date}: {solution.placements} of "
         f"{len(instance.candidates)} candidates placed ({solution.method}, {solution.status}, "
         f"objective {solution.objective:.0f}, bound {solution.bound:.0f}, gap {solution.gap:.2%}, "
         f"{solution.wall_time_s} s)",
+        "",
+        "What the round optimises",
+        *(f"  {line}" for line in objective_statement(instance.policy)),
         "",
         "Matched per profession",
         _table([(p, str(matched[p]), str(n)) for p, n in sorted(total.items())], ("profession", "matched", "of")),
@@ -273,6 +279,10 @@ def summary(instance: Instance, solution: Solution) -> str:
         parts += ["", "Rules behind 'no eligible offer' (candidates excluded from at least one offer by the rule)"]
         parts.append(_table([(r, str(n)) for r, n in rules.most_common(8)], ("rule", "candidates")))
     return "\n".join(parts)
+
+
+# The explaining commands (why-not, prices, what-if, fairness, stable, analyse) register themselves on `app`.
+from api import cli_reports  # noqa: E402, F401
 
 
 def main() -> None:

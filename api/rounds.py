@@ -24,8 +24,9 @@ from api.settings import Settings
 from api.snapshot import build_instance
 from api.worker import mark_failed
 from matching.eligibility import explain_candidate
-from matching.instance import Instance, Pair, Policy, Weights
+from matching.instance import Floor, Instance, Pair, Policy, Weights
 from matching.solution import Solution
+from matching.statement import objective_statement
 from matching.validate import InvalidInstance
 from matching.verify import verify
 from models import Candidate, MatchRound, Offer, Proposal, Region, RoundStatus
@@ -44,8 +45,14 @@ class RoundCreate(BaseModel):
     weights: Weights = Weights()
     time_limit_s: float = Field(default=10.0, gt=0, description="capped by the server's maximum")
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    waiting_priority: bool = Field(
+        default=False, description="lexicographic: among rounds placing the most, prefer those who waited longest"
+    )
     pins: list[Pair] = []
     forbids: list[Pair] = []
+    keep: list[Pair] = Field(default=[], description="earlier proposals to keep where possible (minimal disruption)")
+    floors: list[Floor] = Field(default=[], description="at least this many (or this share) of a group placed")
+    forbid_blocking: bool = Field(default=False, description="allow no blocking pair (stable under stated preferences)")
 
 
 class Rerun(BaseModel):
@@ -57,11 +64,25 @@ class Rerun(BaseModel):
     forbids: list[Pair] = []
     unpin: list[Pair] = Field(default=[], description="pins of the earlier round to drop")
     time_limit_s: float | None = Field(default=None, gt=0)
+    minimal_disruption: bool = Field(
+        default=True,
+        description="keep as many of this round's proposals (all but the declined) as the changed inputs allow",
+    )
 
 
 def input_hash(snapshot: str) -> str:
     """SHA-256 of the snapshot."""
     return hashlib.sha256(snapshot.encode()).hexdigest()
+
+
+def standing_proposals(session: Session, row: MatchRound) -> list[Pair]:
+    """The round's proposals that were not declined (pending or accepted): what a re-run should disturb least."""
+    rows = session.execute(
+        select(Proposal.candidate_ref, Proposal.offer_ref)
+        .where(Proposal.round_id == row.id, Proposal.answer != "declined")
+        .order_by(Proposal.id)
+    )
+    return [Pair(candidate_id=c, offer_id=o) for c, o in rows]
 
 
 def declined_pairs(session: Session, region_id: int) -> list[Pair]:
@@ -84,8 +105,12 @@ def _policy(session: Session, region: Region, body: RoundCreate, settings: Setti
         seed=body.seed,
         workers=2,
         deterministic=True,
+        waiting_priority=body.waiting_priority,
         pins=tuple(body.pins),
         forbids=tuple(forbids.values()),
+        keep=tuple(body.keep),
+        floors=tuple(body.floors),
+        forbid_blocking=body.forbid_blocking,
     )
 
 
@@ -127,6 +152,7 @@ def create_round(
         lease_until=utcnow() + timedelta(seconds=settings.lease_s + settings.start_grace_s),
         previous_round_id=previous,
         created_by=subject.user_id,
+        provenance={"objective_statement": objective_statement(instance.policy)},
     )
     session.add(row)
     try:
@@ -178,6 +204,7 @@ class Runner:
             "VARDMATCH_SECRET_KEY": s.secret_key,
             "VARDMATCH_LEASE_S": str(s.lease_s),
             "VARDMATCH_SOLVER_START_DELAY_S": str(s.solver_start_delay_s),
+            "VARDMATCH_ANALYSIS_SECONDS": str(s.analysis_seconds),
         }
 
     def _watch(self, round_id: int, process: subprocess.Popen[bytes]) -> None:

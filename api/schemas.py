@@ -131,6 +131,10 @@ class RoundRead(BaseModel):
     finished_at: datetime | None
     published_at: datetime | None
     policy: dict[str, Any]
+    objective_statement: list[str] = Field(default=[], description="what the round optimises, in plain words")
+    provenance: dict[str, Any] = Field(default={}, description="solver and library versions that produced the result")
+    analysis_ready: bool = Field(default=False, description="fairness, prices and why-not reports are computed")
+    analysis_error: str | None = Field(default=None, description="why the reports could not be computed, if so")
 
 
 class ImportReport(BaseModel):

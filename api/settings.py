@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     start_grace_s: float = Field(default=60.0, ge=0, description="extra lease for a solver process to start up")
     max_upload_bytes: int = Field(default=5_000_000, ge=1)
     idempotency_ttl_h: float = Field(default=24.0, gt=0)
+    analysis_seconds: float = Field(
+        default=60.0, ge=0, description="time after solving for fairness, prices and why-not re-solves (0: skip)"
+    )
     solver_start_delay_s: float = Field(default=0.0, ge=0, description="testing only: wait before solving")
     docs: bool = True
 

@@ -74,8 +74,12 @@ def build_instance(
         offer["clinic_ranking"] = [c for c in offer.get("clinic_ranking", []) if c in known]
         offers.append(offer)
     offer_ids = {o["id"] for o in offers}
-    pairs_ok = [p for p in policy.forbids if p.candidate_id in known and p.offer_id in offer_ids]
-    policy = policy.model_copy(update={"forbids": tuple(pairs_ok)})
+
+    # Forbids and kept proposals of candidates placed since, or of offers removed since, no longer apply.
+    def still_here(pairs: tuple[engine.Pair, ...]) -> tuple[engine.Pair, ...]:
+        return tuple(p for p in pairs if p.candidate_id in known and p.offer_id in offer_ids)
+
+    policy = policy.model_copy(update={"forbids": still_here(policy.forbids), "keep": still_here(policy.keep)})
     instance = engine.Instance.model_validate(
         {
             "name": name,

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.settings import Settings
 from matching.instance import Instance
+from matching.provenance import versions
 from matching.solution import Solution
 from models import AuditEvent, Candidate, MatchRound, Offer, Proposal, RoundStatus
 from models.base import utcnow
@@ -127,10 +128,12 @@ def store_result(sessions: sessionmaker[Session], round_id: int, solution: Solut
         if round_row is None or round_row.status != RoundStatus.SOLVING:
             return False
         session.add_all(_proposals(session, round_row, solution))
+        provenance = {**(round_row.provenance or {}), "versions": versions(), "method": solution.method}
         done = session.execute(
             _guarded(round_id).values(
                 status=RoundStatus.SOLVED,
                 result=summary,
+                provenance=provenance,
                 active_region_id=None,
                 finished_at=utcnow(),
                 progress={
@@ -158,6 +161,26 @@ def store_result(sessions: sessionmaker[Session], round_id: int, solution: Solut
         return True
 
 
+def _analysis(instance: Instance, solution: Solution, seconds: float) -> dict[str, Any]:
+    """The post-solve reports, or the error that stopped them (the round's result stands either way)."""
+    from matching.analysis import analyse
+
+    try:
+        return analyse(instance, solution, seconds=seconds).model_dump(mode="json")
+    except Exception as exc:  # a report failing must not hide the others' absence: say why
+        return {"error": f"{type(exc).__name__}: {exc}"[:2000]}
+
+
+def store_analysis(sessions: sessionmaker[Session], round_id: int, analysis: dict[str, Any]) -> None:
+    """Attach the post-solve reports to a round that has a result (a later analysis never overwrites one)."""
+    with transaction(sessions) as session:
+        session.execute(
+            update(MatchRound)
+            .where(MatchRound.id == round_id, MatchRound.result.is_not(None), MatchRound.analysis.is_(None))
+            .values(analysis=analysis)
+        )
+
+
 def run(round_id: int, settings: Settings) -> int:
     """Solve one round; the exit code is 0 when the round ended solved, cancelled or already failed."""
     from matching.solve import solve
@@ -182,7 +205,8 @@ def run(round_id: int, settings: Settings) -> int:
         if solution.status not in ("OPTIMAL", "FEASIBLE"):
             raise RuntimeError(f"the solver found no solution (status {solution.status})")
         heartbeat.stop.set()
-        store_result(sessions, round_id, solution)
+        if store_result(sessions, round_id, solution) and settings.analysis_seconds > 0:
+            store_analysis(sessions, round_id, _analysis(instance, solution, settings.analysis_seconds))
         return 0
     except Exception as exc:  # the round must end failed, whatever went wrong
         heartbeat.stop.set()

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from matching.instance import Candidate, Instance, Offer, Programme, Supervisor, Unit
-from matching.validate import InvalidInstance, Issue, _issues_from_validation, reference_issues
+from matching.validate import InvalidInstance, Issue, issues_from_validation, reference_issues
 
 Target = Literal["candidate", "offer", "supervisor", "programme", "unit"]
 
@@ -92,8 +92,7 @@ def apply_changes(instance: Instance, changes: Sequence[Change]) -> Instance:
         except ValidationError as exc:
             owners = [changes[i] for i in by_object[(collection, index)]]
             issues += [
-                _attribute(issue, owners, by_object[(collection, index)])
-                for issue in _issues_from_validation(exc, data)
+                _attribute(issue, owners, by_object[(collection, index)]) for issue in issues_from_validation(exc, data)
             ]
             continue
         replaced.setdefault(collection, list(getattr(instance, collection)))[index] = new

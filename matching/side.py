@@ -11,6 +11,7 @@ import numpy as np
 from matching.groups import floor_targets
 from matching.prepare import Prepared
 from matching.tables import IntArray
+from matching.validate import InvalidInstance, Issue
 
 Row = tuple[IntArray, IntArray, int]
 
@@ -30,9 +31,12 @@ def side_rows(prep: Prepared) -> list[Row]:
     """Every side row of the round's policy."""
     rows = floor_rows(prep)
     if prep.instance.policy.forbid_blocking:
-        from matching.stable import no_blocking_rows  # stable builds on solve, which builds on this module
+        from matching.stable import TooManyTerms, no_blocking_rows  # stable builds on solve, which builds on this
 
-        rows += no_blocking_rows(prep)
+        try:
+            rows += no_blocking_rows(prep)
+        except TooManyTerms as exc:
+            raise InvalidInstance([Issue("policy", None, "forbid_blocking", "stable_model_size", str(exc))]) from None
     return rows
 
 

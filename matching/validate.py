@@ -85,7 +85,7 @@ def _object_at(data: Any, loc: tuple[Any, ...]) -> tuple[str, str | None, str]:
     return object_path, object_id, field
 
 
-def _issues_from_validation(error: ValidationError, data: Any) -> list[Issue]:
+def issues_from_validation(error: ValidationError, data: Any) -> list[Issue]:
     issues = []
     for item in error.errors():
         object_path, object_id, field = _object_at(data, tuple(item["loc"]))
@@ -113,7 +113,7 @@ def load_instance(source: str | bytes | Path | dict[str, Any]) -> Instance:
     try:
         instance = Instance.model_validate(data)
     except ValidationError as exc:
-        raise InvalidInstance(_issues_from_validation(exc, data)) from None
+        raise InvalidInstance(issues_from_validation(exc, data)) from None
     check_instance(instance)
     return instance
 

@@ -41,6 +41,10 @@ def round_view(row: MatchRound, region: Region) -> dict[str, Any]:
         "finished_at": row.finished_at,
         "published_at": row.published_at,
         "policy": row.request,
+        "objective_statement": (row.provenance or {}).get("objective_statement", []),
+        "provenance": {k: v for k, v in (row.provenance or {}).items() if k != "objective_statement"},
+        "analysis_ready": row.analysis is not None,
+        "analysis_error": (row.analysis or {}).get("error"),
     }
 
 
@@ -150,7 +154,12 @@ def rerun_round(
     settings: SettingsDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> Any:
-    """Start a new round from this one's policy with pins and forbids added (declines are forbidden anyway)."""
+    """Start a new round from this one's policy with pins and forbids added (declines are forbidden anyway).
+
+    With minimal_disruption (the default) the new round keeps as many of this round's proposals as it can: only
+    those that must change (declined, withdrawn offer, budget cut, new pins or forbids) change. The new round's
+    `/diff` lists who kept their place, moved, was added or lost a place, and why.
+    """
     reg = region_for(session, subject, region)
     row = rounds.get_round(session, subject, reg, round_id, write=True)
     earlier = rounds.RoundCreate.model_validate(row.request)
@@ -161,10 +170,12 @@ def rerun_round(
     for cid, pin in list(pins.items()):
         if (cid, pin.offer_id) in forbids:
             del pins[cid]
+    keep = rounds.standing_proposals(session, row) if body.minimal_disruption else []
     new = earlier.model_copy(
         update={
             "pins": list(pins.values()),
             "forbids": list(forbids.values()),
+            "keep": [p for p in keep if (p.candidate_id, p.offer_id) not in forbids],
             "time_limit_s": body.time_limit_s or earlier.time_limit_s,
             "round_date": row.round_date,
         }

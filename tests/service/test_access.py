@@ -19,6 +19,7 @@ BODIES = {
 }
 REFS = {"units": "U1", "supervisors": "S1", "offers": "O1", "candidates": "CAND-A", "programmes": "P1"}
 ROUND_BODY = {"round_date": "2027-01-15", "time_limit_s": 5}
+WHAT_IF = {"changes": [{"target": "offer", "id": "O1", "set": {"slots": 2}}], "time_limit_s": 5}
 
 # GET routes: expected status per user (None = no token). 200 means allowed; 404 means invisible.
 R = "/regions/01"
@@ -61,6 +62,19 @@ GETS: dict[str, dict[str | None, int]] = {
         "coord02": 404,
         "clinic_u1": 403,
     },
+    # Analysis: coordinators and admins. The sweep's round is no re-run (diff: 409) and CAND-A is matched in it.
+    **{
+        f"{R}/rounds/{{round_id}}/{k}": {None: 401, "admin": 200, "coord01": 200, "coord02": 404, "clinic_u1": 403}
+        for k in ("fairness", "prices", "why-not", "stable", "reproduce")
+    },
+    f"{R}/rounds/{{round_id}}/diff": {None: 401, "admin": 409, "coord01": 409, "coord02": 404, "clinic_u1": 403},
+    f"{R}/rounds/{{round_id}}/candidates/{{ref}}/why-not": {
+        None: 401,
+        "admin": 409,
+        "coord01": 409,
+        "coord02": 404,
+        "clinic_u1": 403,
+    },
 }
 # Writes: who must be refused, and how (the allowed paths are exercised by the lifecycle and CRUD tests).
 WRITES: dict[tuple[str, str], dict[str | None, int]] = {
@@ -85,6 +99,7 @@ WRITES: dict[tuple[str, str], dict[str | None, int]] = {
     ("POST", f"{R}/rounds/{{round_id}}/cancel"): {None: 401, "coord02": 404, "clinic_u1": 403},
     ("POST", f"{R}/rounds/{{round_id}}/rerun"): {None: 401, "coord02": 404, "clinic_u1": 403},
     ("POST", f"{R}/rounds/{{round_id}}/publish"): {None: 401, "coord02": 404, "clinic_u1": 403},
+    ("POST", f"{R}/rounds/{{round_id}}/what-if"): {None: 401, "coord02": 404, "clinic_u1": 403},
     ("POST", f"{R}/rounds/{{round_id}}/proposals/{{proposal_id}}/accept"): {
         None: 401,
         "coord01": 403,
@@ -123,6 +138,8 @@ def _request(service: Service, user: str | None, method: str, path: str, ids: di
         kw["files"] = {"file": ("x.csv", b"id\n", "text/csv")}
     elif method == "POST" and kind:
         kw["json"] = BODIES[kind]
+    elif path.endswith("/what-if"):
+        kw["json"] = WHAT_IF
     elif path.endswith("/rounds") or path.endswith("/rerun"):
         kw["json"] = ROUND_BODY if path.endswith("/rounds") else {}
         kw["headers"] = {"Idempotency-Key": f"sweep-{user}-{path}"}

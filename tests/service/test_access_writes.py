@@ -15,7 +15,7 @@ import httpx
 
 from api import tabular
 from tests.service.conftest import Service
-from tests.service.test_access import BODIES, REFS
+from tests.service.test_access import BODIES, REFS, WHAT_IF
 
 R = "/regions/01"
 ROLES: tuple[str | None, ...] = (None, "admin", "coord01", "coord02", "clinic_u1", "clinic_u2")
@@ -49,6 +49,7 @@ EXPECTED: dict[tuple[str, str], dict[str | None, int]] = {
     ("POST", f"{R}/rounds/{{round_id}}/cancel"): _row(401, 200, 200, 404, 403, 403),
     ("POST", f"{R}/rounds/{{round_id}}/rerun"): _row(401, 202, 202, 404, 403, 403),
     ("POST", f"{R}/rounds/{{round_id}}/publish"): _row(401, 200, 200, 404, 403, 403),
+    ("POST", f"{R}/rounds/{{round_id}}/what-if"): _row(401, 200, 200, 404, 403, 403),
     ("POST", f"{R}/rounds/{{round_id}}/proposals/{{proposal_id}}/accept"): _row(401, 200, 403, 403, 200, 404),
     ("POST", f"{R}/rounds/{{round_id}}/proposals/{{proposal_id}}/decline"): _row(401, 200, 403, 403, 200, 404),
 }
@@ -173,6 +174,10 @@ def test_round_writes_by_role(service: Service) -> None:
         call("/{round_id}/rerun", user, f"{R}/rounds/{first}/rerun", json={}, headers=_key())
     for user in ("admin", "coord01"):
         solved(call("/{round_id}/rerun", user, f"{R}/rounds/{first}/rerun", json={}, headers=_key()))
+
+    # What-if: changes nothing stored, so every role can try it on the same round.
+    for user in ROLES:
+        call("/{round_id}/what-if", user, f"{R}/rounds/{first}/what-if", json=WHAT_IF)
 
     # Cancel a solving round.
     runner = service.app.state.runner
