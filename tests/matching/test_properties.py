@@ -84,3 +84,14 @@ def test_deterministic_mode_repeats_exactly(seed: int) -> None:
     first, second = solve(instance, method="cp_sat"), solve(instance, method="cp_sat")
     assert first.assignments == second.assignments
     assert (first.objective, first.bound, first.status) == (second.objective, second.bound, second.status)
+
+
+def test_a_stored_round_that_hit_its_time_limit_reproduces_from_its_json() -> None:
+    # The service stores the instance as JSON and re-solves that snapshot: the search must stop at the same point
+    # although the wall clock differs, so no phase may get "what the wall clock leaves" in deterministic mode.
+    instance = _policy(generate(260, 120, seed=7, binding_budgets=True), deterministic=True, time_limit_s=1.0)
+    first = solve(instance)
+    assert first.method == "cp_sat" and first.status == "FEASIBLE"  # stopped by the limit, not by a proof
+    again = solve(Instance.model_validate_json(instance.model_dump_json()))
+    assert again.assignments == first.assignments
+    assert (again.objective, again.bound) == (first.objective, first.bound)
