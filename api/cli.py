@@ -245,6 +245,7 @@ def summary(instance: Instance, solution: Solution) -> str:
         f"{len(instance.candidates)} candidates placed ({solution.method}, {solution.status}, "
         f"objective {solution.objective:.0f}, bound {solution.bound:.0f}, gap {solution.gap:.2%}, "
         f"{solution.wall_time_s} s)",
+        *([f"No solution: {solution.stats['no_solution']}"] if "no_solution" in solution.stats else []),
         "",
         "What the round optimises",
         *(f"  {line}" for line in objective_statement(instance.policy)),

@@ -167,7 +167,7 @@ def _analysis(instance: Instance, solution: Solution, seconds: float) -> dict[st
 
     try:
         return analyse(instance, solution, seconds=seconds).model_dump(mode="json")
-    except Exception as exc:  # a report failing must not hide the others' absence: say why
+    except Exception as exc:  # the stored result stands; record why its reports are missing
         return {"error": f"{type(exc).__name__}: {exc}"[:2000]}
 
 
@@ -199,11 +199,12 @@ def run(round_id: int, settings: Settings) -> int:
         time.sleep(settings.solver_start_delay_s)
         instance = Instance.model_validate_json(snapshot)
         solution = solve(instance, progress=heartbeat.report)
+        if solution.status not in ("OPTIMAL", "FEASIBLE"):
+            why = solution.stats.get("no_solution", "")
+            raise RuntimeError(f"the solver found no solution (status {solution.status}): {why}")
         violations = verify(instance, solution)
         if violations:
             raise RuntimeError(f"the solution breaks {len(violations)} rule(s), first: {violations[0]}")
-        if solution.status not in ("OPTIMAL", "FEASIBLE"):
-            raise RuntimeError(f"the solver found no solution (status {solution.status})")
         heartbeat.stop.set()
         if store_result(sessions, round_id, solution) and settings.analysis_seconds > 0:
             store_analysis(sessions, round_id, _analysis(instance, solution, settings.analysis_seconds))

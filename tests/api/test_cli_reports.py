@@ -72,3 +72,13 @@ def test_analyse_writes_every_report(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     assert {"fairness", "floor_prices", "prices", "price_lines", "why_not", "why_not_summary"} <= set(report)
     assert report["why_not_summary"]["total"] == 1 and report["why_not"][0]["candidate_id"] == "CAND-B"
+
+
+def test_solve_says_why_there_is_no_solution(tmp_path: Path) -> None:
+    data = json.loads(Path(ONE_SLOT).read_text())
+    data.setdefault("policy", {})["floors"] = [{"group": "profession", "value": "physician", "min_count": 2}]
+    floored = tmp_path / "floored.json"
+    floored.write_text(json.dumps(data))
+    result = runner.invoke(app, ["solve", str(floored)])
+    assert result.exit_code == 0 and "INFEASIBLE" in result.output
+    assert "No solution: no matching meets the floors" in result.output

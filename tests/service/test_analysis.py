@@ -157,3 +157,12 @@ def test_floors_that_cannot_be_met_are_refused_with_the_rule(service: Service) -
         "coord01", "POST", f"{R}/rounds", json={"floors": [floor]}, headers={"Idempotency-Key": "floor-too-big"}
     )
     assert r.status_code == 422 and r.json()["issues"][0]["rule"] == "floor_within_group"
+
+
+def test_floors_the_round_cannot_meet_fail_it_with_the_reason(service: Service) -> None:
+    floor = {"group": "profession", "value": "physician", "min_count": 3}  # three physicians, two slots
+    body = {"round_date": "2027-01-15", "time_limit_s": 5, "floors": [floor]}
+    r = service.call("coord01", "POST", f"{R}/rounds", json=body, headers={"Idempotency-Key": "floor-infeasible"})
+    assert r.status_code == 202, r.text
+    failed = service.wait_round("coord01", "01", r.json()["id"])
+    assert failed["status"] == "failed" and "no matching meets the floors" in failed["failure"]
