@@ -3,7 +3,6 @@ funded afterwards adds up; the comparison shows what stability costs."""
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 import numpy as np
@@ -12,7 +11,8 @@ import pytest
 from matching.baselines import blocking_pairs, feasible_picks
 from matching.generate import generate
 from matching.instance import Instance
-from matching.prepare import Prepared, prepare
+from matching.prepare import prepare
+from matching.side import satisfied
 from matching.solve import solve
 from matching.stable import (
     TooManyTerms,
@@ -25,6 +25,7 @@ from matching.stable import (
 )
 from matching.verify import verify
 from tests.factories import candidate, make, offer, programme, supervisor, unit
+from tests.matching.test_baselines import all_matchings
 
 
 def preference_instance(seed: int, n_cands: int, n_offers: int, **policy: Any) -> Instance:
@@ -54,27 +55,6 @@ def preference_instance(seed: int, n_cands: int, n_offers: int, **policy: Any) -
         ]
     budget = int(rng.integers(1, 4)) * 204_000 + 50_000  # a placement costs 204,000 SEK: money often binds
     return make(candidates=cands, offers=offers, supervisors=sups, programmes=[programme(budget=budget)], **policy)
-
-
-def valid_matchings(prep: Prepared) -> list[list[int]]:
-    """Every set of pairs with at most one offer per candidate and offers within their slots."""
-    pairs, slots = prep.pairs, prep.tables.offers.slots
-    per_cand: dict[int, list[int | None]] = {}
-    for k in range(len(pairs)):
-        per_cand.setdefault(int(pairs.cand[k]), [None]).append(k)
-    out = []
-    for combo in itertools.product(*per_cand.values()):
-        chosen = [k for k in combo if k is not None]
-        if (np.bincount(pairs.offer[chosen], minlength=len(slots)) <= slots).all():
-            out.append(chosen)
-    return out
-
-
-def rows_hold(rows: list[tuple[Any, Any, int]], n_pairs: int, chosen: list[int]) -> bool:
-    """Every row sum(coef * x) >= rhs holds for the 0/1 vector of `chosen`."""
-    x = np.zeros(n_pairs, dtype=np.int64)
-    x[chosen] = 1
-    return all(int((coef * x[cols]).sum()) >= rhs for cols, coef, rhs in rows)
 
 
 def textbook() -> Instance:
@@ -108,10 +88,10 @@ def test_rows_hold_exactly_for_matchings_without_blocking_pairs(inst: Instance) 
     rows = no_blocking_rows(prep)
     with_slots = prep.tables.offers.slots[prep.pairs.offer] > 0
     assert len(rows) == int(with_slots.sum())
-    matchings = valid_matchings(prep)
+    matchings = all_matchings(prep)
     for chosen in matchings:
         stable = not blocking_pairs(prep, chosen)
-        assert rows_hold(rows, len(prep.pairs), chosen) == stable, chosen
+        assert satisfied(rows, chosen) == stable, chosen
     assert any(not blocking_pairs(prep, m) for m in matchings)  # deferred acceptance's matching, at least
 
 
@@ -233,7 +213,7 @@ def test_forbid_blocking_solves_to_the_best_stable_fundable_matching(seed: int) 
     # Needs the lead's wiring: the solver's answer equals enumeration over stable matchings that can be paid.
     inst = preference_instance(50 + seed, 5, 3, forbid_blocking=True)
     prep = prepare(inst)
-    fundable = [m for m in valid_matchings(prep) if not blocking_pairs(prep, m) and feasible_picks(prep, m) is not None]
+    fundable = [m for m in all_matchings(prep) if not blocking_pairs(prep, m) and feasible_picks(prep, m) is not None]
     solution = solve(inst)
     if not fundable:
         assert solution.status == "INFEASIBLE"

@@ -14,8 +14,8 @@ from matching.prepare import prepare
 from matching.solution import Solution
 from matching.solve import build_solution, objective_tiers, solve, solve_prepared
 from matching.tables import distance_km, municipality_numbers
-from matching.validate import load_instance
 from matching.whynot import WhyNot, summarise, why_not, why_not_all
+from tests import factories
 
 # Every default makes a pair eligible: a physician in Stockholm (0180), ready for PTJ, C1 with Svenska 3; a
 # six-month PTJ from 2027-03-01 at 30,000 + 4,000 SEK a month, so one match costs 204,000 SEK.
@@ -23,78 +23,23 @@ COST = 6 * (30_000 + 4_000)
 
 
 def cand(cid: str, **kw: Any) -> dict[str, Any]:
-    ladder = {
-        "education_assessed": "2024-01-10",
-        "language_proof": "2025-01-10",
-        "theory_test": "2025-03-10",
-        "practical_test": "2025-09-10",
-        "regulations_course": "2025-10-10",
-        "ptj_decision": "2026-01-10",
-        "special_authorisation": "granted",
-        **kw.pop("ladder", {}),
-    }
-    return {
-        "id": cid,
-        "profession": "physician",
-        "ladder": ladder,
-        "cefr": "C1",
-        "language_proof": "svenska_3",
-        "residence_county": "01",
-        "residence_municipality": "0180",
-        "specialty": "general practice",
-        "available_from": "2027-01-01",
-        "ready_since": "2026-06-01",
-        "max_commute_km": 50,
-        **kw,
-    }
+    return factories.candidate(cid, **{"ready_since": "2026-06-01", **kw})
 
 
 def unit(uid: str = "U1", municipality: str = "0180", **kw: Any) -> dict[str, Any]:
-    return {
-        "id": uid,
-        "hsa_id": f"SE2321000016-{uid}",
-        "orgnr": "232100-0016",
-        "county": "01",
-        "municipality": municipality,
-        **kw,
-    }
+    return factories.unit(uid, municipality=municipality, **kw)
 
 
 def sup(sid: str = "S1", unit_id: str = "U1", capacity: int = 1) -> dict[str, Any]:
-    return {
-        "id": sid,
-        "unit_id": unit_id,
-        "profession": "physician",
-        "capacity": capacity,
-        "available_from": "2027-01-01",
-    }
+    return factories.supervisor(sid, unit_id, capacity=capacity)
 
 
 def offer(oid: str = "O1", unit_id: str = "U1", sups: tuple[str, ...] = ("S1",), **kw: Any) -> dict[str, Any]:
-    return {
-        "id": oid,
-        "unit_id": unit_id,
-        "profession": "physician",
-        "specialty": "allmänmedicin",
-        "min_cefr": "C1",
-        "start": "2027-03-01",
-        "months": 6,
-        "supervisor_ids": list(sups),
-        "monthly_salary": 30_000,
-        "monthly_supervisor_fee": 4_000,
-        **kw,
-    }
+    return factories.offer(oid, unit_id, supervisors=sups, **kw)
 
 
 def prog(pid: str = "P1", budget: int = 2_000_000, **kw: Any) -> dict[str, Any]:
-    return {
-        "id": pid,
-        "budget": budget,
-        "window_start": "2027-01-01",
-        "window_end": "2027-12-31",
-        "spend_by": "2027-12-31",
-        **kw,
-    }
+    return factories.programme(pid, budget=budget, **kw)
 
 
 def build(
@@ -105,16 +50,13 @@ def build(
     programmes: list[dict[str, Any]] | None = None,
     **policy: Any,
 ) -> Instance:
-    return load_instance(
-        {
-            "round_date": "2027-01-15",
-            "candidates": candidates,
-            "units": units or [unit()],
-            "supervisors": supervisors or [sup()],
-            "offers": offers or [offer()],
-            "programmes": programmes or [prog()],
-            "policy": {"seed": 1, "deterministic": True, "time_limit_s": 5, **policy},
-        }
+    return factories.make(
+        candidates=candidates,
+        units=units or [unit()],
+        supervisors=supervisors or [sup()],
+        offers=offers or [offer()],
+        programmes=programmes or [prog()],
+        **{"time_limit_s": 5, **policy},
     )
 
 
