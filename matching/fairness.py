@@ -81,7 +81,7 @@ def floor_prices(instance: Instance, solution: Solution, *, seconds: float | Non
         update: dict[str, object] = {"floors": others}
         if seconds is not None:
             update["time_limit_s"] = seconds
-        without = solve(instance.model_copy(update={"policy": instance.policy.model_copy(update=update)}))
+        without = solve(instance.with_policy(**update))
         free = tier_objectives(without)
         lost = {tier: free.get(tier, 0) - value for tier, value in with_floors.items()}
         group = [c.id for c in instance.candidates if group_of(c, floor.group, instance) == floor.value]

@@ -610,3 +610,8 @@ class Instance(Frozen):
     offers: tuple[Offer, ...] = ()
     programmes: tuple[Programme, ...] = ()
     policy: Policy = Policy()
+
+    def with_policy(self, **changes: object) -> Instance:
+        """The same round under a policy with these fields changed (the new policy is checked like any input)."""
+        policy = Policy.model_validate({**self.policy.model_dump(), **changes})
+        return self.model_copy(update={"policy": policy})

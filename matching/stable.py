@@ -198,8 +198,7 @@ def compare(instance: Instance, *, time_limit_s: float | None = None) -> StableC
     rows = [_deferred_acceptance_row(prep)]
     runs: tuple[tuple[Method, bool], ...] = (("optimiser", False), ("optimiser_no_blocking", True))
     for method, forbid in runs:
-        policy = instance.policy.model_copy(update={"time_limit_s": limit, "forbid_blocking": forbid})
-        solution = solve(instance.model_copy(update={"policy": policy}))
+        solution = solve(instance.with_policy(time_limit_s=limit, forbid_blocking=forbid))
         rows.append(_row(prep, method, solution, solution.status, None))
     return StableComparison(rows=rows, summary=_summary(rows, _limits(instance)))
 

@@ -655,9 +655,7 @@ def _run(
             if t.time_factor > 1
             else min(policy.time_limit_s, left / (len(todo) - n))
         )
-        changed = changed.model_copy(
-            update={"policy": changed.policy.model_copy(update={"time_limit_s": max(limit, 0.01), "keep": r.keep})}
-        )
+        changed = changed.with_policy(time_limit_s=max(limit, 0.01), keep=r.keep)
         tried += 1
         try:
             solution = solve(changed)

@@ -77,7 +77,7 @@ def with_earmark(inst: Instance, pid: str, eid: str, amount_change: int, budget_
 
 
 def with_policy(inst: Instance, **update: Any) -> Instance:
-    return inst.model_copy(update={"policy": inst.policy.model_copy(update=update)})
+    return inst.with_policy(**update)
 
 
 def with_side_rows() -> Instance:

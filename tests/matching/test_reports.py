@@ -12,7 +12,7 @@ from tests.factories import candidate, make, offer, supervisor
 
 
 def _with(instance: Instance, **policy: object) -> Instance:
-    return instance.model_copy(update={"policy": instance.policy.model_copy(update=policy)})
+    return instance.with_policy(**policy)
 
 
 def _by_country() -> Instance:
