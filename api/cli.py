@@ -45,12 +45,20 @@ def _read_instance(path: Path) -> Instance:
         _fail(f"{path}: {exc}")
 
 
+def _read_solution(path: Path) -> Solution:
+    from pydantic import ValidationError
+
+    if not path.is_file():
+        _fail(f"{path}: no such file")
+    try:
+        return Solution.model_validate_json(path.read_bytes())
+    except ValidationError as exc:
+        _fail(f"{path}: not a solution: {exc.error_count()} problem(s): {exc.errors()[0]['msg']}")
+
+
 def _with_policy(instance: Instance, **changes: Any) -> Instance:
     wanted = {k: v for k, v in changes.items() if v is not None}
-    if not wanted:
-        return instance
-    policy = instance.policy.model_copy(update=wanted)
-    return instance.model_copy(update={"policy": type(policy).model_validate(policy.model_dump())})
+    return instance.with_policy(**wanted) if wanted else instance
 
 
 def _solve(instance: Instance, method: str, progress: bool) -> Solution:
@@ -145,17 +153,10 @@ def verify(
     solution_path: Annotated[Path, typer.Argument(metavar="SOLUTION.json")],
 ) -> None:
     """Check a solution against every rule; exit 1 if anything is violated."""
-    from pydantic import ValidationError
-
     from matching.verify import verify as check
 
     instance = _read_instance(instance_path)
-    if not solution_path.is_file():
-        _fail(f"{solution_path}: no such file")
-    try:
-        solution = Solution.model_validate_json(solution_path.read_bytes())
-    except ValidationError as exc:
-        _fail(f"{solution_path}: not a solution: {exc.error_count()} problem(s): {exc.errors()[0]['msg']}")
+    solution = _read_solution(solution_path)
     violations = check(instance, solution)
     for v in violations:
         typer.echo(str(v))

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from api.cli import AsJson, TimeLimit, _fail, _read_instance, _solve, _table, _with_policy, app
+from api.cli import AsJson, TimeLimit, _fail, _read_instance, _read_solution, _solve, _table, _with_policy, app
 from matching.instance import Instance
 from matching.solution import Solution
 
@@ -25,14 +25,9 @@ Seconds = Annotated[float, typer.Option("--seconds", min=0.1, help="Time for the
 def _solution_for(instance: Instance, path: Path | None) -> Solution:
     if path is None:
         return _solve(instance, "auto", progress=False)
-    if not path.is_file():
-        _fail(f"{path}: no such file")
-    try:
-        solution = Solution.model_validate_json(path.read_bytes())
-    except ValueError as exc:
-        _fail(f"{path}: not a solution: {str(exc).splitlines()[0]}")
     from matching.verify import verify
 
+    solution = _read_solution(path)
     violations = verify(instance, solution)
     if violations:
         _fail(f"{path} does not fit the instance: {violations[0]}")

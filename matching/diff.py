@@ -8,6 +8,7 @@ from typing import Literal
 from matching.eligibility import explain_candidate
 from matching.instance import Instance, OfferStatus
 from matching.solution import Out, Solution
+from matching.tables import Tables, build_tables
 
 Change = Literal["kept", "moved", "added", "lost"]
 
@@ -37,9 +38,10 @@ def round_diff(before: Solution, after_instance: Instance, after: Solution) -> R
     old = {a.candidate_id: a.offer_id for a in before.assignments}
     new = {a.candidate_id: a.offer_id for a in after.assignments}
     reasons = {u.candidate_id: u.detail for u in after.unmatched}
+    tables = build_tables(after_instance)  # once: each reason may check a pair's rules
     kept = sum(1 for c, o in old.items() if new.get(c) == o)
     moved = [
-        Move(candidate_id=c, change="moved", before=o, after=new[c], why=_why_gone(after_instance, c, o))
+        Move(candidate_id=c, change="moved", before=o, after=new[c], why=_why_gone(after_instance, tables, c, o))
         for c, o in sorted(old.items())
         if c in new and new[c] != o
     ]
@@ -47,7 +49,7 @@ def round_diff(before: Solution, after_instance: Instance, after: Solution) -> R
     lost = []
     for c, o in sorted(old.items()):
         if c not in new:
-            why = _why_gone(after_instance, c, o)
+            why = _why_gone(after_instance, tables, c, o)
             if c in reasons:
                 why = f"{why}; {reasons[c]}"
             lost.append(Move(candidate_id=c, change="lost", before=o, after=None, why=why))
@@ -55,18 +57,18 @@ def round_diff(before: Solution, after_instance: Instance, after: Solution) -> R
     return RoundDiff(kept=kept, moved=moved, added=added, lost=lost, summary=summary)
 
 
-def _why_gone(instance: Instance, candidate_id: str, offer_id: str) -> str:
+def _why_gone(instance: Instance, tables: Tables, candidate_id: str, offer_id: str) -> str:
     """Why the earlier pair is not in the new result: gone from the input, forbidden, ineligible, or outbid."""
-    if candidate_id not in {c.id for c in instance.candidates}:
+    if candidate_id not in tables.candidates.index:
         return "no longer waiting in this round (placed, withdrawn or removed)"
-    offer = next((o for o in instance.offers if o.id == offer_id), None)
-    if offer is None:
+    if offer_id not in tables.offers.index:
         return f"offer {offer_id} is no longer in the round"
+    offer = instance.offers[tables.offers.index[offer_id]]
     if offer.status is not OfferStatus.PUBLISHED:
         return f"offer {offer_id} is {OfferStatus(offer.status).value}"
     if any(p.candidate_id == candidate_id and p.offer_id == offer_id for p in instance.policy.forbids):
         return f"the pair with offer {offer_id} was declined or forbidden"
-    verdict = next(v for v in explain_candidate(instance, candidate_id) if v.offer_id == offer_id)
+    verdict = next(v for v in explain_candidate(instance, candidate_id, tables) if v.offer_id == offer_id)
     if verdict.failed_rules:
         return f"offer {offer_id} now breaks: {', '.join(verdict.failed_rules)}"
     return f"offer {offer_id} is still open to them, but the new round needed it otherwise"

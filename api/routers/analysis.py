@@ -54,10 +54,6 @@ def _report(row: MatchRound) -> dict[str, Any] | None:
     return row.analysis if row.analysis and "error" not in row.analysis else None
 
 
-def _with_policy(instance: Instance, **changes: Any) -> Instance:
-    return instance.model_copy(update={"policy": instance.policy.model_copy(update=changes)})
-
-
 def _invalid(exc: InvalidInstance) -> Unprocessable:
     issues = [{k: getattr(i, k) for k in ("path", "object_id", "field", "rule", "message")} for i in exc.issues]
     return Unprocessable(f"the changes break {len(issues)} rule(s)", slug="invalid-changes", issues=issues)
@@ -150,7 +146,7 @@ def what_if(
         raise _invalid(exc) from None
     keep = [Pair(candidate_id=a.candidate_id, offer_id=a.offer_id) for a in solution.assignments]
     limit = min(body.time_limit_s, settings.max_time_limit_s)
-    changed = _with_policy(changed, keep=tuple(keep) if body.keep_proposals else (), time_limit_s=limit)
+    changed = changed.with_policy(keep=tuple(keep) if body.keep_proposals else (), time_limit_s=limit)
     try:
         after = solve(changed)
     except InvalidInstance as exc:
@@ -190,7 +186,7 @@ def reproduce(region: str, round_id: RowId, session: SessionDep, subject: Coordi
     """Solve the stored snapshot again (same policy, seed and deterministic mode) and compare with the stored result."""
     row, instance, stored = _solved(session, subject, region, round_id)
     again = solve(instance)
-    then = (row.provenance or {}).get("versions", {})
+    then, now = (row.provenance or {}).get("versions", {}), versions()
     mismatches = assignment_differences(stored, again)
     return {
         "round_id": row.id,
@@ -200,8 +196,8 @@ def reproduce(region: str, round_id: RowId, session: SessionDep, subject: Coordi
         "stored": {"placements": stored.placements, "score": stored.score, "objective": stored.objective},
         "again": {"placements": again.placements, "score": again.score, "objective": again.objective},
         "versions_then": then,
-        "versions_now": versions(),
-        "version_differences": differences(then, versions()) if then else {},
+        "versions_now": now,
+        "version_differences": differences(then, now) if then else {},
     }
 
 
