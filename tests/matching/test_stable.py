@@ -26,6 +26,7 @@ from matching.stable import (
 from matching.verify import verify
 from tests.factories import candidate, make, offer, programme, supervisor, unit
 from tests.matching.test_baselines import all_matchings
+from tests.matching.test_baselines import textbook as textbook_round
 
 
 def preference_instance(seed: int, n_cands: int, n_offers: int, **policy: Any) -> Instance:
@@ -58,20 +59,8 @@ def preference_instance(seed: int, n_cands: int, n_offers: int, **policy: Any) -
 
 
 def textbook() -> Instance:
-    """Three residents, three hospitals with one slot each: two stable matchings."""
-    return make(
-        candidates=[
-            candidate("A", wishes=["X", "Y", "Z"]),
-            candidate("B", wishes=["Y", "X", "Z"]),
-            candidate("C", wishes=["X", "Y", "Z"]),
-        ],
-        offers=[
-            offer("X", clinic_ranking=["B", "A", "C"]),
-            offer("Y", supervisors=("S2",), clinic_ranking=["A", "B", "C"]),
-            offer("Z", supervisors=("S3",), clinic_ranking=["A", "B", "C"]),
-        ],
-        supervisors=[supervisor("S1"), supervisor("S2"), supervisor("S3")],
-    )
+    """Three residents, three hospitals with one slot each: two stable matchings (the baselines tests' round)."""
+    return textbook_round().instance
 
 
 def tiny_instances() -> list[Instance]:
