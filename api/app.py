@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from api import errors
 from api.rounds import Runner, recover_stale
-from api.routers import analysis, auth, identity, resources, rounds
+from api.routers import analysis, auth, commitments, identity, resources, rounds
 from api.security import LoginLimiter
 from api.settings import Settings
 from models.db import make_engine, make_sessionmaker, transaction
@@ -64,7 +64,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.runner = runner
     app.state.login_limiter = LoginLimiter(settings.login_failures_allowed, settings.login_window_s)
     errors.install(app)
-    for router in (auth.router, identity.router, rounds.router, analysis.router, *resources.routers()):
+    routers = (auth.router, identity.router, rounds.router, analysis.router, commitments.router, *resources.routers())
+    for router in routers:
         app.include_router(router, prefix=API_PREFIX)
 
     @app.get("/healthz", include_in_schema=False)

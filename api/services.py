@@ -8,6 +8,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from api.commitments import limits_kept
 from api.deps import audit
 from api.errors import Conflict, Forbidden, NotFound, Unprocessable, field_errors
 from api.snapshot import CANDIDATES, OFFERS, Kind, engine_dict, to_row_fields, unit_by_ref
@@ -152,12 +153,13 @@ def update_object(
         )
     obj = validate(kind, {**engine_dict(row), **changes})
     unit = _unit_for(session, kind, subject, region, obj)
-    for name, value in to_row_fields(kind, obj).items():
-        setattr(row, name, value)
-    if unit is not None:
-        row.unit_id = unit.id
-    row.version += 1
-    session.flush()
+    with limits_kept(session, region.id, kind.name):
+        for name, value in to_row_fields(kind, obj).items():
+            setattr(row, name, value)
+        if unit is not None:
+            row.unit_id = unit.id
+        row.version += 1
+        session.flush()
     audit(session, subject, f"{kind.name[:-1]}.update", kind.name[:-1], row.ref, region.id, fields=sorted(changes))
     return row
 

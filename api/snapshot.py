@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api.commitments import snapshot_commitments
 from matching import instance as engine
 from matching.validate import check_instance
 from models import Candidate, Offer, Programme, Region, Supervisor, Unit
@@ -64,7 +65,8 @@ def _rows(session: Session, table: type[Any], region_id: int, *where: Any) -> li
 def build_instance(
     session: Session, region: Region, round_date: date, policy: engine.Policy, name: str
 ) -> engine.Instance:
-    """A round's frozen input: the region's units, supervisors, all offers, waiting candidates and programmes."""
+    """A round's frozen input: the region's units, supervisors, all offers, waiting candidates, programmes (closed ones
+    too) and the commitments of placements accepted earlier."""
     candidates = [engine_dict(c) for c in _rows(session, Candidate, region.id, Candidate.status == "waiting")]
     known = {c["id"] for c in candidates}
     offers = []
@@ -89,6 +91,8 @@ def build_instance(
             "offers": offers,
             "candidates": candidates,
             "programmes": [engine_dict(p) for p in _rows(session, Programme, region.id)],
+            # Placements accepted earlier hold their money and supervisor months in this round too.
+            "commitments": [c.model_dump(mode="json") for c in snapshot_commitments(session, region.id)],
             "policy": policy.model_dump(mode="json"),
         }
     )

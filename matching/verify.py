@@ -43,6 +43,34 @@ def verify(instance: Instance, solution: Solution, tables: Tables | None = None)
     return out
 
 
+def verify_commitments(instance: Instance) -> list[Violation]:
+    """Every limit the commitments alone break: what accepting a placement, or cutting a budget, a cap, a seat or a
+    supervisor's availability, must never cause."""
+    out: list[Violation] = []
+    _check_committed_supervisors(instance, out)
+    _check_supervisors(instance, [], out)
+    _check_money(instance, [], out)
+    return out
+
+
+def _check_committed_supervisors(instance: Instance, out: list[Violation]) -> None:
+    """Each commitment's supervisor is available for the months it holds."""
+    sups = {s.id: s for s in instance.supervisors}
+    for c in instance.commitments:
+        s = sups.get(c.supervisor_id or "")
+        if s is None or not c.months:
+            continue
+        first = month_index(c.start)
+        if month_index(s.available_from) > first or first + c.months - 1 > last_full_month(s.available_until):
+            out.append(
+                Violation(
+                    "supervisor_available",
+                    f"supervisor {s.id} holds commitment {c.id} ({c.candidate_id}) from {month_label(first)} to "
+                    f"{month_label(first + c.months - 1)} and is not available for all of it",
+                )
+            )
+
+
 def _known(instance: Instance, assignments: list[Assignment], out: list[Violation]) -> list[Assignment]:
     """The assignments whose ids all exist; report the others."""
     pools = {
