@@ -12,8 +12,9 @@ from pydantic import BaseModel
 from sqlalchemy import text
 
 from api import errors
+from api.redaction import install_log_filters
 from api.rounds import Runner, recover_stale
-from api.routers import analysis, auth, commitments, identity, resources, rounds
+from api.routers import analysis, audit, auth, commitments, identity, privacy, resources, rounds
 from api.security import LoginLimiter
 from api.settings import Settings
 from models.db import make_engine, make_sessionmaker, transaction
@@ -64,7 +65,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.runner = runner
     app.state.login_limiter = LoginLimiter(settings.login_failures_allowed, settings.login_window_s)
     errors.install(app)
-    routers = (auth.router, identity.router, rounds.router, analysis.router, commitments.router, *resources.routers())
+    install_log_filters()
+    routers = (
+        auth.router,
+        identity.router,
+        rounds.router,
+        analysis.router,
+        commitments.router,
+        privacy.router,
+        audit.router,
+        *resources.routers(),
+    )
     for router in routers:
         app.include_router(router, prefix=API_PREFIX)
 

@@ -50,11 +50,13 @@ def region_for(session: Session, subject: Subject, code: str) -> Region:
     return region
 
 
-def scoped(kind: Kind, subject: Subject, region: Region, *, write: bool = False) -> Select[Any]:
-    """The statement of the kind's objects in the region the subject may read (or write)."""
+def scoped(kind: Kind, subject: Subject, region: Region, *, write: bool = False, archived: bool = False) -> Select[Any]:
+    """The statement of the kind's objects in the region the subject may read (or write); archived objects (kept
+    only for the rounds that name them) instead when `archived`."""
     table: Any = kind.table
     statement = (WRITERS if write else READERS)[kind.name](subject)
-    return statement.where(table.region_id == region.id)
+    kept = table.archived_at.is_not(None) if archived else table.archived_at.is_(None)
+    return statement.where(table.region_id == region.id, kept)
 
 
 def get_object(session: Session, kind: Kind, subject: Subject, region: Region, ref: str, *, write: bool = False) -> Any:
@@ -73,18 +75,25 @@ def read_view(kind: Kind, subject: Subject, region: Region, row: Any) -> dict[st
     body = kind.engine_type.model_validate(engine_dict(row)).model_dump(mode="json")
     if kind is CANDIDATES and subject.role is Role.CLINIC:
         return {"id": row.ref, **{k: body.get(k) for k in CLINIC_CANDIDATE_FIELDS}}
-    body.update(region=region.code, version=row.version, updated_at=row.updated_at)
+    body.update(region=region.code, version=row.version, updated_at=row.updated_at, archived_at=row.archived_at)
     if kind is CANDIDATES:
-        body["status"] = row.status
+        body.update(status=row.status, withdrawn_at=row.withdrawn_at, erased_at=row.erased_at)
     return body
 
 
 def list_objects(
-    session: Session, kind: Kind, subject: Subject, region: Region, filters: dict[str, Any], limit: int, offset: int
+    session: Session,
+    kind: Kind,
+    subject: Subject,
+    region: Region,
+    filters: dict[str, Any],
+    limit: int,
+    offset: int,
+    archived: bool = False,
 ) -> dict[str, Any]:
-    """A page of the kind's readable objects, filtered by typed columns."""
+    """A page of the kind's readable objects (or of the archived ones), filtered by typed columns."""
     table: Any = kind.table
-    statement = scoped(kind, subject, region)
+    statement = scoped(kind, subject, region, archived=archived)
     for column, value in filters.items():
         if value is None:
             continue

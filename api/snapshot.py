@@ -59,7 +59,9 @@ def unit_by_ref(session: Session, region_id: int, ref: str) -> Unit | None:
 
 
 def _rows(session: Session, table: type[Any], region_id: int, *where: Any) -> list[Any]:
-    return list(session.scalars(select(table).where(table.region_id == region_id, *where).order_by(table.id)))
+    # Archived objects are kept only for the stored rounds that name them; a new round never sees them.
+    live = table.archived_at.is_(None)
+    return list(session.scalars(select(table).where(table.region_id == region_id, live, *where).order_by(table.id)))
 
 
 def build_instance(
@@ -76,6 +78,15 @@ def build_instance(
         offer["clinic_ranking"] = [c for c in offer.get("clinic_ranking", []) if c in known]
         offers.append(offer)
     offer_ids = {o["id"] for o in offers}
+    units = [engine_dict(u) for u in _rows(session, Unit, region.id)]
+    supervisors = [engine_dict(s) for s in _rows(session, Supervisor, region.id)]
+    # Supervisors and offers deleted or archived since are no longer named by the offers and wishes that named them.
+    known_supervisors = {s["id"] for s in supervisors}
+    for offer in offers:
+        offer["supervisor_ids"] = [s for s in offer.get("supervisor_ids", []) if s in known_supervisors]
+    wishable = offer_ids | {u["id"] for u in units}
+    for cand in candidates:
+        cand["wishes"] = [w for w in cand.get("wishes", []) if w in wishable]
 
     # Forbids and kept proposals of candidates placed since, or of offers removed since, no longer apply.
     def still_here(pairs: tuple[engine.Pair, ...]) -> tuple[engine.Pair, ...]:
@@ -86,8 +97,8 @@ def build_instance(
         {
             "name": name,
             "round_date": round_date,
-            "units": [engine_dict(u) for u in _rows(session, Unit, region.id)],
-            "supervisors": [engine_dict(s) for s in _rows(session, Supervisor, region.id)],
+            "units": units,
+            "supervisors": supervisors,
             "offers": offers,
             "candidates": candidates,
             "programmes": [engine_dict(p) for p in _rows(session, Programme, region.id)],
