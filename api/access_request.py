@@ -11,6 +11,7 @@ import json
 from datetime import date
 from typing import Any
 
+from fastapi.encoders import jsonable_encoder
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
@@ -120,7 +121,7 @@ def _audit_events(
 
 
 def access_request(session: Session, region: Region, candidate: Candidate, today: date | None = None) -> dict[str, Any]:
-    """Everything held about the candidate (their own identity in full)."""
+    """Everything held about the candidate (their own identity in full), JSON-ready."""
     identity = identity_of(session, candidate)
     offers, units = _offer_facts(session, region.id)
     proposals = list(
@@ -133,39 +134,41 @@ def access_request(session: Session, region: Region, candidate: Candidate, today
     verdict = next(
         (v for v in verdicts(session, region, today or date.today()) if v.candidate_id == candidate.ref), None
     )
-    return {
-        "generated_at": utcnow().isoformat(),
-        "region": {"code": region.code, "name": region.name},
-        "candidate_id": candidate.ref,
-        "identity": {
-            "personnummer": identity.personnummer,
-            "given_name": identity.given_name,
-            "family_name": identity.family_name,
-            "stored_at": identity.created_at.isoformat(),
+    return jsonable_encoder(
+        {
+            "generated_at": utcnow().isoformat(),
+            "region": {"code": region.code, "name": region.name},
+            "candidate_id": candidate.ref,
+            "identity": {
+                "personnummer": identity.personnummer,
+                "given_name": identity.given_name,
+                "family_name": identity.family_name,
+                "stored_at": identity.created_at.isoformat(),
+            }
+            if identity
+            else None,
+            "record": {
+                "status": candidate.status,
+                "created_at": candidate.created_at.isoformat(),
+                "updated_at": candidate.updated_at.isoformat(),
+                "withdrawn_at": candidate.withdrawn_at.isoformat() if candidate.withdrawn_at else None,
+                "archived_at": candidate.archived_at.isoformat() if candidate.archived_at else None,
+                "erased_at": candidate.erased_at.isoformat() if candidate.erased_at else None,
+            },
+            "profile": profile,
+            "wishes": _wishes(offers, units, list(candidate.data.get("wishes", []))),
+            "rounds": _rounds(session, region.id, candidate.ref, proposals),
+            "answers": [{"round_id": p.round_id, **_proposal(p)} for p in proposals if p.answer != "pending"],
+            "commitments": [commitments.view(c) for c in held],
+            "audit_events": _audit_events(
+                session, region.id, candidate.ref, [p.id for p in proposals], [c.id for c in held]
+            ),
+            "retention": {
+                "kept_until": verdict.clock.due_on.isoformat() if verdict and verdict.clock else None,
+                "rule": verdict.note if verdict else "erased",
+            },
         }
-        if identity
-        else None,
-        "record": {
-            "status": candidate.status,
-            "created_at": candidate.created_at.isoformat(),
-            "updated_at": candidate.updated_at.isoformat(),
-            "withdrawn_at": candidate.withdrawn_at.isoformat() if candidate.withdrawn_at else None,
-            "archived_at": candidate.archived_at.isoformat() if candidate.archived_at else None,
-            "erased_at": candidate.erased_at.isoformat() if candidate.erased_at else None,
-        },
-        "profile": profile,
-        "wishes": _wishes(offers, units, list(candidate.data.get("wishes", []))),
-        "rounds": _rounds(session, region.id, candidate.ref, proposals),
-        "answers": [{"round_id": p.round_id, **_proposal(p)} for p in proposals if p.answer != "pending"],
-        "commitments": [commitments.view(c) for c in held],
-        "audit_events": _audit_events(
-            session, region.id, candidate.ref, [p.id for p in proposals], [c.id for c in held]
-        ),
-        "retention": {
-            "kept_until": verdict.clock.due_on.isoformat() if verdict and verdict.clock else None,
-            "rule": verdict.note if verdict else "erased",
-        },
-    }
+    )
 
 
 # A readable page ---------------------------------------------------------------------------------------------------
