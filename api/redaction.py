@@ -89,10 +89,13 @@ class _MaskRecord(logging.Filter):
         args = record.args
         if record.name == "uvicorn.access" and isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
             record.args = (args[0], args[1], args[2].split("?", 1)[0], args[3], args[4])
-        message = record.getMessage()
-        masked = mask_numbers(message)
-        if masked != message:
-            record.msg, record.args = masked, None
+        # Mask the format and each argument apart: formatters such as uvicorn's read the arguments themselves.
+        if isinstance(record.msg, str):
+            record.msg = mask_numbers(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(mask_numbers(a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: mask_numbers(v) if isinstance(v, str) else v for k, v in record.args.items()}
         if record.exc_info and not record.exc_text:
             record.exc_text = mask_numbers(logging.Formatter().formatException(record.exc_info))
         return True
