@@ -110,3 +110,14 @@ def install_log_filters() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, _MaskRecord) for f in logger.filters):
             logger.addFilter(_MaskRecord())
+
+
+def fields_with_numbers(value: Any, path: str = "") -> list[str]:
+    """Dotted paths of the strings in a JSON-like value that hold a valid personnummer or samordningsnummer."""
+    if isinstance(value, str):
+        return [path or "(value)"] if mask_numbers(value) != value else []
+    if isinstance(value, dict):
+        return [f for k, v in value.items() for f in fields_with_numbers(v, f"{path}.{k}" if path else str(k))]
+    if isinstance(value, list | tuple):
+        return [f for i, v in enumerate(value) for f in fields_with_numbers(v, f"{path}[{i}]")]
+    return []

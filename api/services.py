@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from api.commitments import limits_kept
 from api.deps import audit
 from api.errors import Conflict, Forbidden, NotFound, Unprocessable, field_errors
+from api.redaction import fields_with_numbers
 from api.snapshot import CANDIDATES, OFFERS, Kind, engine_dict, to_row_fields, unit_by_ref
 from models import Region, Role, Unit
 from models import queries as q
@@ -116,6 +117,16 @@ def validate(kind: Kind, data: dict[str, Any]) -> Any:
         raise Unprocessable(f"{len(errors)} invalid field(s)", errors=errors) from None
 
 
+def refuse_identity_numbers(obj: BaseModel) -> None:
+    """422 if any field of a region object (its id included) holds a personnummer: identity lives only in the
+    candidate's identity, where it is masked, audited and erasable."""
+    fields = fields_with_numbers(obj.model_dump(mode="json"))
+    if fields:
+        message = "holds a personal identity number; give it only as the candidate's identity"
+        errors = [{"field": f, "message": message, "type": "no_personnummer"} for f in fields]
+        raise Unprocessable(f"{len(fields)} field(s) hold a personal identity number", errors=errors)
+
+
 def _unit_for(session: Session, kind: Kind, subject: Subject, region: Region, obj: Any) -> Unit | None:
     if not kind.per_unit:
         return None
@@ -135,6 +146,7 @@ def create_object(session: Session, kind: Kind, subject: Subject, region: Region
         raise Conflict(f"{kind.name[:-1]} {obj.id} already exists in region {region.code}", slug="duplicate")  # type: ignore[attr-defined]
     if not may_create(subject, kind, region):
         raise Forbidden(f"your role may not create {kind.name}")
+    refuse_identity_numbers(obj)
     unit = _unit_for(session, kind, subject, region, obj)
     row = table(region_id=region.id, **to_row_fields(kind, obj))  # type: ignore[arg-type]
     if unit is not None:
@@ -161,6 +173,7 @@ def update_object(
             "the id cannot change", errors=[{"field": "id", "message": "immutable", "type": "immutable"}]
         )
     obj = validate(kind, {**engine_dict(row), **changes})
+    refuse_identity_numbers(obj)
     unit = _unit_for(session, kind, subject, region, obj)
     with limits_kept(session, region.id, kind.name):
         for name, value in to_row_fields(kind, obj).items():

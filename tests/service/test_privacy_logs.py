@@ -81,10 +81,21 @@ def test_a_whole_life_leaves_no_identity_in_logs_or_problem_bodies(
     ]
     for body in mistakes:
         assert call(COORD, "POST", "/candidates", json=body).status_code == 422
+    # A personnummer never goes anywhere but the identity: not as an id, not in a text field.
+    for body, field in (
+        (candidate(NUMBER.replace("-", "")), "id"),
+        (candidate("L2", specialty=f"allmänmedicin, pnr {NUMBER[2:]}"), "specialty"),
+        (candidate("L2", ladder={"ptj_decision_ref": NUMBER}), "ladder.ptj_decision_ref"),
+    ):
+        refused = call(COORD, "POST", "/candidates", json=body)
+        assert refused.status_code == 422 and refused.json()["errors"] == [
+            {"field": field, "message": refused.json()["errors"][0]["message"], "type": "no_personnummer"}
+        ]
     ok(call(COORD, "POST", "/candidates", json={**candidate("L1"), "identity": identity}), 201)
     assert call(COORD, "POST", "/candidates", json={**candidate("L1"), "identity": identity}).status_code == 409
     assert call(COORD, "GET", f"/candidates/{NUMBER}").status_code == 404
     assert call(COORD, "PATCH", "/candidates/L1", json={NUMBER: GIVEN}).status_code == 422
+    assert call(COORD, "PATCH", "/candidates/L1", json={"specialty": NUMBER}).status_code == 422
     purpose = f"kontakt med {GIVEN} {FAMILY} {NUMBER}"
     for reveal in (False, True):
         params = {"reveal": reveal, "purpose": purpose}
