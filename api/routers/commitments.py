@@ -55,12 +55,9 @@ class CommitmentRead(BaseModel):
     updated_at: Any
 
 
-class ProgrammeBook(BaseModel):
-    """One programme's book."""
+class Totals(BaseModel):
+    """Money of the books (per programme, or summed over the region's programmes)."""
 
-    programme_id: str
-    name: str
-    status: str
     budget: int
     granted: int
     committed: int
@@ -69,6 +66,14 @@ class ProgrammeBook(BaseModel):
     released: int
     left: int
     to_spend: int
+
+
+class ProgrammeBook(Totals):
+    """One programme's book."""
+
+    programme_id: str
+    name: str
+    status: str
     spend_by: date
     latest_start: date | None
     warning_kind: str | None
@@ -106,19 +111,6 @@ class MonthBook(BaseModel):
     month: str
     planned: int
     cumulative: int
-
-
-class Totals(BaseModel):
-    """Sums over the region's programmes."""
-
-    budget: int
-    granted: int
-    committed: int
-    paid: int
-    outstanding: int
-    released: int
-    left: int
-    to_spend: int
 
 
 class Books(BaseModel):
