@@ -131,9 +131,7 @@ def access_request(session: Session, region: Region, candidate: Candidate, today
         session.scalars(select(Commitment).where(Commitment.candidate_id == candidate.id).order_by(Commitment.id))
     )
     profile = {k: v for k, v in candidate.data.items() if k != "wishes"}
-    verdict = next(
-        (v for v in verdicts(session, region, today or date.today()) if v.candidate_id == candidate.ref), None
-    )
+    verdict = next(iter(verdicts(session, region, today or date.today(), only=candidate.ref)), None)
     return jsonable_encoder(
         {
             "generated_at": utcnow().isoformat(),

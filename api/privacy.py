@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import calendar
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -28,7 +27,7 @@ from sqlalchemy.orm import Session
 from api.commitments import RUNNING
 from api.deps import audit
 from api.errors import Conflict
-from api.redaction import ERASED, IdentityText, map_strings, mask_numbers
+from api.redaction import IdentityText, Scrubber, map_strings, mask_numbers
 from api.rounds import input_hash
 from matching.months import month_index
 from models import Candidate, CandidateIdentity, Commitment, IdempotencyKey, MatchRound, Region
@@ -94,37 +93,35 @@ def _clear_free_text(row: Candidate) -> list[str]:
     return cleared
 
 
-def _pattern(targets: list[_Target]) -> re.Pattern[str] | None:
-    texts = [t.text.pattern().pattern for t in targets if t.text]
-    return re.compile("|".join(texts), re.IGNORECASE) if texts else None
-
-
-def _scrub_value(value: Any, pattern: re.Pattern[str] | None) -> Any:
-    if pattern is None:
+def _scrub_value(value: Any, scrubber: Scrubber) -> Any:
+    """The value with the people's numbers and names replaced; the value itself when they are not in it."""
+    if value is None or not scrubber.found_in(json.dumps(value, ensure_ascii=False)):
         return value
-    return map_strings(value, lambda s: pattern.sub(ERASED, s))
+    return map_strings(value, scrubber.scrub)
 
 
-def _redact_snapshot(text: str, refs: set[str], pattern: re.Pattern[str] | None) -> str:
+def _redact_snapshot(text: str, refs: set[str], scrubber: Scrubber) -> str:
     """The snapshot without the candidates' case numbers and identity values (compact JSON, as stored)."""
     data = json.loads(text)
+    changed = False
     for cand in data.get("candidates", []):
         if cand.get("id") in refs and (cand.get("ladder") or {}).get("ptj_decision_ref") is not None:
             cand["ladder"]["ptj_decision_ref"] = None
-    data = _scrub_value(data, pattern)
-    new = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-    return text if json.loads(new) == json.loads(text) else new
+            changed = True
+    if scrubber.found_in(text):
+        data, changed = map_strings(data, scrubber.scrub), True
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False) if changed else text
 
 
-def _redact_rounds(session: Session, region_id: int, targets: list[_Target], pattern: re.Pattern[str] | None) -> int:
-    refs = {t.row.ref for t in targets}
+ROUND_TEXT = ("name", "failure", "request", "result", "analysis", "progress")
+
+
+def _redact_rounds(session: Session, region_id: int, refs: set[str], scrubber: Scrubber) -> int:
     changed = 0
     for row in session.scalars(select(MatchRound).where(MatchRound.region_id == region_id).order_by(MatchRound.id)):
-        snapshot = row.snapshot
-        if any(f'"{ref}"' in snapshot for ref in refs) or (pattern and pattern.search(snapshot)):
-            snapshot = _redact_snapshot(snapshot, refs, pattern)
-        docs = {name: getattr(row, name) for name in ("name", "failure", "request", "result", "analysis", "progress")}
-        scrubbed = {name: _scrub_value(value, pattern) for name, value in docs.items()}
+        snapshot = _redact_snapshot(row.snapshot, refs, scrubber)
+        docs = {name: getattr(row, name) for name in ROUND_TEXT}
+        scrubbed = {name: _scrub_value(value, scrubber) for name, value in docs.items()}
         if snapshot == row.snapshot and scrubbed == docs:
             continue
         row.snapshot, row.input_hash = snapshot, input_hash(snapshot)
@@ -135,30 +132,25 @@ def _redact_rounds(session: Session, region_id: int, targets: list[_Target], pat
     return changed
 
 
-def _redact_responses(session: Session, pattern: re.Pattern[str] | None) -> int:
-    if pattern is None:
-        return 0
+def _redact_responses(session: Session, scrubber: Scrubber) -> int:
     changed = 0
     for row in session.scalars(select(IdempotencyKey)):
-        scrubbed = _scrub_value(row.response, pattern)
+        scrubbed = _scrub_value(row.response, scrubber)
         if scrubbed != row.response:
             row.response = scrubbed
             changed += 1
     return changed
 
 
-def _clear_notes(
-    session: Session, region_id: int, targets: list[_Target], pattern: re.Pattern[str] | None
-) -> dict[int, int]:
+def _clear_notes(session: Session, region_id: int, ids: set[int], scrubber: Scrubber) -> dict[int, int]:
     """Notes of the candidates' commitments cleared; other notes of the region scrubbed of their identity values."""
-    ids = {t.row.id for t in targets}
     cleared: dict[int, int] = {}
     for row in session.scalars(select(Commitment).where(Commitment.region_id == region_id, Commitment.note != "")):
         if row.candidate_id in ids:
             row.note = ""
             cleared[row.candidate_id] = cleared.get(row.candidate_id, 0) + 1
-        elif pattern is not None and pattern.search(row.note):
-            row.note = pattern.sub(ERASED, row.note)
+        else:
+            row.note = scrubber.scrub(row.note)
     return cleared
 
 
@@ -168,10 +160,10 @@ def erase_candidates(
     """Erase the identity and identifying free text of the region's candidates (one pass over the stored rounds),
     each audited with the reason given in `why` (by ref), scrubbed of their own name."""
     targets = [_Target(row, identity_of(session, row)) for row in candidates]
-    pattern = _pattern(targets)
-    rounds = _redact_rounds(session, region.id, targets, pattern)
-    responses = _redact_responses(session, pattern)
-    notes = _clear_notes(session, region.id, targets, pattern)
+    scrubber = Scrubber([t.text for t in targets if t.text])
+    rounds = _redact_rounds(session, region.id, {t.row.ref for t in targets}, scrubber)
+    responses = _redact_responses(session, scrubber)
+    notes = _clear_notes(session, region.id, {t.row.id for t in targets}, scrubber)
     now = utcnow()
     done = []
     for target in targets:
@@ -282,10 +274,13 @@ def policy_of(session: Session, region_id: int) -> dict[str, int]:
     return {k: getattr(row, k) for k in DEFAULT_MONTHS}
 
 
-def last_rounds(session: Session, region_id: int) -> dict[str, date]:
-    """Candidate ref -> the day of the latest round that considered them."""
+def last_rounds(session: Session, region_id: int, only: str | None = None) -> dict[str, date]:
+    """Candidate ref -> the day of the latest round that considered them (only one candidate's rounds if given)."""
     latest: dict[str, date] = {}
-    rows = session.execute(select(MatchRound.created_at, MatchRound.snapshot).where(MatchRound.region_id == region_id))
+    statement = select(MatchRound.created_at, MatchRound.snapshot).where(MatchRound.region_id == region_id)
+    if only is not None:
+        statement = statement.where(MatchRound.snapshot.contains(f'"id":"{only}"', autoescape=True))
+    rows = session.execute(statement)
     for created, snapshot in rows:
         for cand in json.loads(snapshot).get("candidates", []):
             ref = cand.get("id")
@@ -316,15 +311,17 @@ def clocks(row: Candidate, ends: list[date | None], last_round: date | None, pol
     return found
 
 
-def verdicts(session: Session, region: Region, today: date) -> list[Verdict]:
-    """Retention's decision for every candidate of the region not yet erased, oldest first."""
+def verdicts(session: Session, region: Region, today: date, only: str | None = None) -> list[Verdict]:
+    """Retention's decision for every candidate of the region not yet erased (or only the one), oldest first."""
     policy = policy_of(session, region.id)
-    rounds = last_rounds(session, region.id)
+    rounds = last_rounds(session, region.id, only)
     ends: dict[int, list[date | None]] = {}
     for commitment in session.scalars(select(Commitment).where(Commitment.region_id == region.id)):
         ends.setdefault(commitment.candidate_id, []).append(placement_end(commitment))
     out = []
     statement = select(Candidate).where(Candidate.region_id == region.id, Candidate.erased_at.is_(None))
+    if only is not None:
+        statement = statement.where(Candidate.ref == only)
     for row in session.scalars(statement.order_by(Candidate.id)):
         if None in ends.get(row.id, []):
             out.append(Verdict(row.ref, False, None, "kept while a placement runs"))

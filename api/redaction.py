@@ -58,7 +58,7 @@ class IdentityText:
         century, short, serial = self.personnummer[:2], self.personnummer[2:8], self.personnummer[9:]
         return rf"(?<!\d)(?:{century})?{short}[-+ ]?{serial}(?!\d)"
 
-    def _full_names(self) -> list[str]:
+    def full_names(self) -> list[str]:
         given, family = r"\s+".join(_words(self.given_name)), r"\s+".join(_words(self.family_name))
         if not given or not family:
             return []
@@ -66,7 +66,7 @@ class IdentityText:
 
     def pattern(self, *, name_parts: bool = False) -> re.Pattern[str]:
         """The number in any written form and the full name; with `name_parts`, every word of the name too."""
-        options = [self._number(), *self._full_names()]
+        options = [self._number(), *self.full_names()]
         if name_parts:
             words = [*_words(self.given_name), *_words(self.family_name)]
             options += [rf"\b{w}\b" for w in words if len(w) > 1]
@@ -79,6 +79,44 @@ class IdentityText:
     def found_in(self, text: str) -> bool:
         """True if the number or the full name occurs in the text."""
         return self.pattern().search(text) is not None
+
+
+_NUMBER_SHAPE = re.compile(r"(?<!\d)(\d{2})?(\d{6})([-+ ]?)(\d{4})(?!\d)")
+_WORD = re.compile(r"\w+")
+
+
+class Scrubber:
+    """Many people's numbers and full names, found in long texts in one pass (erasure and retention go through
+    every stored round once, whatever the number of people)."""
+
+    def __init__(self, people: list[IdentityText]) -> None:
+        self.numbers = {p.personnummer[2:8] + p.personnummer[9:] for p in people}
+        self.by_word: dict[str, list[re.Pattern[str]]] = {}
+        for person in people:
+            names = person.full_names()
+            if names:
+                pattern = re.compile("|".join(names), re.IGNORECASE)
+                for word in person.family_name.lower().split():
+                    self.by_word.setdefault(word, []).append(pattern)
+
+    def _names(self, text: str) -> list[re.Pattern[str]]:
+        words = {w.lower() for w in _WORD.findall(text)} & self.by_word.keys()
+        return [p for w in words for p in self.by_word[w]]
+
+    def _number(self, match: re.Match[str]) -> str:
+        return ERASED if match.group(2) + match.group(4) in self.numbers else match.group(0)
+
+    def found_in(self, text: str) -> bool:
+        """True if any of the people's numbers or full names occurs in the text."""
+        hit = any(m.group(2) + m.group(4) in self.numbers for m in _NUMBER_SHAPE.finditer(text))
+        return hit or any(p.search(text) for p in self._names(text))
+
+    def scrub(self, text: str) -> str:
+        """The text with every one of their numbers and full names replaced."""
+        text = _NUMBER_SHAPE.sub(self._number, text)
+        for pattern in self._names(text):
+            text = pattern.sub(ERASED, text)
+        return text
 
 
 class _MaskRecord(logging.Filter):

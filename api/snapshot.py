@@ -64,6 +64,19 @@ def _rows(session: Session, table: type[Any], region_id: int, *where: Any) -> li
     return list(session.scalars(select(table).where(table.region_id == region_id, live, *where).order_by(table.id)))
 
 
+def _without_archived_pins(session: Session, region_id: int, policy: engine.Policy) -> engine.Policy:
+    """Pins (a re-run inherits its round's) that name a candidate or offer deleted since no longer apply."""
+    archived = {
+        (table, ref)
+        for table in (Candidate, Offer)
+        for ref in session.scalars(
+            select(table.ref).where(table.region_id == region_id, table.archived_at.is_not(None))
+        )
+    }
+    pins = tuple(p for p in policy.pins if not {(Candidate, p.candidate_id), (Offer, p.offer_id)} & archived)
+    return policy.model_copy(update={"pins": pins})
+
+
 def build_instance(
     session: Session, region: Region, round_date: date, policy: engine.Policy, name: str
 ) -> engine.Instance:
@@ -93,6 +106,7 @@ def build_instance(
         return tuple(p for p in pairs if p.candidate_id in known and p.offer_id in offer_ids)
 
     policy = policy.model_copy(update={"forbids": still_here(policy.forbids), "keep": still_here(policy.keep)})
+    policy = _without_archived_pins(session, region.id, policy)
     instance = engine.Instance.model_validate(
         {
             "name": name,

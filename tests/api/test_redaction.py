@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from api.identity import fake_test_personnummer, luhn_digit
-from api.redaction import ERASED, NUMBER, IdentityText, install_log_filters, mask_numbers
+from api.redaction import ERASED, NUMBER, IdentityText, Scrubber, install_log_filters, mask_numbers
 from models.db import make_engine
 
 PNR = fake_test_personnummer(7)
@@ -32,6 +32,16 @@ def test_one_person_is_found_by_number_and_name() -> None:
     assert person.scrub(text_) == f"Ring {ERASED} ({ERASED}); {ERASED}; Anna sa nej"
     assert person.scrub("Anna sa nej till Ödmansson", name_parts=True) == f"{ERASED} sa nej till {ERASED}"
     assert person.found_in(f"x {PNR} y") and not person.found_in("Annamaria Ödmanssons")
+
+
+def test_many_people_are_scrubbed_in_one_pass() -> None:
+    other = fake_test_personnummer(8)
+    people = Scrubber([IdentityText(PNR, "Anna Maria", "Ödmansson"), IdentityText(other, "Bo", "Ek")])
+    text_ = (
+        f"{PNR[2:].replace('-', '')} och {other}: Anna Maria Ödmansson, Ek, Bo; Bo Eklund; {fake_test_personnummer(9)}"
+    )
+    assert people.found_in(text_) and not people.found_in("Bo Eklund, Ödmansson")
+    assert people.scrub(text_) == f"{ERASED} och {ERASED}: {ERASED}, {ERASED}; Bo Eklund; {fake_test_personnummer(9)}"
 
 
 class Keep(logging.Handler):

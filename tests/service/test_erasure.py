@@ -19,7 +19,7 @@ from api.identity import fake_test_personnummer
 from matching.validate import load_instance
 from tests.factories import candidate, instance_dict, offer, programme, supervisor, unit
 from tests.service.conftest import Service
-from tests.service.privacy_helpers import add_region, number_forms, ok, run_round, where_found
+from tests.service.helpers import add_region, number_forms, ok, run_round, where_found
 
 BASE = "/regions/13"
 COORD = "coord13"

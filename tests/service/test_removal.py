@@ -19,7 +19,7 @@ from models import AuditEvent, CandidateIdentity
 from models.db import make_engine, make_sessionmaker
 from tests.factories import candidate, instance_dict, offer, programme, supervisor, unit
 from tests.service.conftest import Service
-from tests.service.privacy_helpers import add_region, ok, run_round
+from tests.service.helpers import add_region, ok, run_round
 
 BASE = "/regions/12"
 COORD = "coord12"
@@ -94,7 +94,7 @@ def test_what_nothing_names_is_deleted(region: Service) -> None:
 
 def test_what_a_round_names_is_archived_and_old_rounds_still_reproduce(region: Service) -> None:
     service = region
-    first = run_round(service, COORD, "12", "rm-1")
+    first = run_round(service, COORD, "12", "rm-1", pins=[{"candidate_id": "C3", "offer_id": "O2"}])
 
     removed = {
         "offers": ok(delete(service, "offers", "O2")),
@@ -121,6 +121,13 @@ def test_what_a_round_names_is_archived_and_old_rounds_still_reproduce(region: S
     # Its id stays taken: stored rounds know it by that id.
     taken = service.call(COORD, "POST", f"{BASE}/offers", json=offer("O2"))
     assert taken.status_code == 409
+
+    # A re-run of the first round drops its pin of what was archived since, and solves.
+    rerun = service.call(
+        COORD, "POST", f"{BASE}/rounds/{first['id']}/rerun", json={}, headers={"Idempotency-Key": "rm-r"}
+    )
+    assert service.wait_round(COORD, "12", ok(rerun, 202)["id"])["status"] == "solved"
+    assert ok(service.call(COORD, "GET", f"{BASE}/rounds/{rerun.json()['id']}/snapshot"))["policy"]["pins"] == []
 
     # A new round leaves every archived object and every reference to one out, and solves.
     second = run_round(service, COORD, "12", "rm-2")

@@ -21,7 +21,7 @@ from api.privacy import add_months
 from matching.validate import load_instance
 from tests.factories import candidate, instance_dict, offer, programme, supervisor, unit
 from tests.service.conftest import Service
-from tests.service.privacy_helpers import add_region, dump, ok, run_round
+from tests.service.helpers import add_region, dump, ok, run_round
 
 BASE = "/regions/14"
 COORD = "coord14"

@@ -1,4 +1,4 @@
-"""Helpers of the privacy tests: a region of their own with users, every row of the database, and a search of every
+"""Helpers of the service tests: a region of their own with users, every row of the database, and a search of every
 table and column for a person's number and name."""
 
 from __future__ import annotations
@@ -16,13 +16,15 @@ from models.db import make_engine, make_sessionmaker, transaction
 from tests.service.conftest import PASSWORD, Service
 
 
-def add_region(service: Service, code: str, instance: Instance, users: dict[str, str | None]) -> None:
+def add_region(
+    service: Service, code: str, instance: Instance, users: dict[str, str | None], name: str | None = None
+) -> None:
     """A region from the instance, with a coordinator (unit None) or a clinic user (a unit ref) per username."""
     engine = make_engine(service.url)
     with transaction(make_sessionmaker(engine)) as session:
         if session.scalar(select(Region).where(Region.code == code)) is not None:
             return
-        region = Region(code=code, name=f"Region {code}")
+        region = Region(code=code, name=name or f"Region {code}")
         session.add(region)
         session.flush()
         import_instance(session, region, instance)
