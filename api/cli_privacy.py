@@ -25,7 +25,8 @@ def _report_lines(reports: list[RegionRetention], on: date, dry_run: bool) -> li
             f"{p['withdrawn_months']} after withdrawal or archiving, {p['inactive_months']} after the last activity"
         )
         lines += [f"  {verb} {v.candidate_id}: {v.note}" for v in r.anonymised]
-        lines.append(f"  {len(r.anonymised)} {verb}, {r.kept} kept")
+        done = "would be anonymised" if dry_run else "anonymised"
+        lines.append(f"  {len(r.anonymised)} {done}, {r.kept} kept")
     return lines
 
 
