@@ -53,7 +53,10 @@ def _read_solution(path: Path) -> Solution:
     try:
         return Solution.model_validate_json(path.read_bytes())
     except ValidationError as exc:
-        _fail(f"{path}: not a solution: {exc.error_count()} problem(s): {exc.errors()[0]['msg']}")
+        first = str(exc.errors()[0]["msg"])
+        if "recursion limit exceeded" in first:
+            _fail(f"{path}: not valid JSON for a solution: nested too deeply")
+        _fail(f"{path}: not a solution: {exc.error_count()} problem(s): {first}")
 
 
 def _with_policy(instance: Instance, **changes: Any) -> Instance:

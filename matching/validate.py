@@ -106,6 +106,9 @@ def load_instance(source: str | bytes | Path | dict[str, Any]) -> Instance:
             data = json.loads(source)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise InvalidInstance([Issue("instance", None, "(document)", "json", f"not valid JSON: {exc}")]) from exc
+        except RecursionError:
+            message = "not valid JSON for an instance: nested too deeply"
+            raise InvalidInstance([Issue("instance", None, "(document)", "json_depth", message)]) from None
     else:
         data = source
     if not isinstance(data, dict):
