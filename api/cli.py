@@ -11,6 +11,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from api.cli_users import users_app
 from benchmarks.cli import bench_app
 from matching.instance import Instance
 from matching.solution import Solution
@@ -24,6 +25,7 @@ app = typer.Typer(
 )
 
 app.add_typer(bench_app, name="bench")
+app.add_typer(users_app, name="users")
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 DEMO = FIXTURES / "demo_region.json"
