@@ -50,6 +50,7 @@ _RULE_OF_TYPE = {
     "less_than": "maximum",
     "string_pattern_mismatch": "format",
     "string_too_long": "max_length",
+    "too_long": "max_items",
 }
 
 
