@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.deps import audit
 from api.errors import Conflict, NotFound, Unprocessable
 from api.settings import Settings
-from api.snapshot import build_instance
+from api.snapshot import Snapshot, build_instance
 from api.worker import mark_failed
 from matching.eligibility import explain_candidate
 from matching.instance import Floor, Instance, Pair, Policy, Weights
@@ -40,10 +40,12 @@ class RoundCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(default="", max_length=200)
-    round_date: date | None = Field(default=None, description="the date the round decides for (default: today)")
+    round_date: date | None = Field(
+        default=None, description="the date the round decides for (default: today, or the demo region's date)"
+    )
     objective: str = Field(default="lexicographic", pattern="^(lexicographic|weighted)$")
     weights: Weights = Weights()
-    time_limit_s: float = Field(default=10.0, gt=0, description="capped by the server's maximum")
+    time_limit_s: float = Field(default=10.0, gt=0, description="at most the server's maximum (120 s by default)")
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     waiting_priority: bool = Field(
         default=False, description="lexicographic: among rounds placing the most, prefer those who waited longest"
@@ -96,12 +98,12 @@ def declined_pairs(session: Session, region_id: int) -> list[Pair]:
     return [Pair(candidate_id=c, offer_id=o) for c, o in rows]
 
 
-def _policy(session: Session, region: Region, body: RoundCreate, settings: Settings) -> Policy:
+def _policy(session: Session, region: Region, body: RoundCreate) -> Policy:
     forbids = {(p.candidate_id, p.offer_id): p for p in [*body.forbids, *declined_pairs(session, region.id)]}
     return Policy(
         objective=body.objective,  # type: ignore[arg-type]
         weights=body.weights,
-        time_limit_s=min(body.time_limit_s, settings.max_time_limit_s),
+        time_limit_s=body.time_limit_s,
         seed=body.seed,
         workers=2,
         deterministic=True,
@@ -114,13 +116,45 @@ def _policy(session: Session, region: Region, body: RoundCreate, settings: Setti
     )
 
 
-def snapshot_for(session: Session, region: Region, body: RoundCreate, settings: Settings) -> Instance:
+def round_date_for(body: RoundCreate, settings: Settings) -> date:
+    """The round's date: asked for, or the server's default (the demo's own date), or today."""
+    return body.round_date or settings.default_round_date or date.today()
+
+
+def _too_long(asked: float, settings: Settings, field: str) -> dict[str, str] | None:
+    if asked <= settings.max_time_limit_s:
+        return None
+    return {"field": field, "message": f"at most {settings.max_time_limit_s:g} s on this server", "type": "too_long"}
+
+
+def solver_seconds(asked: float, settings: Settings, field: str = "time_limit_s") -> float:
+    """The solver time asked for, or 422 if it is more than this server gives (never silently less)."""
+    error = _too_long(asked, settings, field)
+    if error:
+        raise Unprocessable("1 invalid field(s)", errors=[error])
+    return asked
+
+
+def refuse_what_cannot_be_honoured(body: RoundCreate, round_date: date, settings: Settings) -> None:
+    """422 for a time limit above the server's maximum (it would not be given) or a round date so far from today
+    that no programme or offer can be meant."""
+    errors = [e for e in [_too_long(body.time_limit_s, settings, "time_limit_s")] if e]
+    window = timedelta(days=round(365.25 * settings.round_date_years))
+    if not date.today() - window <= round_date <= date.today() + window:
+        message = f"must be within {settings.round_date_years} years of today"
+        errors.append({"field": "round_date", "message": message, "type": "round_date_range"})
+    if errors:
+        raise Unprocessable(f"{len(errors)} invalid field(s)", errors=errors)
+
+
+def snapshot_for(session: Session, region: Region, body: RoundCreate, settings: Settings) -> Snapshot:
     """The frozen engine input of a new round (422 listing every issue if the inputs do not fit together)."""
-    round_date = body.round_date or date.today()
+    round_date = round_date_for(body, settings)
+    refuse_what_cannot_be_honoured(body, round_date, settings)
     try:
-        return build_instance(session, region, round_date, _policy(session, region, body, settings), body.name)
+        return build_instance(session, region, round_date, _policy(session, region, body), body.name)
     except InvalidInstance as exc:
-        issues = [_issue(issue) for issue in exc.issues]
+        issues = [issue_view(issue) for issue in exc.issues]
         raise Unprocessable(
             f"the round's inputs break {len(exc.issues)} rule(s)", slug="invalid-round-inputs", issues=issues
         ) from None
@@ -128,7 +162,8 @@ def snapshot_for(session: Session, region: Region, body: RoundCreate, settings: 
         raise Unprocessable(str(exc).split("\n")[0], slug="invalid-round-inputs") from None
 
 
-def _issue(issue: Any) -> dict[str, Any]:
+def issue_view(issue: Any) -> dict[str, Any]:
+    """An engine issue (an error, or a warning about the round's inputs) as JSON."""
     return {k: getattr(issue, k) for k in ("path", "object_id", "field", "rule", "message")}
 
 
@@ -137,7 +172,8 @@ def create_round(
 ) -> MatchRound:
     """Insert a solving round with its snapshot and commit; 409 if the region already has one solving."""
     recover_stale(session)
-    instance = snapshot_for(session, region, body, settings)
+    built = snapshot_for(session, region, body, settings)
+    instance = built.instance
     snapshot = instance.model_dump_json()
     row = MatchRound(
         region_id=region.id,
@@ -152,7 +188,10 @@ def create_round(
         lease_until=utcnow() + timedelta(seconds=settings.lease_s + settings.start_grace_s),
         previous_round_id=previous,
         created_by=subject.user_id,
-        provenance={"objective_statement": objective_statement(instance.policy)},
+        provenance={
+            "objective_statement": objective_statement(instance.policy),
+            "warnings": [issue_view(w) for w in built.warnings],
+        },
     )
     session.add(row)
     try:

@@ -27,11 +27,11 @@ from matching.codes import is_county_code, is_hsa_id, is_municipality_code, is_o
 
 Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:\-]{1,64}$")]
 # Control characters (but TAB, LF, CR) have no place in names and specialties; XLSX cannot even store them.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def _printable(value: str) -> str:
-    if _CONTROL.search(value):
+    if CONTROL_CHARACTERS.search(value):
         raise ValueError("contains a control character (rule: printable_text)")
     return value
 
