@@ -126,12 +126,13 @@ def write_plan(session: Session, kind: Kind, subject: Subject, region: Region, p
     counts = {"created": 0, "updated": 0, "unchanged": 0}
     for _, obj, row in plan.rows:
         if row is None:
-            services.insert_object(session, kind, subject, region, obj, plan.refs)
+            services.insert_object(session, kind, subject, region, obj, plan.refs, flush=False)
             counts["created"] += 1
         elif services.replace_object(session, kind, subject, region, row, obj, plan.refs, fields=["(import)"]):
             counts["updated"] += 1
         else:
             counts["unchanged"] += 1
+    session.flush()
     return counts
 
 

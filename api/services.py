@@ -200,14 +200,17 @@ def create_object(
     return insert_object(session, kind, subject, region, obj, refs)
 
 
-def insert_object(session: Session, kind: Kind, subject: Subject, region: Region, obj: Any, refs: RegionRefs) -> Any:
-    """Add a checked object as a row of the region, audited."""
+def insert_object(
+    session: Session, kind: Kind, subject: Subject, region: Region, obj: Any, refs: RegionRefs, flush: bool = True
+) -> Any:
+    """Add a checked object as a row of the region, audited (an import flushes once for all its rows)."""
     table: Any = kind.table
     row = table(region_id=region.id, **to_row_fields(kind, obj))
     if kind.per_unit:
         row.unit_id = refs.units[obj.unit_id]
     session.add(row)
-    session.flush()
+    if flush:
+        session.flush()
     audit(session, subject, f"{kind.name[:-1]}.create", kind.name[:-1], row.ref, region.id)
     return row
 

@@ -5,12 +5,15 @@ control character never breaks an export, and an export edited while the object 
 from __future__ import annotations
 
 import io
+import threading
+import zipfile
 from typing import Any
 
 import pytest
 from openpyxl import load_workbook
 from sqlalchemy import select, update
 
+from api import tabular
 from models import Region, Unit
 from models.db import make_engine
 from tests.factories import candidate, offer, programme, supervisor, unit
@@ -154,3 +157,45 @@ def test_a_control_character_is_refused_on_write_and_never_breaks_an_export(serv
         if isinstance(c, str)
     ]
     assert "Old\ufffdname" in cells
+
+
+def test_uploads_past_the_limits_are_refused_before_they_are_read(service: Service, region: str) -> None:
+    """A small workbook that would inflate to 60 MB, and a CSV of more rows than one import takes: 413."""
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("xl/worksheets/sheet1.xml", b" " * 60_000_000)
+    assert len(bomb.getvalue()) < 200_000
+    r = _upload(service, "units", "units.xlsx", bomb.getvalue())
+    assert r.status_code == 413 and r.json()["type"].endswith("payload-too-large"), r.text
+    many = "id\n" + "".join(f"X{i}\n" for i in range(20_001))
+    r = _upload(service, "units", "units.csv", many.encode())
+    assert r.status_code == 413 and "20000 rows" in r.json()["detail"]
+
+
+def test_an_import_does_not_stall_other_requests(service: Service) -> None:
+    """While 5,000 candidates are imported, reads keep being answered, and they see the region as it was until the
+    import commits (the import runs in a worker thread; run on the event loop it held every other request until
+    it was done)."""
+    rows = [tabular.flatten(candidate(f"BULK{i:05d}")) for i in range(5_000)]
+    content = tabular.to_csv(rows)
+    before = service.call("coord01", "GET", "/regions/01/candidates", params={"limit": 1}).json()["total"]
+    done = threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def run_import() -> None:
+        outcome["response"] = service.call(
+            "coord01", "POST", "/regions/01/candidates/import", files={"file": ("bulk.csv", content)}
+        )
+        done.set()
+
+    worker = threading.Thread(target=run_import)
+    worker.start()
+    totals = []
+    with service.client("coord01") as client:
+        while not done.is_set():
+            totals.append(client.get("/regions/01/candidates", params={"limit": 1}).json()["total"])
+    worker.join()
+    assert outcome["response"].status_code == 200 and outcome["response"].json()["created"] == 5_000
+    during = totals.count(before)
+    assert during >= 10, f"only {during} read(s) answered while the import ran"
+    assert set(totals) <= {before, before + 5_000}
