@@ -247,6 +247,7 @@ def prepared(problem: GapProblem, scores: IntArray, policy: Policy) -> Prepared:
         ),
         unit_cap_binding=np.zeros((problem.agents, problem.agents), dtype=bool),
         budget_binding=budget_binding,
+        seat_rows=[],  # agents' seats never run out
     )
 
 

@@ -23,6 +23,7 @@ from scipy.optimize import milp as highs_milp
 from matching.cpsat import TierResult
 from matching.greedy import Pick, pinned_pairs
 from matching.ledger import Ledger, Use
+from matching.limits import NO_CAP
 from matching.prepare import Prepared
 from matching.side import side_rows
 from matching.solution import Solution
@@ -288,49 +289,42 @@ def _choice_rows(rows: _Rows, n_pairs: int, pair_of_row: IntArray, first_var: in
 
 
 def _supervisor_rows(prep: Prepared, rows: _Rows, sup_at: int) -> None:
-    """Each supervisor's concurrent trainees within capacity at every month a stay starts."""
-    sups, pairs = prep.supervisors, prep.pairs
-    first = prep.tables.offers.start_month[pairs.offer[sups.pair]]
-    last = first + pairs.months[sups.pair] - 1
-    for s in np.unique(sups.choice):
-        mine = np.flatnonzero(sups.choice == s)
-        capacity = float(prep.instance.supervisors[int(s)].capacity)
-        for m in np.unique(first[mine]):
-            active = mine[(first[mine] <= m) & (m <= last[mine])]
-            rows.add(sup_at + active, np.ones(len(active)), 0.0, capacity)
+    """Each supervisor's concurrent trainees within the free seats at every month that can bind."""
+    for seat in prep.seat_rows:
+        rows.add(sup_at + seat.rows, np.ones(len(seat.rows)), 0.0, float(max(0, seat.seats)))
 
 
 def _money_rows(prep: Prepared, rows: _Rows, fund_at: int, over_at: int, marks: list[tuple[int, int]]) -> None:
-    """Budgets with earmarks as overflow into general money, and per-unit caps by size class."""
-    pairs, inst = prep.pairs, prep.instance
+    """Budgets with earmarks as overflow into general money, and per-unit caps by size class (what is left of each
+    after earlier rounds' commitments)."""
+    pairs, inst, limits = prep.pairs, prep.instance, prep.tables.limits
     unit_of_row = prep.tables.offers.unit[pairs.offer[pairs.fund_pair]]
     grant = pairs.fund_grant.astype(np.float64)
-    for g, prog in enumerate(inst.programmes):
+    for g in range(len(inst.programmes)):
         mine = np.flatnonzero(pairs.fund_programme == g)
         if not len(mine):
             continue
-        rows.add(fund_at + mine, grant[mine], 0.0, float(prog.budget))
-        general = prog.budget - sum(e.amount for e in prog.earmarks)
+        rows.add(fund_at + mine, grant[mine], 0.0, float(limits.budget_left(g)))
         plain = mine[pairs.fund_earmark[mine] < 0]
         overflow = np.array([over_at + i for i, (pg, _) in enumerate(marks) if pg == g], dtype=np.int64)
         rows.add(
             np.concatenate([fund_at + plain, overflow]),
             np.concatenate([grant[plain], np.ones(len(overflow))]),
             -np.inf,
-            float(general),
+            float(limits.general_left[g]),
         )
-        for k, earmark in enumerate(prog.earmarks):
+        for k, left in enumerate(limits.earmark_left[g].tolist()):
             drawn = mine[pairs.fund_earmark[mine] == k]
-            # overflow >= spend - amount, i.e. overflow - spend >= -amount
+            # overflow >= spend - left, i.e. overflow - spend >= -left
             rows.add(
                 np.concatenate([[overflow[k]], fund_at + drawn]),
                 np.concatenate([[1.0], -grant[drawn]]),
-                -float(earmark.amount),
+                -float(left),
                 np.inf,
             )
         for u in np.unique(unit_of_row[mine]):
-            cap = prog.unit_caps.for_size(inst.units[int(u)].size_class)
-            if cap is not None:
+            cap = int(limits.unit_cap_left[g, int(u)])
+            if cap != NO_CAP:
                 at_unit = mine[unit_of_row[mine] == u]
                 rows.add(fund_at + at_unit, grant[at_unit], 0.0, float(cap))
 
@@ -485,7 +479,7 @@ def feasible_picks(prep: Prepared, chosen: Sequence[int]) -> list[Pick] | None:
         if len(done) == len(options):
             return [pick for pick, _ in done]
         # Every resource only fills up, so a set fits in any order; a fresh ledger per node keeps undo trivial.
-        ledger = Ledger(inst)
+        ledger = Ledger(inst, prep.tables.limits)
         for _, use in done:
             ledger.add(use)
         for option in options[len(done)]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -81,25 +80,19 @@ class Model:
         opts = prep.supervisors
         rows = np.flatnonzero(prep.free_supervisor[opts.pair] < 0)
         self._choice(rows, opts.pair, self.sup_var, "z")
-        starts = prep.tables.offers.start_month
-        by_sup: dict[int, list[int]] = defaultdict(list)
-        for r in rows:
-            by_sup[int(opts.choice[r])].append(int(r))
-        for s, srows in by_sup.items():
-            capacity = self.prep.instance.supervisors[s].capacity
-            first = starts[prep.pairs.offer[opts.pair[srows]]]
-            last = first + prep.pairs.months[opts.pair[srows]] - 1
-            for m in np.unique(first):
-                active = [srows[i] for i in np.flatnonzero((first <= m) & (m <= last))]
-                if len(active) > capacity:
-                    self.model.add(sum(self.sup_var[r] for r in active) <= capacity)
+        modelled = np.zeros(len(opts.pair), dtype=bool)
+        modelled[rows] = True
+        for seat in prep.seat_rows:
+            active = seat.rows[modelled[seat.rows]]
+            if len(active) > seat.seats:
+                self.model.add(sum(self.sup_var[int(r)] for r in active) <= max(0, seat.seats))
 
     def _money(self) -> None:
-        prep, pairs = self.prep, self.prep.pairs
+        prep, pairs, limits = self.prep, self.prep.pairs, self.prep.tables.limits
         rows = np.flatnonzero(prep.free_programme[pairs.fund_pair] < 0)
         self._choice(rows, pairs.fund_pair, self.fund_var, "y")
         unit_of_offer = prep.tables.offers.unit
-        for g, prog in enumerate(prep.instance.programmes):
+        for g in range(len(prep.instance.programmes)):
             grows = rows[pairs.fund_programme[rows] == g]
             if not len(grows):
                 continue
@@ -108,9 +101,7 @@ class Model:
             units = unit_of_offer[pairs.offer[pairs.fund_pair[grows]]]
             for u in np.unique(units):
                 if prep.unit_cap_binding[g, u]:
-                    cap = prog.unit_caps.for_size(prep.instance.units[u].size_class)
-                    assert cap is not None
-                    self.model.add(self._spend(grows[units == u]) <= cap)
+                    self.model.add(self._spend(grows[units == u]) <= int(limits.unit_cap_left[g, u]))
 
     def _spend(self, rows: IntArray) -> cp_model.LinearExpr:
         grant = self.prep.pairs.fund_grant
@@ -120,18 +111,17 @@ class Model:
         return expr
 
     def _budget(self, g: int, rows: IntArray) -> None:
-        prog = self.prep.instance.programmes[g]
+        limits = self.prep.tables.limits
         marks = self.prep.pairs.fund_earmark[rows]
-        general = prog.budget - sum(e.amount for e in prog.earmarks)
-        # Earmarked matches spend their earmark first; only the overflow uses general money.
+        # Earmarked matches spend what is left of their earmark first; only the overflow uses general money.
         overflow: list[cp_model.IntVar] = []
-        for k, earmark in enumerate(prog.earmarks):
+        for k, left in enumerate(limits.earmark_left[g].tolist()):
             spend = self._spend(rows[marks == k])
-            extra = self.model.new_int_var(0, prog.budget, f"overflow{g}_{k}")
-            self.model.add(extra >= spend - earmark.amount)
+            extra = self.model.new_int_var(0, limits.budget_left(g) + 1, f"overflow{g}_{k}")
+            self.model.add(extra >= spend - left)
             overflow.append(extra)
-            self.overflow.append((extra, rows[marks == k], earmark.amount))
-        self.model.add(self._spend(rows[marks < 0]) + cp_model.LinearExpr.sum(overflow) <= general)
+            self.overflow.append((extra, rows[marks == k], left))
+        self.model.add(self._spend(rows[marks < 0]) + cp_model.LinearExpr.sum(overflow) <= int(limits.general_left[g]))
 
     def hint(self, picks: list[Pick]) -> None:
         """Start the search from a feasible solution."""

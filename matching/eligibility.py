@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from matching.instance import CostItem, Instance, ProgrammeStatus
+from matching.money import decimal_ratio, half_up
 from matching.tables import (
     BoolArray,
     IntArray,
@@ -45,18 +46,20 @@ PROGRAMME_RULES: dict[str, str] = {
     "programme_residence": "the candidate's county of residence and residence status are eligible",
     "programme_spend_by": "the placement ends by the programme's spend-by date",
     "programme_covers": "the programme covers some cost of the placement",
-    "programme_candidate_cap": "the grant is within the programme's per-candidate cap",
-    "programme_unit_cap": "the grant is within the programme's cap for a unit of this size class",
-    "programme_budget": "the grant fits in the budget this match may draw on (earmarks included)",
+    "programme_candidate_cap": "the grant is within what is left of the programme's per-candidate cap",
+    "programme_unit_cap": "the grant is within what is left of the programme's cap for a unit of this size class",
+    "programme_budget": "the grant fits in the budget left that this match may draw on (earmarks included), "
+    "after the commitments of earlier rounds",
 }
 
 RULES = {**PAIR_RULES, **PROGRAMME_RULES}
 _CHUNK = 1 << 20  # pairs evaluated at once; bounds memory on large instances
 
 
-def grant_amount(share: float | np.ndarray, covered: int | IntArray) -> IntArray:
-    """The programme's part of the covered cost, in whole SEK (half up)."""
-    return np.floor(np.asarray(share) * np.asarray(covered, dtype=np.float64) + 0.5).astype(np.int64)
+def grant_amount(share: float, covered: int | IntArray) -> IntArray:
+    """The programme's part of the covered cost, in whole SEK (half up: 0.29 x 27,050 = 7,844.5 -> 7,845)."""
+    numerator, denominator = decimal_ratio(share)
+    return half_up(np.asarray(covered, dtype=np.int64), numerator, denominator)
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,7 @@ def pair_costs(tables: Tables, cand: IntArray, offer: IntArray) -> PairCosts:
     """Length in months and cost items of each pair's placement."""
     c, o = tables.candidates, tables.offers
     months = np.where(o.decision_length[offer], c.months[cand], o.months[offer])
-    salary = np.floor(o.salary[offer] * c.part_time[cand] * months + 0.5).astype(np.int64)
+    salary = half_up(o.salary[offer] * months, c.part_time_ratio[0][cand], c.part_time_ratio[1][cand])
     return PairCosts(
         months=months,
         salary=salary,
@@ -139,7 +142,8 @@ def _programme_checks(
         grant[:, g] = amount
         rules["programme_covers"][:, g] = amount > 0
         if prog.candidate_cap is not None:
-            rules["programme_candidate_cap"][:, g] = amount <= prog.candidate_cap
+            # Earlier grants to the same candidate from this programme (an interrupted placement) count too.
+            rules["programme_candidate_cap"][:, g] = amount <= tables.limits.candidate_cap_left(g, cand)
         unit_cap = cols.unit_cap[offer]
         rules["programme_unit_cap"][:, g] = (unit_cap < 0) | (amount <= unit_cap)
         earmark[:, g] = cols.earmark[offer]

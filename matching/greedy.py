@@ -39,7 +39,7 @@ def place_in_order(
     """Walk the pairs in `order`, keeping each that still fits (supervisor and programme: the first that fits,
     in row order or by descending `preference`)."""
     inst, pairs = prep.instance, prep.pairs
-    ledger = ledger or Ledger(inst)
+    ledger = ledger or Ledger(inst, prep.tables.limits)
     sup_bounds = _rows_by_pair(prep.supervisors.pair, len(pairs))
     fund_bounds = _rows_by_pair(pairs.fund_pair, len(pairs))
     picks = []

@@ -631,6 +631,27 @@ class Policy(Frozen):
         return self
 
 
+class Commitment(Frozen):
+    """A placement accepted in an earlier round: the money and supervisor months it still holds.
+
+    Every later round counts `grant` against the programme's budget (and the earmark it drew on), the programme's cap
+    for the unit and its per-candidate cap, and one seat of the supervisor in each of its `months` from `start`.
+    Follow-up shortens or releases it: an interrupted placement holds its months up to the last one and, once the
+    payment is known, only what was paid; a placement that never started holds nothing and is left out.
+    """
+
+    id: Id
+    candidate_id: Id = Field(description="the candidate's opaque ref (they need not be in this round)")
+    unit_id: Id
+    offer_id: Id | None = Field(default=None, description="the offer it was accepted at (for reports)")
+    supervisor_id: Id | None = Field(default=None, description="the supervisor whose seat it holds")
+    programme_id: Id
+    earmark_id: Id | None = Field(default=None, description="the programme's earmark the grant drew on")
+    start: date
+    months: StrictInt = Field(ge=0, le=36, description="months the supervisor's seat is held, from start's month")
+    grant: Sek = Field(description="SEK counted against the programme: the grant, or what was paid once known")
+
+
 class Instance(Frozen):
     """Everything one matching round decides over."""
 
@@ -642,6 +663,9 @@ class Instance(Frozen):
     supervisors: tuple[Supervisor, ...] = ()
     offers: tuple[Offer, ...] = ()
     programmes: tuple[Programme, ...] = ()
+    commitments: tuple[Commitment, ...] = Field(
+        default=(), description="placements accepted in earlier rounds: money and supervisor months they hold"
+    )
     policy: Policy = Policy()
 
     def with_policy(self, **changes: object) -> Instance:

@@ -9,8 +9,9 @@ import numpy as np
 
 from matching.eligibility import Eligible, eligible_pairs
 from matching.instance import Instance
+from matching.limits import NO_CAP
 from matching.scoring import Scores, score_pairs
-from matching.tables import BoolArray, IntArray, Tables, build_tables, last_full_month, month_index, qualified
+from matching.tables import BoolArray, IntArray, Tables, build_tables, month_index, supervisor_reach
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class Prepared:
     programmes: Options
     unit_cap_binding: BoolArray  # (programmes x units)
     budget_binding: BoolArray  # per programme
+    seat_rows: list[SeatRow]  # supervisor seats per month that may bind (over all supervisor option rows)
 
     @property
     def free_supervisor(self) -> IntArray:
@@ -65,7 +67,7 @@ class Prepared:
 
 
 def _supervisor_options(instance: Instance, tables: Tables, pairs: Eligible) -> tuple[IntArray, IntArray]:
-    """(pair, supervisor) rows for every supervisor who can take the pair's whole stay."""
+    """(pair, supervisor) rows for every supervisor who can take the pair's whole stay (a free seat in each month)."""
     rows_pair, rows_sup = [], []
     by_offer = np.argsort(pairs.offer, kind="stable")
     bounds = np.searchsorted(pairs.offer[by_offer], np.arange(len(instance.offers) + 1))
@@ -75,37 +77,57 @@ def _supervisor_options(instance: Instance, tables: Tables, pairs: Eligible) -> 
             continue
         start = month_index(offer.start)
         for sid in offer.supervisor_ids:
-            s = instance.supervisors[tables.supervisor_index[sid]]
-            if not qualified(s.profession.value, s.licensed, s.capacity, offer.profession.value):
-                continue
-            if month_index(s.available_from) > start:
-                continue
-            ok = idx[pairs.months[idx] <= last_full_month(s.available_until) - start + 1]
+            s = tables.supervisor_index[sid]
+            reach = supervisor_reach(instance, tables.limits, s, offer.profession.value, start)
+            ok = idx[pairs.months[idx] <= reach]
             rows_pair.append(ok)
-            rows_sup.append(np.full(len(ok), tables.supervisor_index[sid], dtype=np.int64))
+            rows_sup.append(np.full(len(ok), s, dtype=np.int64))
     pair = np.concatenate(rows_pair) if rows_pair else np.zeros(0, dtype=np.int64)
     sup = np.concatenate(rows_sup) if rows_sup else np.zeros(0, dtype=np.int64)
     order = np.lexsort((sup, pair))
     return pair[order], sup[order]
 
 
+@dataclass(frozen=True)
+class SeatRow:
+    """One supervisor's seats in one month: the option rows active then may use at most `seats` of them."""
+
+    supervisor: int
+    month: int
+    rows: IntArray  # supervisor option rows (indexes into Prepared.supervisors) whose stay covers the month
+    seats: int  # free seats that month (capacity less earlier rounds' commitments)
+
+
+def seat_rows(tables: Tables, pairs: Eligible, sup_pair: IntArray, sup_choice: IntArray) -> list[SeatRow]:
+    """Every month at which a supervisor's seats can be the tightest: where a stay starts or the committed load
+    changes. Between two such months no stay starts and the free seats stay the same, so the earlier one dominates."""
+    out = []
+    first_all = tables.offers.start_month[pairs.offer[sup_pair]]
+    last_all = first_all + pairs.months[sup_pair] - 1
+    order = np.argsort(sup_choice, kind="stable")
+    cuts = np.flatnonzero(np.diff(sup_choice[order])) + 1
+    for mine in np.split(order, cuts) if len(order) else []:
+        s = int(sup_choice[mine[0]])
+        first, last = first_all[mine], last_all[mine]
+        fixed = tables.limits.supervisor_fixed.get(s, {})
+        lo, hi = int(first.min()), int(last.max())
+        changes = [m for m in range(lo + 1, hi + 1) if fixed.get(m, 0) != fixed.get(m - 1, 0)]
+        for m in sorted({*np.unique(first).tolist(), *changes}):
+            active = mine[(first <= m) & (m <= last)]
+            out.append(SeatRow(s, m, active, tables.limits.seats_left(s, m)))
+    return out
+
+
 def _supervisor_binding(
-    instance: Instance, tables: Tables, pairs: Eligible, pair: IntArray, sup: IntArray
+    instance: Instance, tables: Tables, pairs: Eligible, pair: IntArray, seats: list[SeatRow]
 ) -> BoolArray:
-    """A supervisor binds if all offers that could use them, full, would exceed a month's capacity."""
+    """A supervisor binds if all offers that could use them, full, would exceed a month's free seats."""
     binding = np.zeros(len(instance.supervisors), dtype=bool)
-    starts, slots = tables.offers.start_month, tables.offers.slots
-    for s_index, s in enumerate(instance.supervisors):
-        rows = pair[sup == s_index]
-        if not len(rows):
-            continue
-        offers, inverse = np.unique(pairs.offer[rows], return_inverse=True)
-        longest = np.zeros(len(offers), dtype=np.int64)
-        np.maximum.at(longest, inverse, pairs.months[rows])
-        first, last = starts[offers], starts[offers] + longest - 1
-        # Load only rises at a start month, so the peak is at one of them.
-        peak = max(int(slots[offers][(first <= m) & (m <= last)].sum()) for m in np.unique(first))
-        binding[s_index] = peak > s.capacity
+    slots = tables.offers.slots
+    for row in seats:
+        # Each offer fills at most its slots at once, however many of its pairs could use the supervisor.
+        offers = np.unique(pairs.offer[pair[row.rows]])
+        binding[row.supervisor] |= int(slots[offers].sum()) > row.seats
     return binding
 
 
@@ -115,7 +137,8 @@ def _money_binding(instance: Instance, tables: Tables, pairs: Eligible) -> tuple
     budget = np.zeros(n_prog, dtype=bool)
     unit_cap = np.zeros((n_prog, n_units), dtype=bool)
     unit_of_offer, slots = tables.offers.unit, tables.offers.slots
-    for g, prog in enumerate(instance.programmes):
+    limits = tables.limits
+    for g in range(n_prog):
         rows = np.flatnonzero(pairs.fund_programme == g)
         if not len(rows):
             continue
@@ -125,11 +148,10 @@ def _money_binding(instance: Instance, tables: Tables, pairs: Eligible) -> tuple
         by_offer = np.zeros(len(instance.offers), dtype=np.int64)
         np.maximum.at(by_offer, pairs.offer[p], grant)
         most = min(int(by_cand.sum()), int((by_offer * slots).sum()))
-        general = prog.budget - sum(e.amount for e in prog.earmarks)
-        budget[g] = most > general
-        for u, unit in enumerate(instance.units):
-            cap = prog.unit_caps.for_size(unit.size_class)
-            if cap is None:
+        budget[g] = most > int(limits.general_left[g])
+        for u in range(n_units):
+            cap = int(limits.unit_cap_left[g, u])
+            if cap == NO_CAP:
                 continue
             at_unit = unit_of_offer == u
             unit_cap[g, u] = int((by_offer[at_unit] * slots[at_unit]).sum()) > cap
@@ -142,7 +164,8 @@ def prepare(instance: Instance) -> Prepared:
     pairs = eligible_pairs(instance, tables)
     scores = score_pairs(instance, tables, pairs)
     sup_pair, sup_choice = _supervisor_options(instance, tables, pairs)
-    sup_binding = _supervisor_binding(instance, tables, pairs, sup_pair, sup_choice)
+    seats = seat_rows(tables, pairs, sup_pair, sup_choice)
+    sup_binding = _supervisor_binding(instance, tables, pairs, sup_pair, seats)
     budget_binding, unit_cap_binding = _money_binding(instance, tables, pairs)
     prog_binding_row = (
         budget_binding[pairs.fund_programme]
@@ -168,4 +191,5 @@ def prepare(instance: Instance) -> Prepared:
         programmes=programmes,
         unit_cap_binding=unit_cap_binding,
         budget_binding=budget_binding,
+        seat_rows=seats,
     )

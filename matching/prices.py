@@ -23,6 +23,7 @@ from scipy.optimize import Bounds, LinearConstraint, linprog
 from scipy.optimize import milp as highs_milp
 
 from matching.baselines import MipModel, build_mip
+from matching.limits import NO_CAP
 from matching.prepare import Prepared
 from matching.side import floor_rows, side_rows
 from matching.solution import Out
@@ -175,29 +176,27 @@ def model_rows(prep: Prepared) -> RowMap:
     """The identity of every row `build_mip(prep)` writes, rebuilt in the same order."""
     # Rebuilt rather than recorded so that baselines.py stays as it is; `shadow_prices` checks the bounds against
     # the model every time, so a change of order there fails loudly instead of mislabelling prices.
-    pairs, sups, inst = prep.pairs, prep.supervisors, prep.instance
+    pairs, inst = prep.pairs, prep.instance
     blocks = _Blocks([], [], [], [], [])
     blocks.add(CANDIDATE, np.arange(len(inst.candidates)), 0.0, 1.0)
     blocks.add(OFFER, np.arange(len(inst.offers)), 0.0, prep.tables.offers.slots.astype(np.float64))
     blocks.add(SUPERVISOR_CHOICE, np.arange(len(pairs)), 0.0, 0.0)
     blocks.add(FUNDING_CHOICE, np.arange(len(pairs)), 0.0, 0.0)
-    first = prep.tables.offers.start_month[pairs.offer[sups.pair]]
-    for s in np.unique(sups.choice):
-        capacity = float(inst.supervisors[int(s)].capacity)
-        for m in np.unique(first[sups.choice == s]):
-            blocks.one(SUPERVISOR, int(s), 0.0, capacity, detail=int(m))
+    for seat in prep.seat_rows:
+        blocks.one(SUPERVISOR, seat.supervisor, 0.0, float(max(0, seat.seats)), detail=seat.month)
     unit_of_row = prep.tables.offers.unit[pairs.offer[pairs.fund_pair]]
-    for g, prog in enumerate(inst.programmes):
+    limits = prep.tables.limits
+    for g in range(len(inst.programmes)):
         mine = pairs.fund_programme == g
         if not mine.any():
             continue
-        blocks.one(BUDGET, g, 0.0, float(prog.budget))
-        blocks.one(GENERAL, g, -math.inf, float(prog.budget - sum(e.amount for e in prog.earmarks)))
-        for k, earmark in enumerate(prog.earmarks):
-            blocks.one(EARMARK, g, -float(earmark.amount), math.inf, detail=k)
+        blocks.one(BUDGET, g, 0.0, float(limits.budget_left(g)))
+        blocks.one(GENERAL, g, -math.inf, float(limits.general_left[g]))
+        for k, left in enumerate(limits.earmark_left[g].tolist()):
+            blocks.one(EARMARK, g, -float(left), math.inf, detail=k)
         for u in np.unique(unit_of_row[mine]):
-            cap = prog.unit_caps.for_size(inst.units[int(u)].size_class)
-            if cap is not None:
+            cap = int(limits.unit_cap_left[g, int(u)])
+            if cap != NO_CAP:
                 blocks.one(UNIT_CAP, g, 0.0, float(cap), detail=int(u))
     n_floors = len(floor_rows(prep))
     for i, (_, _, rhs) in enumerate(side_rows(prep)):

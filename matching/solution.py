@@ -56,13 +56,15 @@ class Unmatched(Out):
 
 
 class ProgrammeUse(Out):
-    """Money a programme grants in this solution against its budget."""
+    """Money a programme grants in this solution against its budget and what earlier rounds committed."""
 
     programme_id: str
     budget: int
-    granted: int
+    granted: int = Field(description="granted by this round's matches")
     matches: int
-    earmarks: dict[str, int] = {}
+    earmarks: dict[str, int] = Field(default={}, description="of `granted`, drawn on each earmark")
+    committed: int = Field(default=0, description="held by placements accepted in earlier rounds")
+    left: int | None = Field(default=None, description="budget - committed - granted")
 
 
 class Solution(Out):

@@ -246,7 +246,7 @@ def build_solution(
 ) -> Solution:
     """Assignments with money and score breakdown, reasons for the unmatched, and money per programme."""
     inst, pairs = prep.instance, prep.pairs
-    ledger = Ledger(inst)
+    ledger = Ledger(inst, prep.tables.limits)
     assignments = []
     for p in sorted(picks, key=lambda p: p.pair):
         a = _assignment(prep, p)
@@ -289,8 +289,10 @@ def build_solution(
                 granted=ledger.granted(g.id),
                 matches=sum(1 for a in assignments if a.programme_id == g.id),
                 earmarks={e.id: ledger.earmark_used[(g.id, k)] for k, e in enumerate(g.earmarks)},
+                committed=int(prep.tables.limits.committed[i]),
+                left=g.budget - int(prep.tables.limits.committed[i]) - ledger.granted(g.id),
             )
-            for g in inst.programmes
+            for i, g in enumerate(inst.programmes)
         ],
         stats=stats,
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import calendar
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
@@ -19,32 +18,24 @@ from matching.instance import (
     OfferKind,
     OfferStatus,
     Profession,
-    Programme,
     Stage,
 )
+from matching.limits import Limits, committed_limits
+from matching.money import decimal_ratio
+
+# Re-exported: most of the engine imports the month helpers from here.
+from matching.months import NEVER as NEVER
+from matching.months import last_full_month as last_full_month
+from matching.months import month_index as month_index
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
-NEVER = np.iinfo(np.int64).max // 4  # an ordinal later than any date
 STAGES = tuple(Stage)
 PROFESSIONS = tuple(Profession)
 # Offer kinds whose length comes from the candidate's decision rather than from the offer.
 DECISION_LENGTH_KINDS = frozenset({OfferKind.PTJ, OfferKind.PROVTJANSTGORING})
-
-
-def month_index(day: date) -> int:
-    """Months since year 0; consecutive months differ by one."""
-    return day.year * 12 + day.month - 1
-
-
-def last_full_month(day: date | None) -> int:
-    """The last month that ends on or before `day` (a far-future month for None)."""
-    if day is None:
-        return NEVER
-    last_day = calendar.monthrange(day.year, day.month)[1]
-    return month_index(day) if day.day == last_day else month_index(day) - 1
 
 
 @cache
@@ -88,6 +79,7 @@ class CandidateTable:
     available_until: IntArray  # last month fully available
     months: IntArray
     part_time: FloatArray
+    part_time_ratio: tuple[IntArray, IntArray]  # numerator, denominator: part_time as the exact decimal written
     max_commute: FloatArray
     municipality: IntArray
     county: list[str]
@@ -133,9 +125,9 @@ class ProgrammeColumns:
     profession_ok: BoolArray  # per offer
     kind_ok: BoolArray  # per offer
     unit_ok: BoolArray  # per offer
-    unit_cap: IntArray  # per offer, -1 for no cap
+    unit_cap: IntArray  # per offer, what is left of the cap for its unit, -1 for no cap
     earmark: IntArray  # per offer, index of the earmark it draws on or -1
-    room: IntArray  # per offer, the most of the budget one match there may draw on
+    room: IntArray  # per offer, the most of the budget left that one match there may draw on
     resident_ok: BoolArray  # per candidate
 
 
@@ -148,6 +140,7 @@ class Tables:
     programmes: list[ProgrammeColumns]
     unit_index: dict[str, int]
     supervisor_index: dict[str, int]
+    limits: Limits  # what is left of every limit after earlier rounds' commitments: read limits here, not raw
 
 
 def _candidate_table(instance: Instance) -> CandidateTable:
@@ -170,6 +163,7 @@ def _candidate_table(instance: Instance) -> CandidateTable:
         available_until=np.array([last_full_month(c.available_until) for c in cands], dtype=np.int64),
         months=np.array([c.required_months() for c in cands], dtype=np.int64),
         part_time=np.array([c.part_time for c in cands], dtype=np.float64),
+        part_time_ratio=_ratios([c.part_time for c in cands]),
         max_commute=np.array([c.max_commute_km for c in cands], dtype=np.float64),
         municipality=np.array([codes[c.residence_municipality] for c in cands], dtype=np.int64),
         county=[c.residence_county for c in cands],
@@ -180,19 +174,29 @@ def _candidate_table(instance: Instance) -> CandidateTable:
     )
 
 
-def _supervisor_reach(instance: Instance) -> IntArray:
-    supervisors = {s.id: s for s in instance.supervisors}
+# Longest stay a supervisor is ever asked to take (period_length caps stays at 36 months); bounds month walks.
+LONGEST_STAY = 48
+
+
+def supervisor_reach(instance: Instance, limits: Limits, s_index: int, offer_profession: str, start: int) -> int:
+    """Months from `start` that supervisor s_index can supervise a trainee of this profession: qualified, available
+    and with a seat not taken by an earlier round's commitment in each of them (0: none)."""
+    s = instance.supervisors[s_index]
+    if not qualified(s.profession.value, s.licensed, s.capacity, offer_profession):
+        return 0
+    if month_index(s.available_from) > start:
+        return 0
+    available = last_full_month(s.available_until) - start + 1
+    return limits.free_months(s_index, start, start + min(available, LONGEST_STAY) - 1) if available > 0 else 0
+
+
+def _supervisor_reach(instance: Instance, limits: Limits, supervisor_index: dict[str, int]) -> IntArray:
     reach = np.zeros(len(instance.offers), dtype=np.int64)
     for i, offer in enumerate(instance.offers):
         start = month_index(offer.start)
         for sid in offer.supervisor_ids:
-            s = supervisors[sid]
-            if not qualified(s.profession.value, s.licensed, s.capacity, offer.profession.value):
-                continue
-            if month_index(s.available_from) > start:
-                continue
-            until = last_full_month(s.available_until) - start + 1
-            reach[i] = max(reach[i], until)
+            months = supervisor_reach(instance, limits, supervisor_index[sid], offer.profession.value, start)
+            reach[i] = max(reach[i], months)
     return reach
 
 
@@ -201,7 +205,9 @@ def qualified(supervisor_profession: str, licensed: bool, capacity: int, offer_p
     return licensed and capacity > 0 and supervisor_profession == offer_profession
 
 
-def _offer_table(instance: Instance, unit_index: dict[str, int]) -> OfferTable:
+def _offer_table(
+    instance: Instance, unit_index: dict[str, int], limits: Limits, supervisor_index: dict[str, int]
+) -> OfferTable:
     offers = instance.offers
     codes = municipality_numbers()
     units = instance.units
@@ -232,17 +238,18 @@ def _offer_table(instance: Instance, unit_index: dict[str, int]) -> OfferTable:
         supervisor_fee=np.array([o.monthly_supervisor_fee for o in offers], dtype=np.int64),
         course_fee=np.array([o.course_fee for o in offers], dtype=np.int64),
         other_costs=np.array([o.other_costs for o in offers], dtype=np.int64),
-        supervisor_reach=_supervisor_reach(instance),
+        supervisor_reach=_supervisor_reach(instance, limits, supervisor_index),
         municipality=np.array([codes[units[u].municipality] for u in unit], dtype=np.int64),
     )
 
 
-def _programme_columns(instance: Instance, prog: Programme) -> ProgrammeColumns:
+def _programme_columns(instance: Instance, g: int, limits: Limits, unit_index: dict[str, int]) -> ProgrammeColumns:
+    prog = instance.programmes[g]
     offers, units = instance.offers, {u.id: u for u in instance.units}
     offer_units = [units[o.unit_id] for o in offers]
-    earmark = np.array([_index_or_minus(prog.earmark_for(o.profession, o.kind)) for o in offers], dtype=np.int64)
-    general = prog.budget - sum(e.amount for e in prog.earmarks)
-    extra = np.array([0, *[e.amount for e in prog.earmarks]], dtype=np.int64)
+    earmark = np.array([_minus_one(prog.earmark_for(o.profession, o.kind)) for o in offers], dtype=np.int64)
+    extra = np.array([0, *limits.earmark_left[g]], dtype=np.int64)
+    offer_unit = np.array([unit_index[o.unit_id] for o in offers], dtype=np.int64)
     return ProgrammeColumns(
         profession_ok=np.array([not prog.professions or o.profession in prog.professions for o in offers], dtype=bool),
         kind_ok=np.array([not prog.offer_kinds or o.kind in prog.offer_kinds for o in offers], dtype=bool),
@@ -254,11 +261,9 @@ def _programme_columns(instance: Instance, prog: Programme) -> ProgrammeColumns:
             ],
             dtype=bool,
         ),
-        unit_cap=np.array(
-            [_index_or_minus(prog.unit_caps.for_size(u.size_class)) for u in offer_units], dtype=np.int64
-        ),
+        unit_cap=limits.unit_cap_left[g, offer_unit] if len(offers) else np.zeros(0, dtype=np.int64),
         earmark=earmark,
-        room=general + extra[earmark + 1],
+        room=limits.general_left[g] + extra[earmark + 1],
         resident_ok=np.array(
             [
                 (not prog.residence_counties or c.residence_county in prog.residence_counties)
@@ -270,17 +275,25 @@ def _programme_columns(instance: Instance, prog: Programme) -> ProgrammeColumns:
     )
 
 
-def _index_or_minus(value: int | None) -> int:
-    return -1 if value is None else value
-
-
 def build_tables(instance: Instance) -> Tables:
     """Arrays for a checked instance (see `matching.validate.load_instance`)."""
     unit_index = {u.id: i for i, u in enumerate(instance.units)}
+    supervisor_index = {s.id: i for i, s in enumerate(instance.supervisors)}
+    limits = committed_limits(instance)
     return Tables(
         candidates=_candidate_table(instance),
-        offers=_offer_table(instance, unit_index),
-        programmes=[_programme_columns(instance, p) for p in instance.programmes],
+        offers=_offer_table(instance, unit_index, limits, supervisor_index),
+        programmes=[_programme_columns(instance, g, limits, unit_index) for g in range(len(instance.programmes))],
         unit_index=unit_index,
-        supervisor_index={s.id: i for i, s in enumerate(instance.supervisors)},
+        supervisor_index=supervisor_index,
+        limits=limits,
     )
+
+
+def _ratios(values: list[float]) -> tuple[IntArray, IntArray]:
+    exact = [decimal_ratio(v) for v in values]
+    return np.array([n for n, _ in exact], dtype=np.int64), np.array([d for _, d in exact], dtype=np.int64)
+
+
+def _minus_one(value: int | None) -> int:
+    return -1 if value is None else value

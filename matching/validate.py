@@ -138,6 +138,10 @@ def _duplicates(kind: str, ids: list[str]) -> list[Issue]:
     ]
 
 
+def _unknown(path: str, object_id: str | None, field: str, target: str, value: str) -> Issue:
+    return Issue(path, object_id, field, "known_id", f"refers to unknown {target} {value!r}")
+
+
 def reference_issues(instance: Instance) -> list[Issue]:
     """Every unknown or inconsistent id in the instance."""
     issues: list[Issue] = []
@@ -155,7 +159,7 @@ def reference_issues(instance: Instance) -> list[Issue]:
         issues += _duplicates(kind, [o.id for o in objects])
 
     def unknown(path: str, object_id: str | None, field: str, target: str, value: str) -> None:
-        issues.append(Issue(path, object_id, field, "known_id", f"refers to unknown {target} {value!r}"))
+        issues.append(_unknown(path, object_id, field, target, value))
 
     for i, s in enumerate(instance.supervisors):
         if s.unit_id not in units:
@@ -196,6 +200,7 @@ def reference_issues(instance: Instance) -> list[Issue]:
             if key in seen:
                 issues.append(Issue(path, None, "(pair)", "unique_pair", f"pair {key} is listed twice"))
             seen.add(key)
+    issues += _commitment_issues(instance, units, supervisors)
     pinned = Counter(p.candidate_id for p in instance.policy.pins)
     for cid, count in pinned.items():
         if count > 1:
@@ -210,6 +215,29 @@ def reference_issues(instance: Instance) -> list[Issue]:
             Issue("policy", None, "pins", "pin_not_forbidden", f"pair ({cid!r}, {oid!r}) is both pinned and forbidden")
         )
     return issues + _floor_issues(instance)
+
+
+def _commitment_issues(instance: Instance, units: dict[str, Any], supervisors: dict[str, Any]) -> list[Issue]:
+    """A commitment names a known unit, supervisor (of that unit), programme and earmark of that programme."""
+    issues = _duplicates("commitments", [c.id for c in instance.commitments])
+    programmes = {p.id: p for p in instance.programmes}
+    for i, c in enumerate(instance.commitments):
+        path = f"commitments[{i}]"
+        if c.unit_id not in units:
+            issues.append(_unknown(path, c.id, "unit_id", "unit", c.unit_id))
+        if c.supervisor_id is not None:
+            if c.supervisor_id not in supervisors:
+                issues.append(_unknown(path, c.id, "supervisor_id", "supervisor", c.supervisor_id))
+            elif supervisors[c.supervisor_id].unit_id != c.unit_id:
+                issues.append(
+                    Issue(path, c.id, "supervisor_id", "supervisor_same_unit", "the supervisor works at another unit")
+                )
+        prog = programmes.get(c.programme_id)
+        if prog is None:
+            issues.append(_unknown(path, c.id, "programme_id", "programme", c.programme_id))
+        elif c.earmark_id is not None and c.earmark_id not in {e.id for e in prog.earmarks}:
+            issues.append(_unknown(path, c.id, "earmark_id", f"earmark of programme {prog.id}", c.earmark_id))
+    return issues
 
 
 def _floor_issues(instance: Instance) -> list[Issue]:

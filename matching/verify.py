@@ -10,7 +10,8 @@ import numpy as np
 from matching.baselines import blocking_pairs
 from matching.eligibility import check_pairs
 from matching.groups import floor_targets
-from matching.instance import Instance
+from matching.instance import Instance, Programme, Unit
+from matching.months import month_label
 from matching.prepare import prepare
 from matching.solution import Assignment, Solution
 from matching.tables import Tables, build_tables, last_full_month, month_index, qualified
@@ -120,10 +121,15 @@ def _check_counts(instance: Instance, known: list[Assignment], out: list[Violati
 
 
 def _check_supervisors(instance: Instance, known: list[Assignment], out: list[Violation]) -> None:
-    """Each match has a qualified supervisor of its offer, available throughout, never over capacity in a month."""
+    """Each match has a qualified supervisor of its offer, available throughout, and no supervisor has more
+    trainees in a month than their capacity, counting the placements earlier rounds committed."""
     sups = {s.id: s for s in instance.supervisors}
     offers = {o.id: o for o in instance.offers}
     load: dict[tuple[str, int], int] = defaultdict(int)
+    for c in instance.commitments:
+        if c.supervisor_id is not None:
+            for m in range(month_index(c.start), month_index(c.start) + c.months):
+                load[(c.supervisor_id, m)] += 1
     for a in known:
         s, o = sups[a.supervisor_id], offers[a.offer_id]
         pair = f"({a.candidate_id}, {a.offer_id})"
@@ -138,28 +144,57 @@ def _check_supervisors(instance: Instance, known: list[Assignment], out: list[Vi
             load[(s.id, m)] += 1
     for (sid, m), n in sorted(load.items()):
         if n > sups[sid].capacity:
-            year, month = divmod(m, 12)
             out.append(
                 Violation(
                     "supervisor_capacity",
-                    f"supervisor {sid} has {n} trainees in {year}-{month + 1:02d}, capacity {sups[sid].capacity}",
+                    f"supervisor {sid} has {n} trainees in {month_label(m)} (earlier rounds' commitments "
+                    f"included), capacity {sups[sid].capacity}",
                 )
             )
 
 
-def _check_money(instance: Instance, known: list[Assignment], out: list[Violation]) -> None:
-    """Budgets with earmarks, and per-unit caps by size class."""
+@dataclass(frozen=True, slots=True)
+class _Grant:
+    """Money a programme pays out: a match of this round or a commitment of an earlier one."""
+
+    candidate_id: str
+    unit_id: str
+    earmark: int | None
+    amount: int
+
+
+def _grants(instance: Instance, known: list[Assignment]) -> dict[str, list[_Grant]]:
+    """Per programme, every grant: commitments at the earmark they drew on, new matches at the earmark their
+    profession and offer kind draw on."""
     offers = {o.id: o for o in instance.offers}
+    programmes = {p.id: p for p in instance.programmes}
+    grants: dict[str, list[_Grant]] = defaultdict(list)
+    for c in instance.commitments:
+        marks = [e.id for e in programmes[c.programme_id].earmarks]
+        mark = marks.index(c.earmark_id) if c.earmark_id in marks else None
+        grants[c.programme_id].append(_Grant(c.candidate_id, c.unit_id, mark, c.grant))
+    for a in known:
+        o = offers[a.offer_id]
+        mark = programmes[a.programme_id].earmark_for(o.profession, o.kind)
+        grants[a.programme_id].append(_Grant(a.candidate_id, o.unit_id, mark, a.grant))
+    return grants
+
+
+def _check_money(instance: Instance, known: list[Assignment], out: list[Violation]) -> None:
+    """Budgets with earmarks, per-unit caps by size class and per-candidate caps, over this round's grants and
+    the commitments of earlier rounds together."""
     units = {u.id: u for u in instance.units}
+    grants = _grants(instance, known)
     for prog in instance.programmes:
-        paid = [a for a in known if a.programme_id == prog.id]
+        paid = grants.get(prog.id, [])
         spent_by_earmark: dict[int | None, int] = defaultdict(int)
-        for a in paid:
-            o = offers[a.offer_id]
-            spent_by_earmark[prog.earmark_for(o.profession, o.kind)] += a.grant
+        for grant in paid:
+            spent_by_earmark[grant.earmark] += grant.amount
         total = sum(spent_by_earmark.values())
         if total > prog.budget:
-            out.append(Violation("budget", f"programme {prog.id} grants {total} SEK of a {prog.budget} SEK budget"))
+            out.append(
+                Violation("budget", f"programme {prog.id} grants {total} SEK (commitments included) of {prog.budget}")
+            )
         # Earmarked money serves only its own matches; everything else must fit in the general part.
         general = prog.budget - sum(e.amount for e in prog.earmarks)
         overflow = spent_by_earmark.get(None, 0) + sum(
@@ -172,13 +207,28 @@ def _check_money(instance: Instance, known: list[Assignment], out: list[Violatio
                     f"programme {prog.id} needs {overflow} SEK of general money, {general} SEK is not earmarked",
                 )
             )
-        per_unit: dict[str, int] = defaultdict(int)
-        for a in paid:
-            per_unit[offers[a.offer_id].unit_id] += a.grant
-        for uid, granted in sorted(per_unit.items()):
-            cap = prog.unit_caps.for_size(units[uid].size_class)
-            if cap is not None and granted > cap:
-                out.append(Violation("unit_cap", f"programme {prog.id} grants unit {uid} {granted} SEK, cap {cap} SEK"))
+        _check_caps(prog, units, paid, out)
+
+
+def _check_caps(prog: Programme, units: dict[str, Unit], paid: list[_Grant], out: list[Violation]) -> None:
+    per_unit: dict[str, int] = defaultdict(int)
+    per_candidate: dict[str, int] = defaultdict(int)
+    for grant in paid:
+        per_unit[grant.unit_id] += grant.amount
+        per_candidate[grant.candidate_id] += grant.amount
+    for uid, granted in sorted(per_unit.items()):
+        cap = prog.unit_caps.for_size(units[uid].size_class)
+        if cap is not None and granted > cap:
+            out.append(Violation("unit_cap", f"programme {prog.id} grants unit {uid} {granted} SEK, cap {cap} SEK"))
+    if prog.candidate_cap is not None:
+        for cid, granted in sorted(per_candidate.items()):
+            if granted > prog.candidate_cap:
+                out.append(
+                    Violation(
+                        "candidate_cap",
+                        f"programme {prog.id} grants candidate {cid} {granted} SEK, cap {prog.candidate_cap} SEK",
+                    )
+                )
 
 
 def _check_pins(instance: Instance, assignments: list[Assignment], out: list[Violation]) -> None:

@@ -351,7 +351,7 @@ def _gap(r: _Round, oi: int, months: int, funders: list[_Funder], order: tuple[f
     seats = []
     for sid in offer.supervisor_ids:
         s = r.supervisors[sid]
-        peak = max(r.ledger.supervisor_load.get((sid, m), 0) for m in range(start, start + months))
+        peak = max(r.ledger.seats_used(sid, m) for m in range(start, start + months))
         # Could take the stay with one seat more than they use (qualified, available for every month)?
         if r.ledger.supervisor_fits(s.model_copy(update={"capacity": peak + 1}), offer.id, start, months):
             seats.append((s, s.capacity - peak))
@@ -381,7 +381,7 @@ def _money_fix(r: _Round, g: _Gap, d: int) -> list[Change] | None:
     for f in g.funders:
         prog = r.instance.programmes[f.programme]
         update: dict[str, Any] = {}
-        short = d * f.grant - _budget_left(r.ledger, prog, f.earmark)
+        short = d * f.grant - r.ledger.room(prog.id, f.earmark)
         if short > 0:
             update["budget"] = prog.budget + short
         cap, cap_left = _cap_left(r, prog, g.offer)
@@ -398,21 +398,12 @@ def _money_fix(r: _Round, g: _Gap, d: int) -> list[Change] | None:
     return best[1] if best else []
 
 
-def _budget_left(ledger: Ledger, prog: Programme, earmark: int) -> int:
-    """The budget a match drawing on this earmark (-1: none) may still use (as Ledger.money_fits counts it)."""
-    general = prog.budget - sum(e.amount for e in prog.earmarks) - ledger.general_used[prog.id]
-    if earmark < 0:
-        return general
-    return general + prog.earmarks[earmark].amount - ledger.earmark_used[(prog.id, earmark)]
-
-
 def _cap_left(r: _Round, prog: Programme, offer: Offer) -> tuple[int | None, int | None]:
     """The programme's cap for the offer's unit and what is left of it (None, None: no cap)."""
-    unit = _unit(r, offer)
-    cap = prog.unit_caps.for_size(unit.size_class)
+    cap = prog.unit_caps.for_size(_unit(r, offer).size_class)
     if cap is None:
         return None, None
-    return cap, cap - r.ledger.unit_granted[(prog.id, unit.id)]
+    return cap, r.ledger.unit_cap_left(prog.id, offer.unit_id)
 
 
 def _unit(r: _Round, offer: Offer) -> Unit:
@@ -427,7 +418,7 @@ def _money_facts(r: _Round, gaps: list[_Gap]) -> list[MoneyShort]:
             continue
         for f in g.funders:
             prog = r.instance.programmes[f.programme]
-            left = _budget_left(r.ledger, prog, f.earmark)
+            left = r.ledger.room(prog.id, f.earmark)
             shorts = []
             if f.grant > left:
                 mark = prog.earmarks[f.earmark].id if f.earmark >= 0 else None
