@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from sqlalchemy import text
 
 from api import errors
+from api.limits import BodyLimit
 from api.rounds import Runner, recover_stale
 from api.routers import analysis, auth, identity, resources, rounds
 from api.security import LoginLimiter
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.runner = runner
     app.state.login_limiter = LoginLimiter(settings.login_failures_allowed, settings.login_window_s)
     errors.install(app)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, upload_limit=settings.max_upload_bytes + 64 * 1024)
     for router in (auth.router, identity.router, rounds.router, analysis.router, *resources.routers()):
         app.include_router(router, prefix=API_PREFIX)
 

@@ -44,7 +44,7 @@ FILTERS = {
 }
 Limit = Annotated[int, Query(ge=1, le=200, description="page size (at most 200)")]
 Format = Annotated[str, Query(pattern="^(csv|xlsx)$")]
-ERRORS = problem_responses(401, 403, 404, 409, 422)
+ERRORS = problem_responses(401, 403, 404, 409, 413, 422)
 
 
 def _store_identity(session: Any, subject: Subject, region: Region, row: Any, identity: Any) -> None:

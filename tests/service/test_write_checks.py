@@ -5,6 +5,8 @@ its date closes."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
@@ -139,3 +141,30 @@ def test_the_demo_decides_for_its_own_date() -> None:
     assert round_date_for(RoundCreate(), settings) == date(2027, 1, 15)
     assert round_date_for(RoundCreate(round_date=date(2027, 2, 1)), settings) == date(2027, 2, 1)
     assert round_date_for(RoundCreate(), Settings(environment="test")) == date.today()
+
+
+def test_bodies_and_lists_past_their_limits_are_refused(service: Service) -> None:
+    """A 1.3 MB offer (sent whole, or streamed without a length) is 413 before it is parsed; a list past its cap in
+    a small body is 422 naming the field. Neither is stored."""
+    huge = _offer("O-HUGE", "U1", ["S1"], clinic_ranking=[f"CAND-{i:07d}" for i in range(100_000)])
+    body = json.dumps(huge).encode()
+    assert len(body) > 1_000_000
+    whole = service.call("clinic_u1", "POST", f"{R}/offers", content=body, headers={"content-type": "application/json"})
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(body), 65_536):
+            yield body[start : start + 65_536]
+
+    streamed = service.call(
+        "clinic_u1", "POST", f"{R}/offers", content=chunks(), headers={"content-type": "application/json"}
+    )
+    for r in (whole, streamed):
+        assert r.status_code == 413 and r.headers["content-type"] == "application/problem+json", r.text
+        assert r.json()["type"] == "urn:vardmatch:problem:payload-too-large"
+    long = _offer("O-LONG", "U1", ["S1"], clinic_ranking=[f"C{i}" for i in range(1_001)])
+    r = service.call("clinic_u1", "POST", f"{R}/offers", json=long)
+    assert r.status_code == 422 and [(e["field"], e["type"]) for e in r.json()["errors"]] == [
+        ("clinic_ranking", "too_long")
+    ]
+    for oid in ("O-HUGE", "O-LONG"):
+        assert service.call("coord01", "GET", f"{R}/offers/{oid}").status_code == 404
