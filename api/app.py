@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 from sqlalchemy import text
 
@@ -20,6 +21,7 @@ from api.settings import Settings
 from models.db import make_engine, make_sessionmaker, transaction
 
 API_PREFIX = "/api/v1"
+DOCS_ASSETS = "/docs/assets"
 log = logging.getLogger("vardmatch.api")
 
 
@@ -50,7 +52,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runner.stop_all()
         engine.dispose()
 
-    app = FastAPI(
+    # The documentation's Swagger UI is served from the fastapi-offline package, never from a CDN: a hospital's
+    # network may have no internet.
+    app = (FastAPIOffline if settings.docs else FastAPI)(
         title="Vårdmatch",
         summary="Match foreign-trained clinicians to supervised placements (PTJ) and funding.",
         version="1",
@@ -58,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url="/docs" if settings.docs else None,
         redoc_url=None,
         openapi_url=f"{API_PREFIX}/openapi.json" if settings.docs else None,
+        **({"static_url": DOCS_ASSETS} if settings.docs else {}),
     )
     app.state.settings = settings
     app.state.engine = engine
