@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from api.deps import audit
 from api.errors import Conflict, Forbidden, NotFound, Problem, Unprocessable, field_errors
-from api.snapshot import CANDIDATES, OFFERS, Kind, engine_dict, to_row_fields
+from api.snapshot import CANDIDATES, OFFERS, Kind, engine_dict, engine_object, to_row_fields
 from models import Candidate, Offer, Region, Role, Supervisor, Unit
 from models import queries as q
 from models.queries import Subject
@@ -70,7 +70,7 @@ def get_object(session: Session, kind: Kind, subject: Subject, region: Region, r
 
 def read_view(kind: Kind, subject: Subject, region: Region, row: Any) -> dict[str, Any]:
     """The API form of a row; clinics see a reduced candidate."""
-    body = kind.engine_type.model_validate(engine_dict(row)).model_dump(mode="json")
+    body = engine_object(kind, row).model_dump(mode="json")
     if kind is CANDIDATES and subject.role is Role.CLINIC:
         return {"id": row.ref, **{k: body.get(k) for k in CLINIC_CANDIDATE_FIELDS}}
     body.update(region=region.code, version=row.version, updated_at=row.updated_at)
@@ -240,7 +240,7 @@ def update_object(
 def stored(kind: Kind, row: Any) -> Any:
     """The engine object of a stored row (None if it no longer validates, e.g. stored before a newer rule)."""
     try:
-        return kind.engine_type.model_validate(engine_dict(row))
+        return engine_object(kind, row)
     except ValidationError:
         return None
 

@@ -36,9 +36,19 @@ KINDS = {k.name: k for k in (UNITS, SUPERVISORS, OFFERS, CANDIDATES, PROGRAMMES)
 
 
 def engine_dict(row: Any) -> dict[str, Any]:
-    """The engine's JSON form of a stored object (its ref is the engine id). Text stored before control characters
-    were refused reads with U+FFFD in their place, so that one old row never breaks a read, an export or a round."""
-    return {"id": row.ref, **_printable(row.data)}
+    """The engine's JSON form of a stored object (its ref is the engine id)."""
+    return {"id": row.ref, **row.data}
+
+
+def engine_object(kind: Kind, row: Any) -> Any:
+    """The engine object of a stored row. Text stored before control characters were refused reads with U+FFFD in
+    their place, so that one old row never breaks a read, an export or a round; raises ValidationError if the row
+    breaks another rule."""
+    data = engine_dict(row)
+    try:
+        return kind.engine_type.model_validate(data)
+    except ValidationError:
+        return kind.engine_type.model_validate(_printable(data))
 
 
 def _printable(value: Any) -> Any:
@@ -80,16 +90,15 @@ def _valid(kind: Kind, rows: list[Any], warnings: list[Issue]) -> list[dict[str,
     """The rows' engine objects; a row that no longer validates (stored before a newer rule) is left out."""
     out = []
     for row in rows:
-        data = engine_dict(row)
         try:
-            kind.engine_type.model_validate(data)
+            obj = engine_object(kind, row)
         except ValidationError as exc:
             first = exc.errors()[0]
             field = ".".join(str(p) for p in first["loc"]) or "(object)"
             message = f"left out of the round: no longer valid ({first['msg']})"
             warnings.append(Issue(kind.name, row.ref, field, "stored_object_invalid", message))
             continue
-        out.append(data)
+        out.append(obj.model_dump(mode="json"))
     return out
 
 
