@@ -242,6 +242,7 @@ class Runner:
             "VARDMATCH_ENVIRONMENT": s.environment.value,
             "VARDMATCH_SECRET_KEY": s.secret_key,
             "VARDMATCH_LEASE_S": str(s.lease_s),
+            "VARDMATCH_SOLVER_NICE": str(s.solver_nice),
             "VARDMATCH_SOLVER_START_DELAY_S": str(s.solver_start_delay_s),
             "VARDMATCH_ANALYSIS_SECONDS": str(s.analysis_seconds),
         }
@@ -277,9 +278,14 @@ class Runner:
 
 def recover_stale(session: Session) -> int:
     """Fail every solving round whose heartbeat lease ran out (its solver or server died)."""
+    stale = (MatchRound.status == RoundStatus.SOLVING, MatchRound.lease_until < utcnow())
+    # Look before writing: a read that finds nothing stale takes no write lock (on SQLite it would wait for any
+    # other writer, an import say, to finish).
+    if session.scalar(select(MatchRound.id).where(*stale).limit(1)) is None:
+        return 0
     result = session.execute(
         update(MatchRound)
-        .where(MatchRound.status == RoundStatus.SOLVING, MatchRound.lease_until < utcnow())
+        .where(*stale)
         .values(
             status=RoundStatus.FAILED,
             failure="the solver stopped sending heartbeats (crashed or killed)",

@@ -6,10 +6,13 @@ its date closes."""
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
+import httpx
 from sqlalchemy import select, update
 
 from api import tabular
@@ -168,3 +171,43 @@ def test_bodies_and_lists_past_their_limits_are_refused(service: Service) -> Non
     ]
     for oid in ("O-HUGE", "O-LONG"):
         assert service.call("coord01", "GET", f"{R}/offers/{oid}").status_code == 404
+
+
+def test_reading_rounds_takes_no_write_lock(service: Service) -> None:
+    """Another transaction keeps every writer of rounds waiting (SQLite: its write lock, as an import holds while it
+    commits; PostgreSQL: an EXCLUSIVE lock on the table): reading rounds still answers, because finding no stale
+    round writes nothing."""
+    r = _start(service, {"round_date": "2027-01-15", "time_limit_s": 2})
+    round_id = service.wait_round("coord01", "01", r.json()["id"])["id"]
+    engine = make_engine(service.url)
+    sqlite = service.url.startswith("sqlite")
+    try:
+        with engine.connect() as connection:
+            if sqlite:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                connection.exec_driver_sql("LOCK TABLE match_round IN EXCLUSIVE MODE")
+            with service.client("coord01") as client:
+                client.timeout = httpx.Timeout(10.0)  # a writing read would wait for the lock (SQLite: 15 s)
+                assert client.get(f"{R}/rounds/{round_id}").status_code == 200
+                assert client.get(f"{R}/rounds").status_code == 200
+            connection.rollback()
+    finally:
+        engine.dispose()
+
+
+def test_the_solver_yields_the_cores_to_the_service(service: Service) -> None:
+    """The solver process runs niced, so that requests come first on shared cores."""
+    runner = service.app.state.runner
+    runner.settings = service.app.state.settings.model_copy(update={"solver_start_delay_s": 30})
+    try:
+        r = _start(service, {"round_date": "2027-01-15", "time_limit_s": 2})
+        assert r.status_code == 202, r.text
+        process = runner.processes[r.json()["id"]]
+        deadline = time.monotonic() + 30
+        while os.getpriority(os.PRIO_PROCESS, process.pid) == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)  # until the worker has started and niced itself
+        assert os.getpriority(os.PRIO_PROCESS, process.pid) == service.app.state.settings.solver_nice == 10
+        service.call("coord01", "POST", f"{R}/rounds/{r.json()['id']}/cancel")
+    finally:
+        runner.settings = service.app.state.settings
