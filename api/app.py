@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from sqlalchemy import text
 
 from api import errors
+from api.imports import ImportProcess
 from api.limits import BodyLimit
 from api.rounds import Runner, recover_stale
 from api.routers import analysis, auth, identity, resources, rounds
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
     runner = Runner(sessions, settings)
+    import_process = ImportProcess(settings.solver_nice)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -50,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.warning("marked %d abandoned solving round(s) as failed", failed)
         yield
         runner.stop_all()
+        import_process.stop()
         engine.dispose()
 
     # The documentation's Swagger UI is served from the fastapi-offline package, never from a CDN: a hospital's
@@ -68,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessions = sessions
     app.state.runner = runner
+    app.state.import_process = import_process
     app.state.login_limiter = LoginLimiter(settings.login_failures_allowed, settings.login_window_s)
     errors.install(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, upload_limit=settings.max_upload_bytes + 64 * 1024)

@@ -6,13 +6,13 @@ from functools import cached_property
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, insert, select
 from sqlalchemy.orm import Session
 
 from api.deps import audit
 from api.errors import Conflict, Forbidden, NotFound, Problem, Unprocessable, field_errors
 from api.snapshot import CANDIDATES, OFFERS, Kind, engine_dict, engine_object, to_row_fields
-from models import Candidate, Offer, Region, Role, Supervisor, Unit
+from models import AuditEvent, Candidate, Offer, Region, Role, Supervisor, Unit
 from models import queries as q
 from models.queries import Subject
 
@@ -200,19 +200,36 @@ def create_object(
     return insert_object(session, kind, subject, region, obj, refs)
 
 
-def insert_object(
-    session: Session, kind: Kind, subject: Subject, region: Region, obj: Any, refs: RegionRefs, flush: bool = True
-) -> Any:
-    """Add a checked object as a row of the region, audited (an import flushes once for all its rows)."""
+def insert_object(session: Session, kind: Kind, subject: Subject, region: Region, obj: Any, refs: RegionRefs) -> Any:
+    """Add a checked object as a row of the region, audited."""
     table: Any = kind.table
     row = table(region_id=region.id, **to_row_fields(kind, obj))
     if kind.per_unit:
         row.unit_id = refs.units[obj.unit_id]
     session.add(row)
-    if flush:
-        session.flush()
+    session.flush()
     audit(session, subject, f"{kind.name[:-1]}.create", kind.name[:-1], row.ref, region.id)
     return row
+
+
+def insert_objects(
+    session: Session, kind: Kind, subject: Subject, region: Region, objs: list[Any], refs: RegionRefs
+) -> None:
+    """Add many checked objects (an import) in one statement, and their audit events in another."""
+    if not objs:
+        return
+    table: Any = kind.table
+    rows = []
+    for obj in objs:
+        row = {"region_id": region.id, **to_row_fields(kind, obj)}
+        if kind.per_unit:
+            row["unit_id"] = refs.units[obj.unit_id]
+        rows.append(row)
+    session.execute(insert(table), rows)
+    singular = kind.name[:-1]
+    actor = {"actor_id": subject.user_id, "actor_role": subject.role.value, "region_id": region.id, "detail": {}}
+    events = [{"action": f"{singular}.create", "object_type": singular, "object_id": obj.id, **actor} for obj in objs]
+    session.execute(insert(AuditEvent), events)
 
 
 def may_create(subject: Subject, kind: Kind, region: Region) -> bool:

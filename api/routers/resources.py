@@ -7,7 +7,7 @@ Built by one factory so that every kind gets the same scoping, errors, paginatio
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, File, Query, Response, UploadFile
+from fastapi import APIRouter, Body, File, Query, Request, Response, UploadFile
 
 from api import imports, services, tabular
 from api.deps import Offset, SessionDep, SettingsDep, SubjectDep, audit
@@ -139,6 +139,7 @@ def build_router(kind: Kind) -> APIRouter:
 
     def import_(
         region: str,
+        request: Request,
         session: SessionDep,
         subject: SubjectDep,
         settings: SettingsDep,
@@ -151,7 +152,8 @@ def build_router(kind: Kind) -> APIRouter:
         if len(content) > settings.max_upload_bytes:
             raise PayloadTooLarge(f"uploads are limited to {settings.max_upload_bytes} bytes")
         reg = services.region_for(session, subject, region)
-        return imports.import_file(session, kind, subject, reg, content, file.filename or "", partial, settings)
+        reader = request.app.state.import_process
+        return imports.import_file(session, kind, subject, reg, content, file.filename or "", partial, settings, reader)
 
     import_.__doc__ = (
         f"Import {kind.name} from CSV or XLSX; every broken row is reported, and nothing is written "
