@@ -16,7 +16,7 @@ from api import errors
 from api.imports import ImportProcess
 from api.limits import BodyLimit
 from api.rounds import Runner, recover_stale
-from api.routers import analysis, auth, identity, resources, rounds
+from api.routers import analysis, auth, commitments, identity, resources, rounds
 from api.security import LoginLimiter
 from api.settings import Settings
 from models.db import make_engine, make_sessionmaker, transaction
@@ -75,7 +75,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.login_limiter = LoginLimiter(settings.login_failures_allowed, settings.login_window_s)
     errors.install(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, upload_limit=settings.max_upload_bytes + 64 * 1024)
-    for router in (auth.router, identity.router, rounds.router, analysis.router, *resources.routers()):
+    routers = (auth.router, identity.router, rounds.router, analysis.router, commitments.router, *resources.routers())
+    for router in routers:
         app.include_router(router, prefix=API_PREFIX)
 
     @app.get("/healthz", include_in_schema=False)

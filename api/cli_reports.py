@@ -221,3 +221,47 @@ def analyse(
         typer.echo(f"wrote {output}: {summary.total} unmatched, {summary.verified} with a verified change", err=True)
     else:
         typer.echo(text)
+
+
+@app.command()
+def outlook(
+    instance_path: Annotated[Path, typer.Argument(metavar="INSTANCE.json")],
+    start: Annotated[
+        str | None, typer.Option("--start", help="First month, YYYY-MM (default: the round date's month).")
+    ] = None,
+    months: Annotated[int, typer.Option("--months", min=1, max=36, help="How many months.")] = 12,
+    as_json: AsJson = False,
+) -> None:
+    """Per profession and month: candidates ready, free slots, supervisor seats and money left, and the shortfall."""
+    from datetime import date
+
+    from matching.outlook import outlook as forecast
+
+    instance = _read_instance(instance_path)
+    first = None
+    if start is not None:
+        try:
+            first = date.fromisoformat(f"{start}-01" if len(start) == 7 else start)
+        except ValueError:
+            _fail(f"--start {start!r}: not a month (YYYY-MM)")
+    result = forecast(instance, first, months)
+    if as_json:
+        _print(result.model_dump(mode="json"))
+        return
+    header = ("profession", "month", "ready", "slots", "slots to date", "seats free", "money left SEK", "fundable",
+              "shortfall")  # fmt: skip
+    rows = [
+        (
+            r.profession,
+            r.month,
+            str(r.ready),
+            str(r.slots),
+            str(r.slots_to_date),
+            str(r.seats_free),
+            f"{r.money_left:,}",
+            "-" if r.fundable is None else str(r.fundable),
+            f"{r.shortfall:+d}",
+        )
+        for r in result.rows
+    ]
+    typer.echo(_table(rows, header))

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api import services, tabular
+from api.commitments import limits_kept
 from api.deps import audit
 from api.errors import Forbidden, PayloadTooLarge, Unprocessable
 from api.settings import Settings
@@ -193,10 +194,12 @@ def write_plan(session: Session, kind: Kind, subject: Subject, region: Region, p
     new = [obj for _, obj, row in plan.rows if row is None]
     services.insert_objects(session, kind, subject, region, new, plan.refs)
     counts = {"created": len(new), "updated": 0, "unchanged": 0}
-    for _, obj, row in plan.rows:
-        if row is not None:
-            changed = services.replace_object(session, kind, subject, region, row, obj, plan.refs, fields=["(import)"])
-            counts["updated" if changed else "unchanged"] += 1
+    # Edits of programmes, units and supervisors must leave accepted placements within every limit, as a PATCH must.
+    with limits_kept(session, region.id, kind.name):
+        for _, obj, row in plan.rows:
+            if row is not None:
+                changed = services.replace_object(session, kind, subject, region, row, obj, plan.refs, ["(import)"])
+                counts["updated" if changed else "unchanged"] += 1
     return counts
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from api import commitments
 from api.deps import audit
 from api.errors import Conflict, NotFound, Unprocessable
 from api.settings import Settings
@@ -28,7 +29,6 @@ from matching.instance import Floor, Instance, Pair, Policy, Weights
 from matching.solution import Solution
 from matching.statement import objective_statement
 from matching.validate import InvalidInstance
-from matching.verify import verify
 from models import Candidate, MatchRound, Offer, Proposal, Region, RoundStatus
 from models.base import utcnow
 from models.queries import Subject, proposals_answerable_by, rounds_readable_by, rounds_writable_by
@@ -151,8 +151,22 @@ def snapshot_for(session: Session, region: Region, body: RoundCreate, settings: 
     """The frozen engine input of a new round (422 listing every issue if the inputs do not fit together)."""
     round_date = round_date_for(body, settings)
     refuse_what_cannot_be_honoured(body, round_date, settings)
+    return region_snapshot(session, region, round_date, _policy(session, region, body), body.name)
+
+
+def region_instance(
+    session: Session, region: Region, on: date, policy: Policy | None = None, name: str = ""
+) -> Instance:
+    """The region's data as the engine's input on a date (422 listing every issue if they do not fit together)."""
+    return region_snapshot(session, region, on, policy, name).instance
+
+
+def region_snapshot(
+    session: Session, region: Region, on: date, policy: Policy | None = None, name: str = ""
+) -> Snapshot:
+    """region_instance with the warnings about what was left out or is closed on the date."""
     try:
-        return build_instance(session, region, round_date, _policy(session, region, body), body.name)
+        return build_instance(session, region, on, policy or Policy(), name)
     except InvalidInstance as exc:
         issues = [issue_view(issue) for issue in exc.issues]
         raise Unprocessable(
@@ -348,9 +362,7 @@ def publish(session: Session, subject: Subject, row: MatchRound) -> None:
     if row.status != RoundStatus.SOLVED:
         raise Conflict(f"round {row.id} is {row.status}; only a solved round can be published", slug="round-state")
     instance = Instance.model_validate_json(row.snapshot)
-    violations = verify(instance, stored_solution(session, row))
-    if violations:
-        raise Conflict(f"the stored result breaks {len(violations)} rule(s): {violations[0]}", slug="round-invalid")
+    commitments.check_publishable(session, row.region_id, instance, stored_solution(session, row))
     session.execute(
         update(MatchRound)
         .where(MatchRound.region_id == row.region_id, MatchRound.status == RoundStatus.PUBLISHED)
@@ -375,11 +387,12 @@ def answer(session: Session, subject: Subject, round_row: MatchRound, proposal_i
         raise NotFound(f"proposal {proposal_id} not found in round {round_row.id}")
     if proposal.answer != "pending":
         raise Conflict(f"proposal {proposal_id} was already {proposal.answer}", slug="proposal-answered")
+    if accept:
+        commitments.accept(session, proposal, round_row.region_id)
+        _take_slot(session, proposal)
     proposal.answer = "accepted" if accept else "declined"
     proposal.answered_at = utcnow()
     proposal.answered_by = subject.user_id
-    if accept:
-        _take_slot(session, proposal)
     audit(session, subject, f"proposal.{proposal.answer}", "proposal", proposal.id, round_row.region_id)
     session.flush()
     return proposal

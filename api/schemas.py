@@ -104,6 +104,7 @@ class ProposalRead(BaseModel):
     offer_ref: str
     supervisor_ref: str
     programme_ref: str
+    earmark_ref: str | None = None
     start: date
     months: int
     total_cost: int

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import Select, func, insert, select
 from sqlalchemy.orm import Session
 
+from api.commitments import limits_kept
 from api.deps import audit
 from api.errors import Conflict, Forbidden, NotFound, Problem, Unprocessable, field_errors
 from api.snapshot import CANDIDATES, OFFERS, Kind, engine_dict, engine_object, to_row_fields
@@ -250,7 +251,8 @@ def update_object(
     obj = validate(kind, {**engine_dict(row), **changes})
     refs = RegionRefs(session, subject, region)
     check_references(refs, kind, obj, before=stored(kind, row))
-    replace_object(session, kind, subject, region, row, obj, refs, fields=sorted(changes))
+    with limits_kept(session, region.id, kind.name):
+        replace_object(session, kind, subject, region, row, obj, refs, fields=sorted(changes))
     return row
 
 

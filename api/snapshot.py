@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api.commitments import snapshot_commitments
 from matching import instance as engine
 from matching.validate import Issue, check_instance, round_date_issues
 from models import Candidate, Offer, Programme, Region, Supervisor, Unit
@@ -149,8 +150,9 @@ def _policy_in_round(policy: engine.Policy, candidates: set[str], offers: set[st
 
 
 def build_instance(session: Session, region: Region, round_date: date, policy: engine.Policy, name: str) -> Snapshot:
-    """A round's frozen input: the region's units, supervisors, all offers, waiting candidates and programmes; with
-    warnings for what was left out and for programmes and offers closed at the round date."""
+    """A round's frozen input: the region's units, supervisors, all offers, waiting candidates, programmes (closed ones
+    too) and the commitments of placements accepted earlier; with warnings for what was left out and for programmes
+    and offers closed at the round date."""
     warnings: list[Issue] = []
     parts: dict[str, list[dict[str, Any]]] = {}
     for kind in KINDS.values():
@@ -159,7 +161,14 @@ def build_instance(session: Session, region: Region, round_date: date, policy: e
     _drop_dangling(session, region, parts, warnings)
     policy = _policy_in_round(policy, {c["id"] for c in parts["candidates"]}, {o["id"] for o in parts["offers"]})
     instance = engine.Instance.model_validate(
-        {"name": name, "round_date": round_date, **parts, "policy": policy.model_dump(mode="json")}
+        {
+            "name": name,
+            "round_date": round_date,
+            **parts,
+            # Placements accepted earlier hold their money and supervisor months in this round too.
+            "commitments": [c.model_dump(mode="json") for c in snapshot_commitments(session, region.id)],
+            "policy": policy.model_dump(mode="json"),
+        }
     )
     check_instance(instance)
     return Snapshot(instance, warnings + round_date_issues(instance))

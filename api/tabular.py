@@ -13,7 +13,9 @@ import zipfile
 from datetime import date, datetime
 from typing import Any
 
+from fastapi import Response
 from openpyxl import Workbook, load_workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from pydantic import BaseModel
 
 # Characters a spreadsheet may take as the start of a formula, the full-width forms too (an East Asian input method
@@ -229,18 +231,44 @@ def to_csv(rows: list[dict[str, Any]]) -> bytes:
 
 def to_xlsx(rows: list[dict[str, Any]], title: str) -> bytes:
     """An XLSX workbook with one sheet; text cells are escaped and stored as text, never as formulas."""
+    return to_xlsx_sheets({title: rows})
+
+
+def to_xlsx_sheets(sheets: dict[str, list[dict[str, Any]]]) -> bytes:
+    """An XLSX workbook with one sheet per table, in order; numbers stay numbers, text is escaped and stored as
+    text, never as a formula."""
     book = Workbook()
-    sheet = book.active
-    assert sheet is not None
-    sheet.title = title[:31]
-    columns = _columns(rows)
-    sheet.append(columns)
-    for row in rows:
-        sheet.append([escape_cell(row.get(c)) for c in columns])
-    for cells in sheet.iter_rows(min_row=2):
-        for cell in cells:
-            if isinstance(cell.value, str):
-                cell.data_type = "s"
+    first = book.active
+    assert first is not None
+    book.remove(first)
+    for title, rows in sheets.items():
+        sheet = book.create_sheet(title[:31])
+        columns = _columns(rows)
+        sheet.append(columns)
+        for row in rows:
+            sheet.append([_xlsx_cell(escape_cell(row.get(c))) for c in columns])
+        for cells in sheet.iter_rows(min_row=2):
+            for cell in cells:
+                if isinstance(cell.value, str):
+                    cell.data_type = "s"
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+def _xlsx_cell(value: Any) -> Any:
+    # XML, and so XLSX, cannot hold most control characters (openpyxl raises IllegalCharacterError): whatever text
+    # an export carries, show them as U+FFFD rather than fail the download.
+    return ILLEGAL_CHARACTERS_RE.sub("\ufffd", value) if isinstance(value, str) else value
+
+
+XLSX_MEDIA = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def download(sheets: dict[str, list[dict[str, Any]]], name: str, format: str) -> Response:
+    """A CSV (the first table) or XLSX (every table) attachment."""
+    if format == "xlsx":
+        headers = {"Content-Disposition": f'attachment; filename="{name}.xlsx"'}
+        return Response(to_xlsx_sheets(sheets), media_type=XLSX_MEDIA, headers=headers)
+    headers = {"Content-Disposition": f'attachment; filename="{name}.csv"'}
+    return Response(to_csv(next(iter(sheets.values()))), media_type="text/csv; charset=utf-8", headers=headers)

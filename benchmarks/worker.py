@@ -135,7 +135,7 @@ def _solve(instance: Instance, prep: Prepared, values: IntArray, task: Task, t0:
         "money": money_used(prep, outcome.picks),
         "solve_s": solve_s,
         "finish_s": finish_s,
-        "violations": len(verify(instance, solution, prep.tables)),
+        "violations": len(verify(instance, solution)),
         "trajectory": trajectory,
     }
 

@@ -5,16 +5,14 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
-import numpy as np
-
+from matching import rulebook
 from matching.baselines import blocking_pairs
-from matching.eligibility import check_pairs
 from matching.groups import floor_targets
-from matching.instance import Instance, Programme, Unit
+from matching.instance import Instance, Programme, Unit, Weights
 from matching.months import month_label
 from matching.prepare import prepare
 from matching.solution import Assignment, Solution
-from matching.tables import Tables, build_tables, last_full_month, month_index, qualified
+from matching.tables import last_full_month, month_index, qualified
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,19 +26,54 @@ class Violation:
         return f"[{self.rule}] {self.message}"
 
 
-def verify(instance: Instance, solution: Solution, tables: Tables | None = None) -> list[Violation]:
-    """Every rule the solution breaks; an empty list means it is valid."""
-    tables = tables or build_tables(instance)
+def verify(instance: Instance, solution: Solution, *, report: bool = True) -> list[Violation]:
+    """Every rule the solution breaks; an empty list means it is valid.
+
+    The rules are checked with this module's own code (and `matching.rulebook`), never with the solver's, so that a
+    bug in a rule cannot pass its own check. With `report`, the solution's own figures are checked too: placement
+    count, total score, each score against its breakdown, money per programme, and an unmatched entry for every
+    candidate left out.
+    """
     out: list[Violation] = []
     known = _known(instance, solution.assignments, out)
-    _check_pairs(instance, tables, known, out)
+    _check_pairs(instance, known, out)
     _check_counts(instance, known, out)
     _check_supervisors(instance, known, out)
     _check_money(instance, known, out)
     _check_pins(instance, solution.assignments, out)
     _check_floors(instance, known, out)
     _check_blocking(instance, solution, out)
+    if report:
+        _check_report(instance, solution, out)
     return out
+
+
+def verify_commitments(instance: Instance) -> list[Violation]:
+    """Every limit the commitments alone break: what accepting a placement, or cutting a budget, a cap, a seat or a
+    supervisor's availability, must never cause."""
+    out: list[Violation] = []
+    _check_committed_supervisors(instance, out)
+    _check_supervisors(instance, [], out)
+    _check_money(instance, [], out)
+    return out
+
+
+def _check_committed_supervisors(instance: Instance, out: list[Violation]) -> None:
+    """Each commitment's supervisor is available for the months it holds."""
+    sups = {s.id: s for s in instance.supervisors}
+    for c in instance.commitments:
+        s = sups.get(c.supervisor_id or "")
+        if s is None or not c.months:
+            continue
+        first = month_index(c.start)
+        if month_index(s.available_from) > first or first + c.months - 1 > last_full_month(s.available_until):
+            out.append(
+                Violation(
+                    "supervisor_available",
+                    f"supervisor {s.id} holds commitment {c.id} ({c.candidate_id}) from {month_label(first)} to "
+                    f"{month_label(first + c.months - 1)} and is not available for all of it",
+                )
+            )
 
 
 def _known(instance: Instance, assignments: list[Assignment], out: list[Violation]) -> list[Assignment]:
@@ -67,28 +100,27 @@ def _known(instance: Instance, assignments: list[Assignment], out: list[Violatio
     return known
 
 
-def _check_pairs(instance: Instance, tables: Tables, known: list[Assignment], out: list[Violation]) -> None:
+def _check_pairs(instance: Instance, known: list[Assignment], out: list[Violation]) -> None:
     """Each match passes every pair rule, its programme every programme rule, and its amounts add up."""
-    if not known:
-        return
-    cand = np.array([tables.candidates.index[a.candidate_id] for a in known], dtype=np.int64)
-    offer = np.array([tables.offers.index[a.offer_id] for a in known], dtype=np.int64)
-    checks = check_pairs(instance, tables, cand, offer)
-    prog_index = {p.id: g for g, p in enumerate(instance.programmes)}
-    for row, a in enumerate(known):
+    candidates = {c.id: c for c in instance.candidates}
+    offers = {o.id: o for o in instance.offers}
+    units = {u.id: u for u in instance.units}
+    programmes = {p.id: p for p in instance.programmes}
+    for a in known:
+        c, o, prog = candidates[a.candidate_id], offers[a.offer_id], programmes[a.programme_id]
+        unit = units[o.unit_id]
         pair = f"({a.candidate_id}, {a.offer_id})"
-        out += [Violation(rule, f"pair {pair} breaks rule {rule}") for rule in checks.failed(row) if rule != "funding"]
-        g = prog_index[a.programme_id]
+        months = rulebook.months_of(c, o)
+        costs = rulebook.costs_of(c, o, months)
+        grant = rulebook.grant_of(prog, costs)
+        out += [Violation(rule, f"pair {pair} breaks rule {rule}") for rule in rulebook.pair_failures(
+            instance, c, o, unit, months
+        )]  # fmt: skip
         out += [
-            Violation(rule, f"pair {pair} paid by {a.programme_id} breaks {rule}")
-            for rule, mask in checks.programmes.rules.items()
-            if not mask[row, g]
+            Violation(rule, f"pair {pair} paid by {prog.id} breaks {rule}")
+            for rule in rulebook.programme_failures(instance, c, o, unit, prog, months, grant)
         ]
-        grant, total, months = (
-            int(checks.programmes.grant[row, g]),
-            int(checks.costs.total[row]),
-            int(checks.costs.months[row]),
-        )
+        total = sum(costs.values())
         if a.grant != grant:
             out.append(Violation("grant_amount", f"pair {pair}: grant {a.grant} SEK, the rules give {grant} SEK"))
         if a.total_cost != total or a.unit_share != total - a.grant:
@@ -101,6 +133,9 @@ def _check_pairs(instance: Instance, tables: Tables, known: list[Assignment], ou
             )
         if a.months != months:
             out.append(Violation("months", f"pair {pair}: {a.months} months, the rules give {months}"))
+        mark = prog.earmark_for(o.profession, o.kind)
+        if a.earmark_id != (prog.earmarks[mark].id if mark is not None else None) or a.start != o.start:
+            out.append(Violation("assignment_facts", f"pair {pair}: its earmark or start is not the offer's"))
 
 
 def _check_counts(instance: Instance, known: list[Assignment], out: list[Violation]) -> None:
@@ -263,3 +298,69 @@ def _check_blocking(instance: Instance, solution: Solution, out: list[Violation]
         out.append(
             Violation("blocking_pair", f"{instance.candidates[c].id} and {instance.offers[o].id} would both rather")
         )
+
+
+def _check_report(instance: Instance, solution: Solution, out: list[Violation]) -> None:
+    """The solution's own figures agree with its matches: count, score, breakdowns, unmatched list and money."""
+    matches = solution.assignments
+    if solution.placements != len(matches):
+        out.append(Violation("report_placements", f"reports {solution.placements} placements for {len(matches)}"))
+    if solution.score != sum(a.score for a in matches):
+        out.append(Violation("report_score", f"reports a total score of {solution.score}, the matches add up to "
+                                             f"{sum(a.score for a in matches)}"))  # fmt: skip
+    weights = instance.policy.weights
+    names = set(Weights.model_fields)
+    for a in matches:
+        pair = f"({a.candidate_id}, {a.offer_id})"
+        if set(a.breakdown) != names or any(not 0 <= v <= 1000 for v in a.breakdown.values()):
+            out.append(Violation("report_breakdown", f"pair {pair}: the breakdown is not one 0..1000 per component"))
+        elif a.score != sum(getattr(weights, name) * value for name, value in a.breakdown.items()):
+            out.append(Violation("report_score", f"pair {pair}: score {a.score} is not its weighted breakdown"))
+    if solution.status in ("OPTIMAL", "FEASIBLE"):
+        _check_unmatched(instance, solution, out)
+    _check_money_report(instance, solution, out)
+
+
+def _check_unmatched(instance: Instance, solution: Solution, out: list[Violation]) -> None:
+    placed = {a.candidate_id for a in solution.assignments}
+    listed = Counter(u.candidate_id for u in solution.unmatched)
+    missing = [c.id for c in instance.candidates if c.id not in placed and c.id not in listed]
+    wrong = sorted(cid for cid, n in listed.items() if n > 1 or cid in placed)
+    if missing:
+        out.append(Violation("report_unmatched", f"{len(missing)} unplaced candidate(s) have no reason, e.g. "
+                                                 f"{missing[0]}"))  # fmt: skip
+    if wrong:
+        out.append(Violation("report_unmatched", f"{wrong[0]} is listed as unmatched twice or while placed"))
+
+
+def _check_money_report(instance: Instance, solution: Solution, out: list[Violation]) -> None:
+    """Per programme: budget, granted, matches, drawn per earmark, committed and left, counted again here."""
+    uses = Counter(m.programme_id for m in solution.money)
+    if sorted(uses.elements()) != sorted(p.id for p in instance.programmes):
+        out.append(Violation("report_money", "the money report does not list every programme exactly once"))
+        return
+    reported = {m.programme_id: m for m in solution.money}
+    offers = {o.id: o for o in instance.offers}
+    for prog in instance.programmes:
+        mine = [a for a in solution.assignments if a.programme_id == prog.id]
+        committed = [c for c in instance.commitments if c.programme_id == prog.id]
+        granted, held = sum(a.grant for a in mine), sum(c.grant for c in committed)
+        drawn = {}
+        for k, earmark in enumerate(prog.earmarks):
+            before = sum(c.grant for c in committed if c.earmark_id == earmark.id)
+            new = sum(
+                a.grant for a in mine if prog.earmark_for(offers[a.offer_id].profession, offers[a.offer_id].kind) == k
+            )
+            drawn[earmark.id] = min(earmark.amount, before + new) - min(earmark.amount, before)
+        m = reported[prog.id]
+        left = prog.budget - held - granted
+        facts = (m.budget, m.granted, m.matches, m.committed, m.left, dict(m.earmarks))
+        if facts != (prog.budget, granted, len(mine), held, left if m.left is not None else None, drawn):
+            out.append(
+                Violation(
+                    "report_money",
+                    f"programme {prog.id}: reports budget {m.budget}, granted {m.granted} in {m.matches} match(es), "
+                    f"committed {m.committed}, left {m.left}, earmarks {dict(m.earmarks)}; the matches give "
+                    f"{prog.budget}, {granted} in {len(mine)}, {held}, {left}, {drawn}",
+                )
+            )

@@ -3,6 +3,7 @@
 from models.audit import AuditEvent, IdempotencyKey
 from models.auth import ApiKey, Role, User
 from models.base import Base
+from models.commitments import Commitment, CommitmentStatus
 from models.entities import Candidate, CandidateIdentity, Offer, Programme, Region, Supervisor, Unit
 from models.rounds import MatchRound, Proposal, RoundStatus
 
@@ -12,6 +13,8 @@ __all__ = [
     "Base",
     "Candidate",
     "CandidateIdentity",
+    "Commitment",
+    "CommitmentStatus",
     "IdempotencyKey",
     "MatchRound",
     "Offer",

@@ -13,6 +13,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from models.audit import AuditEvent
 from models.auth import Role, User
+from models.commitments import Commitment
 from models.entities import Candidate, CandidateIdentity, Offer, Programme, Region, Supervisor, Unit
 from models.rounds import MatchRound, Proposal, RoundStatus
 
@@ -153,6 +154,20 @@ def proposals_answerable_by(subject: Subject) -> Select[tuple[Proposal]]:
     if subject.role is Role.CLINIC:
         return statement.where(Proposal.unit_id == subject.unit_id)
     return statement.where(false())
+
+
+def commitments_readable_by(subject: Subject) -> Select[tuple[Commitment]]:
+    """Commitments: coordinators their region's; a clinic user its own unit's (its trainees, no money of others)."""
+    if subject.role is Role.CLINIC:
+        return select(Commitment).where(Commitment.unit_id == subject.unit_id)
+    return select(Commitment).where(_region(subject, Commitment.region_id))
+
+
+def commitments_writable_by(subject: Subject) -> Select[tuple[Commitment]]:
+    """Commitments whose follow-up the subject may record: admins and the region's coordinators."""
+    if subject.role is Role.CLINIC:
+        return select(Commitment).where(false())
+    return commitments_readable_by(subject)
 
 
 def users_readable_by(subject: Subject) -> Select[tuple[User]]:

@@ -174,18 +174,7 @@ def build_router(kind: Kind) -> APIRouter:
             tabular.flatten(services.read_view(kind, subject, reg, r))
             for r in session.scalars(services.scoped(kind, subject, reg))
         ]
-        if format == "xlsx":
-            media = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-            return Response(
-                tabular.to_xlsx(rows, kind.name),
-                media_type=media,
-                headers={"Content-Disposition": f'attachment; filename="{kind.name}.xlsx"'},
-            )
-        return Response(
-            tabular.to_csv(rows),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{kind.name}.csv"'},
-        )
+        return tabular.download({kind.name: rows}, kind.name, format)
 
     export.__doc__ = f"Export the {kind.name} you may see as CSV or XLSX (no identity numbers; formulas escaped)."
     router.add_api_route(

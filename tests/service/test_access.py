@@ -75,6 +75,20 @@ GETS: dict[str, dict[str | None, int]] = {
         "coord02": 404,
         "clinic_u1": 403,
     },
+    # Commitments and books: coordinators of the region and admins; clinics read their unit's commitments only.
+    f"{R}/commitments": {None: 401, "admin": 200, "coord01": 200, "coord02": 404, "clinic_u1": 200},
+    f"{R}/commitments/{{commitment_id}}": {None: 401, "admin": 404, "coord01": 404, "coord02": 404, "clinic_u1": 404},
+    **{
+        f"{R}/{k}": {None: 401, "admin": 200, "coord01": 200, "coord02": 404, "clinic_u1": 403}
+        for k in ("books", "books/export", "outlook")
+    },
+    f"{R}/rounds/{{round_id}}/proposals/export": {
+        None: 401,
+        "admin": 200,
+        "coord01": 200,
+        "coord02": 404,
+        "clinic_u1": 404,
+    },
 }
 # Writes: who must be refused, and how (the allowed paths are exercised by the lifecycle and CRUD tests).
 WRITES: dict[tuple[str, str], dict[str | None, int]] = {
@@ -110,6 +124,7 @@ WRITES: dict[tuple[str, str], dict[str | None, int]] = {
         "coord01": 403,
         "clinic_u2": 404,
     },
+    ("POST", f"{R}/commitments/{{commitment_id}}/follow-up"): {None: 401, "coord02": 404, "clinic_u1": 403},
 }
 PUBLIC = {("POST", "/auth/token")}
 
@@ -122,7 +137,8 @@ def ids(service: Service) -> dict[str, object]:
     assert service.wait_round("coord01", "01", round_id)["status"] == "solved"
     proposals = service.call("coord01", "GET", f"{R}/rounds/{round_id}/proposals").json()["items"]
     admin_id = service.call("admin", "GET", "/me").json()["id"]
-    return {"round_id": round_id, "proposal_id": proposals[0]["id"], "user_id": admin_id}
+    # No proposal of region 01 is accepted in this module: a commitment id that exists nowhere.
+    return {"round_id": round_id, "proposal_id": proposals[0]["id"], "user_id": admin_id, "commitment_id": 999_999}
 
 
 def _fill(path: str, ids: dict[str, object]) -> str:
@@ -140,6 +156,8 @@ def _request(service: Service, user: str | None, method: str, path: str, ids: di
         kw["json"] = BODIES[kind]
     elif path.endswith("/what-if"):
         kw["json"] = WHAT_IF
+    elif path.endswith("/follow-up"):
+        kw["json"] = {"status": "started"}
     elif path.endswith("/rounds") or path.endswith("/rerun"):
         kw["json"] = ROUND_BODY if path.endswith("/rounds") else {}
         kw["headers"] = {"Idempotency-Key": f"sweep-{user}-{path}"}

@@ -52,8 +52,10 @@ EXPECTED: dict[tuple[str, str], dict[str | None, int]] = {
     ("POST", f"{R}/rounds/{{round_id}}/what-if"): _row(401, 200, 200, 404, 403, 403),
     ("POST", f"{R}/rounds/{{round_id}}/proposals/{{proposal_id}}/accept"): _row(401, 200, 403, 403, 200, 404),
     ("POST", f"{R}/rounds/{{round_id}}/proposals/{{proposal_id}}/decline"): _row(401, 200, 403, 403, 200, 404),
+    # Follow-up of an accepted placement: coordinators of the region and admins.
+    ("POST", f"{R}/commitments/{{commitment_id}}/follow-up"): _row(401, 200, 200, 404, 403, 403),
 }
-ROUND_ROUTES = {key for key in EXPECTED if "/rounds" in key[1]}
+ROUND_ROUTES = {key for key in EXPECTED if "/rounds" in key[1] or "/commitments" in key[1]}
 _fresh = itertools.count(1)
 
 
@@ -209,5 +211,16 @@ def test_round_writes_by_role(service: Service) -> None:
         assert answered["answer"] == action.rstrip("e") + "ed"
         answered = call(route, "admin", f"{R}/rounds/{round_id}/proposals/{other['id']}/{action}").json()
         assert answered["answer"] == action.rstrip("e") + "ed"
+
+    # Follow-up of the placement accepted above.
+    commitment = service.call("coord01", "GET", f"{R}/commitments").json()["items"][0]
+    url = f"{R}/commitments/{commitment['id']}/follow-up"
+    for user, body in (
+        *((refused, {"status": "started"}) for refused in (None, "coord02", "clinic_u1", "clinic_u2")),
+        ("coord01", {"status": "started"}),
+        ("admin", {"note": "checked by the admin"}),
+    ):
+        r = service.call(user, "POST", url, json=body)
+        actual[("POST", f"{R}/commitments/{{commitment_id}}/follow-up")][user] = r.status_code
 
     assert dict(actual) == {key: value for key, value in EXPECTED.items() if key in ROUND_ROUTES}
