@@ -149,22 +149,26 @@ def _unknown(field: str, message: str) -> dict[str, str]:
 def reference_errors(refs: RegionRefs, kind: Kind, obj: Any, before: Any | None = None) -> list[dict[str, str]]:
     """Every id the object names that is unknown, out of the subject's sight, or inconsistent (a supervisor of
     another unit), as field errors. An id out of sight is answered like one that does not exist, so nothing leaks.
-    Candidates a clinic ranked earlier stay even when it can no longer see them (a round drops what is gone)."""
+    Only what the write changes is checked: a reference that went stale since (a supervisor moved away, a ranked
+    candidate the clinic no longer sees) never blocks an unrelated edit such as a withdrawal; rounds drop it."""
     errors = []
-    if kind.per_unit and obj.unit_id not in refs.units:
+    same_unit = before is not None and before.unit_id == obj.unit_id if kind.per_unit else False
+    if kind.per_unit and not same_unit and obj.unit_id not in refs.units:
         errors.append(_unknown("unit_id", "unknown unit"))
     if kind is OFFERS:
         unit = refs.units.get(obj.unit_id)
+        kept = set(before.supervisor_ids) if same_unit else set()
         for i, sid in enumerate(obj.supervisor_ids):
-            if unit is None or refs.supervisor_units.get(sid) != unit:
+            if sid not in kept and (unit is None or refs.supervisor_units.get(sid) != unit):
                 errors.append(_unknown(f"supervisor_ids[{i}]", "no such supervisor at the offer's unit"))
         ranked_before = set(before.clinic_ranking) if before is not None else set()
         for i, cid in enumerate(obj.clinic_ranking):
             if cid not in ranked_before and cid not in refs.candidates:
                 errors.append(_unknown(f"clinic_ranking[{i}]", "no such candidate among those you may see"))
     elif kind is CANDIDATES:
+        wished_before = set(before.wishes) if before is not None else set()
         for i, wish in enumerate(obj.wishes):
-            if wish not in refs.offers and wish not in refs.units:
+            if wish not in wished_before and wish not in refs.offers and wish not in refs.units:
                 errors.append(_unknown(f"wishes[{i}]", "no such offer or unit in the region"))
     return errors
 

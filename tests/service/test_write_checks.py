@@ -88,6 +88,10 @@ def test_references_that_dangle_later_are_dropped_from_a_round_with_a_warning(se
     """A supervisor moved to another unit, and references stored before the checks: the round builds and solves."""
     moved = service.call("coord01", "PATCH", f"{R}/supervisors/S1", json={"unit_id": "U2"})
     assert moved.status_code == 200
+    # The clinic's edits that do not touch the stale reference still go through (it is not theirs to fix first).
+    for action in ("withdraw", "publish"):
+        assert service.call("clinic_u1", "POST", f"{R}/offers/O1/{action}").status_code == 200
+    assert service.call("clinic_u1", "PATCH", f"{R}/offers/O1", json={"slots": 1}).status_code == 200
     engine = make_engine(service.url)
     with engine.begin() as connection:
         region = connection.scalar(select(Region.id).where(Region.code == "01"))
