@@ -25,7 +25,7 @@ from api.settings import Settings
 from api.snapshot import Snapshot, build_instance
 from api.worker import mark_failed
 from matching.eligibility import explain_candidate
-from matching.instance import Floor, Instance, Pair, Policy, Weights
+from matching.instance import MAX_FLOORS, MAX_PAIRS, Floor, Instance, Pair, Policy, Weights
 from matching.solution import Solution
 from matching.statement import objective_statement
 from matching.validate import InvalidInstance
@@ -50,10 +50,14 @@ class RoundCreate(BaseModel):
     waiting_priority: bool = Field(
         default=False, description="lexicographic: among rounds placing the most, prefer those who waited longest"
     )
-    pins: list[Pair] = []
-    forbids: list[Pair] = []
-    keep: list[Pair] = Field(default=[], description="earlier proposals to keep where possible (minimal disruption)")
-    floors: list[Floor] = Field(default=[], description="at least this many (or this share) of a group placed")
+    pins: list[Pair] = Field(default=[], max_length=MAX_PAIRS)
+    forbids: list[Pair] = Field(default=[], max_length=MAX_PAIRS)
+    keep: list[Pair] = Field(
+        default=[], max_length=MAX_PAIRS, description="earlier proposals to keep where possible (minimal disruption)"
+    )
+    floors: list[Floor] = Field(
+        default=[], max_length=MAX_FLOORS, description="at least this many (or this share) of a group placed"
+    )
     forbid_blocking: bool = Field(default=False, description="allow no blocking pair (stable under stated preferences)")
 
 
@@ -62,9 +66,9 @@ class Rerun(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    pins: list[Pair] = []
-    forbids: list[Pair] = []
-    unpin: list[Pair] = Field(default=[], description="pins of the earlier round to drop")
+    pins: list[Pair] = Field(default=[], max_length=MAX_PAIRS)
+    forbids: list[Pair] = Field(default=[], max_length=MAX_PAIRS)
+    unpin: list[Pair] = Field(default=[], max_length=MAX_PAIRS, description="pins of the earlier round to drop")
     time_limit_s: float | None = Field(default=None, gt=0)
     minimal_disruption: bool = Field(
         default=True,
