@@ -8,10 +8,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 from sqlalchemy import text
 
 from api import errors
+from api.imports import ImportProcess
+from api.limits import BodyLimit
 from api.rounds import Runner, recover_stale
 from api.routers import analysis, auth, commitments, identity, resources, rounds
 from api.security import LoginLimiter
@@ -19,6 +22,7 @@ from api.settings import Settings
 from models.db import make_engine, make_sessionmaker, transaction
 
 API_PREFIX = "/api/v1"
+DOCS_ASSETS = "/docs/assets"
 log = logging.getLogger("vardmatch.api")
 
 
@@ -38,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
     runner = Runner(sessions, settings)
+    import_process = ImportProcess(settings.solver_nice)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -47,9 +52,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.warning("marked %d abandoned solving round(s) as failed", failed)
         yield
         runner.stop_all()
+        import_process.stop()
         engine.dispose()
 
-    app = FastAPI(
+    # The documentation's Swagger UI is served from the fastapi-offline package, never from a CDN: a hospital's
+    # network may have no internet.
+    app = (FastAPIOffline if settings.docs else FastAPI)(
         title="Vårdmatch",
         summary="Match foreign-trained clinicians to supervised placements (PTJ) and funding.",
         version="1",
@@ -57,13 +65,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url="/docs" if settings.docs else None,
         redoc_url=None,
         openapi_url=f"{API_PREFIX}/openapi.json" if settings.docs else None,
+        **({"static_url": DOCS_ASSETS} if settings.docs else {}),
     )
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = sessions
     app.state.runner = runner
+    app.state.import_process = import_process
     app.state.login_limiter = LoginLimiter(settings.login_failures_allowed, settings.login_window_s)
     errors.install(app)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, upload_limit=settings.max_upload_bytes + 64 * 1024)
     routers = (auth.router, identity.router, rounds.router, analysis.router, commitments.router, *resources.routers())
     for router in routers:
         app.include_router(router, prefix=API_PREFIX)
