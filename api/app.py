@@ -8,10 +8,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 from sqlalchemy import text
 
 from api import errors
+from api.imports import ImportProcess
+from api.limits import BodyLimit
 from api.redaction import install_log_filters
 from api.rounds import Runner, recover_stale
 from api.routers import analysis, audit, auth, commitments, identity, privacy, resources, rounds
@@ -20,6 +23,7 @@ from api.settings import Settings
 from models.db import make_engine, make_sessionmaker, transaction
 
 API_PREFIX = "/api/v1"
+DOCS_ASSETS = "/docs/assets"
 log = logging.getLogger("vardmatch.api")
 
 
@@ -39,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
     runner = Runner(sessions, settings)
+    import_process = ImportProcess(settings.solver_nice)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -48,9 +53,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.warning("marked %d abandoned solving round(s) as failed", failed)
         yield
         runner.stop_all()
+        import_process.stop()
         engine.dispose()
 
-    app = FastAPI(
+    # The documentation's Swagger UI is served from the fastapi-offline package, never from a CDN: a hospital's
+    # network may have no internet.
+    app = (FastAPIOffline if settings.docs else FastAPI)(
         title="Vårdmatch",
         summary="Match foreign-trained clinicians to supervised placements (PTJ) and funding.",
         version="1",
@@ -58,14 +66,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url="/docs" if settings.docs else None,
         redoc_url=None,
         openapi_url=f"{API_PREFIX}/openapi.json" if settings.docs else None,
+        **({"static_url": DOCS_ASSETS} if settings.docs else {}),
     )
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = sessions
     app.state.runner = runner
+    app.state.import_process = import_process
     app.state.login_limiter = LoginLimiter(settings.login_failures_allowed, settings.login_window_s)
     errors.install(app)
     install_log_filters()
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, upload_limit=settings.max_upload_bytes + 64 * 1024)
     routers = (
         auth.router,
         identity.router,

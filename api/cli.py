@@ -11,6 +11,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from api.cli_users import users_app
 from benchmarks.cli import bench_app
 from matching.instance import Instance
 from matching.solution import Solution
@@ -24,6 +25,7 @@ app = typer.Typer(
 )
 
 app.add_typer(bench_app, name="bench")
+app.add_typer(users_app, name="users")
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 DEMO = FIXTURES / "demo_region.json"
@@ -53,7 +55,10 @@ def _read_solution(path: Path) -> Solution:
     try:
         return Solution.model_validate_json(path.read_bytes())
     except ValidationError as exc:
-        _fail(f"{path}: not a solution: {exc.error_count()} problem(s): {exc.errors()[0]['msg']}")
+        first = str(exc.errors()[0]["msg"])
+        if "recursion limit exceeded" in first:
+            _fail(f"{path}: not valid JSON for a solution: nested too deeply")
+        _fail(f"{path}: not a solution: {exc.error_count()} problem(s): {first}")
 
 
 def _with_policy(instance: Instance, **changes: Any) -> Instance:

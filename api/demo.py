@@ -58,11 +58,3 @@ def load_demo(session: Session, path: Path = DEMO_FILE) -> dict[str, int]:
         )
     session.flush()
     return {**counts, "users": len(DEMO_USERS)}
-
-
-def ensure_admin(session: Session, username: str, password: str) -> bool:
-    """Create the first admin if there is no user yet; True if created."""
-    if session.scalar(select(User.id).limit(1)) is not None:
-        return False
-    session.add(User(username=username, password_hash=hash_password(password), role=Role.ADMIN))
-    return True

@@ -129,7 +129,13 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
 
 async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    slugs = {401: "not-authenticated", 403: "forbidden", 404: "not-found", 405: "method-not-allowed"}
+    slugs = {
+        401: "not-authenticated",
+        403: "forbidden",
+        404: "not-found",
+        405: "method-not-allowed",
+        413: "payload-too-large",  # a body past the limit, refused by FastAPI while it streams in
+    }
     slug = slugs.get(exc.status_code, "http-error")
     title = slug.replace("-", " ").capitalize()
     headers = dict(exc.headers or {})

@@ -23,10 +23,10 @@ from api.deps import audit
 from api.errors import Conflict, NotFound, Unprocessable
 from api.removal import refuse_archived
 from api.settings import Settings
-from api.snapshot import build_instance
+from api.snapshot import Snapshot, build_instance
 from api.worker import mark_failed
 from matching.eligibility import explain_candidate
-from matching.instance import Floor, Instance, Pair, Policy, Weights
+from matching.instance import MAX_FLOORS, MAX_PAIRS, Floor, Instance, Pair, Policy, Weights
 from matching.solution import Solution
 from matching.statement import objective_statement
 from matching.validate import InvalidInstance
@@ -41,18 +41,24 @@ class RoundCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(default="", max_length=200)
-    round_date: date | None = Field(default=None, description="the date the round decides for (default: today)")
+    round_date: date | None = Field(
+        default=None, description="the date the round decides for (default: today, or the demo region's date)"
+    )
     objective: str = Field(default="lexicographic", pattern="^(lexicographic|weighted)$")
     weights: Weights = Weights()
-    time_limit_s: float = Field(default=10.0, gt=0, description="capped by the server's maximum")
+    time_limit_s: float = Field(default=10.0, gt=0, description="at most the server's maximum (120 s by default)")
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     waiting_priority: bool = Field(
         default=False, description="lexicographic: among rounds placing the most, prefer those who waited longest"
     )
-    pins: list[Pair] = []
-    forbids: list[Pair] = []
-    keep: list[Pair] = Field(default=[], description="earlier proposals to keep where possible (minimal disruption)")
-    floors: list[Floor] = Field(default=[], description="at least this many (or this share) of a group placed")
+    pins: list[Pair] = Field(default=[], max_length=MAX_PAIRS)
+    forbids: list[Pair] = Field(default=[], max_length=MAX_PAIRS)
+    keep: list[Pair] = Field(
+        default=[], max_length=MAX_PAIRS, description="earlier proposals to keep where possible (minimal disruption)"
+    )
+    floors: list[Floor] = Field(
+        default=[], max_length=MAX_FLOORS, description="at least this many (or this share) of a group placed"
+    )
     forbid_blocking: bool = Field(default=False, description="allow no blocking pair (stable under stated preferences)")
 
 
@@ -61,9 +67,9 @@ class Rerun(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    pins: list[Pair] = []
-    forbids: list[Pair] = []
-    unpin: list[Pair] = Field(default=[], description="pins of the earlier round to drop")
+    pins: list[Pair] = Field(default=[], max_length=MAX_PAIRS)
+    forbids: list[Pair] = Field(default=[], max_length=MAX_PAIRS)
+    unpin: list[Pair] = Field(default=[], max_length=MAX_PAIRS, description="pins of the earlier round to drop")
     time_limit_s: float | None = Field(default=None, gt=0)
     minimal_disruption: bool = Field(
         default=True,
@@ -97,12 +103,12 @@ def declined_pairs(session: Session, region_id: int) -> list[Pair]:
     return [Pair(candidate_id=c, offer_id=o) for c, o in rows]
 
 
-def _policy(session: Session, region: Region, body: RoundCreate, settings: Settings) -> Policy:
+def _policy(session: Session, region: Region, body: RoundCreate) -> Policy:
     forbids = {(p.candidate_id, p.offer_id): p for p in [*body.forbids, *declined_pairs(session, region.id)]}
     return Policy(
         objective=body.objective,  # type: ignore[arg-type]
         weights=body.weights,
-        time_limit_s=min(body.time_limit_s, settings.max_time_limit_s),
+        time_limit_s=body.time_limit_s,
         seed=body.seed,
         workers=2,
         deterministic=True,
@@ -115,20 +121,59 @@ def _policy(session: Session, region: Region, body: RoundCreate, settings: Setti
     )
 
 
-def snapshot_for(session: Session, region: Region, body: RoundCreate, settings: Settings) -> Instance:
+def round_date_for(body: RoundCreate, settings: Settings) -> date:
+    """The round's date: asked for, or the server's default (the demo's own date), or today."""
+    return body.round_date or settings.default_round_date or date.today()
+
+
+def _too_long(asked: float, settings: Settings, field: str) -> dict[str, str] | None:
+    if asked <= settings.max_time_limit_s:
+        return None
+    return {"field": field, "message": f"at most {settings.max_time_limit_s:g} s on this server", "type": "too_long"}
+
+
+def solver_seconds(asked: float, settings: Settings, field: str = "time_limit_s") -> float:
+    """The solver time asked for, or 422 if it is more than this server gives (never silently less)."""
+    error = _too_long(asked, settings, field)
+    if error:
+        raise Unprocessable("1 invalid field(s)", errors=[error])
+    return asked
+
+
+def refuse_what_cannot_be_honoured(body: RoundCreate, round_date: date, settings: Settings) -> None:
+    """422 for a time limit above the server's maximum (it would not be given) or a round date so far from today
+    that no programme or offer can be meant."""
+    errors = [e for e in [_too_long(body.time_limit_s, settings, "time_limit_s")] if e]
+    window = timedelta(days=round(365.25 * settings.round_date_years))
+    if not date.today() - window <= round_date <= date.today() + window:
+        message = f"must be within {settings.round_date_years} years of today"
+        errors.append({"field": "round_date", "message": message, "type": "round_date_range"})
+    if errors:
+        raise Unprocessable(f"{len(errors)} invalid field(s)", errors=errors)
+
+
+def snapshot_for(session: Session, region: Region, body: RoundCreate, settings: Settings) -> Snapshot:
     """The frozen engine input of a new round (422 listing every issue if the inputs do not fit together)."""
-    round_date = body.round_date or date.today()
-    return region_instance(session, region, round_date, _policy(session, region, body, settings), body.name)
+    round_date = round_date_for(body, settings)
+    refuse_what_cannot_be_honoured(body, round_date, settings)
+    return region_snapshot(session, region, round_date, _policy(session, region, body), body.name)
 
 
 def region_instance(
     session: Session, region: Region, on: date, policy: Policy | None = None, name: str = ""
 ) -> Instance:
     """The region's data as the engine's input on a date (422 listing every issue if they do not fit together)."""
+    return region_snapshot(session, region, on, policy, name).instance
+
+
+def region_snapshot(
+    session: Session, region: Region, on: date, policy: Policy | None = None, name: str = ""
+) -> Snapshot:
+    """region_instance with the warnings about what was left out or is closed on the date."""
     try:
         return build_instance(session, region, on, policy or Policy(), name)
     except InvalidInstance as exc:
-        issues = [_issue(issue) for issue in exc.issues]
+        issues = [issue_view(issue) for issue in exc.issues]
         raise Unprocessable(
             f"the round's inputs break {len(exc.issues)} rule(s)", slug="invalid-round-inputs", issues=issues
         ) from None
@@ -136,7 +181,8 @@ def region_instance(
         raise Unprocessable(str(exc).split("\n")[0], slug="invalid-round-inputs") from None
 
 
-def _issue(issue: Any) -> dict[str, Any]:
+def issue_view(issue: Any) -> dict[str, Any]:
+    """An engine issue (an error, or a warning about the round's inputs) as JSON."""
     return {k: getattr(issue, k) for k in ("path", "object_id", "field", "rule", "message")}
 
 
@@ -145,7 +191,8 @@ def create_round(
 ) -> MatchRound:
     """Insert a solving round with its snapshot and commit; 409 if the region already has one solving."""
     recover_stale(session)
-    instance = snapshot_for(session, region, body, settings)
+    built = snapshot_for(session, region, body, settings)
+    instance = built.instance
     snapshot = instance.model_dump_json()
     row = MatchRound(
         region_id=region.id,
@@ -160,7 +207,10 @@ def create_round(
         lease_until=utcnow() + timedelta(seconds=settings.lease_s + settings.start_grace_s),
         previous_round_id=previous,
         created_by=subject.user_id,
-        provenance={"objective_statement": objective_statement(instance.policy)},
+        provenance={
+            "objective_statement": objective_statement(instance.policy),
+            "warnings": [issue_view(w) for w in built.warnings],
+        },
     )
     session.add(row)
     try:
@@ -211,6 +261,7 @@ class Runner:
             "VARDMATCH_ENVIRONMENT": s.environment.value,
             "VARDMATCH_SECRET_KEY": s.secret_key,
             "VARDMATCH_LEASE_S": str(s.lease_s),
+            "VARDMATCH_SOLVER_NICE": str(s.solver_nice),
             "VARDMATCH_SOLVER_START_DELAY_S": str(s.solver_start_delay_s),
             "VARDMATCH_ANALYSIS_SECONDS": str(s.analysis_seconds),
         }
@@ -246,9 +297,14 @@ class Runner:
 
 def recover_stale(session: Session) -> int:
     """Fail every solving round whose heartbeat lease ran out (its solver or server died)."""
+    stale = (MatchRound.status == RoundStatus.SOLVING, MatchRound.lease_until < utcnow())
+    # Look before writing: a read that finds nothing stale takes no write lock (on SQLite it would wait for any
+    # other writer, an import say, to finish).
+    if session.scalar(select(MatchRound.id).where(*stale).limit(1)) is None:
+        return 0
     result = session.execute(
         update(MatchRound)
-        .where(MatchRound.status == RoundStatus.SOLVING, MatchRound.lease_until < utcnow())
+        .where(*stale)
         .values(
             status=RoundStatus.FAILED,
             failure="the solver stopped sending heartbeats (crashed or killed)",

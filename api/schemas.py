@@ -136,6 +136,11 @@ class RoundRead(BaseModel):
     published_at: datetime | None
     policy: dict[str, Any]
     objective_statement: list[str] = Field(default=[], description="what the round optimises, in plain words")
+    warnings: list[dict[str, Any]] = Field(
+        default=[],
+        description="what the round left out to stay buildable (dangling references, objects that no longer "
+        "validate) and programmes and offers closed at its date: {path, object_id, field, rule, message}",
+    )
     provenance: dict[str, Any] = Field(default={}, description="solver and library versions that produced the result")
     analysis_ready: bool = Field(default=False, description="fairness, prices and why-not reports are computed")
     analysis_error: str | None = Field(default=None, description="why the reports could not be computed, if so")
@@ -147,6 +152,7 @@ class ImportReport(BaseModel):
     imported: int
     created: int
     updated: int
+    unchanged: int = Field(default=0, description="rows equal to the stored object (nothing written, no new version)")
     errors: list[dict[str, Any]]
 
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
+from datetime import date
 from pathlib import Path
 
 import uvicorn
 
 from api.app import create_app
-from api.demo import DEMO_USERS, load_demo
+from api.demo import DEMO_FILE, DEMO_USERS, load_demo
 from api.settings import Environment, Settings
 from models.db import make_engine, make_sessionmaker, transaction
 from models.migrate import upgrade
@@ -36,7 +38,13 @@ def demo_settings(database_url: str | None) -> Settings:
     if database_url is None:
         folder = Path(tempfile.mkdtemp(prefix="vardmatch-demo-"))
         database_url = f"sqlite:///{folder / 'demo.sqlite'}"
-    return settings.model_copy(update={"database_url": database_url})
+    # The demo region is built for one day (its programmes' windows, its offers' starts): its rounds decide for it.
+    return settings.model_copy(update={"database_url": database_url, "default_round_date": demo_round_date()})
+
+
+def demo_round_date() -> date:
+    """The date the demo region is built for."""
+    return date.fromisoformat(json.loads(DEMO_FILE.read_bytes())["round_date"])
 
 
 def login_help(host: str, port: int) -> str:
@@ -50,6 +58,7 @@ def login_help(host: str, port: int) -> str:
         scope = f"unit {unit}" if unit else ("region 01" if role.value == "coordinator" else "everything")
         lines.append(f"  {username:<12} {password:<24} {role.value} ({scope})")
     lines.append("Region 01 (Region Stockholm) holds the demo units, offers, candidates and programmes.")
+    lines.append(f"Rounds decide for the demo's date, {demo_round_date()}, unless they name a round_date.")
     return "\n".join(lines)
 
 

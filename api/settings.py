@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from datetime import date
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -30,9 +31,15 @@ class Settings(BaseSettings):
     login_failures_allowed: int = Field(default=10, ge=1, description="failed logins per client per window")
     login_window_s: float = Field(default=60.0, gt=0)
     max_time_limit_s: float = Field(default=120.0, gt=0, description="most solver time a round may ask for")
+    round_date_years: int = Field(default=10, ge=1, le=100, description="a round's date is at most this far from today")
+    default_round_date: date | None = Field(default=None, description="a round's date when it names none (demo)")
     lease_s: float = Field(default=15.0, gt=0, description="a solving round whose heartbeat is older is failed")
+    solver_nice: int = Field(default=10, ge=0, le=19, description="how much a solver process yields to the service")
     start_grace_s: float = Field(default=60.0, ge=0, description="extra lease for a solver process to start up")
-    max_upload_bytes: int = Field(default=5_000_000, ge=1)
+    max_body_bytes: int = Field(default=1_000_000, ge=1, description="most bytes of a request body (but uploads)")
+    max_upload_bytes: int = Field(default=5_000_000, ge=1, description="most bytes of an uploaded file")
+    max_unpacked_bytes: int = Field(default=50_000_000, ge=1, description="most an XLSX upload may unpack to")
+    max_import_rows: int = Field(default=20_000, ge=1, description="most data rows of one import")
     idempotency_ttl_h: float = Field(default=24.0, gt=0)
     analysis_seconds: float = Field(
         default=60.0, ge=0, description="time after solving for fairness, prices and why-not re-solves (0: skip)"

@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.commitments import snapshot_commitments
 from matching import instance as engine
-from matching.validate import check_instance
+from matching.validate import Issue, check_instance, round_date_issues
 from models import Candidate, Offer, Programme, Region, Supervisor, Unit
 from models.base import Base
 
@@ -40,6 +41,27 @@ def engine_dict(row: Any) -> dict[str, Any]:
     return {"id": row.ref, **row.data}
 
 
+def engine_object(kind: Kind, row: Any) -> Any:
+    """The engine object of a stored row. Text stored before control characters were refused reads with U+FFFD in
+    their place, so that one old row never breaks a read, an export or a round; raises ValidationError if the row
+    breaks another rule."""
+    data = engine_dict(row)
+    try:
+        return kind.engine_type.model_validate(data)
+    except ValidationError:
+        return kind.engine_type.model_validate(_printable(data))
+
+
+def _printable(value: Any) -> Any:
+    if isinstance(value, str):
+        return engine.CONTROL_CHARACTERS.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {k: _printable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_printable(v) for v in value]
+    return value
+
+
 def to_row_fields(kind: Kind, obj: engine.Frozen) -> dict[str, Any]:
     """Typed columns and the `data` document of an engine object."""
     data = obj.model_dump(mode="json", exclude={"id"}, exclude_defaults=True)
@@ -53,13 +75,9 @@ def to_row_fields(kind: Kind, obj: engine.Frozen) -> dict[str, Any]:
     return fields
 
 
-def unit_by_ref(session: Session, region_id: int, ref: str) -> Unit | None:
-    """A unit of the region by its ref."""
-    return session.scalar(select(Unit).where(Unit.region_id == region_id, Unit.ref == ref))
-
-
 def _rows(session: Session, table: type[Any], region_id: int, *where: Any) -> list[Any]:
-    # Archived objects are kept only for the stored rounds that name them; a new round never sees them.
+    # Archived objects are kept only for the stored rounds that name them; a new round never sees them (and
+    # _drop_dangling drops the references to them).
     live = table.archived_at.is_(None)
     return list(session.scalars(select(table).where(table.region_id == region_id, live, *where).order_by(table.id)))
 
@@ -77,52 +95,100 @@ def _without_archived_pins(session: Session, region_id: int, policy: engine.Poli
     return policy.model_copy(update={"pins": pins})
 
 
-def build_instance(
-    session: Session, region: Region, round_date: date, policy: engine.Policy, name: str
-) -> engine.Instance:
-    """A round's frozen input: the region's units, supervisors, all offers, waiting candidates, programmes (closed ones
-    too) and the commitments of placements accepted earlier."""
-    candidates = [engine_dict(c) for c in _rows(session, Candidate, region.id, Candidate.status == "waiting")]
-    known = {c["id"] for c in candidates}
-    offers = []
-    for row in _rows(session, Offer, region.id):
-        offer = engine_dict(row)
-        # Ranked candidates who were placed since are no longer in the round.
-        offer["clinic_ranking"] = [c for c in offer.get("clinic_ranking", []) if c in known]
-        offers.append(offer)
-    offer_ids = {o["id"] for o in offers}
-    units = [engine_dict(u) for u in _rows(session, Unit, region.id)]
-    supervisors = [engine_dict(s) for s in _rows(session, Supervisor, region.id)]
-    # Supervisors and offers deleted or archived since are no longer named by the offers and wishes that named them.
-    known_supervisors = {s["id"] for s in supervisors}
-    for offer in offers:
-        offer["supervisor_ids"] = [s for s in offer.get("supervisor_ids", []) if s in known_supervisors]
-    wishable = offer_ids | {u["id"] for u in units}
-    for cand in candidates:
-        cand["wishes"] = [w for w in cand.get("wishes", []) if w in wishable]
+@dataclass(frozen=True)
+class Snapshot:
+    """A round's frozen input and what was left out of it, or is closed at its date, to keep it buildable."""
 
-    # Forbids and kept proposals of candidates placed since, or of offers removed since, no longer apply.
+    instance: engine.Instance
+    warnings: list[Issue]
+
+
+def _valid(kind: Kind, rows: list[Any], warnings: list[Issue]) -> list[dict[str, Any]]:
+    """The rows' engine objects; a row that no longer validates (stored before a newer rule) is left out."""
+    out = []
+    for row in rows:
+        try:
+            obj = engine_object(kind, row)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first["loc"]) or "(object)"
+            message = f"left out of the round: no longer valid ({first['msg']})"
+            warnings.append(Issue(kind.name, row.ref, field, "stored_object_invalid", message))
+            continue
+        out.append(obj.model_dump(mode="json"))
+    return out
+
+
+def _keep_known(
+    objects: list[dict[str, Any]], kind: str, field: str, allowed: Any, warnings: list[Issue], what: str
+) -> None:
+    """Drop the ids in each object's list `field` that `allowed(object, id)` refuses, with a warning for each."""
+    for obj in objects:
+        kept = []
+        for value in obj.get(field, []):
+            if allowed(obj, value):
+                kept.append(value)
+            else:
+                message = f"{value!r} dropped: {what}"
+                warnings.append(Issue(kind, obj["id"], field, "dangling_reference", message))
+        obj[field] = kept
+
+
+def _drop_dangling(
+    session: Session, region: Region, parts: dict[str, list[dict[str, Any]]], warnings: list[Issue]
+) -> None:
+    """References stored data may hold that no longer fit (a supervisor moved to another unit, a ranked candidate
+    or a wish that names nothing) are dropped with a warning: what one clinic writes never stops the region's
+    round."""
+    supervisor_unit = {s["id"]: s["unit_id"] for s in parts["supervisors"]}
+    wishable = {o["id"] for o in parts["offers"]} | {u["id"] for u in parts["units"]}
+    waiting = {c["id"] for c in parts["candidates"]}
+    # Ranked candidates placed (or otherwise out of the queue) since are simply not in this round.
+    gone = set(session.scalars(select(Candidate.ref).where(Candidate.region_id == region.id))) - waiting
+    for offer in parts["offers"]:
+        offer["clinic_ranking"] = [c for c in offer.get("clinic_ranking", []) if c not in gone]
+
+    def at_offer_unit(offer: dict[str, Any], sid: str) -> bool:
+        return supervisor_unit.get(sid) == offer["unit_id"]
+
+    _keep_known(parts["offers"], "offers", "supervisor_ids", at_offer_unit, warnings, "no supervisor at its unit")
+    _keep_known(parts["offers"], "offers", "clinic_ranking", lambda _, c: c in waiting, warnings, "no such candidate")
+    _keep_known(parts["candidates"], "candidates", "wishes", lambda _, w: w in wishable, warnings, "no such offer/unit")
+
+
+def _policy_in_round(policy: engine.Policy, candidates: set[str], offers: set[str]) -> engine.Policy:
+    """Forbids and kept proposals of candidates placed since, or of offers gone since, no longer apply."""
+
     def still_here(pairs: tuple[engine.Pair, ...]) -> tuple[engine.Pair, ...]:
-        return tuple(p for p in pairs if p.candidate_id in known and p.offer_id in offer_ids)
+        return tuple(p for p in pairs if p.candidate_id in candidates and p.offer_id in offers)
 
-    policy = policy.model_copy(update={"forbids": still_here(policy.forbids), "keep": still_here(policy.keep)})
+    return policy.model_copy(update={"forbids": still_here(policy.forbids), "keep": still_here(policy.keep)})
+
+
+def build_instance(session: Session, region: Region, round_date: date, policy: engine.Policy, name: str) -> Snapshot:
+    """A round's frozen input: the region's units, supervisors, all offers, waiting candidates, programmes (closed ones
+    too) and the commitments of placements accepted earlier; with warnings for what was left out and for programmes
+    and offers closed at the round date."""
+    warnings: list[Issue] = []
+    parts: dict[str, list[dict[str, Any]]] = {}
+    for kind in KINDS.values():
+        where = [Candidate.status == "waiting"] if kind is CANDIDATES else []
+        parts[kind.name] = _valid(kind, _rows(session, kind.table, region.id, *where), warnings)
+    _drop_dangling(session, region, parts, warnings)
+    policy = _policy_in_round(policy, {c["id"] for c in parts["candidates"]}, {o["id"] for o in parts["offers"]})
     policy = _without_archived_pins(session, region.id, policy)
     instance = engine.Instance.model_validate(
         {
             "name": name,
             "round_date": round_date,
-            "units": units,
-            "supervisors": supervisors,
-            "offers": offers,
-            "candidates": candidates,
-            "programmes": [engine_dict(p) for p in _rows(session, Programme, region.id)],
+            **parts,
             # Placements accepted earlier hold their money and supervisor months in this round too.
             "commitments": [c.model_dump(mode="json") for c in snapshot_commitments(session, region.id)],
             "policy": policy.model_dump(mode="json"),
         }
     )
     check_instance(instance)
-    return instance
+    return Snapshot(instance, warnings + round_date_issues(instance))
 
 
 def import_instance(session: Session, region: Region, instance: engine.Instance) -> dict[str, int]:

@@ -9,26 +9,36 @@ import io
 import json
 import types
 import typing
+import zipfile
 from datetime import date, datetime
 from typing import Any
 
 from fastapi import Response
 from openpyxl import Workbook, load_workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from pydantic import BaseModel
 
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# Characters a spreadsheet may take as the start of a formula, the full-width forms too (an East Asian input method
+# types them, and spreadsheets read them as the ASCII ones).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠")
+QUOTE = "'"
 LIST_SEPARATOR = ";"
 
 
+class TooLarge(ValueError):
+    """An upload that unpacks to more bytes, or holds more rows, than the limits allow."""
+
+
 def escape_cell(value: Any) -> Any:
-    """Neutralise spreadsheet formulas: text starting with = + - @ TAB or CR gets a leading apostrophe."""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
+    """Neutralise spreadsheet formulas: text starting with a formula character (= + - @ TAB CR, or full-width
+    ＝ ＋ － ＠) gets a leading apostrophe; so does text starting with an apostrophe, so that reading back is exact."""
+    if isinstance(value, str) and value.startswith((*FORMULA_START, QUOTE)):
+        return QUOTE + value
     return value
 
 
 def _unescape(value: str) -> str:
-    return value[1:] if value.startswith("'") and value[1:].startswith(FORMULA_START) else value
+    return value[1:] if value.startswith(QUOTE) and value[1:].startswith((*FORMULA_START, QUOTE)) else value
 
 
 def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -50,6 +60,13 @@ def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[name] = value
     return out
+
+
+# Spreadsheet truth values, English and Swedish (Excel in Swedish says SANT and FALSKT).
+BOOLEANS = {
+    **dict.fromkeys(("true", "1", "yes", "ja", "sant"), True),
+    **dict.fromkeys(("false", "0", "no", "nej", "falskt"), False),
+}
 
 
 def _base(annotation: Any) -> Any:
@@ -81,22 +98,18 @@ def _coerce(annotation: Any, value: Any) -> Any:
         return value
     if base is bool:
         lowered = value.strip().lower()
-        return {
-            "true": True,
-            "1": True,
-            "yes": True,
-            "ja": True,
-            "false": False,
-            "0": False,
-            "no": False,
-            "nej": False,
-        }.get(lowered, value)
-    for kind in (int, float):
-        if base is kind:
-            try:
-                return kind(value)
-            except ValueError:
-                return value
+        return BOOLEANS.get(lowered, value)
+    if base is int:
+        try:
+            return int(value)
+        except ValueError:
+            return value
+    if base is float:
+        try:
+            # Excel in a Swedish locale writes a decimal comma: 0,75.
+            return float(value.replace(",", ".") if "." not in value else value)
+        except ValueError:
+            return value
     if origin is dict:
         return json.loads(value)
     return value
@@ -112,7 +125,8 @@ def coerce(model: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _cell_text(value: Any) -> str | None:
+def cell_text(value: Any) -> str | None:
+    """A cell as text: dates as ISO, whole floats without '.0', formula escapes undone, surrounding space trimmed."""
     if value is None:
         return None
     if isinstance(value, datetime):
@@ -137,7 +151,7 @@ def unflatten(row: dict[str, Any]) -> dict[str, Any]:
     Raises ColumnConflict when a column is both a value and the parent of another column."""
     out: dict[str, Any] = {}
     for key, raw in row.items():
-        text = _cell_text(raw)
+        text = cell_text(raw)
         if not key or text is None or text == "":
             continue
         node = out
@@ -153,21 +167,49 @@ def unflatten(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def read_rows(content: bytes, filename: str) -> list[dict[str, Any]]:
-    """Rows of a CSV (UTF-8, comma or semicolon) or XLSX upload as dicts by header."""
+def read_rows(content: bytes, filename: str, max_rows: int, max_unpacked: int) -> list[dict[str, Any]]:
+    """Rows of a CSV (UTF-8, or Windows-1252 as Excel writes it on Swedish Windows; comma or semicolon) or XLSX
+    upload as dicts by header. Raises TooLarge past `max_rows` data rows or, for XLSX, `max_unpacked` bytes."""
     if filename.lower().endswith(".xlsx") or content[:2] == b"PK":
-        book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
-        sheet = book.worksheets[0]
-        rows = list(sheet.iter_rows(values_only=True))
-        book.close()
-        if not rows:
-            return []
-        header = [str(h).strip() if h is not None else "" for h in rows[0]]
-        return [dict(zip(header, r, strict=False)) for r in rows[1:] if any(c is not None for c in r)]
-    text = content.decode("utf-8-sig")
+        return _xlsx_rows(content, max_rows, max_unpacked)
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = content.decode("cp1252")
     header = text.split("\n", 1)[0]
     delimiter = ";" if header.count(";") > header.count(",") else ","
-    return [r for r in csv.DictReader(io.StringIO(text), delimiter=delimiter) if any(v for v in r.values())]
+    rows = []
+    for row in csv.DictReader(io.StringIO(text), delimiter=delimiter):
+        if any(v for v in row.values()):
+            rows.append(row)
+            if len(rows) > max_rows:
+                raise TooLarge(f"more than {max_rows} rows")
+    return rows
+
+
+def _xlsx_rows(content: bytes, max_rows: int, max_unpacked: int) -> list[dict[str, Any]]:
+    # A workbook is a zip: refuse one that would inflate past the limit before parsing any of it. The sizes in the
+    # zip's directory bound what is read: zipfile never inflates a member past its stated size.
+    with zipfile.ZipFile(io.BytesIO(content)) as archive:
+        unpacked = sum(info.file_size for info in archive.infolist())
+    if unpacked > max_unpacked:
+        raise TooLarge(f"the workbook unpacks to {unpacked} bytes, more than {max_unpacked}")
+    book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
+    try:
+        lines = book.worksheets[0].iter_rows(values_only=True)
+        first = next(lines, None)
+        if first is None:
+            return []
+        header = [str(h).strip() if h is not None else "" for h in first]
+        rows = []
+        for cells in lines:
+            if any(c is not None for c in cells):
+                rows.append(dict(zip(header, cells, strict=False)))
+                if len(rows) > max_rows:
+                    raise TooLarge(f"more than {max_rows} rows")
+        return rows
+    finally:
+        book.close()
 
 
 def _columns(rows: list[dict[str, Any]]) -> list[str]:
@@ -204,7 +246,7 @@ def to_xlsx_sheets(sheets: dict[str, list[dict[str, Any]]]) -> bytes:
         columns = _columns(rows)
         sheet.append(columns)
         for row in rows:
-            sheet.append([escape_cell(row.get(c)) for c in columns])
+            sheet.append([_xlsx_cell(escape_cell(row.get(c))) for c in columns])
         for cells in sheet.iter_rows(min_row=2):
             for cell in cells:
                 if isinstance(cell.value, str):
@@ -212,6 +254,12 @@ def to_xlsx_sheets(sheets: dict[str, list[dict[str, Any]]]) -> bytes:
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+def _xlsx_cell(value: Any) -> Any:
+    # XML, and so XLSX, cannot hold most control characters (openpyxl raises IllegalCharacterError): whatever text
+    # an export carries, show them as U+FFFD rather than fail the download.
+    return ILLEGAL_CHARACTERS_RE.sub("\ufffd", value) if isinstance(value, str) else value
 
 
 XLSX_MEDIA = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

@@ -217,7 +217,11 @@ def run(round_id: int, settings: Settings) -> int:
 
 def main() -> None:
     """Entry point: `python -m api.worker ROUND_ID` with VARDMATCH_DATABASE_URL set."""
-    sys.exit(run(int(sys.argv[1]), Settings()))
+    settings = Settings()
+    # Solving is batch work: on the same cores as the service, requests come first. Deterministic rounds count
+    # deterministic time, so a lower priority changes how long they take, never what they find.
+    os.nice(settings.solver_nice)
+    sys.exit(run(int(sys.argv[1]), settings))
 
 
 if __name__ == "__main__":

@@ -244,3 +244,56 @@ def _gap_line(agents: int, jobs: int, r: dict[str, object]) -> str:
         line += f"  | plain CP-SAT: {r['plain_status']} {r['plain_objective']} "
         line += f"bound {r['plain_bound']} {r['plain_seconds']} s"
     return line
+
+
+@bench_app.command("load")
+def load_command(
+    database: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--database",
+            help="sqlite, or a postgresql:// URL of a server where a throwaway database may be made (repeatable; "
+            "default: sqlite, and VARDMATCH_TEST_POSTGRES_URL when set).",
+        ),
+    ] = None,
+    users: Annotated[int, typer.Option("--users", min=1, max=200, help="Concurrent readers.")] = 20,
+    seconds: Annotated[float, typer.Option("--seconds", min=1, max=600, help="Length of each phase.")] = 30.0,
+    think: Annotated[float, typer.Option("--think", min=0, max=10, help="A reader's pause between requests.")] = 0.1,
+    import_rows: Annotated[int, typer.Option("--import-rows", min=1, max=20_000, help="Rows per import.")] = 2_000,
+    round_seconds: Annotated[float, typer.Option("--round-seconds", min=1, max=120, help="Round time limit.")] = 30.0,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write load.json and load.md here.")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Readers at N concurrent users on 127.0.0.1, alone and then while a round solves and imports run; p50/p99 per
+    request and errors, per database (bounded: every phase has a deadline)."""
+    import os
+    from dataclasses import asdict
+
+    from benchmarks.load import LoadSettings, markdown, run_load, verdict
+
+    targets = database or ["sqlite", *filter(None, [os.environ.get("VARDMATCH_TEST_POSTGRES_URL")])]
+    reports = []
+    for target in targets:
+        if target != "sqlite" and not target.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+            _fail(f"--database: {target!r} is neither sqlite nor a postgresql:// URL")
+        settings = LoadSettings(
+            database_url=None if target == "sqlite" else target,
+            users=users,
+            seconds=seconds,
+            think_s=think,
+            import_rows=import_rows,
+            round_seconds=round_seconds,
+        )
+        typer.echo(f"load test on {target.split('@')[-1]}: {users} users, 2 x {seconds:g} s", err=True)
+        reports.append(run_load(settings))
+    data = [
+        {"backend": r.backend, "settings": {**asdict(r.settings), "database_url": None}, "rows": r.rows(),
+         "imports": r.imports, "round": r.round, "verdict": verdict(r)}
+        for r in reports
+    ]  # fmt: skip
+    text = markdown(reports) + "\n\n" + "\n".join(line for r in reports for line in verdict(r))
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "load.json").write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+        (out / "load.md").write_text(text + "\n", encoding="utf-8")
+    typer.echo(json.dumps(data, indent=1) if as_json else text)

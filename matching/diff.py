@@ -7,7 +7,7 @@ from typing import Literal
 
 from matching.eligibility import explain_candidate
 from matching.instance import Instance, OfferStatus
-from matching.solution import Out, Solution
+from matching.solution import Out, Solution, Unmatched
 from matching.tables import Tables, build_tables
 
 Change = Literal["kept", "moved", "added", "lost"]
@@ -41,11 +41,19 @@ def round_diff(before: Solution, after_instance: Instance, after: Solution) -> R
     tables = build_tables(after_instance)  # once: each reason may check a pair's rules
     kept = sum(1 for c, o in old.items() if new.get(c) == o)
     moved = [
-        Move(candidate_id=c, change="moved", before=o, after=new[c], why=_why_gone(after_instance, tables, c, o))
+        Move(
+            candidate_id=c, change="moved", before=o, after=new[c], why=_why_moved(after_instance, tables, c, o, new[c])
+        )
         for c, o in sorted(old.items())
         if c in new and new[c] != o
     ]
-    added = [Move(candidate_id=c, change="added", before=None, after=o) for c, o in sorted(new.items()) if c not in old]
+    earlier = {u.candidate_id: u for u in before.unmatched}
+    pins = {p.candidate_id: p.offer_id for p in after_instance.policy.pins}
+    added = [
+        Move(candidate_id=c, change="added", before=None, after=o, why=_why_added(o, pins.get(c), earlier.get(c)))
+        for c, o in sorted(new.items())
+        if c not in old
+    ]
     lost = []
     for c, o in sorted(old.items()):
         if c not in new:
@@ -72,3 +80,19 @@ def _why_gone(instance: Instance, tables: Tables, candidate_id: str, offer_id: s
     if verdict.failed_rules:
         return f"offer {offer_id} now breaks: {', '.join(verdict.failed_rules)}"
     return f"offer {offer_id} is still open to them, but the new round needed it otherwise"
+
+
+def _why_moved(instance: Instance, tables: Tables, candidate_id: str, before: str, after: str) -> str:
+    """Why a candidate has another offer now: pinned there, or why the earlier one is gone."""
+    if any(p.candidate_id == candidate_id and p.offer_id == after for p in instance.policy.pins):
+        return f"pinned to {after}"
+    return _why_gone(instance, tables, candidate_id, before)
+
+
+def _why_added(offer_id: str, pinned_to: str | None, earlier: Unmatched | None) -> str:
+    """Why a candidate has a place now and had none before: a pin, or what left them out earlier."""
+    if pinned_to == offer_id:
+        return f"pinned to {offer_id}"
+    if earlier is None:
+        return f"placed at {offer_id}; not in the earlier round"
+    return f"placed at {offer_id}; before: {earlier.reason}: {earlier.detail}"

@@ -8,14 +8,44 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from matching.codes import is_county_code, is_hsa_id, is_municipality_code, is_orgnr
 
 Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:\-]{1,64}$")]
+# Control characters (but TAB, LF, CR) have no place in names and specialties; XLSX cannot even store them.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _printable(value: str) -> str:
+    if CONTROL_CHARACTERS.search(value):
+        raise ValueError("contains a control character (rule: printable_text)")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_printable)]
+
+# Most entries of each list field: far above real use, low enough that one object stays small.
+MAX_WISHES = 50
+MAX_RANKING = 1_000
+MAX_SUPERVISORS = 200
+MAX_CODES = 50  # professions, offer kinds, cost items, counties, statuses, ownerships of a programme
+MAX_EARMARKS = 50
+MAX_PAIRS = 200_000  # pins, forbids and kept proposals of a round
+MAX_FLOORS = 200
 # Strict: a count or an amount of money must be a JSON integer, not a string or a boolean.
 Sek = Annotated[StrictInt, Field(ge=0, le=10_000_000_000)]
 
@@ -227,7 +257,7 @@ class Ladder(Frozen):
     practical_test: date | None = None
     regulations_course: date | None = None
     ptj_decision: date | None = None
-    ptj_decision_ref: str | None = Field(default=None, max_length=64)
+    ptj_decision_ref: Text | None = Field(default=None, max_length=64)
     ptj_required_months: StrictInt | None = Field(default=None, ge=1, le=36)
     special_authorisation: Authorisation = Authorisation.NONE
 
@@ -257,14 +287,14 @@ class Candidate(Frozen):
     residence_municipality: str
     residence_status: ResidenceStatus = ResidenceStatus.PERMANENT
     country_of_training: str = Field(default="XX", pattern=r"^[A-Z]{2}$")
-    specialty: str = Field(default="", max_length=200)
+    specialty: Text = Field(default="", max_length=200)
     experience_years: int = Field(default=0, ge=0, le=60)
     available_from: date
     available_until: date | None = None
     ptj_months: StrictInt | None = Field(default=None, ge=1, le=36)
     part_time: float = Field(default=1.0, gt=0.0, le=1.0)
     max_commute_km: float = Field(default=60.0, ge=0.0, le=2000.0)
-    wishes: tuple[Id, ...] = ()
+    wishes: tuple[Id, ...] = Field(default=(), max_length=MAX_WISHES)
     ready_since: date
     applied_on: date | None = None
 
@@ -304,7 +334,7 @@ class Unit(Frozen):
     """A care unit or clinic that hosts placements."""
 
     id: Id
-    name: str = Field(default="", max_length=200)
+    name: Text = Field(default="", max_length=200)
     hsa_id: str
     orgnr: str
     county: str
@@ -376,18 +406,18 @@ class Offer(Frozen):
     unit_id: Id
     kind: OfferKind = OfferKind.PTJ
     profession: Profession
-    specialty: str = Field(default="", max_length=200)
+    specialty: Text = Field(default="", max_length=200)
     min_cefr: Cefr = Cefr.A1
     required_stage: Stage | None = None
     start: date
     months: StrictInt = Field(ge=1, le=36)
     slots: StrictInt = Field(default=1, ge=0, le=100)
-    supervisor_ids: tuple[Id, ...] = ()
+    supervisor_ids: tuple[Id, ...] = Field(default=(), max_length=MAX_SUPERVISORS)
     monthly_salary: Sek = 0
     monthly_supervisor_fee: Sek = 0
     course_fee: Sek = 0
     other_costs: Sek = 0
-    clinic_ranking: tuple[Id, ...] = ()
+    clinic_ranking: tuple[Id, ...] = Field(default=(), max_length=MAX_RANKING)
     status: OfferStatus = OfferStatus.PUBLISHED
 
     @model_validator(mode="after")
@@ -423,8 +453,8 @@ class Earmark(Frozen):
 
     id: Id
     amount: Sek
-    professions: tuple[Profession, ...] = ()
-    offer_kinds: tuple[OfferKind, ...] = ()
+    professions: tuple[Profession, ...] = Field(default=(), max_length=MAX_CODES)
+    offer_kinds: tuple[OfferKind, ...] = Field(default=(), max_length=MAX_CODES)
 
     def applies(self, profession: Profession, kind: OfferKind) -> bool:
         """True when a match of this profession and kind may draw on the earmark."""
@@ -437,25 +467,25 @@ class Programme(Frozen):
     """A funding programme: budget, rules and caps. Listed in priority order."""
 
     id: Id
-    name: str = Field(default="", max_length=200)
-    funder: str = Field(default="", max_length=200)
+    name: Text = Field(default="", max_length=200)
+    funder: Text = Field(default="", max_length=200)
     budget: Sek
     window_start: date
     window_end: date
     spend_by: date
     status: ProgrammeStatus = ProgrammeStatus.OPEN
     cutoff: date | None = None
-    professions: tuple[Profession, ...] = ()
-    offer_kinds: tuple[OfferKind, ...] = ()
-    covers: tuple[CostItem, ...] = (CostItem.SALARY, CostItem.SUPERVISOR_FEE)
+    professions: tuple[Profession, ...] = Field(default=(), max_length=MAX_CODES)
+    offer_kinds: tuple[OfferKind, ...] = Field(default=(), max_length=MAX_CODES)
+    covers: tuple[CostItem, ...] = Field(default=(CostItem.SALARY, CostItem.SUPERVISOR_FEE), max_length=MAX_CODES)
     cofunding_share: float = Field(default=1.0, gt=0.0, le=1.0)
     unit_caps: UnitCaps = UnitCaps()
     candidate_cap: Sek | None = None
-    residence_counties: tuple[str, ...] = ()
-    residence_statuses: tuple[ResidenceStatus, ...] = ()
-    unit_counties: tuple[str, ...] = ()
-    unit_ownerships: tuple[Ownership, ...] = ()
-    earmarks: tuple[Earmark, ...] = ()
+    residence_counties: tuple[str, ...] = Field(default=(), max_length=MAX_CODES)
+    residence_statuses: tuple[ResidenceStatus, ...] = Field(default=(), max_length=MAX_CODES)
+    unit_counties: tuple[str, ...] = Field(default=(), max_length=MAX_CODES)
+    unit_ownerships: tuple[Ownership, ...] = Field(default=(), max_length=MAX_CODES)
+    earmarks: tuple[Earmark, ...] = Field(default=(), max_length=MAX_EARMARKS)
 
     @model_validator(mode="after")
     def _consistent(self) -> Programme:
@@ -520,7 +550,7 @@ class Floor(Frozen):
     """
 
     group: GroupKind
-    value: str = Field(min_length=1, max_length=64)
+    value: Text = Field(min_length=1, max_length=64)
     min_count: StrictInt | None = Field(default=None, ge=0, le=1_000_000)
     min_share: float | None = Field(default=None, ge=0.0, le=1.0)
 
@@ -559,18 +589,21 @@ class Policy(Frozen):
     workers: int = Field(default=2, ge=1, le=64)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     deterministic: bool = False
-    pins: tuple[Pair, ...] = ()
-    forbids: tuple[Pair, ...] = ()
+    pins: tuple[Pair, ...] = Field(default=(), max_length=MAX_PAIRS)
+    forbids: tuple[Pair, ...] = Field(default=(), max_length=MAX_PAIRS)
     solver_parameters: dict[str, bool | int | float | str] = Field(
-        default={}, description="extra CP-SAT parameters (SatParameters field names), for tuning"
+        default={}, max_length=100, description="extra CP-SAT parameters (SatParameters field names), for tuning"
     )
     keep: tuple[Pair, ...] = Field(
         default=(),
+        max_length=MAX_PAIRS,
         description="earlier proposals to keep where possible (a re-run with minimal disruption): lexicographic "
         "mode keeps as many as possible before anything else; weighted mode adds keep_value per kept pair",
     )
     keep_value: int = Field(default=10_000, ge=0, le=1_000_000, description="weighted mode: value of a kept pair")
-    floors: tuple[Floor, ...] = Field(default=(), description="lower bounds on how many of a group are placed")
+    floors: tuple[Floor, ...] = Field(
+        default=(), max_length=MAX_FLOORS, description="lower bounds on how many of a group are placed"
+    )
     forbid_blocking: bool = Field(
         default=False,
         description="allow no blocking pair: no candidate and offer that would both rather be together "
@@ -623,7 +656,7 @@ class Instance(Frozen):
     """Everything one matching round decides over."""
 
     schema_version: Literal[1] = 1
-    name: str = Field(default="", max_length=200)
+    name: Text = Field(default="", max_length=200)
     round_date: date
     candidates: tuple[Candidate, ...] = ()
     units: tuple[Unit, ...] = ()

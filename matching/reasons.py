@@ -109,7 +109,7 @@ def _competition(
             eligible_offers=len(rows),
         )
     gap, offer_id, rival = best
-    how = f"scored {gap} more" if gap >= 0 else f"scored {-gap} less but had no other placement"
+    how = _rival_hold(prep, rival, gap)
     return Unmatched(
         candidate_id=cid,
         reason="out_competed",
@@ -118,3 +118,16 @@ def _competition(
         competitor_id=rival.candidate_id,
         score_gap=gap,
     )
+
+
+def _rival_hold(prep: Prepared, rival: Assignment, gap: int) -> str:
+    """Why the rival holds the offer: the coordinator's pin, an earlier proposal kept, or the score."""
+    pair = (rival.candidate_id, rival.offer_id)
+    policy = prep.instance.policy
+    if pair in {(p.candidate_id, p.offer_id) for p in policy.pins}:
+        return "was pinned there"
+    if gap >= 0:
+        return f"scored {gap} more"
+    if pair in {(p.candidate_id, p.offer_id) for p in policy.keep}:
+        return f"scored {-gap} less but kept their earlier place there"
+    return f"scored {-gap} less but had no other placement"

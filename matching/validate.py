@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from matching.groups import floor_targets
-from matching.instance import Instance
+from matching.instance import Instance, OfferStatus, ProgrammeStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +50,7 @@ _RULE_OF_TYPE = {
     "less_than": "maximum",
     "string_pattern_mismatch": "format",
     "string_too_long": "max_length",
+    "too_long": "max_items",
 }
 
 
@@ -106,6 +107,9 @@ def load_instance(source: str | bytes | Path | dict[str, Any]) -> Instance:
             data = json.loads(source)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise InvalidInstance([Issue("instance", None, "(document)", "json", f"not valid JSON: {exc}")]) from exc
+        except RecursionError:
+            message = "not valid JSON for an instance: nested too deeply"
+            raise InvalidInstance([Issue("instance", None, "(document)", "json_depth", message)]) from None
     else:
         data = source
     if not isinstance(data, dict):
@@ -255,4 +259,31 @@ def _floor_issues(instance: Instance) -> list[Issue]:
                     f"asks for {required} placed in {floor.label()}, which has {len(group)} candidate(s)",
                 )
             )
+    return issues
+
+
+def round_date_issues(instance: Instance) -> list[Issue]:
+    """What the round date closes, as warnings (the round still runs): an open programme whose application window
+    does not hold the date, a programme whose spend-by date is past, a paused or closed programme (it pays only
+    candidates who applied before its cut-off), and a published offer that starts before the date."""
+    day = instance.round_date
+    issues = []
+    for i, prog in enumerate(instance.programmes):
+        path = f"programmes[{i}]"
+        if prog.spend_by < day:
+            message = f"its money had to be spent by {prog.spend_by}, before the round date {day}: it pays nobody"
+            issues.append(Issue(path, prog.id, "spend_by", "programme_expired", message))
+        elif prog.status is ProgrammeStatus.OPEN and not prog.window_start <= day <= prog.window_end:
+            message = (
+                f"its application window {prog.window_start}..{prog.window_end} does not hold the round date {day}:"
+                " it pays nobody in this round"
+            )
+            issues.append(Issue(path, prog.id, "window_start", "programme_not_open", message))
+        elif prog.status is not ProgrammeStatus.OPEN:
+            message = f"{prog.status.value}: pays only candidates who applied before {prog.cutoff}"
+            issues.append(Issue(path, prog.id, "status", "programme_not_open", message))
+    for i, offer in enumerate(instance.offers):
+        if offer.status is OfferStatus.PUBLISHED and offer.start < day:
+            message = f"starts {offer.start}, before the round date {day}"
+            issues.append(Issue(f"offers[{i}]", offer.id, "start", "offer_started", message))
     return issues

@@ -28,7 +28,7 @@ from models import MatchRound
 
 router = APIRouter(prefix="/regions/{region}/rounds/{round_id}", tags=["analysis"])
 ERRORS = problem_responses(400, 401, 403, 404, 409, 422)
-Seconds = Annotated[float, Query(gt=0, le=600, description="solver time per re-solve, capped by the server")]
+Seconds = Annotated[float, Query(gt=0, le=600, description="solver time per re-solve, at most the server's maximum")]
 
 
 class WhatIf(BaseModel):
@@ -37,7 +37,7 @@ class WhatIf(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     changes: list[Change] = Field(min_length=1, max_length=50)
-    time_limit_s: float = Field(default=10.0, gt=0, description="capped by the server's maximum")
+    time_limit_s: float = Field(default=10.0, gt=0, description="at most the server's maximum (120 s by default)")
     keep_proposals: bool = Field(default=True, description="keep the round's proposals where possible")
 
 
@@ -117,7 +117,7 @@ def candidate_why_not(
     stored = next((w for w in (_report(row) or {}).get("why_not", []) if w["candidate_id"] == ref), None)
     if stored is not None and stored.get("computed"):
         return stored
-    budget = min(seconds, settings.max_time_limit_s)
+    budget = rounds.solver_seconds(seconds, settings, "seconds")
     return why_not(instance, solution, ref, seconds=budget).model_dump(mode="json")
 
 
@@ -145,7 +145,7 @@ def what_if(
     except InvalidInstance as exc:
         raise _invalid(exc) from None
     keep = [Pair(candidate_id=a.candidate_id, offer_id=a.offer_id) for a in solution.assignments]
-    limit = min(body.time_limit_s, settings.max_time_limit_s)
+    limit = rounds.solver_seconds(body.time_limit_s, settings)
     changed = changed.with_policy(keep=tuple(keep) if body.keep_proposals else (), time_limit_s=limit)
     try:
         after = solve(changed)
@@ -175,7 +175,7 @@ def stable(
     """Deferred acceptance, the optimiser and the optimiser without blocking pairs on this round, side by side."""
     row, instance, _ = _solved(session, subject, region, round_id)
     try:
-        result = compare(instance, time_limit_s=min(seconds, settings.max_time_limit_s))
+        result = compare(instance, time_limit_s=rounds.solver_seconds(seconds, settings, "seconds"))
     except InvalidInstance as exc:
         raise _invalid(exc) from None
     return {"round_id": row.id, **result.model_dump(mode="json")}

@@ -8,13 +8,13 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy import func, select
 
+from api import users
 from api.deps import AdminOnly, CurrentUser, Offset, RowId, SessionDep, SettingsDep, SubjectDep, audit
-from api.errors import Conflict, NotFound, TooManyRequests, Unauthorized, Unprocessable, problem_responses
+from api.errors import Conflict, NotFound, TooManyRequests, Unauthorized, problem_responses
 from api.schemas import ApiKeyCreated, Page, RegionCreate, RegionRead, Token, UserCreate, UserRead, UserUpdate
 from api.security import create_token, hash_password, new_api_key, verify_password
-from api.services import region_for
-from models import ApiKey, Region, Role, Unit, User
-from models.queries import Subject, regions_readable_by, users_readable_by, users_writable_by
+from models import ApiKey, Region, Unit, User
+from models.queries import regions_readable_by, users_readable_by, users_writable_by
 
 router = APIRouter(tags=["auth"])
 
@@ -98,26 +98,6 @@ def create_region(body: RegionCreate, session: SessionDep, subject: AdminOnly) -
     return {"code": region.code, "name": region.name}
 
 
-def _scope(session: Any, subject: Subject, body: UserCreate) -> tuple[int | None, int | None]:
-    if body.role == Role.ADMIN:
-        return None, None
-    if body.region is None:
-        raise Unprocessable(
-            "coordinators and clinic users need a region",
-            errors=[{"field": "region", "message": "required for this role", "type": "required"}],
-        )
-    region = region_for(session, subject, body.region)
-    if body.role == Role.COORDINATOR:
-        return region.id, None
-    unit = session.scalar(select(Unit).where(Unit.region_id == region.id, Unit.ref == (body.unit or "")))
-    if unit is None:
-        raise Unprocessable(
-            "clinic users need a unit of the region",
-            errors=[{"field": "unit", "message": "unknown unit", "type": "known_id"}],
-        )
-    return region.id, unit.id
-
-
 @router.get("/users", response_model=Page[UserRead], tags=["users"], responses=problem_responses(401, 422))
 def list_users(
     session: SessionDep,
@@ -144,20 +124,7 @@ def list_users(
 )
 def create_user(body: UserCreate, session: SessionDep, subject: AdminOnly) -> Any:
     """Create a user with a role and scope (admin)."""
-    if session.scalar(select(User).where(User.username == body.username)):
-        raise Conflict(f"user {body.username} exists", slug="duplicate")
-    region_id, unit_id = _scope(session, subject, body)
-    user = User(
-        username=body.username,
-        password_hash=hash_password(body.password),
-        role=body.role,
-        region_id=region_id,
-        unit_id=unit_id,
-    )
-    session.add(user)
-    session.flush()
-    audit(session, subject, "user.create", "user", user.id, region_id, role=body.role)
-    return _user_view(session, user)
+    return _user_view(session, users.create_user(session, subject, body))
 
 
 @router.get("/users/{user_id}", response_model=UserRead, tags=["users"], responses=problem_responses(401, 404))

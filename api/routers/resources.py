@@ -7,11 +7,11 @@ Built by one factory so that every kind gets the same scoping, errors, paginatio
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, File, Query, Response, UploadFile
+from fastapi import APIRouter, Body, File, Query, Request, Response, UploadFile
 
-from api import services, tabular
+from api import imports, services, tabular
 from api.deps import Offset, SessionDep, SettingsDep, SubjectDep, audit
-from api.errors import Forbidden, PayloadTooLarge, Unprocessable, problem_responses
+from api.errors import PayloadTooLarge, Unprocessable, problem_responses
 from api.identity import normalise
 from api.schemas import (
     CandidateCreate,
@@ -24,7 +24,7 @@ from api.schemas import (
     SupervisorRead,
     UnitRead,
 )
-from api.snapshot import CANDIDATES, KINDS, OFFERS, Kind, to_row_fields
+from api.snapshot import CANDIDATES, KINDS, OFFERS, Kind
 from models import CandidateIdentity, Region
 from models.queries import Subject
 
@@ -44,7 +44,7 @@ FILTERS = {
 }
 Limit = Annotated[int, Query(ge=1, le=200, description="page size (at most 200)")]
 Format = Annotated[str, Query(pattern="^(csv|xlsx)$")]
-ERRORS = problem_responses(401, 403, 404, 409, 422)
+ERRORS = problem_responses(401, 403, 404, 409, 413, 422)
 
 
 def _store_identity(session: Any, subject: Subject, region: Region, row: Any, identity: Any) -> None:
@@ -62,60 +62,6 @@ def _store_identity(session: Any, subject: Subject, region: Region, row: Any, id
         )
     )
     audit(session, subject, "identity.create", "candidate", row.ref, region.id)
-
-
-def _upload_name(filename: str | None) -> str:
-    """The upload's file name as an audit object id: printable characters only, at most the column's 64."""
-    name = "".join(c for c in filename or "" if c.isprintable())[:64]
-    return name or "upload"
-
-
-def _import_rows(
-    session: Any, kind: Kind, subject: Subject, region: Region, rows: list[dict[str, Any]]
-) -> dict[str, Any]:
-    table: Any = kind.table
-    valid, errors, seen = [], [], set()
-    for number, raw in enumerate(rows, start=2):  # row 1 is the header
-        try:
-            data = tabular.coerce(kind.engine_type, tabular.unflatten(raw))
-        except tabular.ColumnConflict as exc:
-            errors.append({"row": number, "id": None, "field": exc.column, "message": str(exc), "type": "column"})
-            continue
-        try:
-            obj = services.validate(kind, data)
-        except Unprocessable as exc:
-            errors += [{"row": number, "id": data.get("id"), **e} for e in exc.extra["errors"]]
-            continue
-        if obj.id in seen:
-            errors.append({"row": number, "id": obj.id, "field": "id", "message": "listed twice", "type": "unique_id"})
-            continue
-        if kind.per_unit and services.unit_ref_of(session, region, obj.unit_id) is None:
-            errors.append(
-                {"row": number, "id": obj.id, "field": "unit_id", "message": "unknown unit", "type": "known_id"}
-            )
-            continue
-        seen.add(obj.id)
-        valid.append(obj)
-    existing = {
-        r.ref: r for r in session.scalars(services.scoped(kind, subject, region, write=True).where(table.ref.in_(seen)))
-    }
-    return {"valid": valid, "errors": errors, "existing": existing}
-
-
-def _write_imported(
-    session: Any, kind: Kind, subject: Subject, region: Region, plan: dict[str, Any]
-) -> tuple[int, int]:
-    created = updated = 0
-    for obj in plan["valid"]:
-        row = plan["existing"].get(obj.id)
-        if row is None:
-            services.create_object(session, kind, subject, region, obj)
-            created += 1
-        else:
-            fields = to_row_fields(kind, obj)
-            services.update_object(session, kind, subject, region, row, {"id": obj.id, **fields["data"]})
-            updated += 1
-    return created, updated
 
 
 def build_router(kind: Kind) -> APIRouter:
@@ -192,45 +138,23 @@ def build_router(kind: Kind) -> APIRouter:
         operation_id=f"update_{singular}",
     )
 
-    async def import_(
+    def import_(
         region: str,
+        request: Request,
         session: SessionDep,
         subject: SubjectDep,
         settings: SettingsDep,
         file: Annotated[UploadFile, File(description="CSV (UTF-8, comma or semicolon) or XLSX, one object per row")],
         partial: Annotated[bool, Query(description="import the valid rows even if others are broken")] = False,
     ) -> Any:
-        content = await file.read(settings.max_upload_bytes + 1)
+        # A plain function: FastAPI runs it in a worker thread, so reading and checking a big file never blocks
+        # the event loop (and with it every other request).
+        content = file.file.read(settings.max_upload_bytes + 1)
         if len(content) > settings.max_upload_bytes:
             raise PayloadTooLarge(f"uploads are limited to {settings.max_upload_bytes} bytes")
         reg = services.region_for(session, subject, region)
-        if not services.may_create(subject, kind, reg):
-            raise Forbidden(f"your role may not import {kind.name}")
-        try:
-            rows = tabular.read_rows(content, file.filename or "")
-        except Exception as exc:  # any unreadable file is the client's problem, never a 500
-            raise Unprocessable(
-                f"cannot read the file as CSV or XLSX: {type(exc).__name__}", slug="import-rejected"
-            ) from None
-        plan = _import_rows(session, kind, subject, reg, rows)
-        if plan["errors"] and not partial:
-            raise Unprocessable(
-                f"{len(plan['errors'])} problem(s) in {len(rows)} row(s); nothing was imported",
-                slug="import-rejected",
-                errors=plan["errors"],
-            )
-        created, updated = _write_imported(session, kind, subject, reg, plan)
-        audit(
-            session,
-            subject,
-            f"{singular}.import",
-            singular,
-            _upload_name(file.filename),
-            reg.id,
-            created=created,
-            updated=updated,
-        )
-        return {"imported": created + updated, "created": created, "updated": updated, "errors": plan["errors"]}
+        reader = request.app.state.import_process
+        return imports.import_file(session, kind, subject, reg, content, file.filename or "", partial, settings, reader)
 
     import_.__doc__ = (
         f"Import {kind.name} from CSV or XLSX; every broken row is reported, and nothing is written "

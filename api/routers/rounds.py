@@ -42,7 +42,8 @@ def round_view(row: MatchRound, region: Region) -> dict[str, Any]:
         "published_at": row.published_at,
         "policy": row.request,
         "objective_statement": (row.provenance or {}).get("objective_statement", []),
-        "provenance": {k: v for k, v in (row.provenance or {}).items() if k != "objective_statement"},
+        "warnings": (row.provenance or {}).get("warnings", []),
+        "provenance": {k: v for k, v in (row.provenance or {}).items() if k not in ("objective_statement", "warnings")},
         "analysis_ready": row.analysis is not None,
         "analysis_error": (row.analysis or {}).get("error"),
     }

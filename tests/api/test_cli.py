@@ -63,6 +63,19 @@ def test_missing_and_non_json_files_are_clear_errors(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "rule: json" in result.output
 
 
+def test_deeply_nested_json_is_a_clear_error_with_exit_2(tmp_path: Path) -> None:
+    """Nesting deeper than the JSON reader's recursion limit: exit 2 (not 1, which `verify` means as violations)."""
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"a":' * 100_000 + "1" + "}" * 100_000)
+    solved = run("solve", str(deep))
+    assert solved.returncode == 2 and "nested too deeply" in solved.stderr
+    assert "Traceback" not in solved.stderr
+    for args in ((str(deep), str(SMALL)), (str(SMALL), str(deep))):
+        checked = run("verify", *args)
+        assert checked.returncode == 2 and "nested too deeply" in checked.stderr, checked.stderr
+        assert "Traceback" not in checked.stderr
+
+
 def test_explain_lists_each_offer_with_the_rules_that_exclude_it() -> None:
     result = runner.invoke(app, ["explain", str(FIXTURES / "small" / "cofunding_paused.json"), "CAND-B"])
     assert result.exit_code == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from matching.changes import Change, apply_changes
 from matching.diff import round_diff
 from matching.fairness import floor_prices, group_rows, tier_objectives
 from matching.instance import Floor, Instance, Offer, OfferStatus, Pair, Policy
@@ -98,3 +99,28 @@ def test_provenance_lists_solver_versions_and_their_differences() -> None:
 
 def _withdrawn(offer: Offer) -> Offer:
     return offer.model_copy(update={"status": OfferStatus.WITHDRAWN})
+
+
+def test_diff_names_a_pin_as_the_reason_and_every_added_entry_has_a_why() -> None:
+    """Re-run with a pin: the one who lost the offer is told it went to a pinned rival, and the pinned one's entry
+    says it was pinned (not "had no other placement", not empty)."""
+    instance = make(candidates=[candidate("C1"), candidate("C2", specialty="x")])
+    before = solve(instance)
+    assert [a.candidate_id for a in before.assignments] == ["C1"]
+    pinned = _with(instance, pins=(Pair(candidate_id="C2", offer_id="O1"),))
+    diff = round_diff(before, pinned, solve(pinned))
+    [lost], [added] = diff.lost, diff.added
+    assert lost.candidate_id == "C1" and "went to C2, who was pinned there" in lost.why
+    assert "no other placement" not in lost.why
+    assert added.candidate_id == "C2" and added.why == "pinned to O1"
+
+
+def test_what_if_added_entries_say_why() -> None:
+    """A second slot places the candidate who was out-competed: the entry names the new placement and the old
+    reason."""
+    instance = make(candidates=[candidate("C1"), candidate("C2", specialty="x")], supervisors=[supervisor(capacity=2)])
+    before = solve(instance)
+    more = apply_changes(instance, [Change(target="offer", id="O1", set={"slots": 2})])
+    diff = round_diff(before, more, solve(more.with_policy(keep=(Pair(candidate_id="C1", offer_id="O1"),))))
+    [added] = diff.added
+    assert added.candidate_id == "C2" and added.why.startswith("placed at O1; before: out_competed")

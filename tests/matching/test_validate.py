@@ -527,3 +527,23 @@ def test_random_damage_gives_instance_or_invalid_instance(data: st.DataObject) -
         assert all(isinstance(i.rule, str) and i.rule and isinstance(i.field, str) for i in error.issues)
     else:
         assert isinstance(result, Instance)
+
+
+def test_control_characters_and_overlong_lists_are_refused_by_rule() -> None:
+    """A control character in a name (XLSX cannot hold it) and a list past its cap (one object must stay small)."""
+    data = instance_dict(
+        units=[unit(name="Vård\x01central")],
+        offers=[offer(clinic_ranking=[f"C{i}" for i in range(1001)])],
+        candidates=[candidate(wishes=[f"O{i}" for i in range(51)])],
+    )
+    found = where(issues_of(data))
+    assert ("units[0]", "U1", "name", "printable_text") in found
+    assert ("offers[0]", "O1", "clinic_ranking", "max_items") in found
+    assert ("candidates[0]", "C1", "wishes", "max_items") in found
+    # TAB, LF and CR are text, not control characters to refuse.
+    assert load_instance(instance_dict(units=[unit(name="Vård\tcentral\r\nNorr")])).units[0].name.startswith("Vård")
+
+
+def test_deeply_nested_json_is_an_issue_not_a_crash() -> None:
+    [issue] = issues_of('{"a":' * 100_000 + "1" + "}" * 100_000)
+    assert issue.rule == "json_depth"

@@ -1,0 +1,62 @@
+"""Creating users: one place for the admin route (`POST /users`) and the `vardmatch users create` command."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.deps import audit
+from api.errors import Conflict, NotFound, Unprocessable
+from api.schemas import UserCreate
+from api.security import hash_password
+from models import Region, Role, Unit, User
+from models.queries import Subject, regions_readable_by
+
+
+def _region(session: Session, subject: Subject | None, code: str) -> Region:
+    # Without a subject the caller is the operator at the command line, who may use every region.
+    statement = regions_readable_by(subject) if subject else select(Region)
+    region = session.scalar(statement.where(Region.code == code))
+    if region is None:
+        raise NotFound(f"region {code} not found")
+    return region
+
+
+def user_scope(session: Session, subject: Subject | None, body: UserCreate) -> tuple[int | None, int | None]:
+    """The region and unit row ids a new user is scoped to; 422 when the role needs one that is missing."""
+    if body.role == Role.ADMIN:
+        return None, None
+    if body.region is None:
+        raise Unprocessable(
+            "coordinators and clinic users need a region",
+            errors=[{"field": "region", "message": "required for this role", "type": "required"}],
+        )
+    region = _region(session, subject, body.region)
+    if body.role == Role.COORDINATOR:
+        return region.id, None
+    unit = session.scalar(select(Unit).where(Unit.region_id == region.id, Unit.ref == (body.unit or "")))
+    if unit is None:
+        raise Unprocessable(
+            "clinic users need a unit of the region",
+            errors=[{"field": "unit", "message": "unknown unit", "type": "known_id"}],
+        )
+    return region.id, unit.id
+
+
+def create_user(session: Session, subject: Subject | None, body: UserCreate) -> User:
+    """Store a new user with a hashed password (409 if the username is taken); audited, by `system` without a
+    subject."""
+    if session.scalar(select(User.id).where(User.username == body.username)) is not None:
+        raise Conflict(f"user {body.username} exists", slug="duplicate")
+    region_id, unit_id = user_scope(session, subject, body)
+    user = User(
+        username=body.username,
+        password_hash=hash_password(body.password),
+        role=body.role,
+        region_id=region_id,
+        unit_id=unit_id,
+    )
+    session.add(user)
+    session.flush()
+    audit(session, subject, "user.create", "user", user.id, region_id, role=body.role)
+    return user
