@@ -52,9 +52,7 @@ def region_for(session: Session, subject: Subject, code: str) -> Region:
     return region
 
 
-def scoped(
-    kind: Kind, subject: Subject, region: Region, *, write: bool = False, archived: bool = False
-) -> Select[Any]:
+def scoped(kind: Kind, subject: Subject, region: Region, *, write: bool = False, archived: bool = False) -> Select[Any]:
     """The statement of the kind's objects in the region the subject may read (or write); archived objects (kept
     only for the rounds that name them) instead when `archived`."""
     table: Any = kind.table
