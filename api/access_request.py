@@ -12,6 +12,7 @@ from datetime import date
 from typing import Any
 
 from fastapi.encoders import jsonable_encoder
+from pydantic import ValidationError
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
@@ -74,7 +75,10 @@ def _rounds(session: Session, region_id: int, ref: str, proposals: list[Proposal
     for row in session.scalars(statement.order_by(MatchRound.id)):
         if not any(c.get("id") == ref for c in json.loads(row.snapshot).get("candidates", [])):
             continue
-        explanation = candidate_explanation(session, row, ref)
+        try:
+            explanation = candidate_explanation(session, row, ref)
+        except ValidationError:  # a snapshot stored under older rules: the rest of the request is still owed
+            explanation = {"unmatched": None, "eligible_offers": None, "excluded_offers": None}
         mine = [p for p in proposals if p.round_id == row.id]
         why_not = next((w for w in (row.analysis or {}).get("why_not", []) if w.get("candidate_id") == ref), None)
         outcome = "no result" if row.result is None else ("proposed" if mine else "not proposed")
