@@ -15,8 +15,9 @@ from sqlalchemy import text
 from api import errors
 from api.imports import ImportProcess
 from api.limits import BodyLimit
+from api.redaction import install_log_filters
 from api.rounds import Runner, recover_stale
-from api.routers import analysis, auth, commitments, identity, resources, rounds
+from api.routers import analysis, audit, auth, commitments, identity, privacy, resources, rounds
 from api.security import LoginLimiter
 from api.settings import Settings
 from models.db import make_engine, make_sessionmaker, transaction
@@ -74,8 +75,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.import_process = import_process
     app.state.login_limiter = LoginLimiter(settings.login_failures_allowed, settings.login_window_s)
     errors.install(app)
+    install_log_filters()
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, upload_limit=settings.max_upload_bytes + 64 * 1024)
-    routers = (auth.router, identity.router, rounds.router, analysis.router, commitments.router, *resources.routers())
+    routers = (
+        auth.router,
+        identity.router,
+        rounds.router,
+        analysis.router,
+        commitments.router,
+        privacy.router,
+        audit.router,
+        *resources.routers(),
+    )
     for router in routers:
         app.include_router(router, prefix=API_PREFIX)
 

@@ -288,8 +288,9 @@ def summary(instance: Instance, solution: Solution) -> str:
     return "\n".join(parts)
 
 
-# The explaining commands (why-not, prices, what-if, fairness, stable, analyse) register themselves on `app`.
-from api import cli_reports  # noqa: E402, F401
+# The explaining commands (why-not, prices, what-if, fairness, stable, analyse) and `retention` register themselves
+# on `app`.
+from api import cli_privacy, cli_reports  # noqa: E402, F401
 
 
 def main() -> None:

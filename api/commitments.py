@@ -95,9 +95,19 @@ def region_commitments(session: Session, region_id: int) -> list[Commitment]:
 
 
 def snapshot_commitments(session: Session, region_id: int) -> list[engine.Commitment]:
-    """The commitments a round of the region must count: those that still hold money or a supervisor's months."""
+    """The commitments a round of the region must count: those that still hold money or a supervisor's months.
+    A supervisor archived since is left out of them: no new round can use that supervisor anyway."""
+    archived = set(
+        session.scalars(
+            select(Supervisor.ref).where(Supervisor.region_id == region_id, Supervisor.archived_at.is_not(None))
+        )
+    )
     held_rows = [to_engine(row) for row in region_commitments(session, region_id)]
-    return [c for c in held_rows if c.grant or c.months]
+    return [
+        c.model_copy(update={"supervisor_id": None}) if c.supervisor_id in archived else c
+        for c in held_rows
+        if c.grant or c.months
+    ]
 
 
 def lock_region(session: Session, region_id: int) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.errors import Forbidden, Unauthorized
+from api.redaction import map_strings, mask_numbers
 from api.security import MAX_ID, api_key_prefix, hash_api_key, read_token, same_hash
 from api.settings import Settings
 from models import ApiKey, AuditEvent, Role, User
@@ -110,15 +111,16 @@ def audit(
     region_id: int | None,
     **detail: Any,
 ) -> None:
-    """Append an audit event in the caller's transaction (detail must never hold personal data)."""
+    """Append an audit event in the caller's transaction (detail must never hold personal data: any valid
+    personnummer in it is masked, since the log can never be changed afterwards)."""
     session.add(
         AuditEvent(
             actor_id=subject.user_id if subject else None,
             actor_role=subject.role.value if subject else "system",
             action=action,
             object_type=object_type,
-            object_id=str(object_id),
+            object_id=mask_numbers(str(object_id)),
             region_id=region_id,
-            detail=detail,
+            detail=map_strings(detail, mask_numbers),
         )
     )

@@ -24,6 +24,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.redaction import map_strings, mask_numbers
+
 PROBLEM_JSON = "application/problem+json"
 TYPE_PREFIX = "urn:vardmatch:problem:"
 log = logging.getLogger("vardmatch.api")
@@ -96,6 +98,8 @@ def problem_response(
     """A problem+json response."""
     body = {"type": TYPE_PREFIX + slug, "title": title, "status": status, "detail": detail, "instance": instance}
     body.update(jsonable_encoder(extra))
+    # No personnummer in an error, even one the client sent in a path or a field name.
+    body = map_strings(body, mask_numbers)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api import commitments
 from api.deps import audit
 from api.errors import Conflict, NotFound, Unprocessable
+from api.removal import refuse_archived
 from api.settings import Settings
 from api.snapshot import Snapshot, build_instance
 from api.worker import mark_failed
@@ -392,6 +393,7 @@ def answer(session: Session, subject: Subject, round_row: MatchRound, proposal_i
     if proposal.answer != "pending":
         raise Conflict(f"proposal {proposal_id} was already {proposal.answer}", slug="proposal-answered")
     if accept:
+        refuse_archived(session, proposal)
         commitments.accept(session, proposal, round_row.region_id)
         _take_slot(session, proposal)
     proposal.answer = "accepted" if accept else "declined"

@@ -27,6 +27,7 @@ class Meta(BaseModel):
     region: str
     version: int
     updated_at: datetime
+    archived_at: datetime | None = Field(default=None, description="set when a delete archived it")
 
 
 class UnitRead(engine.Unit, Meta):
@@ -49,6 +50,8 @@ class CandidateRead(engine.Candidate, Meta):
     """A stored candidate (never with identity)."""
 
     status: str
+    withdrawn_at: datetime | None = None
+    erased_at: datetime | None = Field(default=None, description="identity and identifying free text erased")
 
 
 class ClinicCandidateRead(BaseModel):

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from api.commitments import limits_kept
 from api.deps import audit
 from api.errors import Conflict, Forbidden, NotFound, Problem, Unprocessable, field_errors
+from api.redaction import fields_with_numbers
 from api.snapshot import CANDIDATES, OFFERS, Kind, engine_dict, engine_object, to_row_fields
 from models import AuditEvent, Candidate, Offer, Region, Role, Supervisor, Unit
 from models import queries as q
@@ -51,11 +52,13 @@ def region_for(session: Session, subject: Subject, code: str) -> Region:
     return region
 
 
-def scoped(kind: Kind, subject: Subject, region: Region, *, write: bool = False) -> Select[Any]:
-    """The statement of the kind's objects in the region the subject may read (or write)."""
+def scoped(kind: Kind, subject: Subject, region: Region, *, write: bool = False, archived: bool = False) -> Select[Any]:
+    """The statement of the kind's objects in the region the subject may read (or write); archived objects (kept
+    only for the rounds that name them) instead when `archived`."""
     table: Any = kind.table
     statement = (WRITERS if write else READERS)[kind.name](subject)
-    return statement.where(table.region_id == region.id)
+    kept = table.archived_at.is_not(None) if archived else table.archived_at.is_(None)
+    return statement.where(table.region_id == region.id, kept)
 
 
 def get_object(session: Session, kind: Kind, subject: Subject, region: Region, ref: str, *, write: bool = False) -> Any:
@@ -74,18 +77,25 @@ def read_view(kind: Kind, subject: Subject, region: Region, row: Any) -> dict[st
     body = engine_object(kind, row).model_dump(mode="json")
     if kind is CANDIDATES and subject.role is Role.CLINIC:
         return {"id": row.ref, **{k: body.get(k) for k in CLINIC_CANDIDATE_FIELDS}}
-    body.update(region=region.code, version=row.version, updated_at=row.updated_at)
+    body.update(region=region.code, version=row.version, updated_at=row.updated_at, archived_at=row.archived_at)
     if kind is CANDIDATES:
-        body["status"] = row.status
+        body.update(status=row.status, withdrawn_at=row.withdrawn_at, erased_at=row.erased_at)
     return body
 
 
 def list_objects(
-    session: Session, kind: Kind, subject: Subject, region: Region, filters: dict[str, Any], limit: int, offset: int
+    session: Session,
+    kind: Kind,
+    subject: Subject,
+    region: Region,
+    filters: dict[str, Any],
+    limit: int,
+    offset: int,
+    archived: bool = False,
 ) -> dict[str, Any]:
-    """A page of the kind's readable objects, filtered by typed columns."""
+    """A page of the kind's readable objects (or of the archived ones), filtered by typed columns."""
     table: Any = kind.table
-    statement = scoped(kind, subject, region)
+    statement = scoped(kind, subject, region, archived=archived)
     for column, value in filters.items():
         if value is None:
             continue
@@ -100,12 +110,24 @@ def list_objects(
 
 
 def validate(kind: Kind, data: dict[str, Any]) -> Any:
-    """The engine object for the data, or 422 with field-level errors."""
+    """The engine object for the data, or 422 with field-level errors (a personnummer in it is one)."""
     try:
-        return kind.engine_type.model_validate(data)
+        obj = kind.engine_type.model_validate(data)
     except ValidationError as exc:
         errors = field_errors(list(exc.errors()))
         raise Unprocessable(f"{len(errors)} invalid field(s)", errors=errors) from None
+    refuse_identity_numbers(obj)
+    return obj
+
+
+def refuse_identity_numbers(obj: BaseModel) -> None:
+    """422 if any field of a region object (its id included) holds a personnummer: identity lives only in the
+    candidate's identity, where it is masked, audited and erasable."""
+    fields = fields_with_numbers(obj.model_dump(mode="json"))
+    if fields:
+        message = "holds a personal identity number; give it only as the candidate's identity"
+        errors = [{"field": f, "message": message, "type": "no_personnummer"} for f in fields]
+        raise Unprocessable(f"{len(fields)} field(s) hold a personal identity number", errors=errors)
 
 
 class RegionRefs:
@@ -184,9 +206,11 @@ def taken_problem(session: Session, kind: Kind, subject: Subject, region: Region
     """The answer to a new object whose ref is taken: 409 if the subject can see the holder, else the 404 a read
     of it gives (so a clinic learns no more about another unit's objects than a read would tell it)."""
     table: Any = kind.table
-    if session.scalar(scoped(kind, subject, region).where(table.id == row.id)) is None:
+    visible = scoped(kind, subject, region, archived=row.archived_at is not None)
+    if session.scalar(visible.where(table.id == row.id)) is None:
         return NotFound(f"{kind.name[:-1]} {row.ref} not found in region {region.code}")
-    return Conflict(f"{kind.name[:-1]} {row.ref} already exists in region {region.code}", slug="duplicate")
+    gone = " (archived: stored rounds know it by this id)" if row.archived_at is not None else ""
+    return Conflict(f"{kind.name[:-1]} {row.ref} already exists in region {region.code}{gone}", slug="duplicate")
 
 
 def create_object(
@@ -200,6 +224,7 @@ def create_object(
         raise taken_problem(session, kind, subject, region, taken)
     if not may_create(subject, kind, region):
         raise Forbidden(f"your role may not create {kind.name}")
+    refuse_identity_numbers(obj)
     refs = refs or RegionRefs(session, subject, region)
     check_references(refs, kind, obj)
     return insert_object(session, kind, subject, region, obj, refs)

@@ -76,7 +76,23 @@ def to_row_fields(kind: Kind, obj: engine.Frozen) -> dict[str, Any]:
 
 
 def _rows(session: Session, table: type[Any], region_id: int, *where: Any) -> list[Any]:
-    return list(session.scalars(select(table).where(table.region_id == region_id, *where).order_by(table.id)))
+    # Archived objects are kept only for the stored rounds that name them; a new round never sees them (and
+    # _drop_dangling drops the references to them).
+    live = table.archived_at.is_(None)
+    return list(session.scalars(select(table).where(table.region_id == region_id, live, *where).order_by(table.id)))
+
+
+def _without_archived_pins(session: Session, region_id: int, policy: engine.Policy) -> engine.Policy:
+    """Pins (a re-run inherits its round's) that name a candidate or offer deleted since no longer apply."""
+    archived = {
+        (table, ref)
+        for table in (Candidate, Offer)
+        for ref in session.scalars(
+            select(table.ref).where(table.region_id == region_id, table.archived_at.is_not(None))
+        )
+    }
+    pins = tuple(p for p in policy.pins if not {(Candidate, p.candidate_id), (Offer, p.offer_id)} & archived)
+    return policy.model_copy(update={"pins": pins})
 
 
 @dataclass(frozen=True)
@@ -160,6 +176,7 @@ def build_instance(session: Session, region: Region, round_date: date, policy: e
         parts[kind.name] = _valid(kind, _rows(session, kind.table, region.id, *where), warnings)
     _drop_dangling(session, region, parts, warnings)
     policy = _policy_in_round(policy, {c["id"] for c in parts["candidates"]}, {o["id"] for o in parts["offers"]})
+    policy = _without_archived_pins(session, region.id, policy)
     instance = engine.Instance.model_validate(
         {
             "name": name,

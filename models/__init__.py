@@ -5,6 +5,7 @@ from models.auth import ApiKey, Role, User
 from models.base import Base
 from models.commitments import Commitment, CommitmentStatus
 from models.entities import Candidate, CandidateIdentity, Offer, Programme, Region, Supervisor, Unit
+from models.privacy import RetentionPolicy
 from models.rounds import MatchRound, Proposal, RoundStatus
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "Programme",
     "Proposal",
     "Region",
+    "RetentionPolicy",
     "Role",
     "RoundStatus",
     "Supervisor",

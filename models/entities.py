@@ -35,6 +35,9 @@ class _Owned:
     version: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Set when a delete finds the object named by a stored round or a commitment: it is kept for them (so every
+    # stored round reproduces) but leaves lists, edits and new rounds (api/removal.py).
+    archived_at: Mapped[datetime | None]
 
 
 class Unit(_Owned, Base):
@@ -78,6 +81,9 @@ class Candidate(_Owned, Base):
     region_id: Mapped[int] = mapped_column(ForeignKey("region.id"), index=True)
     profession: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), default="waiting")
+    withdrawn_at: Mapped[datetime | None]  # the candidate left the queue (retention counts from here)
+    # Identity and identifying free text erased, on request or by retention (api/privacy.py); the ref stays.
+    erased_at: Mapped[datetime | None]
 
 
 class CandidateIdentity(Base):

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from api.deps import CoordinatorOrAdmin, SessionDep, audit
 from api.errors import NotFound, problem_responses
 from api.identity import mask
+from api.redaction import IdentityText
 from api.schemas import IdentityRead
 from api.services import region_for
 from models import Candidate
@@ -38,6 +39,10 @@ def read_identity(
     if found is None:
         raise NotFound(f"no identity for candidate {ref} in region {reg.code}")
     identity, candidate = found
+    # The purpose is free text about this person: their own name and number never enter the append-only log.
+    purpose = IdentityText(identity.personnummer, identity.given_name, identity.family_name).scrub(
+        purpose, name_parts=True
+    )
     audit(session, subject, "identity.read", "candidate", candidate.ref, reg.id, revealed=reveal, purpose=purpose)
     number = identity.personnummer if reveal else mask(identity.personnummer)
     return {

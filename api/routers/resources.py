@@ -80,11 +80,12 @@ def build_router(kind: Kind) -> APIRouter:
         unit: Annotated[str | None, Query(description="unit id (offers, supervisors)")] = None,
         status: Annotated[str | None, Query(max_length=32)] = None,
         profession: Annotated[str | None, Query(max_length=32)] = None,
+        archived: Annotated[bool, Query(description="list the archived ones (kept for stored rounds)")] = False,
     ) -> Any:
         reg = services.region_for(session, subject, region)
         given = {"unit": unit, "status": status, "profession": profession}
         filters = {k: v for k, v in given.items() if k in FILTERS[kind.name]}
-        return services.list_objects(session, kind, subject, reg, filters, limit, offset)
+        return services.list_objects(session, kind, subject, reg, filters, limit, offset, archived)
 
     list_.__doc__ = f"List the region's {kind.name} you may see (paginated, filterable)."
     router.add_api_route(

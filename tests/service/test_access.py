@@ -89,6 +89,13 @@ GETS: dict[str, dict[str | None, int]] = {
         "coord02": 404,
         "clinic_u1": 404,
     },
+    # Privacy: the audit trail, access requests and retention are for coordinators of the region and admins.
+    "/audit": {None: 401, "admin": 200, "coord01": 200, "coord02": 200, "clinic_u1": 403},
+    "/audit/export": {None: 401, "admin": 200, "coord01": 200, "clinic_u1": 403},
+    **{
+        f"{R}/{k}": {None: 401, "admin": 200, "coord01": 200, "coord02": 404, "clinic_u1": 403}
+        for k in ("candidates/{ref}/access-request", "retention", "retention/preview")
+    },
 }
 # Writes: who must be refused, and how (the allowed paths are exercised by the lifecycle and CRUD tests).
 WRITES: dict[tuple[str, str], dict[str | None, int]] = {
@@ -125,6 +132,15 @@ WRITES: dict[tuple[str, str], dict[str | None, int]] = {
         "clinic_u2": 404,
     },
     ("POST", f"{R}/commitments/{{commitment_id}}/follow-up"): {None: 401, "coord02": 404, "clinic_u1": 403},
+    **{("DELETE", f"{R}/{k}/{{ref}}"): {None: 401, "coord02": 404} for k in REFS},
+    ("DELETE", f"{R}/units/{{ref}}"): {None: 401, "coord02": 404, "clinic_u1": 403, "clinic_u2": 404},
+    ("DELETE", f"{R}/offers/{{ref}}"): {None: 401, "coord02": 404, "clinic_u2": 404},
+    ("DELETE", f"{R}/supervisors/{{ref}}"): {None: 401, "coord02": 404, "clinic_u2": 404},
+    ("DELETE", f"{R}/candidates/{{ref}}"): {None: 401, "coord02": 404, "clinic_u1": 404},
+    ("DELETE", f"{R}/programmes/{{ref}}"): {None: 401, "coord02": 404, "clinic_u1": 404},
+    ("POST", f"{R}/candidates/{{ref}}/erase"): {None: 401, "coord02": 404, "clinic_u1": 403},
+    ("POST", f"{R}/candidates/{{ref}}/withdraw"): {None: 401, "coord02": 404, "clinic_u1": 403},
+    ("PUT", f"{R}/retention"): {None: 401, "coord02": 404, "clinic_u1": 403},
 }
 PUBLIC = {("POST", "/auth/token")}
 
@@ -158,6 +174,10 @@ def _request(service: Service, user: str | None, method: str, path: str, ids: di
         kw["json"] = WHAT_IF
     elif path.endswith("/follow-up"):
         kw["json"] = {"status": "started"}
+    elif path.endswith("/erase"):
+        kw["json"] = {"reason": "asked to be forgotten"}
+    elif path.endswith("/retention"):
+        kw["json"] = {"placed_months": 24, "withdrawn_months": 12, "inactive_months": 24}
     elif path.endswith("/rounds") or path.endswith("/rerun"):
         kw["json"] = ROUND_BODY if path.endswith("/rounds") else {}
         kw["headers"] = {"Idempotency-Key": f"sweep-{user}-{path}"}

@@ -54,7 +54,17 @@ EXPECTED: dict[tuple[str, str], dict[str | None, int]] = {
     ("POST", f"{R}/rounds/{{round_id}}/proposals/{{proposal_id}}/decline"): _row(401, 200, 403, 403, 200, 404),
     # Follow-up of an accepted placement: coordinators of the region and admins.
     ("POST", f"{R}/commitments/{{commitment_id}}/follow-up"): _row(401, 200, 200, 404, 403, 403),
+    # Deletes (each of a fresh object): whoever may edit it; a fresh unit is no clinic's own.
+    **{
+        ("DELETE", f"{R}/{k}/{{ref}}"): _row(401, 200, 200, 404, 404, 404)
+        for k in ("units", "candidates", "programmes")
+    },
+    **{("DELETE", f"{R}/{k}/{{ref}}"): _row(401, 200, 200, 404, 200, 404) for k in PER_UNIT},
+    # A candidate's withdrawal and erasure, the region's retention: coordinators of the region and admins.
+    **{("POST", f"{R}/candidates/{{ref}}/{a}"): _row(401, 200, 200, 404, 403, 403) for a in ("withdraw", "erase")},
+    ("PUT", f"{R}/retention"): _row(401, 200, 200, 404, 403, 403),
 }
+FRESH = ("DELETE", "/withdraw", "/erase")  # routes that act on a new object for every call
 ROUND_ROUTES = {key for key in EXPECTED if "/rounds" in key[1] or "/commitments" in key[1]}
 _fresh = itertools.count(1)
 
@@ -93,6 +103,10 @@ def _request(kind: str | None, method: str, path: str) -> dict[str, Any]:
                          "unit": "U1"}}  # fmt: skip
     if path == "/users/{user_id}":
         return {"json": {"active": True}}
+    if path.endswith("/retention"):
+        return {"json": {"placed_months": 24, "withdrawn_months": 12, "inactive_months": 24}}
+    if path.endswith("/erase"):
+        return {"json": {"reason": "asked to be forgotten"}}
     assert kind is not None
     if path.endswith("/import"):
         csv = tabular.to_csv([tabular.flatten(_object(kind))])
@@ -120,6 +134,10 @@ def test_object_writes_by_role(service: Service) -> None:
         for user in expected:
             if user not in clients:  # one client per user: building one costs ~40 ms
                 clients[user] = service.client(user)
+            if method in FRESH or path.endswith(FRESH):
+                fresh = _object(kind or "")
+                assert service.call("admin", "POST", f"{R}/{kind}", json=fresh).status_code == 201
+                url = path.format(ref=fresh["id"], **ids)
             r = clients[user].request(method, url, **_request(kind, method, path))
             actual[(method, path)][user] = r.status_code
             if r.status_code >= 400:

@@ -16,20 +16,16 @@ from typing import Any
 
 import pytest
 from openpyxl import load_workbook
-from sqlalchemy import select
 
-from api.security import hash_password
-from api.snapshot import import_instance
 from matching.instance import Instance
 from matching.months import month_index
 from matching.solution import Solution
 from matching.solve import solve
 from matching.validate import load_instance
 from matching.verify import verify
-from models import Region, Role, Unit, User
-from models.db import make_engine, make_sessionmaker, transaction
 from tests.factories import candidate, instance_dict, offer, programme, supervisor, unit
-from tests.service.conftest import PASSWORD, Service
+from tests.service.conftest import Service
+from tests.service.helpers import add_region
 
 GRANT = 6 * (30_000 + 4_000)
 REGION = "07"
@@ -51,29 +47,8 @@ def region_07() -> Instance:
 @pytest.fixture(scope="module")
 def region(service: Service) -> Iterator[Service]:
     """Region 07 with a coordinator and a clinic user at each unit."""
-    engine = make_engine(service.url)
-    with transaction(make_sessionmaker(engine)) as session:
-        if session.scalar(select(Region).where(Region.code == REGION)) is None:
-            row = Region(code=REGION, name="Region Åtagande")
-            session.add(row)
-            session.flush()
-            import_instance(session, row, region_07())
-            units = {u.ref: u.id for u in session.scalars(select(Unit).where(Unit.region_id == row.id))}
-            for name, role, unit_ref in (
-                ("coord07", Role.COORDINATOR, None),
-                ("clinic07_u1", Role.CLINIC, "U1"),
-                ("clinic07_u2", Role.CLINIC, "U2"),
-            ):
-                session.add(
-                    User(
-                        username=name,
-                        password_hash=hash_password(PASSWORD),
-                        role=role,
-                        region_id=row.id,
-                        unit_id=units[unit_ref] if unit_ref else None,
-                    )
-                )
-    engine.dispose()
+    users = {"coord07": None, "clinic07_u1": "U1", "clinic07_u2": "U2"}
+    add_region(service, REGION, region_07(), users, name="Region Åtagande")
     yield service
 
 
