@@ -11,9 +11,11 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from api import idempotency, rounds
+from api import idempotency, logs, rounds
 from api.deps import ClinicOrAdmin, CoordinatorOrAdmin, Offset, RowId, SessionDep, SettingsDep, SubjectDep
 from api.errors import problem_responses
+from api.jobs import job_url
+from api.jobs.store import round_job, round_job_ids
 from api.schemas import Page, ProposalRead, RoundRead
 from api.services import region_for
 from matching.instance import Instance
@@ -24,10 +26,11 @@ router = APIRouter(prefix="/regions/{region}/rounds", tags=["rounds"])
 ERRORS = problem_responses(400, 401, 403, 404, 409, 422)
 
 
-def round_view(row: MatchRound, region: Region) -> dict[str, Any]:
-    """The API form of a round."""
+def round_view(row: MatchRound, region: Region, job_id: int | None = None) -> dict[str, Any]:
+    """The API form of a round (with the id of the job that solves it)."""
     return {
         "id": row.id,
+        "job_id": job_id,
         "region": region.code,
         "name": row.name,
         "status": row.status,
@@ -64,8 +67,10 @@ def _start(
     stored = idempotency.lookup(session, subject.user_id, key, endpoint, digest, settings.idempotency_ttl_h)
     if stored is not None:
         return JSONResponse(stored.response, status_code=stored.status_code, headers={"Idempotent-Replayed": "true"})
-    row = rounds.create_round(session, subject, reg, body, settings, previous)
-    view = jsonable_encoder(round_view(row, reg))
+    row = rounds.create_round(session, subject, reg, body, settings, previous, logs.request_id.get())
+    job = round_job(session, row.id)
+    assert job is not None
+    view = jsonable_encoder(round_view(row, reg, job.id))
     assert key is not None
     idempotency.remember(session, subject.user_id, key, endpoint, digest, 202, view)
     try:
@@ -75,8 +80,15 @@ def _start(
         stored = idempotency.lookup(session, subject.user_id, key, endpoint, digest, settings.idempotency_ttl_h)
         assert stored is not None
         return JSONResponse(stored.response, status_code=stored.status_code)
-    request.app.state.runner.start(row.id)
-    return JSONResponse(view, status_code=202, headers={"Location": f"{request.url.path.rstrip('/')}/{row.id}"})
+    wake(request)
+    return JSONResponse(view, status_code=202, headers={"Location": job_url(job.id)})
+
+
+def wake(request: Request) -> None:
+    """Tell the service's own job pool (SQLite) that a job is waiting, rather than let it find out at its next look."""
+    workers = request.app.state.workers
+    if workers is not None and hasattr(workers, "wake"):
+        workers.wake.set()
 
 
 @router.post("", status_code=202, response_model=RoundRead, responses=ERRORS)
@@ -89,7 +101,10 @@ def start_round(
     settings: SettingsDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> Any:
-    """Start a round: snapshot the region's inputs and solve them in a separate process (needs Idempotency-Key)."""
+    """Start a round: snapshot the region's inputs and queue the job that solves them (needs Idempotency-Key).
+
+    The answer is the round (`queued`) and, in `Location`, its job's URL. A region's rounds solve one at a time, in
+    the order they were started."""
     reg = region_for(session, subject, region)
     return _start(request, session, subject, settings, reg, body, idempotency_key, None)
 
@@ -105,20 +120,26 @@ def list_rounds(
 ) -> Any:
     """Rounds of the region you may see, newest first."""
     reg = region_for(session, subject, region)
-    rounds.recover_stale(session)
     statement = rounds_readable_by(subject).where(MatchRound.region_id == reg.id)
     if status:
         statement = statement.where(MatchRound.status == status)
     total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
-    rows = session.scalars(statement.order_by(MatchRound.id.desc()).limit(limit).offset(offset))
-    return {"items": [round_view(r, reg) for r in rows], "total": total, "limit": limit, "offset": offset}
+    rows = list(session.scalars(statement.order_by(MatchRound.id.desc()).limit(limit).offset(offset)))
+    job_ids = round_job_ids(session, [r.id for r in rows])
+    items = [round_view(r, reg, job_ids.get(r.id)) for r in rows]
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
+def _view(session: Any, row: MatchRound, region: Region) -> dict[str, Any]:
+    job = round_job(session, row.id)
+    return round_view(row, region, job.id if job else None)
 
 
 @router.get("/{round_id}", response_model=RoundRead, responses=ERRORS)
 def get_round(region: str, round_id: RowId, session: SessionDep, subject: SubjectDep) -> Any:
     """A round with its status, progress (objective, bound, gap, elapsed) and result summary."""
     reg = region_for(session, subject, region)
-    return round_view(rounds.get_round(session, subject, reg, round_id), reg)
+    return _view(session, rounds.get_round(session, subject, reg, round_id), reg)
 
 
 @router.get("/{round_id}/snapshot", responses=ERRORS)
@@ -134,14 +155,13 @@ def get_snapshot(region: str, round_id: RowId, session: SessionDep, subject: Coo
 def cancel_round(
     region: str, round_id: RowId, request: Request, session: SessionDep, subject: CoordinatorOrAdmin
 ) -> Any:
-    """Cancel a solving round; nothing it computed is kept."""
+    """Cancel a queued or solving round (and its job); nothing it computed is kept."""
     reg = region_for(session, subject, region)
     row = rounds.get_round(session, subject, reg, round_id, write=True)
     rounds.cancel(session, subject, row)
-    session.commit()
-    request.app.state.runner.stop(row.id)
+    session.flush()
     session.refresh(row)
-    return round_view(row, reg)
+    return _view(session, row, reg)
 
 
 @router.post("/{round_id}/rerun", status_code=202, response_model=RoundRead, responses=ERRORS)
@@ -192,7 +212,7 @@ def publish_round(region: str, round_id: RowId, session: SessionDep, subject: Co
     rounds.publish(session, subject, row)
     session.flush()
     session.refresh(row)
-    return round_view(row, reg)
+    return _view(session, row, reg)
 
 
 @router.get("/{round_id}/proposals", response_model=Page[ProposalRead], responses=ERRORS)

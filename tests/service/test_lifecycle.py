@@ -15,7 +15,7 @@ def start(service: Service, key: str, body: dict, user: str = "coord01") -> dict
 def test_round_lifecycle(service: Service) -> None:
     body = {"name": "januari", "round_date": "2027-01-15", "time_limit_s": 5, "seed": 1}
     created = start(service, "life-1", body)
-    assert created["status"] == "solving"
+    assert created["status"] == "queued" and created["job_id"] is not None
     done = service.wait_round("coord01", "01", created["id"])
     assert done["status"] == "solved", done
     assert done["result"]["placements"] == 2
@@ -103,13 +103,12 @@ def test_round_lifecycle(service: Service) -> None:
 
 
 def test_cancel_a_solving_round(service: Service) -> None:
-    service.app.state.runner.settings = service.app.state.settings.model_copy(update={"solver_start_delay_s": 30})
-    try:
+    with service.solver_delay(30):
         created = start(service, "cancel-1", {"round_date": "2027-01-15", "time_limit_s": 5})
-    finally:
-        service.app.state.runner.settings = service.app.state.settings
-    r = service.call("coord01", "POST", f"/regions/01/rounds/{created['id']}/cancel")
-    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+        r = service.call("coord01", "POST", f"/regions/01/rounds/{created['id']}/cancel")
+        assert r.status_code == 200 and r.json()["status"] == "cancelled"
+        job = service.call("coord01", "GET", f"/jobs/{created['job_id']}").json()
+        assert job["status"] == "cancelled" and job["result"] is None
     assert service.call("coord01", "POST", f"/regions/01/rounds/{created['id']}/cancel").status_code == 409
     proposals = service.call("coord01", "GET", f"/regions/01/rounds/{created['id']}/proposals").json()
     assert proposals["total"] == 0

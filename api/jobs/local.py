@@ -1,0 +1,170 @@
+"""Workers that `vardmatch serve` runs itself: with SQLite, a pool of threads that claim jobs from the database and
+run each in a child process (so the README's first command stays one command); with PostgreSQL, `vardmatch worker`
+processes (none by default: run them on any machine that reaches the database)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.jobs import store
+from api.settings import Settings
+from models.db import transaction
+
+log = logging.getLogger("vardmatch.jobs")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def child_env(settings: Settings) -> dict[str, str]:
+    """The environment of a job's process: this one's, with every setting spelled out."""
+    env = dict(os.environ)
+    for name, value in settings.model_dump(mode="json").items():
+        if value is not None:
+            env[f"VARDMATCH_{name.upper()}"] = str(value)
+    return env
+
+
+def start_child(settings: Settings, job_id: int, attempt: int) -> subprocess.Popen[bytes]:
+    """Start `python -m api.jobs.child JOB_ID ATTEMPT`."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "api.jobs.child", str(job_id), str(attempt)],
+        env=child_env(settings),
+        stdin=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
+
+
+class LocalPool:
+    """N threads, each claiming the next job its lock allows and running it in a child process."""
+
+    def __init__(self, sessions: sessionmaker[Session], settings: Settings, size: int) -> None:
+        self.sessions, self.settings, self.size = sessions, settings, size
+        self.name = f"{socket.gethostname()}:{os.getpid()}:local"
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self.children: dict[int, subprocess.Popen[bytes]] = {}
+        self.lock = threading.Lock()
+
+    def start(self) -> None:
+        """Hand back what a previous server left running, then start the threads."""
+        self.recover()
+        for index in range(self.size):
+            thread = threading.Thread(target=self._loop, name=f"job-pool-{index}", daemon=True)
+            self.threads.append(thread)
+            thread.start()
+
+    def reconfigure(self, settings: Settings) -> None:
+        """Run later jobs with other settings."""
+        self.settings = settings
+
+    def alive(self) -> int:
+        """Threads still taking jobs."""
+        return 0 if self.stopping.is_set() else sum(t.is_alive() for t in self.threads)
+
+    def recover(self) -> int:
+        """Queue again (or fail) running jobs whose heartbeat stopped: their process or server died."""
+        with transaction(self.sessions) as session:
+            lost = store.stalled(session, self.settings.worker_stalled_s)
+            for job_id, attempt in lost:
+                store.hand_back(session, job_id, attempt, self.settings.job_max_attempts, "its process stopped")
+        return len(lost)
+
+    def _claim(self) -> tuple[int, int] | None:
+        with transaction(self.sessions) as session:
+            return store.claim_next(session, self.name, self.settings.job_max_attempts)
+
+    def _loop(self) -> None:
+        last_recovery = time.monotonic()
+        while not self.stopping.is_set():
+            try:
+                if time.monotonic() - last_recovery > self.settings.worker_stalled_s:
+                    self.recover()
+                    last_recovery = time.monotonic()
+                claimed = self._claim()
+            except Exception:
+                log.exception("claiming a job failed")
+                claimed = None
+            if claimed is None:
+                self.wake.wait(0.5)
+                self.wake.clear()
+                continue
+            self._run(*claimed)
+
+    def _run(self, job_id: int, attempt: int) -> None:
+        process = start_child(self.settings, job_id, attempt)
+        with self.lock:
+            self.children[job_id] = process
+        code = process.wait()
+        with self.lock:
+            self.children.pop(job_id, None)
+        why = "the service stopped" if self.stopping.is_set() else f"its process ended with exit code {code}"
+        with transaction(self.sessions) as session:
+            store.hand_back(session, job_id, attempt, self.settings.job_max_attempts, why)
+        self.wake.set()  # a lock may have come free
+
+    def stop(self) -> None:
+        """Take no more jobs; let running ones finish within the grace time, then stop and hand them back."""
+        self.stopping.set()
+        self.wake.set()
+        deadline = time.monotonic() + self.settings.shutdown_grace_s
+        while time.monotonic() < deadline:
+            with self.lock:
+                if not self.children:
+                    break
+            time.sleep(0.1)
+        with self.lock:
+            running = list(self.children.values())
+        for process in running:
+            process.terminate()
+        for thread in self.threads:
+            thread.join(timeout=15)
+
+
+class WorkerProcesses:
+    """`vardmatch worker` processes started by the service (PostgreSQL), stopped with it."""
+
+    def __init__(self, settings: Settings, size: int) -> None:
+        self.settings, self.size = settings, size
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> None:
+        """Start the processes."""
+        for _ in range(self.size):
+            self.processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "api.jobs.worker"],
+                    env=child_env(self.settings),
+                    stdin=subprocess.DEVNULL,
+                    cwd=ROOT,
+                )
+            )
+
+    def reconfigure(self, settings: Settings) -> None:
+        """Restart the processes with other settings (they hand back what they run)."""
+        self.stop()
+        self.settings, self.processes = settings, []
+        self.start()
+
+    def alive(self) -> int:
+        """Processes still running."""
+        return sum(p.poll() is None for p in self.processes)
+
+    def stop(self) -> None:
+        """SIGTERM: each finishes its running jobs within the grace time or hands them back."""
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=self.settings.shutdown_grace_s + 15)
+            except subprocess.TimeoutExpired:
+                process.kill()
