@@ -112,14 +112,19 @@ def run(job_id: int, attempt: int, settings: Settings) -> int:
     return 1
 
 
-def main() -> None:
-    """Entry point of a job's process (settings from the environment, as the worker passes them on)."""
-    settings = Settings()
-    logs.configure(fmt=settings.log_format)
+def entry(job_id: int, attempt: int, settings: dict[str, Any]) -> None:
+    """A job's process, forked from the preloaded fork server (see local.start_child)."""
+    chosen = Settings.model_validate(settings)
+    logs.configure(fmt=chosen.log_format)
     # Solving is batch work: on the same cores as the service, requests come first. Deterministic solves count
     # deterministic time, so a lower priority changes how long they take, never what they find.
-    os.nice(settings.solver_nice)
-    sys.exit(run(int(sys.argv[1]), int(sys.argv[2]), settings))
+    os.nice(chosen.solver_nice)
+    sys.exit(run(job_id, attempt, chosen))
+
+
+def main() -> None:
+    """`python -m api.jobs.child JOB_ID ATTEMPT`, settings from the environment (for running one job by hand)."""
+    entry(int(sys.argv[1]), int(sys.argv[2]), Settings().model_dump())
 
 
 if __name__ == "__main__":

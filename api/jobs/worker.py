@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api import logs
 from api.jobs import store
-from api.jobs.local import start_child
+from api.jobs.local import start_child, warm_up
 from api.settings import Settings
 from models.db import make_engine, make_sessionmaker, normalise_url, transaction
 
@@ -98,6 +98,7 @@ async def serve_queue(settings: Settings, concurrency: int) -> None:
     engine = make_engine(settings.database_url)
     app = make_app(settings, make_sessionmaker(engine))
     async with app.open_async():
+        await asyncio.to_thread(warm_up)
         watcher = asyncio.create_task(requeue_stalled(app, settings))
         try:
             await app.run_worker_async(
