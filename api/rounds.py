@@ -222,6 +222,7 @@ def create_round(
         priority=jobs.ROUND_PRIORITY,
         created_by=subject.user_id,
         request_id=request_id,
+        start_delay_s=settings.solver_start_delay_s,
     )
     audit(session, subject, "round.create", "round", row.id, region.id, candidates=len(instance.candidates))
     return row

@@ -44,7 +44,9 @@ class Settings(BaseSettings):
     analysis_seconds: float = Field(
         default=60.0, ge=0, description="time after solving for fairness, prices and why-not re-solves (0: skip)"
     )
-    solver_start_delay_s: float = Field(default=0.0, ge=0, description="testing only: wait before solving")
+    solver_start_delay_s: float = Field(
+        default=0.0, ge=0, description="testing only: jobs queued meanwhile wait this long before solving"
+    )
     docs: bool = True
     # Jobs (api/jobs): who runs them and how a lost run is noticed.
     workers: int | None = Field(

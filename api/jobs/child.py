@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 import threading
 import time
@@ -38,6 +39,7 @@ class Heartbeat(threading.Thread):
         super().__init__(daemon=True)
         self.sessions, self.job, self.attempt, self.settings = sessions, job, attempt, settings
         self.parent = os.getppid()
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
         self.progress: dict[str, Any] = {"phase": "starting"}
         self.started = time.monotonic()
         self.stop = threading.Event()
@@ -53,7 +55,7 @@ class Heartbeat(threading.Thread):
         with self.lock:
             progress = {**self.progress, "elapsed": round(time.monotonic() - self.started, 2)}
         with transaction(self.sessions) as session:
-            alive = store.beat(session, self.job.id, self.attempt, progress)
+            alive = store.beat(session, self.job.id, self.attempt, progress, self.name)
             if alive and self.job.kind == "round":
                 session.execute(
                     update(MatchRound)
@@ -95,7 +97,7 @@ def run(job_id: int, attempt: int, settings: Settings) -> int:
         if not heartbeat.beat():
             return 0
         heartbeat.start()
-        time.sleep(settings.solver_start_delay_s)
+        time.sleep(float(job.params.get("start_delay_s", 0.0)))
         KINDS[job.kind](this_run)
         log.info("job finished", extra={"kind": job.kind, "attempt": attempt})
         return 0

@@ -105,7 +105,13 @@ def solve_round(run: Run) -> None:
             return False
         if run.settings.analysis_seconds > 0:
             store.submit(
-                session, "analysis", row.region_id, round_id=row.id, request_id=run.job.request_id, priority=-1
+                session,
+                "analysis",
+                row.region_id,
+                round_id=row.id,
+                request_id=run.job.request_id,
+                priority=-1,
+                start_delay_s=run.job.params.get("start_delay_s", 0.0),
             )
         return True
 

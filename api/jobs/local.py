@@ -90,13 +90,12 @@ class LocalPool:
         self.recover()
         threading.Thread(target=warm_up, daemon=True).start()
         for index in range(self.size):
-            thread = threading.Thread(target=self._loop, name=f"job-pool-{index}", daemon=True)
+            # The first thread of a pool of several never takes the reports computed after a round: however many
+            # of those run, a round or a what-if always finds a worker.
+            background = index > 0 or self.size == 1
+            thread = threading.Thread(target=self._loop, args=(background,), name=f"job-pool-{index}", daemon=True)
             self.threads.append(thread)
             thread.start()
-
-    def reconfigure(self, settings: Settings) -> None:
-        """Run later jobs with other settings."""
-        self.settings = settings
 
     def alive(self) -> int:
         """Threads still taking jobs."""
@@ -110,18 +109,18 @@ class LocalPool:
                 store.hand_back(session, job_id, attempt, self.settings.job_max_attempts, "its process stopped")
         return len(lost)
 
-    def _claim(self) -> tuple[int, int] | None:
+    def _claim(self, background: bool) -> tuple[int, int] | None:
         with transaction(self.sessions) as session:
-            return store.claim_next(session, self.name, self.settings.job_max_attempts)
+            return store.claim_next(session, self.name, self.settings.job_max_attempts, background=background)
 
-    def _loop(self) -> None:
+    def _loop(self, background: bool) -> None:
         last_recovery = time.monotonic()
         while not self.stopping.is_set():
             try:
                 if time.monotonic() - last_recovery > self.settings.worker_stalled_s:
                     self.recover()
                     last_recovery = time.monotonic()
-                claimed = self._claim()
+                claimed = self._claim(background)
             except Exception:
                 log.exception("claiming a job failed")
                 claimed = None
@@ -169,22 +168,17 @@ class WorkerProcesses:
         self.processes: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> None:
-        """Start the processes."""
-        for _ in range(self.size):
+        """Start the processes (the first of several takes no background jobs, as in LocalPool)."""
+        for index in range(self.size):
+            queues = store.QUEUE if index == 0 and self.size > 1 else f"{store.QUEUE},{store.BACKGROUND}"
             self.processes.append(
                 subprocess.Popen(
                     [sys.executable, "-m", "api.jobs.worker"],
-                    env=child_env(self.settings),
+                    env={**child_env(self.settings), "VARDMATCH_WORKER_QUEUES": queues},
                     stdin=subprocess.DEVNULL,
                     cwd=ROOT,
                 )
             )
-
-    def reconfigure(self, settings: Settings) -> None:
-        """Restart the processes with other settings (they hand back what they run)."""
-        self.stop()
-        self.settings, self.processes = settings, []
-        self.start()
 
     def alive(self) -> int:
         """Processes still running."""

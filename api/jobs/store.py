@@ -17,6 +17,7 @@ from models.base import utcnow
 from models.jobs import OPEN, JobStatus, SolverJob
 
 QUEUE = "solver"
+BACKGROUND = "background"  # the reports computed after every round: long, and nobody waits for them
 TASK = "vardmatch.run_job"
 ROUND_PRIORITY = 10  # a round goes before what-ifs queued earlier: the region waits for it
 
@@ -37,15 +38,17 @@ def submit(
     priority: int = 0,
     created_by: int | None = None,
     request_id: str | None = None,
+    start_delay_s: float = 0.0,
 ) -> SolverJob:
     """Add a queued job in the caller's transaction (on PostgreSQL it is put on procrastinate's queue in the same
-    transaction, so a job is queued exactly when its row exists)."""
+    transaction, so a job is queued exactly when its row exists). `start_delay_s` is for tests: the job waits that
+    long before it computes anything, wherever it runs."""
     job = SolverJob(
         kind=kind,
         region_id=region_id,
         round_id=round_id,
         status=JobStatus.QUEUED,
-        params=params or {},
+        params={**(params or {}), **({"start_delay_s": start_delay_s} if start_delay_s else {})},
         lock=lock,
         priority=priority,
         attempt=0,
@@ -69,7 +72,7 @@ def _defer(session: Session, job: SolverJob) -> None:
             "CAST(:args AS jsonb), NULL)::procrastinate_job_to_defer_v1])"
         ),
         {
-            "queue": QUEUE,
+            "queue": BACKGROUND if job.priority < 0 else QUEUE,
             "task": TASK,
             "priority": job.priority,
             "lock": job.lock,
@@ -99,14 +102,16 @@ def claim(session: Session, job_id: int, worker: str, max_attempts: int) -> int 
     return _started(session, job_id, attempt, max_attempts, now)
 
 
-def claim_next(session: Session, worker: str, max_attempts: int) -> tuple[int, int] | None:
-    """Claim the queued job to run next (highest priority, oldest first) whose lock no running job holds; the
-    check and the claim are one statement, so two pools never take the same job or two jobs of one lock."""
+def claim_next(session: Session, worker: str, max_attempts: int, *, background: bool = True) -> tuple[int, int] | None:
+    """Claim the queued job to run next (highest priority, oldest first) whose lock no running job holds, and only
+    a foreground job (priority >= 0) unless `background`; the check and the claim are one statement, so two pools
+    never take the same job or two jobs of one lock."""
     holder = aliased(SolverJob)
     held = exists().where(holder.status == JobStatus.RUNNING, holder.lock == SolverJob.lock)
     next_id = (
         select(SolverJob.id)
         .where(SolverJob.status == JobStatus.QUEUED, (SolverJob.lock.is_(None)) | ~held)
+        .where(SolverJob.priority >= (-(2**31) if background else 0))
         .order_by(SolverJob.priority.desc(), SolverJob.id)
         .limit(1)
         .scalar_subquery()
@@ -135,10 +140,13 @@ def _started(session: Session, job_id: int, attempt: int, max_attempts: int, now
     return attempt
 
 
-def beat(session: Session, job_id: int, attempt: int, progress: dict[str, Any]) -> bool:
-    """Record that the run is alive, with its progress; False when the job is no longer this run's (cancelled,
-    or handed to another run)."""
-    done = session.execute(_running(job_id, attempt).values(heartbeat_at=utcnow(), progress=progress))
+def beat(session: Session, job_id: int, attempt: int, progress: dict[str, Any], worker: str | None = None) -> bool:
+    """Record that the run is alive, with its progress (and which process runs it); False when the job is no
+    longer this run's (cancelled, or handed to another run)."""
+    values: dict[str, Any] = {"heartbeat_at": utcnow(), "progress": progress}
+    if worker is not None:
+        values["worker"] = worker
+    done = session.execute(_running(job_id, attempt).values(**values))
     return bool(done.rowcount)  # type: ignore[attr-defined]
 
 

@@ -93,7 +93,7 @@ async def requeue_stalled(app: procrastinate.App, settings: Settings) -> None:
             log.exception("looking for stalled jobs failed")
 
 
-async def serve_queue(settings: Settings, concurrency: int) -> None:
+async def serve_queue(settings: Settings, concurrency: int, queues: list[str]) -> None:
     """Run the worker until SIGTERM or SIGINT."""
     engine = make_engine(settings.database_url)
     app = make_app(settings, make_sessionmaker(engine))
@@ -102,7 +102,7 @@ async def serve_queue(settings: Settings, concurrency: int) -> None:
         watcher = asyncio.create_task(requeue_stalled(app, settings))
         try:
             await app.run_worker_async(
-                queues=[store.QUEUE],
+                queues=queues,
                 concurrency=concurrency,
                 name="vardmatch",
                 update_heartbeat_interval=settings.worker_heartbeat_s,
@@ -116,18 +116,21 @@ async def serve_queue(settings: Settings, concurrency: int) -> None:
     engine.dispose()
 
 
-def run_worker(settings: Settings, concurrency: int = 1) -> None:
-    """`vardmatch worker`: refuse SQLite (serve runs its jobs itself), then serve the queue."""
+def run_worker(settings: Settings, concurrency: int = 1, queues: list[str] | None = None) -> None:
+    """`vardmatch worker`: refuse SQLite (serve runs its jobs itself), then serve the queues (default: both, the
+    solver's and the background reports')."""
     if not normalise_url(settings.database_url).startswith("postgresql"):
         raise SystemExit("vardmatch worker needs PostgreSQL (VARDMATCH_DATABASE_URL); with SQLite, serve runs jobs")
     logs.configure(fmt=settings.log_format)
-    log.info("worker starting", extra={"concurrency": concurrency})
-    asyncio.run(serve_queue(settings, concurrency))
+    queues = queues or [store.QUEUE, store.BACKGROUND]
+    log.info("worker starting", extra={"concurrency": concurrency, "queues": queues})
+    asyncio.run(serve_queue(settings, concurrency, queues))
 
 
 def main(argv: Any = None) -> None:
     """`python -m api.jobs.worker`: one worker, one job at a time, settings from the environment."""
-    run_worker(Settings(), int(os.environ.get("VARDMATCH_WORKER_CONCURRENCY", "1")))
+    queues = [q for q in os.environ.get("VARDMATCH_WORKER_QUEUES", "").split(",") if q]
+    run_worker(Settings(), int(os.environ.get("VARDMATCH_WORKER_CONCURRENCY", "1")), queues)
 
 
 if __name__ == "__main__":

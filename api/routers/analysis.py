@@ -81,6 +81,7 @@ def _job(
         params=params,
         created_by=subject.user_id,
         request_id=logs.request_id.get(),
+        start_delay_s=request.app.state.settings.solver_start_delay_s,
     )
     session.commit()
     wake(request)

@@ -151,13 +151,12 @@ class Service:
     @contextmanager
     def solver_delay(self, seconds: float) -> Iterator[None]:
         """Jobs started meanwhile wait this long before solving (to catch them queued or running)."""
-        workers = self.app.state.workers
         settings = self.app.state.settings
-        workers.reconfigure(settings.model_copy(update={"solver_start_delay_s": seconds}))
+        self.app.state.settings = settings.model_copy(update={"solver_start_delay_s": seconds})
         try:
             yield
         finally:
-            workers.reconfigure(settings)
+            self.app.state.settings = settings
 
 
 def start_service(url: str, **overrides: Any) -> tuple[Service, uvicorn.Server, threading.Thread]:

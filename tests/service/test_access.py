@@ -65,8 +65,11 @@ GETS: dict[str, dict[str | None, int]] = {
     # Analysis: coordinators and admins. The sweep's round is no re-run (diff: 409) and CAND-A is matched in it.
     **{
         f"{R}/rounds/{{round_id}}/{k}": {None: 401, "admin": 200, "coord01": 200, "coord02": 404, "clinic_u1": 403}
-        for k in ("fairness", "prices", "why-not", "stable", "reproduce")
+        for k in ("fairness", "prices", "why-not")
     },
+    # Jobs: coordinators of the region and admins.
+    "/jobs/{job_id}": {None: 401, "admin": 200, "coord01": 200, "coord02": 404, "clinic_u1": 403},
+    f"{R}/jobs": {None: 401, "admin": 200, "coord01": 200, "coord02": 404, "clinic_u1": 403},
     f"{R}/rounds/{{round_id}}/diff": {None: 401, "admin": 409, "coord01": 409, "coord02": 404, "clinic_u1": 403},
     f"{R}/rounds/{{round_id}}/candidates/{{ref}}/why-not": {
         None: 401,
@@ -121,6 +124,18 @@ WRITES: dict[tuple[str, str], dict[str | None, int]] = {
     ("POST", f"{R}/rounds/{{round_id}}/rerun"): {None: 401, "coord02": 404, "clinic_u1": 403},
     ("POST", f"{R}/rounds/{{round_id}}/publish"): {None: 401, "coord02": 404, "clinic_u1": 403},
     ("POST", f"{R}/rounds/{{round_id}}/what-if"): {None: 401, "coord02": 404, "clinic_u1": 403},
+    **{
+        ("POST", f"{R}/rounds/{{round_id}}/{k}"): {None: 401, "coord02": 404, "clinic_u1": 403}
+        for k in ("prices", "why-not", "stable", "reproduce")
+    },
+    ("POST", f"{R}/rounds/{{round_id}}/candidates/{{ref}}/why-not"): {
+        None: 401,
+        "admin": 409,
+        "coord01": 409,
+        "coord02": 404,
+        "clinic_u1": 403,
+    },
+    ("POST", "/jobs/{job_id}/cancel"): {None: 401, "coord02": 404, "clinic_u1": 403, "coord01": 409},
     ("POST", f"{R}/rounds/{{round_id}}/proposals/{{proposal_id}}/accept"): {
         None: 401,
         "coord01": 403,
@@ -149,12 +164,20 @@ PUBLIC = {("POST", "/auth/token")}
 def ids(service: Service) -> dict[str, object]:
     """A solved (unpublished) round of region 01 with a proposal for U1, and the admin's user id."""
     r = service.call("coord01", "POST", f"{R}/rounds", json=ROUND_BODY, headers={"Idempotency-Key": "sweep"})
-    round_id = r.json()["id"]
+    round_id, job_id = r.json()["id"], r.json()["job_id"]
     assert service.wait_round("coord01", "01", round_id)["status"] == "solved"
+    analysis = next(j for j in service.call("admin", "GET", f"{R}/jobs").json()["items"] if j["kind"] == "analysis")
+    assert service.wait_job("admin", analysis)["status"] == "succeeded"  # the stored reports are read below
     proposals = service.call("coord01", "GET", f"{R}/rounds/{round_id}/proposals").json()["items"]
     admin_id = service.call("admin", "GET", "/me").json()["id"]
     # No proposal of region 01 is accepted in this module: a commitment id that exists nowhere.
-    return {"round_id": round_id, "proposal_id": proposals[0]["id"], "user_id": admin_id, "commitment_id": 999_999}
+    return {
+        "round_id": round_id,
+        "job_id": job_id,
+        "proposal_id": proposals[0]["id"],
+        "user_id": admin_id,
+        "commitment_id": 999_999,
+    }
 
 
 def _fill(path: str, ids: dict[str, object]) -> str:
