@@ -35,11 +35,14 @@ log = logging.getLogger("vardmatch.job")
 class Heartbeat(threading.Thread):
     """Writes the job's heartbeat and progress (and its round's lease) about once a second."""
 
-    def __init__(self, sessions: sessionmaker[Session], job: SolverJob, attempt: int, settings: Settings) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], job: SolverJob, attempt: int, settings: Settings, lifeline: Any
+    ) -> None:
         super().__init__(daemon=True)
         self.sessions, self.job, self.attempt, self.settings = sessions, job, attempt, settings
-        self.parent = os.getppid()
-        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.lifeline = lifeline
+        # Who runs it: the worker that claimed it, then this process (`host:pid/pid`).
+        self.name = f"{job.worker or socket.gethostname()}/{os.getpid()}"
         self.progress: dict[str, Any] = {"phase": "starting"}
         self.started = time.monotonic()
         self.stop = threading.Event()
@@ -66,8 +69,8 @@ class Heartbeat(threading.Thread):
 
     def run(self) -> None:
         while not self.stop.wait(min(1.0, self.settings.lease_s / 3)):
-            if os.getppid() != self.parent:
-                os._exit(3)  # our worker died: the queue gives the job to another run, which must not meet us
+            if self.lifeline is not None and self.lifeline.poll():
+                os._exit(3)  # our worker died (EOF): the queue gives the job to another run, which must not meet us
             try:
                 alive = self.beat()
             except Exception:  # the database may come back; the lease tells others if it does not
@@ -77,7 +80,7 @@ class Heartbeat(threading.Thread):
                 os._exit(0)  # cancelled or taken over: nothing of ours may be written
 
 
-def run(job_id: int, attempt: int, settings: Settings) -> int:
+def run(job_id: int, attempt: int, settings: Settings, lifeline: Any = None) -> int:
     """Run the job if it is still this run's; 0 when it ended (succeeded, cancelled, taken over), 1 when failed."""
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
@@ -88,7 +91,7 @@ def run(job_id: int, attempt: int, settings: Settings) -> int:
         session.expunge(job)
     logs.request_id.set(job.request_id)
     logs.job_id.set(job.id)
-    heartbeat = Heartbeat(sessions, job, attempt, settings)
+    heartbeat = Heartbeat(sessions, job, attempt, settings, lifeline)
     this_run = Run(sessions, job, attempt, settings, heartbeat.report)
     log.info("job started", extra={"kind": job.kind, "attempt": attempt, "round_id": job.round_id})
     try:
@@ -114,14 +117,14 @@ def run(job_id: int, attempt: int, settings: Settings) -> int:
     return 1
 
 
-def entry(job_id: int, attempt: int, settings: dict[str, Any]) -> None:
+def entry(job_id: int, attempt: int, settings: dict[str, Any], lifeline: Any = None) -> None:
     """A job's process, forked from the preloaded fork server (see local.start_child)."""
     chosen = Settings.model_validate(settings)
     logs.configure(fmt=chosen.log_format)
     # Solving is batch work: on the same cores as the service, requests come first. Deterministic solves count
     # deterministic time, so a lower priority changes how long they take, never what they find.
     os.nice(chosen.solver_nice)
-    sys.exit(run(job_id, attempt, chosen))
+    sys.exit(run(job_id, attempt, chosen, lifeline))
 
 
 def main() -> None:

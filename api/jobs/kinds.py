@@ -47,7 +47,9 @@ class Run:
     def done(self, result: dict[str, Any], also: Callable[[Session], bool] | None = None, **figures: Any) -> bool:
         """Store `also` (if any) and the result in one transaction; nothing if the job is no longer this run's."""
         with transaction(self.sessions) as session:
-            if (also is None or also(session)) and store.finish(session, self.job.id, self.attempt, result, **figures):
+            # The job's row first, then the round's: the order of every writer (heartbeat, cancel, hand-back), so
+            # that two of them never wait for each other.
+            if store.finish(session, self.job.id, self.attempt, result, **figures) and (also is None or also(session)):
                 return True
             session.rollback()
             return False

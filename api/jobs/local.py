@@ -46,14 +46,19 @@ class Child:
     def __init__(self, settings: Settings, job_id: int, attempt: int) -> None:
         from api.jobs.child import entry
 
+        # A lifeline: only this process holds the writing end, so the job's process reads EOF the moment its
+        # worker dies, however it dies (SIGKILL included), and stops: the job's next run must not meet it.
+        lifeline, self.holder = _FORKS.Pipe(duplex=False)
         self.process = _FORKS.Process(
-            target=entry, args=(job_id, attempt, settings.model_dump(mode="json")), name=f"job-{job_id}"
+            target=entry, args=(job_id, attempt, settings.model_dump(mode="json"), lifeline), name=f"job-{job_id}"
         )
         self.process.start()
+        lifeline.close()
 
     def wait(self) -> int:
         """Wait for the process to end; its exit code (negative: the signal that ended it)."""
         self.process.join()
+        self.holder.close()
         return self.process.exitcode if self.process.exitcode is not None else -1
 
     def terminate(self) -> None:

@@ -223,4 +223,4 @@ def _job_pid(service: Service, job_id: int) -> int | None:
     with make_sessionmaker(engine)() as session:
         job = session.get_one(SolverJob, job_id)
     engine.dispose()
-    return int(job.worker.rsplit(":", 1)[1]) if job.worker and job.worker.count(":") == 1 else None
+    return int(job.worker.rsplit("/", 1)[1]) if job.worker and "/" in job.worker else None
