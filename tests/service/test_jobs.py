@@ -21,6 +21,7 @@ import pytest
 from sqlalchemy import event, select, update
 
 from api.jobs.local import child_env
+from matching.generate import generate
 from matching.validate import load_instance
 from models import MatchRound, Proposal, SolverJob
 from models.base import utcnow
@@ -260,3 +261,37 @@ def test_metrics_and_health(cluster: Cluster) -> None:
     echoed = httpx.get(svc.base_url + "/healthz", headers={"X-Request-ID": "abc-123"}, timeout=10)
     assert echoed.headers["x-request-id"] == "abc-123"
     assert len(httpx.get(svc.base_url + "/healthz", headers={"X-Request-ID": "x" * 65}).headers["x-request-id"]) == 32
+
+
+def test_a_long_what_if_holds_up_neither_reads_nor_a_solving_rounds_heartbeat(cluster: Cluster) -> None:
+    """A what-if solving for seconds on one worker while a round of the region solves on another: reading the
+    round's progress stays quick, and the round's heartbeat (its lease) never lapses."""
+    svc = cluster.service
+    instance = generate(200, 80, seed=3)  # money binds: CP-SAT uses its time
+    add_region(svc, "30", instance, {"coord30": None})
+    body = {**BODY, "time_limit_s": 1}
+    base = ok(svc.call("admin", "POST", "/regions/30/rounds", json=body, headers={"Idempotency-Key": "hb0"}), 202)
+    assert svc.wait_round("admin", "30", base["id"], timeout=120)["status"] == "solved"
+    programme = instance.programmes[0]
+    cut = {"target": "programme", "id": programme.id, "set": {"budget": programme.budget // 2}}
+    long = {**WHAT_IF, "changes": [cut], "time_limit_s": 6}
+    what_if = ok(svc.call("admin", "POST", f"/regions/30/rounds/{base['id']}/what-if", json=long), 202)
+    solving = ok(svc.call("admin", "POST", "/regions/30/rounds", json={**body, "time_limit_s": 6},
+                          headers={"Idempotency-Key": "hb1"}), 202)  # fmt: skip
+    slowest, lapsed, together = 0.0, [], False
+    with svc.client("admin") as client:
+        while True:
+            started = time.perf_counter()
+            progress = client.get(f"/regions/30/rounds/{solving['id']}").json()
+            slowest = max(slowest, time.perf_counter() - started)
+            job = client.get(f"/jobs/{what_if['id']}").json()
+            [row] = cluster.rows(MatchRound, MatchRound.id == solving["id"])
+            if row.status == "solving" and row.lease_until is not None:
+                lapsed += [row.lease_until] if row.lease_until < utcnow() else []
+                together |= job["status"] == "running" and progress["status"] == "solving"
+            if progress["status"] not in ("queued", "solving") and job["status"] not in ("queued", "running"):
+                break
+            time.sleep(0.1)
+    assert progress["status"] == "solved" and job["status"] == "succeeded"
+    assert together, "the what-if and the round never ran at the same time"
+    assert lapsed == [] and slowest < 1.0, (lapsed, slowest)
