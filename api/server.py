@@ -10,6 +10,7 @@ from pathlib import Path
 
 import uvicorn
 
+from api import logs
 from api.app import create_app
 from api.demo import DEMO_FILE, DEMO_USERS, load_demo
 from api.settings import Environment, Settings
@@ -73,4 +74,6 @@ def serve(demo: bool, host: str = "127.0.0.1", port: int = 8000, database_url: s
     prepare_database(settings, demo)
     if demo:
         print(login_help(host, port), flush=True)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    logs.configure(fmt=settings.log_format)
+    # uvicorn's own log setup is skipped: its records go through the root logger, as JSON lines with request ids.
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, timeout_graceful_shutdown=30)
