@@ -62,7 +62,7 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     seed(url)
     postgres = request.param == "postgres"
     # No post-round reports here (they are jobs too, tested elsewhere): what is counted below is rounds and what-ifs.
-    svc, server, thread = start_service(url, workers=0 if postgres else 3, analysis_seconds=0)
+    svc, server, thread = start_service(url, workers=0 if postgres else 3, analysis_seconds=0, shutdown_grace_s=1)
     for code in REGIONS:
         add_region(svc, code, load_instance(FIXTURES / "pin_and_forbid.json"), {f"coord{code}": None})
     cluster = Cluster(svc, request.param)
@@ -295,3 +295,33 @@ def test_a_long_what_if_holds_up_neither_reads_nor_a_solving_rounds_heartbeat(cl
     assert progress["status"] == "solved" and job["status"] == "succeeded"
     assert together, "the what-if and the round never ran at the same time"
     assert lapsed == [] and slowest < 1.0, (lapsed, slowest)
+
+
+def test_sigterm_hands_a_running_job_back(cluster: Cluster) -> None:
+    """A worker told to stop (SIGTERM) while a job runs longer than its grace time hands the job back: another
+    worker runs it to the end (PostgreSQL: the second of the live workers; SQLite: the service's pool, restarted)."""
+    from api.jobs.local import LocalPool
+
+    svc = cluster.service
+    code = REGIONS[1]
+    [row] = cluster.rows(MatchRound, MatchRound.region_id == _region_id(cluster, code), MatchRound.name == "")[:1]
+    with svc.solver_delay(3):
+        job = ok(svc.call("admin", "POST", f"/regions/{code}/rounds/{row.id}/what-if", json=WHAT_IF), 202)
+    deadline = time.monotonic() + 30
+    while "/" not in (cluster.rows(SolverJob, SolverJob.id == job["id"])[0].worker or ""):
+        assert time.monotonic() < deadline, "the job never started"
+        time.sleep(0.05)
+    [running] = cluster.rows(SolverJob, SolverJob.id == job["id"])
+    if cluster.backend == "postgres":
+        pid = int(running.worker.split("/")[0].split(":")[1])
+        worker = next(w for w in cluster.workers if w.pid == pid)
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0  # it stopped cleanly, after its grace time
+    else:
+        pool = svc.app.state.workers
+        pool.stop()
+        assert cluster.rows(SolverJob, SolverJob.id == job["id"])[0].status == "queued"
+        svc.app.state.workers = LocalPool(pool.sessions, pool.settings, pool.size)
+        svc.app.state.workers.start()
+    done = svc.wait_job("admin", job)
+    assert done["status"] == "succeeded" and done["attempt"] == 2, done
