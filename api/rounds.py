@@ -1,6 +1,7 @@
-"""The life of a matching round: create (snapshot) -> solve in a child process -> verify -> store -> publish ->
-clinics answer -> declines become forbids of the next round. Every transition is a guarded UPDATE, so two
-actors can never both move a round, and one solving round per region is enforced by a unique column."""
+"""The life of a matching round: create (snapshot, and the job that solves it) -> a worker solves, verifies and
+stores it (api/jobs) -> publish -> clinics answer -> declines become forbids of the next round. Every transition
+is a guarded UPDATE, so two actors can never both move a round, and one solving round per region is enforced by
+a unique column."""
 
 from __future__ import annotations
 
