@@ -161,7 +161,7 @@ def _workers(url: str, count: int) -> Iterator[None]:
 
     processes = [
         subprocess.Popen(
-            [sys.executable, "-m", "api.jobs.worker"],
+            [sys.executable, "-m", "api.cli", "worker"],
             env=child_env(settings),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -178,8 +178,8 @@ class WorkerProcesses:
             queues = store.QUEUE if index == 0 and self.size > 1 else f"{store.QUEUE},{store.BACKGROUND}"
             self.processes.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "api.jobs.worker"],
-                    env={**child_env(self.settings), "VARDMATCH_WORKER_QUEUES": queues},
+                    [sys.executable, "-m", "api.cli", "worker", "--queues", queues],
+                    env=child_env(self.settings),
                     stdin=subprocess.DEVNULL,
                     cwd=ROOT,
                 )

@@ -14,7 +14,6 @@ import asyncio
 import logging
 import os
 import socket
-from typing import Any
 
 import procrastinate
 from procrastinate.job_context import JobContext
@@ -127,10 +126,11 @@ def run_worker(settings: Settings, concurrency: int = 1, queues: list[str] | Non
     asyncio.run(serve_queue(settings, concurrency, queues))
 
 
-def main(argv: Any = None) -> None:
-    """`python -m api.jobs.worker`: one worker, one job at a time, settings from the environment."""
-    queues = [q for q in os.environ.get("VARDMATCH_WORKER_QUEUES", "").split(",") if q]
-    run_worker(Settings(), int(os.environ.get("VARDMATCH_WORKER_CONCURRENCY", "1")), queues)
+def main() -> None:
+    """`python -m api.jobs.worker`: as `vardmatch worker` with its defaults, settings from the environment."""
+    from api.cli import app
+
+    app(["worker"], prog_name="vardmatch")
 
 
 if __name__ == "__main__":

@@ -81,6 +81,8 @@ def dump(url: str) -> dict[str, list[dict[str, str]]]:
         out = {}
         with engine.connect() as connection:
             for name, table in sorted(metadata.tables.items()):
+                if name.startswith("procrastinate"):
+                    continue  # the job queue's own bookkeeping (worker heartbeats, job ids): no application data
                 order = list(table.primary_key.columns) or list(table.columns)
                 rows = connection.execute(select(table).order_by(*order))
                 out[name] = [{k: _text(v) for k, v in row._mapping.items()} for row in rows]
