@@ -20,6 +20,7 @@ from api.rounds import Runner, recover_stale
 from api.routers import analysis, audit, auth, commitments, identity, privacy, resources, rounds
 from api.security import LoginLimiter
 from api.settings import Settings
+from api.signing import Signing
 from models.db import make_engine, make_sessionmaker, transaction
 
 API_PREFIX = "/api/v1"
@@ -73,7 +74,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessions = sessions
     app.state.runner = runner
     app.state.import_process = import_process
-    app.state.login_limiter = LoginLimiter(settings.login_failures_allowed, settings.login_window_s)
+    app.state.signing = Signing(settings, sessions)
+    app.state.login_limiter = LoginLimiter(
+        settings.login_failures_allowed, settings.login_account_failures_allowed, settings.login_window_s
+    )
     errors.install(app)
     install_log_filters()
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, upload_limit=settings.max_upload_bytes + 64 * 1024)

@@ -218,3 +218,22 @@ class ApiKeyCreated(BaseModel):
     id: int
     name: str
     key: str
+
+
+class ApiKeyRead(BaseModel):
+    """One of your API keys, never with the key itself: `prefix` is the part after `vm_` that tells keys apart."""
+
+    id: int
+    name: str
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class PasswordChange(BaseModel):
+    """Your own password change: every token and API key issued before it stops working."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: str = Field(min_length=1, max_length=200)
+    new_password: str = Field(min_length=10, max_length=200)
