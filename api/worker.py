@@ -12,9 +12,9 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from matching.instance import Instance
-from matching.provenance import versions
-from matching.solution import Solution
+from matching.input.instance import Instance
+from matching.model.solution import Solution
+from matching.reports.provenance import versions
 from models import AuditEvent, Candidate, MatchRound, Offer, Proposal, RoundStatus
 from models.base import utcnow
 
@@ -119,7 +119,7 @@ def store_result(session: Session, round_id: int, solution: Solution) -> bool:
 
 def analysis_of(instance: Instance, solution: Solution, seconds: float) -> dict[str, Any]:
     """The post-solve reports, or the error that stopped them (the round's result stands either way)."""
-    from matching.analysis import analyse
+    from matching.reports.analysis import analyse
 
     try:
         return analyse(instance, solution, seconds=seconds).model_dump(mode="json")

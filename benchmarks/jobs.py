@@ -60,9 +60,9 @@ def _prepare(url: str, settings: JobsSettings) -> tuple[int, int]:
     from api.settings import Settings
     from api.snapshot import import_instance
     from api.worker import store_result
-    from matching.generate import generate
-    from matching.instance import Instance
-    from matching.solve import solve
+    from matching.generators.generate import generate
+    from matching.input.instance import Instance
+    from matching.solvers.solve import solve
     from models import MatchRound, Region, Role, RoundStatus
     from models.db import make_engine, make_sessionmaker, transaction
     from models.migrate import upgrade
@@ -108,7 +108,7 @@ def _submit(url: str, region_id: int, round_id: int, settings: JobsSettings) -> 
     with transaction(make_sessionmaker(engine)) as session:
         snapshot = session.scalar(select(MatchRound.snapshot).where(MatchRound.id == round_id))
         assert snapshot is not None
-        from matching.instance import Instance
+        from matching.input.instance import Instance
 
         programme = Instance.model_validate_json(snapshot).programmes[0]
         for k in range(settings.jobs):

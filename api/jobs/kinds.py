@@ -15,11 +15,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.jobs import store
 from api.settings import Settings
 from api.worker import analysis_of, store_analysis, store_result
-from matching.changes import Change, apply_changes, describe
-from matching.diff import round_diff
-from matching.instance import Instance, Pair
-from matching.solution import Solution
-from matching.validate import InvalidInstance
+from matching.input.instance import Instance, Pair
+from matching.input.validate import InvalidInstance
+from matching.model.solution import Solution
+from matching.reports.changes import Change, apply_changes, describe
+from matching.reports.diff import round_diff
 from models import MatchRound, RoundStatus
 from models.base import utcnow
 from models.db import transaction
@@ -90,8 +90,8 @@ def _progress(run: Run) -> Callable[[dict[str, Any]], None]:
 def solve_round(run: Run) -> None:
     """Solve a round from its snapshot, verify, and store proposals, summary and the job's success together; the
     round's reports follow as a job of their own."""
-    from matching.solve import solve
-    from matching.verify import verify
+    from matching.reports.verify import verify
+    from matching.solvers.solve import solve
 
     row, instance = _round(run)
     solution = solve(instance, progress=_progress(run))
@@ -133,7 +133,7 @@ def analyse_round(run: Run) -> None:
 
 def what_if(run: Run) -> None:
     """The round re-solved with changed inputs, against its stored result."""
-    from matching.solve import solve
+    from matching.solvers.solve import solve
 
     row, instance, solution = _solved(run)
     params = run.job.params
@@ -166,7 +166,7 @@ def what_if(run: Run) -> None:
 
 def stable(run: Run) -> None:
     """Deferred acceptance, the optimiser and the optimiser without blocking pairs, side by side."""
-    from matching.stable import compare
+    from matching.solvers.stable import compare
 
     row, instance, _ = _solved(run)
     try:
@@ -178,8 +178,8 @@ def stable(run: Run) -> None:
 
 def reproduce(run: Run) -> None:
     """The stored snapshot solved again and compared with the stored result, assignment by assignment."""
-    from matching.provenance import differences, versions
-    from matching.solve import solve
+    from matching.reports.provenance import differences, versions
+    from matching.solvers.solve import solve
 
     row, instance, stored = _solved(run)
     again = solve(instance, progress=_progress(run))
@@ -216,8 +216,8 @@ def assignment_differences(stored: Solution, again: Solution) -> list[str]:
 
 def prices(run: Run) -> None:
     """Shadow prices from the LP relaxation, per objective tier, with plain sentences."""
-    from matching.prepare import prepare
-    from matching.prices import plain_prices, round_prices
+    from matching.reports.prices import plain_prices, round_prices
+    from matching.rules.prepare import prepare
 
     row, instance, _ = _solved(run)
     prep = prepare(instance)
@@ -228,7 +228,7 @@ def prices(run: Run) -> None:
 
 def why_not_all(run: Run) -> None:
     """Why each unmatched candidate was left out, with a short budget, summarised per cause."""
-    from matching.whynot import summarise, why_not_all
+    from matching.reports.whynot import summarise, why_not_all
 
     row, instance, solution = _solved(run)
     found = why_not_all(instance, solution, seconds_total=run.job.params.get("seconds", 10.0), per_candidate=2.0)
@@ -238,7 +238,7 @@ def why_not_all(run: Run) -> None:
 
 def why_not_candidate(run: Run) -> None:
     """Why one candidate was not matched, and the smallest change that places them (re-solved)."""
-    from matching.whynot import why_not
+    from matching.reports.whynot import why_not
 
     _, instance, solution = _solved(run)
     params = run.job.params

@@ -37,7 +37,9 @@ def child_env(settings: Settings) -> dict[str, str]:
 # rather than the seconds a fresh interpreter takes to import OR-Tools, numpy and scipy. The fork server is a clean
 # single-threaded process, so forking it is safe whatever threads the service or worker runs.
 _FORKS = multiprocessing.get_context("forkserver")
-_FORKS.set_forkserver_preload(["api.jobs.child", "matching.solve", "matching.verify", "matching.analysis"])
+_FORKS.set_forkserver_preload(
+    ["api.jobs.child", "matching.solvers.solve", "matching.reports.verify", "matching.reports.analysis"]
+)
 
 
 class Child:

@@ -12,19 +12,22 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from api import jobs, logs, rounds
 from api.deps import CoordinatorOrAdmin, RowId, SessionDep, SettingsDep
 from api.errors import Conflict, NotFound, Unprocessable, problem_responses
+from api.http.jobs import JobRead
 from api.routers.rounds import wake
+from api.schemas import DiffRead, FairnessRead, PricesRead, WhyNotRead
 from api.services import region_for
-from matching.changes import Change, apply_changes
-from matching.diff import round_diff
-from matching.fairness import group_rows
-from matching.instance import Instance
-from matching.solution import Solution
-from matching.validate import InvalidInstance
+from matching.input.instance import Instance
+from matching.input.validate import InvalidInstance
+from matching.model.solution import Solution
+from matching.reports.changes import Change, apply_changes
+from matching.reports.diff import round_diff
+from matching.reports.fairness import group_rows
+from matching.reports.whynot import WhyNot
 from models import MatchRound
 from models.queries import Subject
 
@@ -52,9 +55,19 @@ def _solved(session: Any, subject: Any, region: str, round_id: int) -> tuple[Mat
     return row, Instance.model_validate_json(row.snapshot), rounds.stored_solution(session, row)
 
 
-def _report(row: MatchRound) -> dict[str, Any] | None:
-    """The stored analysis, unless it is missing or failed (then the routes compute what they need)."""
-    return row.analysis if row.analysis and "error" not in row.analysis else None
+def _report(row: MatchRound, model: type[BaseModel] | None = None, **parts: str) -> dict[str, Any] | None:
+    """The stored analysis, unless it is missing or failed (then the routes compute what they need). With a model,
+    only if the stored parts (response field -> analysis key) still read as that model's fields: a report stored by
+    an older version is computed again rather than answered in a shape the API no longer declares."""
+    report = row.analysis if row.analysis and "error" not in row.analysis else None
+    if report is None or model is None:
+        return report
+    try:
+        for field, key in parts.items():
+            TypeAdapter(model.model_fields[field].annotation).validate_python(report[key])
+    except (KeyError, ValidationError):
+        return None
+    return report
 
 
 def _invalid(exc: InvalidInstance) -> Unprocessable:
@@ -91,11 +104,11 @@ def _job(
     )
 
 
-@router.get("/fairness", responses=ERRORS)
+@router.get("/fairness", response_model=FairnessRead, responses=ERRORS)
 def fairness(region: str, round_id: RowId, session: SessionDep, subject: CoordinatorOrAdmin) -> Any:
     """Match rate and mean score by profession, county, country of training and waiting band; each floor's price."""
     row, instance, solution = _solved(session, subject, region, round_id)
-    report = _report(row) or {}
+    report = _report(row, FairnessRead, groups="fairness", floor_prices="floor_prices") or {}
     return {
         "round_id": row.id,
         "groups": report.get("fairness") or [g.model_dump(mode="json") for g in group_rows(instance, solution)],
@@ -104,38 +117,38 @@ def fairness(region: str, round_id: RowId, session: SessionDep, subject: Coordin
     }
 
 
-@router.get("/prices", responses=ERRORS)
+@router.get("/prices", response_model=PricesRead, responses=ERRORS)
 def prices(region: str, round_id: RowId, request: Request, session: SessionDep, subject: CoordinatorOrAdmin) -> Any:
     """Shadow prices from the LP relaxation: the value of one more krona per programme and one more seat per unit
     (stored with the round's reports; 409 `report-not-ready` until then)."""
     row, _, _ = _solved(session, subject, region, round_id)
-    report = _report(row)
+    report = _report(row, PricesRead, prices="prices", lines="price_lines")
     if report is None:
         raise _not_ready(request, row)
     return {"round_id": row.id, "prices": report["prices"], "lines": report["price_lines"]}
 
 
-@router.post("/prices", status_code=202, responses=JOB_ERRORS)
+@router.post("/prices", status_code=202, response_model=JobRead, responses=JOB_ERRORS)
 def prices_job(region: str, round_id: RowId, request: Request, session: SessionDep, subject: CoordinatorOrAdmin) -> Any:
     """Compute the shadow prices now, as a job (its result has the GET's form)."""
     row, _, _ = _solved(session, subject, region, round_id)
     return _job(request, session, subject, row, "prices", {})
 
 
-@router.get("/why-not", responses=ERRORS)
+@router.get("/why-not", response_model=WhyNotRead, responses=ERRORS)
 def why_not_summary(
     region: str, round_id: RowId, request: Request, session: SessionDep, subject: CoordinatorOrAdmin
 ) -> Any:
     """Why each unmatched candidate was left out, summarised per cause, with the most common smallest changes
     (stored with the round's reports; 409 `report-not-ready` until then)."""
     row, _, _ = _solved(session, subject, region, round_id)
-    report = _report(row)
+    report = _report(row, WhyNotRead, summary="why_not_summary", candidates="why_not")
     if report is None:
         raise _not_ready(request, row)
     return {"round_id": row.id, "summary": report["why_not_summary"], "candidates": report["why_not"]}
 
 
-@router.post("/why-not", status_code=202, responses=JOB_ERRORS)
+@router.post("/why-not", status_code=202, response_model=JobRead, responses=JOB_ERRORS)
 def why_not_job(
     region: str, round_id: RowId, request: Request, session: SessionDep, subject: CoordinatorOrAdmin
 ) -> Any:
@@ -151,7 +164,7 @@ def _unmatched(row: MatchRound, instance: Instance, solution: Solution, ref: str
         raise Conflict(f"candidate {ref} is matched in round {row.id}", slug="candidate-matched")
 
 
-@router.get("/candidates/{ref}/why-not", responses=ERRORS)
+@router.get("/candidates/{ref}/why-not", response_model=WhyNot, responses=ERRORS)
 def candidate_why_not(
     region: str, round_id: RowId, ref: str, request: Request, session: SessionDep, subject: CoordinatorOrAdmin
 ) -> Any:
@@ -159,13 +172,14 @@ def candidate_why_not(
     round's reports; 409 `report-not-ready` until then)."""
     row, instance, solution = _solved(session, subject, region, round_id)
     _unmatched(row, instance, solution, ref)
-    stored = next((w for w in (_report(row) or {}).get("why_not", []) if w["candidate_id"] == ref), None)
+    report = _report(row, WhyNotRead, candidates="why_not") or {}
+    stored = next((w for w in report.get("why_not", []) if w["candidate_id"] == ref), None)
     if stored is None or not stored.get("computed"):
         raise _not_ready(request, row)
     return stored
 
 
-@router.post("/candidates/{ref}/why-not", status_code=202, responses=JOB_ERRORS)
+@router.post("/candidates/{ref}/why-not", status_code=202, response_model=JobRead, responses=JOB_ERRORS)
 def candidate_why_not_job(
     region: str,
     round_id: RowId,
@@ -183,7 +197,7 @@ def candidate_why_not_job(
     return _job(request, session, subject, row, "why_not_candidate", {"candidate": ref, "seconds": budget})
 
 
-@router.get("/diff", responses=ERRORS)
+@router.get("/diff", response_model=DiffRead, responses=ERRORS)
 def diff(region: str, round_id: RowId, session: SessionDep, subject: CoordinatorOrAdmin) -> Any:
     """Against the round this one re-ran: who kept their place, moved, was added or lost a place, and why."""
     row, instance, solution = _solved(session, subject, region, round_id)
@@ -194,7 +208,7 @@ def diff(region: str, round_id: RowId, session: SessionDep, subject: Coordinator
     return {"round_id": row.id, "previous_round_id": row.previous_round_id, **changes}
 
 
-@router.post("/what-if", status_code=202, responses=JOB_ERRORS)
+@router.post("/what-if", status_code=202, response_model=JobRead, responses=JOB_ERRORS)
 def what_if(
     region: str,
     round_id: RowId,
@@ -217,7 +231,7 @@ def what_if(
     return _job(request, session, subject, row, "what_if", params)
 
 
-@router.post("/stable", status_code=202, responses=JOB_ERRORS)
+@router.post("/stable", status_code=202, response_model=JobRead, responses=JOB_ERRORS)
 def stable(
     region: str,
     round_id: RowId,
@@ -235,7 +249,7 @@ def stable(
     )
 
 
-@router.post("/reproduce", status_code=202, responses=JOB_ERRORS)
+@router.post("/reproduce", status_code=202, response_model=JobRead, responses=JOB_ERRORS)
 def reproduce(region: str, round_id: RowId, request: Request, session: SessionDep, subject: CoordinatorOrAdmin) -> Any:
     """Solve the stored snapshot again (same policy, seed and deterministic mode) and compare with the stored result
     (a job)."""

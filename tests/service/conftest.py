@@ -22,7 +22,7 @@ from api.identity import fake_test_personnummer
 from api.security import hash_password
 from api.settings import Settings
 from api.snapshot import import_instance
-from matching.validate import load_instance
+from matching.input.validate import load_instance
 from models import Candidate, CandidateIdentity, Region, Role, Unit, User
 from models.db import make_engine, make_sessionmaker, transaction
 from models.migrate import upgrade
@@ -174,7 +174,9 @@ def start_service(url: str, **overrides: Any) -> tuple[Service, uvicorn.Server, 
     app = create_app(settings)
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws="none", lifespan="on")
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", ws="none", lifespan="on", proxy_headers=False
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -21,8 +21,8 @@ import pytest
 from sqlalchemy import event, select, update
 
 from api.jobs.local import child_env
-from matching.generate import generate
-from matching.validate import load_instance
+from matching.generators.generate import generate
+from matching.input.validate import load_instance
 from models import MatchRound, Proposal, SolverJob
 from models.base import utcnow
 from models.db import make_engine, make_sessionmaker

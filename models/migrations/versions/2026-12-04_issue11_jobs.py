@@ -1,7 +1,7 @@
 """jobs: solver_job (every piece of solver work), and procrastinate's queue schema on PostgreSQL
 
 Revision ID: 0006_issue11_jobs
-Revises: 0004_issue12_privacy
+Revises: 0005_issue13_access
 Create Date: 2026-12-04 09:00:00
 
 On PostgreSQL the job queue is procrastinate's: its schema (tables procrastinate_*, their types, functions and
@@ -21,7 +21,7 @@ from alembic import op
 from models.base import UTCDateTime
 
 revision = "0006_issue11_jobs"
-down_revision = "0004_issue12_privacy"
+down_revision = "0005_issue13_access"
 branch_labels = None
 depends_on = None
 
