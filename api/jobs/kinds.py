@@ -8,11 +8,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.jobs import store
+from api.schemas import PricesRead, ReproduceRead, StableRead, WhatIfRead, WhyNotRead
 from api.settings import Settings
 from api.worker import analysis_of, store_analysis, store_result
 from matching.input.instance import Instance, Pair
@@ -53,6 +55,11 @@ class Run:
                 return True
             session.rollback()
             return False
+
+
+def shaped(model: type[BaseModel], result: dict[str, Any]) -> dict[str, Any]:
+    """The result in the form its response model declares (what the route answered when it solved in the request)."""
+    return model.model_validate(result).model_dump(mode="json")
 
 
 def invalid(exc: InvalidInstance, what: str = "the changes") -> JobError:
@@ -151,16 +158,19 @@ def what_if(run: Run) -> None:
     except InvalidInstance as exc:
         raise invalid(exc) from None
     run.done(
-        {
-            "round_id": row.id,
-            "changes": [describe(c, instance) for c in changes],
-            "status": after.status,
-            "placements_before": solution.placements,
-            "placements_after": after.placements,
-            "placements_change": after.placements - solution.placements,
-            "diff": round_diff(solution, changed, after).model_dump(mode="json"),
-            "money": [m.model_dump(mode="json") for m in after.money],
-        }
+        shaped(
+            WhatIfRead,
+            {
+                "round_id": row.id,
+                "changes": [describe(c, instance) for c in changes],
+                "status": after.status,
+                "placements_before": solution.placements,
+                "placements_after": after.placements,
+                "placements_change": after.placements - solution.placements,
+                "diff": round_diff(solution, changed, after).model_dump(mode="json"),
+                "money": [m.model_dump(mode="json") for m in after.money],
+            },
+        )
     )
 
 
@@ -173,7 +183,7 @@ def stable(run: Run) -> None:
         result = compare(instance, time_limit_s=run.job.params["seconds"])
     except InvalidInstance as exc:
         raise invalid(exc, "the round") from None
-    run.done({"round_id": row.id, **result.model_dump(mode="json")})
+    run.done(shaped(StableRead, {"round_id": row.id, **result.model_dump(mode="json")}))
 
 
 def reproduce(run: Run) -> None:
@@ -186,17 +196,20 @@ def reproduce(run: Run) -> None:
     then, now = (row.provenance or {}).get("versions", {}), versions()
     mismatches = assignment_differences(stored, again)
     run.done(
-        {
-            "round_id": row.id,
-            "identical": not mismatches and again.placements == stored.placements and again.score == stored.score,
-            "deterministic": instance.policy.deterministic,
-            "differences": mismatches[:20],
-            "stored": {"placements": stored.placements, "score": stored.score, "objective": stored.objective},
-            "again": {"placements": again.placements, "score": again.score, "objective": again.objective},
-            "versions_then": then,
-            "versions_now": now,
-            "version_differences": differences(then, now) if then else {},
-        }
+        shaped(
+            ReproduceRead,
+            {
+                "round_id": row.id,
+                "identical": not mismatches and again.placements == stored.placements and again.score == stored.score,
+                "deterministic": instance.policy.deterministic,
+                "differences": mismatches[:20],
+                "stored": {"placements": stored.placements, "score": stored.score, "objective": stored.objective},
+                "again": {"placements": again.placements, "score": again.score, "objective": again.objective},
+                "versions_then": then,
+                "versions_now": now,
+                "version_differences": differences(then, now) if then else {},
+            },
+        )
     )
 
 
@@ -223,7 +236,9 @@ def prices(run: Run) -> None:
     prep = prepare(instance)
     tiers = round_prices(prep, time_limit=20.0)
     lines = plain_prices(tiers, prep=prep, time_limit=10.0)
-    run.done({"round_id": row.id, "prices": [p.model_dump(mode="json") for p in tiers], "lines": lines})
+    run.done(
+        shaped(PricesRead, {"round_id": row.id, "prices": [p.model_dump(mode="json") for p in tiers], "lines": lines})
+    )
 
 
 def why_not_all(run: Run) -> None:
@@ -233,7 +248,8 @@ def why_not_all(run: Run) -> None:
     row, instance, solution = _solved(run)
     found = why_not_all(instance, solution, seconds_total=run.job.params.get("seconds", 10.0), per_candidate=2.0)
     candidates = [w.model_dump(mode="json") for w in found]
-    run.done({"round_id": row.id, "summary": summarise(found).model_dump(mode="json"), "candidates": candidates})
+    summary = summarise(found).model_dump(mode="json")
+    run.done(shaped(WhyNotRead, {"round_id": row.id, "summary": summary, "candidates": candidates}))
 
 
 def why_not_candidate(run: Run) -> None:
