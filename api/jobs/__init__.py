@@ -12,9 +12,10 @@ own (api/jobs/child.py) and what it computes is in api/jobs/kinds.py.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from api.deps import audit
 from api.errors import Conflict, NotFound
@@ -25,7 +26,7 @@ from models.jobs import SolverJob, jobs_readable_by
 from models.queries import Subject
 
 API_PREFIX = "/api/v1"
-__all__ = ["cancel", "find", "job_url", "submit", "view"]
+__all__ = ["cancel", "find", "job_url", "submit", "view", "wait"]
 
 
 def job_url(job_id: int) -> str:
@@ -75,3 +76,16 @@ def cancel(session: Session, subject: Subject, job: SolverJob) -> None:
     if not store.cancel(session, job):
         raise Conflict(f"job {job.id} is {job.status}; only a queued or running job can be cancelled", slug="job-state")
     audit(session, subject, "job.cancel", "job", job.id, job.region_id, kind=job.kind)
+
+
+def wait(sessions: sessionmaker[Session], job_id: int, timeout_s: float) -> SolverJob | None:
+    """The job once it has ended, or None if it is still open after timeout_s (reads only; for a page that shows a
+    short job's result on the answer to the form that queued it)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with sessions() as session:
+            job = session.get(SolverJob, job_id)
+            if job is None or job.status not in ("queued", "running"):
+                return job
+        time.sleep(0.2)
+    return None
