@@ -14,8 +14,8 @@ from pydantic import ValidationError
 from sqlalchemy import func
 from sqlalchemy.orm import Session
 
-from matching.instance import Policy
-from matching.statement import objective_statement
+from matching.input.instance import Policy
+from matching.reports.statement import objective_statement
 from models import MatchRound, Proposal, Region, Role, Unit
 from models.queries import Subject, proposals_readable_by
 

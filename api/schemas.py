@@ -7,13 +7,13 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from matching import instance as engine
-from matching.diff import RoundDiff
-from matching.fairness import FloorPrice, GroupRow
-from matching.prices import Prices
-from matching.solution import Assignment, ProgrammeUse, Status, Unmatched
-from matching.stable import StableComparison
-from matching.whynot import WhyNot, WhyNotSummary
+from matching.input import instance as engine
+from matching.model.solution import Assignment, ProgrammeUse, Status, Unmatched
+from matching.reports.diff import RoundDiff
+from matching.reports.fairness import FloorPrice, GroupRow
+from matching.reports.prices import Prices
+from matching.reports.whynot import WhyNot, WhyNotSummary
+from matching.solvers.stable import StableComparison
 
 T = TypeVar("T")
 

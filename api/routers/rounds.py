@@ -24,7 +24,7 @@ from api.schemas import (
     RoundSummary,
 )
 from api.services import region_for
-from matching.instance import Instance
+from matching.input.instance import Instance
 from models import MatchRound, Proposal, Region
 from models.queries import proposals_readable_by, rounds_readable_by
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from matching.instance import Instance, waiting_band
+from matching.input.instance import Instance, waiting_band
 from models import MatchRound
 from models.db import make_engine, make_sessionmaker
 from tests.service.conftest import Service
