@@ -20,6 +20,7 @@ from api.rounds import Runner, recover_stale
 from api.routers import analysis, audit, auth, commitments, identity, privacy, resources, rounds
 from api.security import LoginLimiter
 from api.settings import Settings
+from api.web import install as install_web
 from models.db import make_engine, make_sessionmaker, transaction
 
 API_PREFIX = "/api/v1"
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
         return JSONResponse({"status": "ok", "database": "ok"})
 
+    install_web(app)
     _add_problem_schema(app)
     return app
 
