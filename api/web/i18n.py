@@ -38,7 +38,7 @@ class Catalogue:
 def _pattern(msgid: str) -> re.Pattern[str]:
     parts = _PLACEHOLDER.split(msgid)
     # split() alternates text and placeholder names: text at even positions, names at odd.
-    regex = "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>.+?)" for i, p in enumerate(parts))
+    regex = "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>.*?)" for i, p in enumerate(parts))
     return re.compile(f"^{regex}$", re.DOTALL)
 
 
@@ -76,7 +76,7 @@ def ngettext(singular: str, plural: str, n: int) -> str:
 
 def sentence(text: str | None) -> str:
     """A sentence of the API in the current locale: an exact message, else a pattern with its values carried over,
-    else each '; '-separated part on its own; untranslatable text is shown as it is."""
+    else each part between '; ' (or ' + ') on its own; untranslatable text is shown as it is."""
     if not text:
         return ""
     cat = catalogue(current_locale.get())
@@ -86,8 +86,9 @@ def sentence(text: str | None) -> str:
         match = pattern.match(text)
         if match:
             return _fill(target, {k: sentence(v) for k, v in match.groupdict().items()})
-    if "; " in text:
-        return "; ".join(sentence(part) for part in text.split("; "))
+    for separator in ("; ", " + "):
+        if separator in text:
+            return separator.join(sentence(part) for part in text.split(separator))
     return text
 
 

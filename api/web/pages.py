@@ -109,8 +109,6 @@ def login(
             request,
             "login.html",
             status_code=status,
-            nav=[],
-            role_name="",
             next=next,
             failed=message,
             username=username,
