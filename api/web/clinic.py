@@ -18,7 +18,7 @@ from api.snapshot import CANDIDATES, OFFERS, SUPERVISORS, UNITS, Kind, engine_di
 from api.web.forms import fields_of, read_form, values_of
 from api.web.pages import page
 from api.web.render import WebRoute, redirect
-from api.web.session import Csrf, WebSubject
+from api.web.session import Csrf, WebSubject, form_values
 from models import Candidate, MatchRound, Proposal, Region, Role, Unit
 from models.queries import Subject, candidates_readable_by, proposals_readable_by
 from models.rounds import RoundStatus
@@ -166,6 +166,20 @@ def edit_object(
     reg = services.region_for(session, subject, region)
     row = services.get_object(session, kind, subject, reg, ref)
     return _form_page(request, session, reg, kind, values_of(engine_dict(row)), creating=False)
+
+
+@router.post("/regions/{region}/{kind_name}/new", dependencies=[Csrf])
+def create_object(request: Request, region: str, kind_name: str, session: SessionDep, subject: WebSubject) -> Response:
+    """Create an offer or supervisor through the API's service (same checks, same refusals)."""
+    return _create(request, session, subject, region, _kind(kind_name), form_values(request))
+
+
+@router.post("/regions/{region}/{kind_name}/{ref}", dependencies=[Csrf])
+def save_object(
+    request: Request, region: str, kind_name: str, ref: str, session: SessionDep, subject: WebSubject
+) -> Response:
+    """Save an edited offer or supervisor through the API's service."""
+    return _update(request, session, subject, region, _kind(kind_name), ref, form_values(request))
 
 
 def _create(
