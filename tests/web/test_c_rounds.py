@@ -1,0 +1,107 @@
+"""A coordinator's whole round in the browser: start with a policy, watch it solve, review, why-not, what-if,
+pin and re-run, read the diff, publish."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+from playwright.sync_api import Page, expect
+
+from tests.web.conftest import api_token, check_accessible, login, screenshot
+
+
+def _wait_for_review(page: Page) -> None:
+    # The live page polls with htmx and reloads itself when the round is done.
+    expect(page.locator("#placements")).to_be_visible(timeout=90_000)
+
+
+def test_a_coordinator_runs_reviews_reruns_and_publishes_a_round(page: Page, base_url: str) -> None:
+    login(page, "samordnare")
+    page.goto("/regions/01/rounds/new")
+    check_accessible(page)
+    page.fill("#name", "Webbomgång")
+    page.fill("#time_limit_s", "4")
+    page.select_option("#floor_group_0", "profession")
+    page.fill("#floor_value_0", "nurse")
+    page.fill("#floor_count_0", "1")
+    page.click("button:has-text('Starta omgången')")
+    assert re.search(r"/regions/01/rounds/\d+$", page.url)
+    round_id = int(page.url.rsplit("/", 1)[1])
+    if page.locator("#progress").count():  # still solving: the live view, refreshed by polling
+        expect(page.locator("#progress svg.chart")).to_be_visible()
+        check_accessible(page)
+        screenshot(page, "round-live")
+    _wait_for_review(page)
+    check_accessible(page)
+    screenshot(page, "round-review")
+    main = page.locator("main").inner_text()
+    assert "Minst 1 av" in main  # the floor, in the objective statement, in Swedish
+    assert "Förslag per enhet och yrke" in main and "Pengar per program" in main
+    api = httpx.get(f"{base_url}/api/v1/regions/01/rounds/{round_id}", headers=api_token(base_url, "samordnare"))
+    assert page.locator("#placements").inner_text() == str(api.json()["result"]["placements"])
+
+    # Why not: an unplaced candidate's cause and the smallest change.
+    page.click("summary:has-text('Alla kandidater som inte placerades')")
+    page.locator("#h-unmatched ~ details li a").first.click()
+    expect(page.locator("#cause")).to_be_visible()
+    expect(page.locator("#change")).to_be_visible()
+    check_accessible(page)
+    page.go_back()
+
+    # What if: a bigger budget, before and after.
+    programme = httpx.get(f"{base_url}/api/v1/regions/01/programmes", headers=api_token(base_url, "samordnare")).json()[
+        "items"
+    ][0]["id"]
+    page.select_option("#target", "programme")
+    page.fill("#target_id", programme)
+    page.fill("#value", "20000000")
+    page.fill("#wi_time", "3")
+    page.click("#what-if")
+    expect(page.locator("#before")).to_be_visible()
+    assert int(page.locator("#after").inner_text()) >= int(page.locator("#before").inner_text())
+    check_accessible(page)
+    page.go_back()
+
+    # Pin the first proposal and forbid the second, re-run, read the diff.
+    pins = page.locator("input[name=pin]")
+    pinned = pins.nth(0).get_attribute("value")
+    forbidden = page.locator("input[name=forbid]").nth(1).get_attribute("value")
+    pins.nth(0).check()
+    page.locator("input[name=forbid]").nth(1).check()
+    page.click("#rerun")
+    rerun_id = int(page.url.rsplit("/", 1)[1])
+    assert rerun_id != round_id
+    _wait_for_review(page)
+    assert page.locator(f"input[name=pin][value='{pinned}']").count() == 1  # the pinned pair is proposed again
+    assert page.locator(f"input[name=pin][value='{forbidden}']").count() == 0  # the forbidden pair is not
+    page.click("text=Vad som ändrats sedan omgång")
+    expect(page.locator("#diff-summary")).to_contain_text("behöll sin plats")
+    check_accessible(page)
+    page.go_back()
+
+    page.click("#publish")
+    expect(page.locator("#round-status")).to_have_text("publicerad")
+    check_accessible(page)
+
+
+def test_a_round_can_be_cancelled_while_it_solves(page: Page, base_url: str) -> None:
+    login(page, "samordnare")
+    page.goto("/regions/01/rounds/new")
+    page.fill("#time_limit_s", "60")
+    page.click("button:has-text('Starta omgången')")
+    round_id = int(page.url.rsplit("/", 1)[1])
+    page.click("button:has-text('Avbryt omgången')")
+    expect(page.locator("h1 .badge")).to_have_text("avbruten")
+    check_accessible(page)
+    api = httpx.get(f"{base_url}/api/v1/regions/01/rounds/{round_id}", headers=api_token(base_url, "samordnare"))
+    assert api.json()["status"] == "cancelled"
+
+
+def test_a_bad_policy_is_shown_in_the_form_and_nothing_starts(page: Page, base_url: str) -> None:
+    login(page, "samordnare")
+    page.goto("/regions/01/rounds/new")
+    page.fill("#time_limit_s", "100000")
+    page.click("button:has-text('Starta omgången')")
+    expect(page.locator("table.errors")).to_contain_text("time_limit_s")
+    check_accessible(page)
