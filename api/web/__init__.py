@@ -43,10 +43,10 @@ class SecurityHeaders:
 
 def install(app: FastAPI) -> None:
     """Serve the pages, their static assets (from the package: no CDN) and the security headers."""
-    from api.web import admin, clinic, pages, rounds
+    from api.web import admin, clinic, data, pages, rounds
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     # Order matters: the round pages before the generic /regions/{region}/{kind} pages.
-    for module in (rounds, admin, clinic, pages):
+    for module in (rounds, data, admin, clinic, pages):
         app.include_router(module.router, include_in_schema=False)
     app.add_middleware(SecurityHeaders)

@@ -104,6 +104,7 @@ async def check_csrf(request: Request) -> None:
     if not cookie or not isinstance(sent, str) or not same_hash(cookie, sent):
         raise CsrfRefused()
     request.state.form = {k: v for k, v in form.items() if isinstance(v, str)}
+    request.state.form_data = form
     request.state.form_lists = {k: [v for v in form.getlist(k) if isinstance(v, str)] for k in form}
 
 
