@@ -65,7 +65,7 @@ def create_region(
 
 
 def _users_page(request: Request, session: SessionDep, subject: Subject, errors: list[dict[str, str]]) -> Response:
-    rows = list(session.scalars(users_readable_by(subject).order_by(User.username)))
+    rows: list[User] = list(session.scalars(users_readable_by(subject).order_by(User.username)))
     regions = {r.id: r.code for r in session.scalars(select(Region))}
     units = {
         u.id: u.ref for u in session.scalars(select(Unit).where(Unit.id.in_([r.unit_id for r in rows if r.unit_id])))

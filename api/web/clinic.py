@@ -37,12 +37,10 @@ def unit_proposals(session: Session, subject: Subject, region: Region, unit: Uni
         .where(MatchRound.status == RoundStatus.PUBLISHED)
         .order_by(Proposal.id)
     )
-    proposals = list(session.scalars(statement))
+    proposals: list[Proposal] = list(session.scalars(statement))
     ids = [p.candidate_id for p in proposals]
-    visible = {
-        c.id: services.read_view(CANDIDATES, subject, region, c)
-        for c in session.scalars(candidates_readable_by(subject).where(Candidate.id.in_(ids)))
-    }
+    candidates: list[Candidate] = list(session.scalars(candidates_readable_by(subject).where(Candidate.id.in_(ids))))
+    visible = {c.id: services.read_view(CANDIDATES, subject, region, c) for c in candidates}
     return [{"proposal": p, "candidate": visible.get(p.candidate_id)} for p in proposals]
 
 

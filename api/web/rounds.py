@@ -196,7 +196,8 @@ def round_progress(
 
 def _by_unit_and_profession(session: Session, subject: Subject, row: MatchRound) -> list[dict[str, Any]]:
     """Proposals grouped by unit, then profession, with the answers clinics gave and their decline reasons."""
-    proposals = list(session.scalars(proposals_readable_by(subject).where(Proposal.round_id == row.id)))
+    statement = proposals_readable_by(subject).where(Proposal.round_id == row.id)
+    proposals: list[Proposal] = list(session.scalars(statement))
     units = {u.id: u for u in session.scalars(select(Unit).where(Unit.id.in_({p.unit_id for p in proposals})))}
     instance = Instance.model_validate_json(row.snapshot)
     profession = {c.id: c.profession.value for c in instance.candidates}
