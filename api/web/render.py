@@ -73,6 +73,14 @@ def term(kind: str, key: str) -> str:
     return key.replace("_", " ") if text == msgid else text
 
 
+def code(key: object) -> str:
+    """A code of the API's data (a status, a profession, a field name) in words: its translation, else the code
+    with spaces (English)."""
+    text = str(key)
+    translated = i18n.gettext(text)
+    return text.replace("_", " ") if translated == text else translated
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
@@ -84,7 +92,14 @@ def _environment() -> jinja2.Environment:
     )
     env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.filters.update(
-        money=money, number=number, percent=percent, day=day, sentence=i18n.sentence, urlquote=quote, mask=mask_numbers
+        code=code,
+        money=money,
+        number=number,
+        percent=percent,
+        day=day,
+        sentence=i18n.sentence,
+        urlquote=quote,
+        mask=mask_numbers,
     )
     env.globals["term"] = term
     return env

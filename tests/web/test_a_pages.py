@@ -59,6 +59,18 @@ def test_a_form_without_this_browsers_csrf_token_is_refused(page: Page, base_url
     assert outside.status_code == 403
 
 
+def test_login_goes_back_to_the_page_asked_for_but_never_to_another_site(page: Page) -> None:
+    page.goto("/regions/01/offers")
+    assert "/login?next=" in page.url
+    page.fill("#username", "samordnare")
+    page.fill("#password", "demo-coordinator-pass")
+    page.click("button[type=submit].primary")
+    page.wait_for_url("**/regions/01/offers")
+    page.context.clear_cookies()
+    page.goto("/login?next=//example.org/x")
+    assert page.locator("main input[name=next]").get_attribute("value") == ""
+
+
 def test_wrong_password_says_so_without_logging_in(page: Page) -> None:
     page.goto("/login")
     page.fill("#username", "samordnare")
@@ -126,6 +138,17 @@ def test_admin_sees_regions_and_users_and_creates_a_region(page: Page) -> None:
     page.click("button:has-text('Skapa')")
     expect(page.locator("table.errors")).to_contain_text("password")
     check_accessible(page)
+    page.fill("#username", "ny-samordnare")
+    page.fill("#password", "ett-langt-losenord")
+    page.fill("#region", "01")
+    page.click("button:has-text('Skapa')")
+    expect(page.locator("tbody")).to_contain_text("ny-samordnare")
+    page.context.clear_cookies()
+    page.goto("/login")
+    page.fill("#username", "ny-samordnare")
+    page.fill("#password", "ett-langt-losenord")
+    page.click("button[type=submit].primary")
+    page.wait_for_url("**/regions/01")
 
 
 def test_pages_refuse_what_the_api_refuses(page: Page, base_url: str) -> None:

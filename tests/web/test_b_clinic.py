@@ -127,6 +127,14 @@ def test_a_clinic_creates_publishes_and_withdraws_an_offer(page: Page, base_url:
     expect(page.locator("tr", has_text="O-WEB-1")).to_contain_text("tillbakadragen")
     stored = _api(base_url, "klinik", "/regions/01/offers/O-WEB-1").json()
     assert stored["status"] == "withdrawn" and stored["unit_id"] == "U001"
+    # Edit: the saved form is what the API reads back.
+    page.click("a:has-text('O-WEB-1')")
+    check_accessible(page)
+    page.fill("#f-slots", "2")
+    page.fill("#f-specialty", "akutsjukvård")
+    page.click("button:has-text('Spara')")
+    stored = _api(base_url, "klinik", "/regions/01/offers/O-WEB-1").json()
+    assert stored["slots"] == 2 and stored["specialty"] == "akutsjukvård" and stored["version"] == 4
     # Another unit's offer cannot be created from a clinic's form: the API's reference check answers.
     page.goto("/regions/01/offers/new")
     page.fill("#f-id", "O-WEB-2")

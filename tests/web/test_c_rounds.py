@@ -16,6 +16,16 @@ def _wait_for_review(page: Page) -> None:
     expect(page.locator("#placements")).to_be_visible(timeout=90_000)
 
 
+def _wait_for_reports(page: Page) -> None:
+    # The reports are computed after solving (VARDMATCH_ANALYSIS_SECONDS=3 in the tests); the page says so until then.
+    for _ in range(60):
+        if page.locator("#h-prices").count():
+            return
+        page.wait_for_timeout(500)
+        page.reload()
+    raise AssertionError("the round's reports never appeared")
+
+
 def test_a_coordinator_runs_reviews_reruns_and_publishes_a_round(page: Page, base_url: str) -> None:
     login(page, "samordnare")
     page.goto("/regions/01/rounds/new")
@@ -40,6 +50,19 @@ def test_a_coordinator_runs_reviews_reruns_and_publishes_a_round(page: Page, bas
     assert "Förslag per enhet och yrke" in main and "Pengar per program" in main
     api = httpx.get(f"{base_url}/api/v1/regions/01/rounds/{round_id}", headers=api_token(base_url, "samordnare"))
     assert page.locator("#placements").inner_text() == str(api.json()["result"]["placements"])
+    _wait_for_reports(page)
+    prices = page.locator("#h-prices + ul li").all_inner_texts()
+    assert prices and all("LP-uppskattning" in line or "Ingen gräns binder" in line for line in prices)
+    assert page.locator("#h-fairness + .table-wrap tbody tr").count() > 0
+
+    # A placed candidate's score breakdown adds up to the score the table shows.
+    first = page.locator("#rerun-form tbody tr").first
+    score = int(first.locator("td.num").nth(1).inner_text())
+    first.locator("a").click()
+    weighted = [int(t) for t in page.locator("tbody tr:not(:has(th)) td:nth-child(4)").all_inner_texts()]
+    assert sum(weighted) == score
+    check_accessible(page)
+    page.go_back()
 
     # Why not: an unplaced candidate's cause and the smallest change.
     page.click("summary:has-text('Alla kandidater som inte placerades')")
