@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.web.render import SECURITY_HEADERS
+from api.errors import Problem
+from api.web.render import SECURITY_HEADERS, problem_page
 
 STATIC = Path(__file__).parent / "static"
 
@@ -41,6 +44,28 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
+TITLES = {401: "Not authenticated", 403: "Forbidden", 404: "Not found", 405: "Method not allowed"}
+NOT_PAGES = ("/api/", "/docs", "/healthz")
+
+
+def _pages_answer_http_errors_with_pages(app: FastAPI) -> None:
+    """A browser address that matches no page (or a request no page can read) gets a page, not JSON; the API's
+    paths keep their problem+json."""
+    api_handler = app.exception_handlers[StarletteHTTPException]
+
+    async def handler(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if request.url.path.startswith(NOT_PAGES):
+            return await api_handler(request, exc)  # type: ignore[no-any-return]
+        problem = Problem(str(exc.detail), headers=dict(exc.headers or {}))
+        problem.status, problem.title = exc.status_code, TITLES.get(exc.status_code, "Bad request")
+        response = problem_page(request, problem)
+        response.headers.update(problem.headers)
+        return response
+
+    app.add_exception_handler(StarletteHTTPException, handler)
+
+
 def install(app: FastAPI) -> None:
     """Serve the pages, their static assets (from the package: no CDN) and the security headers."""
     from api.web import admin, clinic, data, pages, rounds
@@ -50,3 +75,4 @@ def install(app: FastAPI) -> None:
     for module in (rounds, data, admin, clinic, pages):
         app.include_router(module.router, include_in_schema=False)
     app.add_middleware(SecurityHeaders)
+    _pages_answer_http_errors_with_pages(app)

@@ -95,3 +95,34 @@ def gap_line(points: list[Point], title: str, ident: str = "gap") -> Markup:
         )
         parts.append(f'<polyline class="gap-line" points="{coords}"/>')
     return _svg(title, height, "".join(parts), ident)
+
+
+def objective_lines(points: list[Point], title: str, ident: str = "objective") -> Markup:
+    """The best objective found (solid) and the bound (dashed) over elapsed seconds, on one scale: the gap is the
+    space between them."""
+    height, left, bottom = 200, 70, 30
+    plot_w, plot_h = WIDTH - left - 10, height - bottom - 10
+    values = [v for p in points for v in (p.objective, p.bound) if v is not None]
+    t_max = max([p.elapsed for p in points] + [1.0])
+    low, high = (min(values), max(values)) if values else (0.0, 1.0)
+    span = (high - low) or max(abs(high), 1.0)
+    low = low - span * 0.05
+
+    def coords(pick: str) -> str:
+        shown = [(p.elapsed, getattr(p, pick)) for p in points if getattr(p, pick) is not None]
+        return " ".join(
+            f"{left + plot_w * t / t_max:.1f},{10 + plot_h - plot_h * (v - low) / (high - low or 1):.1f}"
+            for t, v in shown
+        )
+
+    parts = [
+        f'<line class="axis" x1="{left}" y1="10" x2="{left}" y2="{10 + plot_h}"/>',
+        f'<line class="axis" x1="{left}" y1="{10 + plot_h}" x2="{left + plot_w}" y2="{10 + plot_h}"/>',
+        f'<text x="0" y="16">{high:,.0f}</text>'.replace(",", "\u00a0"),
+        f'<text x="0" y="{10 + plot_h}">{low:,.0f}</text>'.replace(",", "\u00a0"),
+        f'<text x="{left}" y="{height - 5}">0 s</text>',
+        f'<text x="{left + plot_w - 40}" y="{height - 5}">{t_max:.1f} s</text>',
+        f'<polyline class="obj-line" points="{coords("objective")}"/>',
+        f'<polyline class="bound-line" points="{coords("bound")}"/>',
+    ]
+    return _svg(title, height, "".join(parts), ident)

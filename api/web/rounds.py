@@ -27,7 +27,7 @@ from api.errors import Problem, Unprocessable, field_errors
 from api.routers import analysis as analysis_api
 from api.routers import rounds as rounds_api
 from api.web import i18n
-from api.web.charts import Point, format_series, gap_line, money_bars, parse_series
+from api.web.charts import Point, format_series, gap_line, money_bars, objective_lines, parse_series
 from api.web.pages import coordinator_only, page
 from api.web.render import WebRoute, redirect, render
 from api.web.session import Csrf, WebSubject, form_list, form_values
@@ -160,6 +160,7 @@ def _progress_context(row: MatchRound, series: str) -> dict[str, Any]:
         "progress": progress,
         "series": format_series(points),
         "chart": gap_line(points, i18n.gettext("The gap between the best solution found and the bound, over time")),
+        "lines": objective_lines(points, i18n.gettext("The best objective found and the bound, over time")),
     }
 
 

@@ -31,17 +31,26 @@ def test_a_coordinator_runs_reviews_reruns_and_publishes_a_round(page: Page, bas
     page.goto("/regions/01/rounds/new")
     check_accessible(page)
     page.fill("#name", "Webbomgång")
-    page.fill("#time_limit_s", "4")
+    page.fill("#time_limit_s", "8")
     page.select_option("#floor_group_0", "profession")
     page.fill("#floor_value_0", "nurse")
     page.fill("#floor_count_0", "1")
     page.click("button:has-text('Starta omgången')")
     assert re.search(r"/regions/01/rounds/\d+$", page.url)
     round_id = int(page.url.rsplit("/", 1)[1])
-    if page.locator("#progress").count():  # still solving: the live view, refreshed by polling
-        expect(page.locator("#progress svg.chart")).to_be_visible()
-        check_accessible(page)
-        screenshot(page, "round-live")
+    # The live view: htmx polls the progress, and the page carries the points seen so far back on each poll,
+    # so the gap line grows (two points or more) while the round solves. The solver reports its first gap once its
+    # last phase starts (about halfway), and the line then grows with every heartbeat.
+    expect(page.locator("#progress svg.chart")).to_have_count(2)
+    for _ in range(120):
+        line = page.locator("#progress polyline.gap-line")
+        if line.count() and len((line.get_attribute("points") or "").split()) >= 2:
+            break
+        page.wait_for_timeout(250)
+    else:
+        raise AssertionError("the gap line never grew to two points")
+    check_accessible(page)
+    screenshot(page, "round-live")
     _wait_for_review(page)
     check_accessible(page)
     screenshot(page, "round-review")
