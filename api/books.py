@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from matching import instance as engine
-from matching.instance import DEFAULT_PTJ_MONTHS, Profession
-from matching.months import last_full_month, month_index, month_label
+from matching.input import instance as engine
+from matching.input.instance import DEFAULT_PTJ_MONTHS, Profession
+from matching.input.months import last_full_month, month_index, month_label
 
 # Warn when the last start month for using the money is this close.
 WARN_MONTHS = 3

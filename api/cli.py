@@ -13,8 +13,8 @@ import typer
 
 from api.cli_users import users_app
 from benchmarks.cli import bench_app
-from matching.instance import Instance
-from matching.solution import Solution
+from matching.input.instance import Instance
+from matching.model.solution import Solution
 
 app = typer.Typer(
     name="vardmatch",
@@ -37,7 +37,7 @@ def _fail(message: str, code: int = 2) -> NoReturn:
 
 
 def _read_instance(path: Path) -> Instance:
-    from matching.validate import InvalidInstance, load_instance
+    from matching.input.validate import InvalidInstance, load_instance
 
     if not path.is_file():
         _fail(f"{path}: no such file")
@@ -67,8 +67,8 @@ def _with_policy(instance: Instance, **changes: Any) -> Instance:
 
 
 def _solve(instance: Instance, method: str, progress: bool) -> Solution:
-    from matching.solve import solve
-    from matching.validate import InvalidInstance
+    from matching.input.validate import InvalidInstance
+    from matching.solvers.solve import solve
 
     def show(p: dict[str, float | int | str]) -> None:
         typer.echo(
@@ -158,7 +158,7 @@ def verify(
     solution_path: Annotated[Path, typer.Argument(metavar="SOLUTION.json")],
 ) -> None:
     """Check a solution against every rule; exit 1 if anything is violated."""
-    from matching.verify import verify as check
+    from matching.reports.verify import verify as check
 
     instance = _read_instance(instance_path)
     solution = _read_solution(solution_path)
@@ -177,7 +177,7 @@ def explain(
     as_json: AsJson = False,
 ) -> None:
     """List every offer for one candidate with the rules that exclude it."""
-    from matching.eligibility import RULES, explain_candidate
+    from matching.rules.eligibility import RULES, explain_candidate
 
     instance = _read_instance(instance_path)
     if candidate_id not in {c.id for c in instance.candidates}:
@@ -207,7 +207,7 @@ def generate(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")] = None,
 ) -> None:
     """Write a random valid instance of a given size and seed."""
-    from matching import generate as gen
+    from matching.generators import generate as gen
 
     if scale is not None:
         if scale not in gen.SCALES:
@@ -244,7 +244,7 @@ def summary(instance: Instance, solution: Solution) -> str:
     profession = {c.id: c.profession.value for c in instance.candidates}
     total = Counter(profession.values())
     matched = Counter(profession[a.candidate_id] for a in solution.assignments)
-    from matching.statement import objective_statement
+    from matching.reports.statement import objective_statement
 
     parts = [
         f"Round {instance.name or '(unnamed)'} on {instance.round_date}: {solution.placements} of "

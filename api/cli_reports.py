@@ -13,8 +13,8 @@ from typing import Annotated, Any
 import typer
 
 from api.cli import AsJson, TimeLimit, _fail, _read_instance, _read_solution, _solve, _table, _with_policy, app
-from matching.instance import Instance
-from matching.solution import Solution
+from matching.input.instance import Instance
+from matching.model.solution import Solution
 
 SolutionFile = Annotated[
     Path | None, typer.Option("--solution", help="A solution from `vardmatch solve -o` (default: solve now).")
@@ -25,7 +25,7 @@ Seconds = Annotated[float, typer.Option("--seconds", min=0.1, help="Time for the
 def _solution_for(instance: Instance, path: Path | None) -> Solution:
     if path is None:
         return _solve(instance, "auto", progress=False)
-    from matching.verify import verify
+    from matching.reports.verify import verify
 
     solution = _read_solution(path)
     violations = verify(instance, solution)
@@ -47,7 +47,7 @@ def why_not_command(
     as_json: AsJson = False,
 ) -> None:
     """Why a candidate was not matched, and the smallest change that would have placed them (found by re-solving)."""
-    from matching.whynot import why_not
+    from matching.reports.whynot import why_not
 
     instance = _read_instance(instance_path)
     if candidate_id not in {c.id for c in instance.candidates}:
@@ -78,8 +78,8 @@ def prices(
     as_json: AsJson = False,
 ) -> None:
     """Shadow prices from the LP relaxation: one more krona per programme, one more seat per unit, one more slot."""
-    from matching.prepare import prepare
-    from matching.prices import plain_prices, round_prices
+    from matching.reports.prices import plain_prices, round_prices
+    from matching.rules.prepare import prepare
 
     prep = prepare(_read_instance(instance_path))
     tiers = round_prices(prep, time_limit=seconds)
@@ -106,10 +106,10 @@ def what_if(
     as_json: AsJson = False,
 ) -> None:
     """Re-solve with changed inputs, keeping the current matches where possible; print who is added, moved or lost."""
-    from matching.changes import Change, apply_changes, describe
-    from matching.diff import round_diff
-    from matching.instance import Pair
-    from matching.validate import InvalidInstance
+    from matching.input.instance import Pair
+    from matching.input.validate import InvalidInstance
+    from matching.reports.changes import Change, apply_changes, describe
+    from matching.reports.diff import round_diff
 
     instance = _with_policy(_read_instance(instance_path), time_limit_s=time_limit)
     try:
@@ -143,7 +143,7 @@ def fairness(
     as_json: AsJson = False,
 ) -> None:
     """Match rate and mean score by profession, county, country of training and waiting band; the price of floors."""
-    from matching.fairness import floor_prices, group_rows
+    from matching.reports.fairness import floor_prices, group_rows
 
     instance = _read_instance(instance_path)
     solution = _solution_for(instance, solution_path)
@@ -175,8 +175,8 @@ def stable(
     as_json: AsJson = False,
 ) -> None:
     """Deferred acceptance, the optimiser and the optimiser without blocking pairs, side by side."""
-    from matching.stable import compare
-    from matching.validate import InvalidInstance
+    from matching.input.validate import InvalidInstance
+    from matching.solvers.stable import compare
 
     instance = _read_instance(instance_path)
     try:
@@ -210,7 +210,7 @@ def analyse(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the JSON report here.")] = None,
 ) -> None:
     """Every report of a round at once (fairness, floor prices, shadow prices, why-not for each unmatched), as JSON."""
-    from matching.analysis import analyse as run
+    from matching.reports.analysis import analyse as run
 
     instance = _read_instance(instance_path)
     report = run(instance, _solution_for(instance, solution_path), seconds=seconds)
@@ -235,7 +235,7 @@ def outlook(
     """Per profession and month: candidates ready, free slots, supervisor seats and money left, and the shortfall."""
     from datetime import date
 
-    from matching.outlook import outlook as forecast
+    from matching.reports.outlook import outlook as forecast
 
     instance = _read_instance(instance_path)
     first = None

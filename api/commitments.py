@@ -26,11 +26,11 @@ from sqlalchemy.orm import Session
 
 from api.deps import audit
 from api.errors import Conflict, NotFound, Unprocessable
-from matching import instance as engine
-from matching.months import month_index
-from matching.solution import Solution
-from matching.validate import reference_issues
-from matching.verify import verify, verify_commitments
+from matching.input import instance as engine
+from matching.input.months import month_index
+from matching.input.validate import reference_issues
+from matching.model.solution import Solution
+from matching.reports.verify import verify, verify_commitments
 from models import Candidate, Commitment, CommitmentStatus, Programme, Proposal, Region, Supervisor, Unit
 from models import queries as q
 from models.queries import Subject

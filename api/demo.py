@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from api.identity import fake_test_personnummer
 from api.security import hash_password
 from api.snapshot import import_instance
-from matching.validate import load_instance
+from matching.input.validate import load_instance
 from models import Candidate, CandidateIdentity, Region, Role, Unit, User
 
 DEMO_FILE = Path(__file__).resolve().parent.parent / "fixtures" / "demo_region.json"

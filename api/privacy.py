@@ -29,7 +29,7 @@ from api.deps import audit
 from api.errors import Conflict
 from api.redaction import IdentityText, Scrubber, map_strings, mask_numbers
 from api.rounds import input_hash
-from matching.months import month_index
+from matching.input.months import month_index
 from models import Candidate, CandidateIdentity, Commitment, IdempotencyKey, MatchRound, Region
 from models.base import utcnow
 from models.privacy import DEFAULT_MONTHS, RetentionPolicy

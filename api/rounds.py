@@ -25,11 +25,11 @@ from api.removal import refuse_archived
 from api.settings import Settings
 from api.snapshot import Snapshot, build_instance
 from api.worker import mark_failed
-from matching.eligibility import explain_candidate
-from matching.instance import MAX_FLOORS, MAX_PAIRS, Floor, Instance, Pair, Policy, Weights
-from matching.solution import Solution
-from matching.statement import objective_statement
-from matching.validate import InvalidInstance
+from matching.input.instance import MAX_FLOORS, MAX_PAIRS, Floor, Instance, Pair, Policy, Weights
+from matching.input.validate import InvalidInstance
+from matching.model.solution import Solution
+from matching.reports.statement import objective_statement
+from matching.rules.eligibility import explain_candidate
 from models import Candidate, MatchRound, Offer, Proposal, Region, RoundStatus
 from models.base import utcnow
 from models.queries import Subject, proposals_answerable_by, rounds_readable_by, rounds_writable_by

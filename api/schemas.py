@@ -7,7 +7,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from matching import instance as engine
+from matching.input import instance as engine
 
 T = TypeVar("T")
 

@@ -12,8 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.commitments import snapshot_commitments
-from matching import instance as engine
-from matching.validate import Issue, check_instance, round_date_issues
+from matching.input import instance as engine
+from matching.input.validate import Issue, check_instance, round_date_issues
 from models import Candidate, Offer, Programme, Region, Supervisor, Unit
 from models.base import Base
 

@@ -18,9 +18,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.settings import Settings
-from matching.instance import Instance
-from matching.provenance import versions
-from matching.solution import Solution
+from matching.input.instance import Instance
+from matching.model.solution import Solution
+from matching.reports.provenance import versions
 from models import AuditEvent, Candidate, MatchRound, Offer, Proposal, RoundStatus
 from models.base import utcnow
 from models.db import make_engine, make_sessionmaker, transaction
@@ -163,7 +163,7 @@ def store_result(sessions: sessionmaker[Session], round_id: int, solution: Solut
 
 def _analysis(instance: Instance, solution: Solution, seconds: float) -> dict[str, Any]:
     """The post-solve reports, or the error that stopped them (the round's result stands either way)."""
-    from matching.analysis import analyse
+    from matching.reports.analysis import analyse
 
     try:
         return analyse(instance, solution, seconds=seconds).model_dump(mode="json")
@@ -183,8 +183,8 @@ def store_analysis(sessions: sessionmaker[Session], round_id: int, analysis: dic
 
 def run(round_id: int, settings: Settings) -> int:
     """Solve one round; the exit code is 0 when the round ended solved, cancelled or already failed."""
-    from matching.solve import solve
-    from matching.verify import verify
+    from matching.reports.verify import verify
+    from matching.solvers.solve import solve
 
     sessions = make_sessionmaker(make_engine(settings.database_url))
     with sessions() as session:

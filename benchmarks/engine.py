@@ -1,8 +1,8 @@
 """The engine's solve path on a prepared instance, and HiGHS on the same model, as benchmarks run them.
 
-`matching.solve.solve` goes from an Instance to a Solution in one call; benchmarks need the steps apart (to time
+`matching.solvers.solve.solve` goes from an Instance to a Solution in one call; benchmarks need the steps apart (to time
 prepare, solve and explain separately, to switch the hint off, and to solve instances built without an Instance's
-eligibility rules, like GAP); `matching.solve.solve_prepared` is the dispatch it shares with the engine.
+eligibility rules, like GAP); `matching.solvers.solve.solve_prepared` is the dispatch it shares with the engine.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ import numpy as np
 from scipy.optimize import Bounds
 from scipy.optimize import milp as highs_milp
 
-from matching.baselines import build_mip
-from matching.cpsat import Model, Progress, TierResult, solve_combined, solve_tiers, tier_totals
-from matching.flow import FlowOverflow
-from matching.greedy import Pick
-from matching.prepare import Prepared
-from matching.solve import objective_tiers, solve_prepared, tier_weights
-from matching.tables import FloatArray, IntArray
+from matching.rules.prepare import Prepared
+from matching.rules.tables import FloatArray, IntArray
+from matching.solvers.baselines import build_mip
+from matching.solvers.cpsat import Model, Progress, TierResult, solve_combined, solve_tiers, tier_totals
+from matching.solvers.flow import FlowOverflow
+from matching.solvers.greedy import Pick
+from matching.solvers.solve import objective_tiers, solve_prepared, tier_weights
 
 Tiers = list[tuple[str, IntArray]]
 METHODS = ("cp_sat", "flow", "greedy", "auto")
@@ -91,9 +91,9 @@ def combined_bound(prep: Prepared, tiers: Tiers, results: list[TierResult]) -> f
 
 
 def run_highs(prep: Prepared, values: IntArray, time_limit: float) -> Outcome:
-    """The combined objective over the full model (`matching.baselines.build_mip`) in one HiGHS MIP solve."""
+    """The combined objective over the full model (`matching.solvers.baselines.build_mip`) in one HiGHS MIP solve."""
     # One solve of the same weighted objective that CP-SAT optimises, so that objectives, bounds and times compare
-    # like for like (`matching.baselines.milp` solves tier by tier and adds an LP solve of its own).
+    # like for like (`matching.solvers.baselines.milp` solves tier by tier and adds an LP solve of its own).
     tiers = objective_tiers(prep)
     if not len(prep.pairs):
         return Outcome([], [TierResult(n, "OPTIMAL", 0, 0, 0.0) for n, _ in tiers], "highs", "OPTIMAL", 0.0)

@@ -21,12 +21,12 @@ import numpy as np
 from ortools.sat.python import cp_model
 
 from benchmarks.engine import run_engine
-from matching.cpsat import TierResult
-from matching.eligibility import Eligible
-from matching.instance import Instance, Policy
-from matching.prepare import Options, Prepared
-from matching.scoring import Scores
-from matching.tables import IntArray, build_tables
+from matching.input.instance import Instance, Policy
+from matching.rules.eligibility import Eligible
+from matching.rules.prepare import Options, Prepared
+from matching.rules.scoring import Scores
+from matching.rules.tables import IntArray, build_tables
+from matching.solvers.cpsat import TierResult
 
 Sense = Literal["min", "max"]
 _ROUND = date(2027, 1, 15)

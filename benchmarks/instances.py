@@ -10,12 +10,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from matching.generate import SCALES, generate, generate_scale
-from matching.instance import Instance, Supervisor
-from matching.validate import load_instance
+from matching.generators.generate import SCALES, generate, generate_scale
+from matching.input.instance import Instance, Supervisor
+from matching.input.validate import load_instance
 
 VARIANTS = ("binding", "ample", "flow")
-# Programme counts and eligibility targets of the named scales, as in matching.generate (DESIGN.md, Performance);
+# Programme counts and eligibility targets of the named scales, as in the generator (DESIGN.md, Performance);
 # repeated here because generate_scale cannot switch budgets to ample.
 SCALE_PROGRAMMES = {"regional": 5, "national": 20, "stress": 20}
 SCALE_PAIRS = {"stress": 100.0}

@@ -1,6 +1,6 @@
 """Where the engine's time goes: its CP-SAT path on one instance, step by step, with seconds and peak memory.
 
-The steps follow `matching.solve.solve` (prepare, the hint's flow relaxation, greedy orders and LP, model build,
+The steps follow `matching.solvers.solve.solve` (prepare, the hint's flow relaxation, greedy orders and LP, model build,
 search, explanations), so that a slow phase can be named with a number.
 """
 
@@ -17,16 +17,16 @@ from typing import TypeVar
 import numpy as np
 
 from benchmarks.engine import overall_status
-from matching.cpsat import Model, solve_combined, tier_totals
-from matching.eligibility import eligible_pairs
-from matching.flow import max_weight_assignment
-from matching.greedy import pinned_pairs, place_in_order
-from matching.prepare import prepare
-from matching.relaxation import relax
-from matching.scoring import score_pairs
-from matching.solve import build_solution, combined_values, objective_tiers, tier_weights
-from matching.tables import IntArray, build_tables
-from matching.validate import load_instance
+from matching.input.validate import load_instance
+from matching.rules.eligibility import eligible_pairs
+from matching.rules.prepare import prepare
+from matching.rules.scoring import score_pairs
+from matching.rules.tables import IntArray, build_tables
+from matching.solvers.cpsat import Model, solve_combined, tier_totals
+from matching.solvers.flow import max_weight_assignment
+from matching.solvers.greedy import pinned_pairs, place_in_order
+from matching.solvers.relaxation import relax
+from matching.solvers.solve import build_solution, combined_values, objective_tiers, tier_weights
 
 T = TypeVar("T")
 
@@ -99,7 +99,7 @@ def profile(path: Path, time_limit: float) -> list[Phase]:
 def _orders(
     fund_pair: IntArray, fund_grant: IntArray, values: IntArray, relaxed: IntArray, n: int
 ) -> dict[str, list[int]]:
-    """The hint's three greedy orders (see `matching.solve._hint`)."""
+    """The hint's three greedy orders (see `matching.solvers.solve._hint`)."""
     by_value = np.lexsort((np.arange(n), -values))
     cheapest = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
     np.minimum.at(cheapest, fund_pair, fund_grant)

@@ -18,13 +18,13 @@ from typing import Any
 import numpy as np
 
 from benchmarks.engine import Outcome, money_used, run_engine, run_highs
-from matching.baselines import lp_bound
-from matching.instance import Instance
-from matching.prepare import Prepared, prepare
-from matching.solve import build_solution, combined_values, objective_tiers
-from matching.tables import IntArray
-from matching.validate import load_instance
-from matching.verify import verify
+from matching.input.instance import Instance
+from matching.input.validate import load_instance
+from matching.reports.verify import verify
+from matching.rules.prepare import Prepared, prepare
+from matching.rules.tables import IntArray
+from matching.solvers.baselines import lp_bound
+from matching.solvers.solve import build_solution, combined_values, objective_tiers
 
 SOLVER_METHODS = ("cp_sat", "highs", "greedy", "flow", "auto")
 METHODS = (*SOLVER_METHODS, "lp")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from matching.instance import Instance
+from matching.input.instance import Instance
 
 ROUND = date(2027, 1, 15)
 
@@ -122,6 +122,6 @@ def instance_dict(
 
 def make(**kw: Any) -> Instance:
     """A checked instance (raises InvalidInstance when the data are wrong)."""
-    from matching.validate import load_instance
+    from matching.input.validate import load_instance
 
     return load_instance(instance_dict(**kw))

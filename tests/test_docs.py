@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from matching.eligibility import RULES
-from matching.groups import GROUP_KINDS
-from matching.instance import WAITING_BANDS
-from matching.scoring import COMPONENTS
-from matching.solution import REASONS
+from matching.input.instance import WAITING_BANDS
+from matching.model.solution import REASONS
+from matching.rules.eligibility import RULES
+from matching.rules.groups import GROUP_KINDS
+from matching.rules.scoring import COMPONENTS
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
 

@@ -11,9 +11,9 @@ from types import ModuleType
 
 import pytest
 
-from matching.solve import solve
-from matching.validate import load_instance
-from matching.verify import verify
+from matching.input.validate import load_instance
+from matching.reports.verify import verify
+from matching.solvers.solve import solve
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 EXPECTED = [json.loads(line) for line in (FIXTURES / "small" / "expected.jsonl").read_text().splitlines()]

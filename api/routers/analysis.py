@@ -12,18 +12,18 @@ from api import rounds
 from api.deps import CoordinatorOrAdmin, RowId, SessionDep, SettingsDep
 from api.errors import Conflict, NotFound, Unprocessable, problem_responses
 from api.services import region_for
-from matching.changes import Change, apply_changes, describe
-from matching.diff import round_diff
-from matching.fairness import group_rows
-from matching.instance import Instance, Pair
-from matching.prepare import prepare
-from matching.prices import plain_prices, round_prices
-from matching.provenance import differences, versions
-from matching.solution import Solution
-from matching.solve import solve
-from matching.stable import compare
-from matching.validate import InvalidInstance
-from matching.whynot import summarise, why_not, why_not_all
+from matching.input.instance import Instance, Pair
+from matching.input.validate import InvalidInstance
+from matching.model.solution import Solution
+from matching.reports.changes import Change, apply_changes, describe
+from matching.reports.diff import round_diff
+from matching.reports.fairness import group_rows
+from matching.reports.prices import plain_prices, round_prices
+from matching.reports.provenance import differences, versions
+from matching.reports.whynot import summarise, why_not, why_not_all
+from matching.rules.prepare import prepare
+from matching.solvers.solve import solve
+from matching.solvers.stable import compare
 from models import MatchRound
 
 router = APIRouter(prefix="/regions/{region}/rounds/{round_id}", tags=["analysis"])

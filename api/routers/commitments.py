@@ -15,8 +15,8 @@ from api.deps import CoordinatorOrAdmin, Offset, RowId, SessionDep, SubjectDep
 from api.errors import NotFound, problem_responses
 from api.schemas import Page
 from api.services import region_for
-from matching import instance as engine
-from matching.outlook import Outlook, outlook
+from matching.input import instance as engine
+from matching.reports.outlook import Outlook, outlook
 from models import Commitment, Programme, Proposal, Region, Unit
 from models import queries as q
 

@@ -16,7 +16,7 @@ from api.deps import ClinicOrAdmin, CoordinatorOrAdmin, Offset, RowId, SessionDe
 from api.errors import problem_responses
 from api.schemas import Page, ProposalRead, RoundRead
 from api.services import region_for
-from matching.instance import Instance
+from matching.input.instance import Instance
 from models import MatchRound, Proposal, Region
 from models.queries import proposals_readable_by, rounds_readable_by
 

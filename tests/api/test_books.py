@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from api.books import Entry, region_books
-from matching.instance import Programme, Unit
+from matching.input.instance import Programme, Unit
 from tests.factories import programme, unit
 
 

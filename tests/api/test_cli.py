@@ -86,7 +86,7 @@ def test_generate_writes_a_valid_instance(tmp_path: Path) -> None:
     out = tmp_path / "round.json"
     result = runner.invoke(app, ["generate", "--candidates", "40", "--offers", "20", "--seed", "5", "-o", str(out)])
     assert result.exit_code == 0
-    from matching.validate import load_instance
+    from matching.input.validate import load_instance
 
     instance = load_instance(out.read_bytes())
     assert len(instance.candidates) == 40 and len(instance.offers) == 20

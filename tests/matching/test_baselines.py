@@ -9,23 +9,21 @@ from typing import Any
 import numpy as np
 import pytest
 
-from matching.baselines import (
-    blocking_pairs,
+from matching.input.instance import Instance
+from matching.model.stability import blocking_pairs, count_blocking_pairs, preference_ranks
+from matching.reports.verify import verify
+from matching.rules.prepare import Prepared, prepare
+from matching.solvers.baselines import (
     brute_force,
-    count_blocking_pairs,
-    deferred_acceptance,
     feasible_picks,
     hungarian,
     lp_bound,
     milp,
-    preference_ranks,
 )
-from matching.flow import max_weight_assignment
-from matching.greedy import pinned_pairs
-from matching.instance import Instance
-from matching.prepare import Prepared, prepare
-from matching.solve import build_solution, combined_values, objective_tiers, solve
-from matching.verify import verify
+from matching.solvers.flow import max_weight_assignment
+from matching.solvers.greedy import pinned_pairs
+from matching.solvers.solve import build_solution, combined_values, objective_tiers, solve
+from matching.solvers.stable import deferred_acceptance
 from tests.factories import candidate, make, offer, programme, supervisor, unit
 
 SPECIALTIES = ("allmänmedicin", "kirurgi", "psykiatri", "internal medicine", "")
@@ -409,7 +407,7 @@ def test_empty_round() -> None:
 
 
 def test_generated_instances_agree_with_cp_sat_and_brute_force() -> None:
-    from matching.generate import generate
+    from matching.generators.generate import generate
 
     for seed in range(3):
         inst = generate(60, 30, seed=seed, binding_budgets=True)

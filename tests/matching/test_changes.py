@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from matching.changes import Change, apply_changes, describe, fact_count
-from matching.instance import Cefr, Instance, LanguageProof, OfferStatus
-from matching.validate import InvalidInstance, Issue, load_instance
+from matching.input.instance import Cefr, Instance, LanguageProof, OfferStatus
+from matching.input.validate import InvalidInstance, Issue, load_instance
+from matching.reports.changes import Change, apply_changes, describe, fact_count
 
 
 def _instance() -> Instance:

@@ -8,12 +8,12 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from matching.codes import is_hsa_id, is_orgnr, municipalities
-from matching.eligibility import Eligible, check_pairs, eligible_pairs
-from matching.generate import ROUND_DATE, SCALES, generate, generate_scale
-from matching.instance import Instance, OfferKind, Ownership, Profession, ProgrammeStatus
-from matching.tables import build_tables, month_index
-from matching.validate import load_instance
+from matching.generators.generate import ROUND_DATE, SCALES, generate, generate_scale
+from matching.input.codes import is_hsa_id, is_orgnr, municipalities
+from matching.input.instance import Instance, OfferKind, Ownership, Profession, ProgrammeStatus
+from matching.input.validate import load_instance
+from matching.rules.eligibility import Eligible, check_pairs, eligible_pairs
+from matching.rules.tables import build_tables, month_index
 
 
 def _roundtrip(instance: Instance) -> Instance:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from matching.baselines import milp
-from matching.generate import generate
-from matching.instance import Floor, Instance, Offer, OfferStatus, Pair
-from matching.prepare import prepare
-from matching.solve import objective_tiers, solve
-from matching.validate import InvalidInstance
-from matching.verify import verify
+from matching.generators.generate import generate
+from matching.input.instance import Floor, Instance, Offer, OfferStatus, Pair
+from matching.input.validate import InvalidInstance
+from matching.reports.verify import verify
+from matching.rules.prepare import prepare
+from matching.solvers.baselines import milp
+from matching.solvers.solve import objective_tiers, solve
 from tests.factories import candidate, make, offer, supervisor
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from api.cli import app
-from matching.outlook import outlook
-from matching.validate import load_instance
+from matching.input.validate import load_instance
+from matching.reports.outlook import outlook
 from tests.factories import candidate, instance_dict, make, offer, programme, supervisor
 
 GRANT = 6 * (30_000 + 4_000)

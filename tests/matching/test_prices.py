@@ -10,11 +10,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from matching.baselines import build_mip, lp_bound
-from matching.generate import generate
-from matching.instance import Floor, Instance
-from matching.prepare import Prepared, prepare
-from matching.prices import (
+from matching.generators.generate import generate
+from matching.input.instance import Floor, Instance
+from matching.input.validate import load_instance
+from matching.reports.prices import (
     BUDGET,
     CANDIDATE,
     EARMARK,
@@ -32,9 +31,10 @@ from matching.prices import (
     round_prices,
     shadow_prices,
 )
-from matching.relaxation import relax
-from matching.solve import objective_tiers, solve
-from matching.validate import load_instance
+from matching.rules.prepare import Prepared, prepare
+from matching.solvers.baselines import build_mip, lp_bound
+from matching.solvers.relaxation import relax
+from matching.solvers.solve import objective_tiers, solve
 from tests.factories import candidate, make, offer, programme, supervisor, unit
 
 FIXTURES = sorted(Path("fixtures/small").glob("*.json"))
@@ -53,7 +53,7 @@ def generated(c: int, o: int, seed: int) -> Instance:
 
 
 def lp(prep: Prepared) -> float:
-    """The placements LP, solved independently of matching.prices (scipy milp without integrality)."""
+    """The placements LP, solved independently of matching.reports.prices (scipy milp without integrality)."""
     return lp_bound(prep, np.ones(len(prep.pairs), dtype=np.int64))
 
 

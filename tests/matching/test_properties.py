@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from matching.baselines import brute_force, milp
-from matching.generate import generate
-from matching.instance import Instance
-from matching.prepare import prepare
-from matching.solve import objective_tiers, solve
-from matching.verify import verify
+from matching.generators.generate import generate
+from matching.input.instance import Instance
+from matching.reports.verify import verify
+from matching.rules.prepare import prepare
+from matching.solvers.baselines import brute_force, milp
+from matching.solvers.solve import objective_tiers, solve
 
 
 def _policy(instance: Instance, **changes: object) -> Instance:

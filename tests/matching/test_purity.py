@@ -6,15 +6,15 @@ import sys
 import matching
 
 MODULES = [
-    "matching.instance",
-    "matching.validate",
-    "matching.eligibility",
-    "matching.scoring",
-    "matching.prepare",
-    "matching.cpsat",
-    "matching.flow",
-    "matching.solve",
-    "matching.verify",
+    "matching.input.instance",
+    "matching.input.validate",
+    "matching.rules.eligibility",
+    "matching.rules.scoring",
+    "matching.rules.prepare",
+    "matching.solvers.cpsat",
+    "matching.solvers.flow",
+    "matching.solvers.solve",
+    "matching.reports.verify",
 ]
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from matching.changes import Change, apply_changes
-from matching.diff import round_diff
-from matching.fairness import floor_prices, group_rows, tier_objectives
-from matching.instance import Floor, Instance, Offer, OfferStatus, Pair, Policy
-from matching.provenance import differences, versions
-from matching.solve import solve
-from matching.statement import objective_statement
+from matching.input.instance import Floor, Instance, Offer, OfferStatus, Pair, Policy
+from matching.reports.changes import Change, apply_changes
+from matching.reports.diff import round_diff
+from matching.reports.fairness import floor_prices, group_rows, tier_objectives
+from matching.reports.provenance import differences, versions
+from matching.reports.statement import objective_statement
+from matching.solvers.solve import solve
 from tests.factories import candidate, make, offer, supervisor
 
 

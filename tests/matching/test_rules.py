@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from matching.eligibility import PAIR_RULES, PROGRAMME_RULES, OfferVerdict, eligible_pairs, explain_candidate
-from matching.instance import Instance
+from matching.input.instance import Instance
+from matching.rules.eligibility import PAIR_RULES, PROGRAMME_RULES, OfferVerdict, eligible_pairs, explain_candidate
 from tests.factories import candidate, make, offer, programme, supervisor
 
 GRANT = 6 * (30_000 + 4_000)  # what P1 pays for the default pair

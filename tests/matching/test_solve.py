@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from matching.solve import solve
-from matching.verify import verify
+from matching.reports.verify import verify
+from matching.solvers.solve import solve
 from tests.factories import candidate, make, offer, programme, supervisor, unit
 
 
@@ -188,7 +188,7 @@ def test_an_out_competed_candidate_names_the_winner() -> None:
 
 
 def test_more_pins_than_slots_are_refused_before_solving() -> None:
-    from matching.validate import InvalidInstance
+    from matching.input.validate import InvalidInstance
 
     instance = make(
         candidates=[candidate("C1"), candidate("C2")],

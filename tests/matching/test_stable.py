@@ -8,22 +8,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from matching.baselines import blocking_pairs, feasible_picks
-from matching.generate import generate
-from matching.instance import Instance
-from matching.prepare import prepare
-from matching.side import satisfied
-from matching.solve import solve
-from matching.stable import (
-    TooManyTerms,
-    compare,
-    count_blocking,
-    count_terms,
-    funded_deferred_acceptance,
-    no_blocking,
-    no_blocking_rows,
-)
-from matching.verify import verify
+from matching.generators.generate import generate
+from matching.input.instance import Instance
+from matching.model.side import satisfied
+from matching.model.stability import TooManyTerms, blocking_pairs, count_terms, no_blocking, no_blocking_rows
+from matching.reports.verify import verify
+from matching.rules.prepare import prepare
+from matching.solvers.baselines import feasible_picks
+from matching.solvers.solve import solve
+from matching.solvers.stable import compare, count_blocking, funded_deferred_acceptance
 from tests.factories import candidate, make, offer, programme, supervisor, unit
 from tests.matching.test_baselines import all_matchings
 from tests.matching.test_baselines import textbook as textbook_round
@@ -172,7 +165,7 @@ def test_compare_shows_the_optimiser_places_more_with_blocking_pairs() -> None:
 
 
 def test_compare_forbidding_blocking_pairs() -> None:
-    # Needs the lead's wiring of policy.forbid_blocking into matching.solve/cpsat (matching.side calls
+    # Needs the lead's wiring of policy.forbid_blocking into matching.solve/cpsat (matching.model.side calls
     # no_blocking_rows); without it this row comes out as the plain optimiser, with 1 blocking pair.
     result = compare(competing_round(), time_limit_s=5)
     stable = result.rows[2]

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from matching.instance import Instance
-from matching.solve import solve
-from matching.validate import InvalidInstance, Issue, load_instance
+from matching.input.instance import Instance
+from matching.input.validate import InvalidInstance, Issue, load_instance
+from matching.solvers.solve import solve
 from tests.factories import candidate, instance_dict, make, offer, programme, supervisor, unit
 
 Where = tuple[str, str | None, str, str]  # (path, object_id, field, rule)

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from matching.instance import Instance
-from matching.solution import Assignment, Solution
-from matching.solve import solve
-from matching.verify import verify
+from matching.input.instance import Instance
+from matching.model.solution import Assignment, Solution
+from matching.reports.verify import verify
+from matching.solvers.solve import solve
 from tests.factories import candidate, make, offer, programme, supervisor
 
 GRANT = 6 * (30_000 + 4_000)

@@ -1,4 +1,4 @@
-"""verify checks a solution's own figures, and states the rules with its own code (matching.rulebook): a bug in the
+"""verify checks a solution's own figures, and states the rules with its own code (rulebook): a bug in the
 solver's rules cannot pass its own check."""
 
 from __future__ import annotations
@@ -8,12 +8,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from matching import eligibility, rulebook
-from matching.eligibility import check_pairs
-from matching.generate import generate
-from matching.solve import solve
-from matching.tables import build_tables
-from matching.verify import verify
+from matching.generators.generate import generate
+from matching.reports.verify import verify
+from matching.rules import eligibility, rulebook
+from matching.rules.eligibility import check_pairs
+from matching.rules.tables import build_tables
+from matching.solvers.solve import solve
 from tests.factories import candidate, make, offer, programme
 
 

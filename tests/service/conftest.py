@@ -21,7 +21,7 @@ from api.identity import fake_test_personnummer
 from api.security import hash_password
 from api.settings import Settings
 from api.snapshot import import_instance
-from matching.validate import load_instance
+from matching.input.validate import load_instance
 from models import Candidate, CandidateIdentity, Region, Role, Unit, User
 from models.db import make_engine, make_sessionmaker, transaction
 from models.migrate import upgrade

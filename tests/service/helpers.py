@@ -10,7 +10,7 @@ from sqlalchemy import MetaData, select
 
 from api.security import hash_password
 from api.snapshot import import_instance
-from matching.instance import Instance
+from matching.input.instance import Instance
 from models import Region, Role, Unit, User
 from models.db import make_engine, make_sessionmaker, transaction
 from tests.service.conftest import PASSWORD, Service

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from matching.instance import Instance, waiting_band
+from matching.input.instance import Instance, waiting_band
 from tests.service.conftest import Service
 
 R = "/regions/01"

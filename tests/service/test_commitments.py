@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 from openpyxl import load_workbook
 
-from matching.instance import Instance
-from matching.months import month_index
-from matching.solution import Solution
-from matching.solve import solve
-from matching.validate import load_instance
-from matching.verify import verify
+from matching.input.instance import Instance
+from matching.input.months import month_index
+from matching.input.validate import load_instance
+from matching.model.solution import Solution
+from matching.reports.verify import verify
+from matching.solvers.solve import solve
 from tests.factories import candidate, instance_dict, offer, programme, supervisor, unit
 from tests.service.conftest import Service
 from tests.service.helpers import add_region

@@ -24,9 +24,9 @@ from api.routers.commitments import _books
 from api.settings import Settings
 from api.snapshot import PROGRAMMES, SUPERVISORS, import_instance
 from api.worker import store_result
-from matching.generate import generate
-from matching.instance import Instance
-from matching.solve import solve
+from matching.generators.generate import generate
+from matching.input.instance import Instance
+from matching.solvers.solve import solve
 from models import Commitment, MatchRound, Proposal, Region, Role, RoundStatus, User
 from models.db import make_engine, make_sessionmaker, transaction
 from models.migrate import upgrade

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from api.identity import fake_test_personnummer
-from matching.validate import load_instance
+from matching.input.validate import load_instance
 from tests.factories import candidate, instance_dict, offer, programme, supervisor, unit
 from tests.service.conftest import Service
 from tests.service.helpers import add_region, number_forms, ok, run_round

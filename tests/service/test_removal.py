@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from api.identity import fake_test_personnummer
-from matching.validate import load_instance
+from matching.input.validate import load_instance
 from models import AuditEvent, CandidateIdentity
 from models.db import make_engine, make_sessionmaker
 from tests.factories import candidate, instance_dict, offer, programme, supervisor, unit

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from api.cli import app
 from api.identity import fake_test_personnummer
 from api.privacy import add_months
-from matching.validate import load_instance
+from matching.input.validate import load_instance
 from tests.factories import candidate, instance_dict, offer, programme, supervisor, unit
 from tests.service.conftest import Service
 from tests.service.helpers import add_region, dump, ok, run_round

@@ -1,0 +1,1 @@
+"""What a round is: the instance, its validation, codes, months and money."""

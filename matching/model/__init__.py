@@ -1,0 +1,1 @@
+"""The one labelled, vectorised specification of a round and the solution it describes."""

@@ -1,0 +1,1 @@
+"""Verification, explanations and reports over an instance and its solution."""

@@ -1,0 +1,133 @@
+"""Why each unmatched candidate was left out: a first classification, from the final state of capacity and money."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from matching.model.solution import Assignment, Unmatched
+from matching.rules.eligibility import check_pairs
+from matching.rules.ledger import Ledger
+from matching.rules.prepare import Prepared
+
+
+def _rule_counts(prep: Prepared, ci: int) -> dict[str, int]:
+    """Per rule, how many offers of the candidate's profession it excludes (all offers if none share it)."""
+    t = prep.tables
+    same = np.flatnonzero(np.array(t.offers.profession, dtype=object) == t.candidates.profession[ci])
+    offers = same if len(same) else np.arange(len(prep.instance.offers))
+    checks = check_pairs(prep.instance, t, np.full(len(offers), ci), offers)
+    counts: Counter[str] = Counter()
+    for name, mask in checks.rules.items():
+        if (~mask).any():
+            counts[name] = int((~mask).sum())
+    return dict(counts)
+
+
+def explain_unmatched(prep: Prepared, assignments: list[Assignment], ledger: Ledger) -> list[Unmatched]:
+    """A reason for every candidate without a match."""
+    inst, pairs = prep.instance, prep.pairs
+    matched = {a.candidate_id for a in assignments}
+    holders: dict[str, list[Assignment]] = {}
+    for a in assignments:
+        holders.setdefault(a.offer_id, []).append(a)
+    bounds = np.searchsorted(pairs.cand, np.arange(len(inst.candidates) + 1))
+    out = []
+    for ci, cand in enumerate(inst.candidates):
+        if cand.id in matched:
+            continue
+        rows = np.arange(bounds[ci], bounds[ci + 1])
+        if not len(rows):
+            rules = _rule_counts(prep, ci)
+            out.append(
+                Unmatched(
+                    candidate_id=cand.id,
+                    reason="no_eligible_offer",
+                    detail="no offer passes every rule; most excluding: "
+                    + ", ".join(f"{r} ({n})" for r, n in sorted(rules.items(), key=lambda kv: -kv[1])[:3]),
+                    rules=rules,
+                )
+            )
+            continue
+        out.append(_classify(prep, cand.id, rows, holders, ledger))
+    return out
+
+
+def _classify(
+    prep: Prepared, cid: str, rows: np.ndarray, holders: dict[str, list[Assignment]], ledger: Ledger
+) -> Unmatched:
+    inst, pairs = prep.instance, prep.pairs
+    starved: set[str] = set()
+    full_offers: list[tuple[int, str]] = []
+    for k in rows:
+        offer = inst.offers[int(pairs.offer[k])]
+        if ledger.offer_used[offer.id] >= offer.slots:
+            full_offers.append((int(k), offer.id))
+            continue
+        start = int(prep.tables.offers.start_month[pairs.offer[k]])
+        if ledger.free_supervisor(offer.id, start, int(pairs.months[k])) is None:
+            continue
+        funders = np.flatnonzero(pairs.fund_pair == k)
+        progs = [inst.programmes[int(pairs.fund_programme[r])].id for r in funders]
+        if any(ledger.money_fits(p, offer.id, int(pairs.fund_grant[r])) for p, r in zip(progs, funders, strict=True)):
+            return Unmatched(
+                candidate_id=cid,
+                reason="not_selected",
+                detail=f"offer {offer.id} still has room and money; the solver stopped before placing this candidate",
+                eligible_offers=len(rows),
+            )
+        starved.update(progs)
+    if starved:
+        return Unmatched(
+            candidate_id=cid,
+            reason="no_money",
+            detail="an eligible offer has room, but no programme that could pay has budget or cap left: "
+            + ", ".join(sorted(starved)),
+            eligible_offers=len(rows),
+            programmes=sorted(starved),
+        )
+    return _competition(prep, cid, rows, full_offers, holders)
+
+
+def _competition(
+    prep: Prepared, cid: str, rows: np.ndarray, full_offers: list[tuple[int, str]], holders: dict[str, list[Assignment]]
+) -> Unmatched:
+    """Out-competed at a full offer (by the closest rival), or no capacity at all."""
+    best: tuple[int, str, Assignment] | None = None
+    for k, offer_id in full_offers:
+        mine = int(prep.scores.total[k])
+        for rival in holders.get(offer_id, []):
+            gap = rival.score - mine
+            if best is None or gap < best[0]:
+                best = (gap, offer_id, rival)
+    if best is None:
+        return Unmatched(
+            candidate_id=cid,
+            reason="no_capacity",
+            detail="every eligible offer is out of slots or supervisor seats",
+            eligible_offers=len(rows),
+        )
+    gap, offer_id, rival = best
+    how = _rival_hold(prep, rival, gap)
+    return Unmatched(
+        candidate_id=cid,
+        reason="out_competed",
+        detail=f"offer {offer_id} went to {rival.candidate_id}, who {how}",
+        eligible_offers=len(rows),
+        competitor_id=rival.candidate_id,
+        score_gap=gap,
+    )
+
+
+def _rival_hold(prep: Prepared, rival: Assignment, gap: int) -> str:
+    """Why the rival holds the offer: the coordinator's pin, an earlier proposal kept, or the score."""
+    pair = (rival.candidate_id, rival.offer_id)
+    policy = prep.instance.policy
+    if pair in {(p.candidate_id, p.offer_id) for p in policy.pins}:
+        return "was pinned there"
+    if gap >= 0:
+        return f"scored {gap} more"
+    if pair in {(p.candidate_id, p.offer_id) for p in policy.keep}:
+        return f"scored {-gap} less but kept their earlier place there"
+    return f"scored {-gap} less but had no other placement"

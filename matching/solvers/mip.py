@@ -1,0 +1,195 @@
+"""The LP/MIP backend: the spec's core loaded in bulk into OR-Tools' model builder, solved by HiGHS (or GLOP, SCIP).
+
+Lexicographic tiers are a sequence of solves: most placements first, then, with that count held, the best score
+(never one weighted sum, whose huge coefficients slow every MIP solver down). `highspy` cannot be loaded beside
+OR-Tools; the HiGHS inside the OR-Tools wheel can.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from ortools.linear_solver.python import model_builder_helper as mbh
+
+from matching.model.spec import Core, Spec, Tier
+from matching.rules.tables import FloatArray, IntArray
+
+# Statuses of the model builder, as the engine names them.
+_OPTIMAL, _FEASIBLE = mbh.SolveStatus.OPTIMAL, mbh.SolveStatus.FEASIBLE
+_INFEASIBLE = (mbh.SolveStatus.INFEASIBLE,)
+
+
+@dataclass(frozen=True)
+class LinearResult:
+    """One solve: the status, the spec's column values (None without a solution), objective and dual bound, and
+    one dual value per core row (LP only; empty otherwise)."""
+
+    status: str  # OPTIMAL, FEASIBLE, INFEASIBLE or UNKNOWN
+    values: FloatArray | None
+    objective: float
+    bound: float
+    duals: FloatArray
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Held:
+    """A row over the pair columns kept at or above a level: an earlier tier at its optimum."""
+
+    values: IntArray
+    at_least: float
+
+
+def _parameters(solver: str, integral: bool, deterministic_nodes: int | None) -> str:
+    if solver != "highs":
+        return ""
+    lines = ["output_flag=false"]
+    if integral:
+        # Values are integers: a gap below one proves the integer optimum, however large the objective.
+        lines += ["mip_rel_gap=0", "mip_abs_gap=0.999"]
+        if deterministic_nodes is not None:
+            # A node budget instead of the wall clock: the same input then gives the same result.
+            lines += ["threads=1", f"mip_max_nodes={deterministic_nodes}"]
+    return "\n".join(lines)
+
+
+class LinearBackend:
+    """The spec's core (or the full spec) as an LP or MIP, re-solved per objective with held tiers."""
+
+    def __init__(self, spec: Spec, *, integral: bool = True, solver: str = "highs", full: bool = False) -> None:
+        self.spec, self.integral, self.solver = spec, integral, solver
+        self.core = _full_core(spec) if full else spec.core()
+        self.held: list[Held] = []
+        self.deterministic_nodes: int | None = None
+
+    def _load(self, objective: FloatArray) -> mbh.ModelBuilderHelper:
+        core, n = self.core, self.spec.n_pairs
+        matrix, lb, ub = core.matrix, core.lb, core.ub
+        if self.held:
+            # x columns come first in the core, so a tier over the pairs is a row over its first n columns.
+            extra = sp.csr_matrix(
+                np.vstack([np.asarray(h.values, dtype=np.float64) for h in self.held]), shape=(len(self.held), n)
+            )
+            extra.resize((len(self.held), matrix.shape[1]))
+            matrix = sp.csr_matrix(sp.vstack([matrix, extra], format="csr"))
+            lb = np.concatenate([lb, [h.at_least for h in self.held]])
+            ub = np.concatenate([ub, np.full(len(self.held), math.inf)])
+        helper = mbh.ModelBuilderHelper()
+        arrays = (core.var_lb, core.var_ub, objective[core.columns], lb, ub, sp.csr_matrix(matrix, dtype=np.float64))
+        # The helper may keep views of these arrays until the solve: hold them as long as the helper lives.
+        self._alive = arrays
+        helper.fill_model_from_sparse_data(*arrays)  # type: ignore[arg-type]
+        helper.set_maximize(True)
+        if self.integral:
+            for i in np.flatnonzero(core.integer).tolist():
+                helper.set_var_integrality(i, True)
+        return helper
+
+    def solve(self, values: IntArray, seconds: float) -> LinearResult:
+        """Maximise `values` over the pairs within `seconds`, the held tiers kept."""
+        # No solution hints: with hints, the HiGHS of the OR-Tools 9.15 wheel crashes the process (seen on the demo
+        # region); a tier that finds nothing falls back to the caller's solution instead.
+        started = time.monotonic()
+        helper = self._load(self.spec.objective(values))
+        solver = mbh.ModelSolverHelper(self.solver)
+        solver.set_time_limit_in_seconds(max(0.05, seconds))
+        solver.set_solver_specific_parameters(_parameters(self.solver, self.integral, self.deterministic_nodes))
+        solver.solve(helper)
+        status = solver.status()
+        elapsed = time.monotonic() - started
+        if status in _INFEASIBLE:
+            return LinearResult("INFEASIBLE", None, 0.0, 0.0, np.zeros(0), elapsed)
+        if status not in (_OPTIMAL, _FEASIBLE) or not solver.has_solution():
+            return LinearResult("UNKNOWN", None, 0.0, math.inf, np.zeros(0), elapsed)
+        full = np.zeros(self.spec.n_vars, dtype=np.float64)
+        full[self.core.columns] = np.asarray(solver.variable_values(), dtype=np.float64)
+        objective = float(solver.objective_value())
+        bound = objective if status == _OPTIMAL else float(solver.best_objective_bound())
+        duals = np.asarray(solver.dual_values(), dtype=np.float64) if not self.integral else np.zeros(0)
+        return LinearResult(
+            "OPTIMAL" if status == _OPTIMAL else "FEASIBLE", full, objective, max(objective, bound), duals, elapsed
+        )
+
+    def hold(self, values: IntArray, at_least: float) -> None:
+        """Keep a tier at or above a level in every later solve."""
+        self.held.append(Held(values, at_least))
+
+
+def _full_core(spec: Spec) -> Core:
+    """The whole spec as a core: every row and column (the reference model)."""
+    return Core(
+        columns=np.arange(spec.n_vars, dtype=np.int64),
+        rows=np.arange(len(spec.rows), dtype=np.int64),
+        matrix=spec.rows.matrix,
+        lb=spec.rows.lb,
+        ub=spec.rows.ub,
+        var_lb=spec.var_lb,
+        var_ub=spec.var_ub,
+        integer=spec.integer,
+    )
+
+
+@dataclass(frozen=True)
+class TierOutcome:
+    """One tier of a lexicographic solve."""
+
+    tier: Tier
+    status: str
+    objective: int
+    bound: int
+    seconds: float
+
+
+def tier_value(tier: Tier, v: FloatArray) -> int:
+    """A tier's total over the pair columns of a (near-integral) solution."""
+    return round(float(np.asarray(tier.values, dtype=np.float64) @ np.round(v[: len(tier.values)])))
+
+
+def lexicographic(
+    backend: LinearBackend,
+    tiers: list[Tier],
+    deadline: float,
+    fallback: FloatArray | None = None,
+) -> tuple[FloatArray | None, list[TierOutcome]]:
+    """Each tier in turn at its best, the earlier ones held at theirs; a tier cut short by the deadline is held at
+    what it reached. `fallback` (a feasible solution, e.g. greedy's) stands in where a tier finds nothing in time.
+    Returns the last column values (None without a solution) and each tier's outcome."""
+    outcomes: list[TierOutcome] = []
+    current = fallback
+    for position, tier in enumerate(tiers):
+        left = deadline - time.monotonic()
+        # Every tier but the last leaves the next ones time: earlier tiers are usually the quick ones.
+        share = left if position == len(tiers) - 1 else left * 0.6
+        result = backend.solve(tier.values, share)
+        found = result.values
+        if found is not None and current is not None and result.status != "OPTIMAL":
+            # A tier cut short may end below the solution we already hold, which meets the same held rows.
+            found = found if tier_value(tier, found) >= tier_value(tier, current) else current
+        if found is None:
+            if current is None or result.status == "INFEASIBLE":
+                outcomes.append(TierOutcome(tier, result.status, 0, 0, result.seconds))
+                return None, outcomes
+            found = current
+        current = found
+        value = tier_value(tier, current)
+        bound = value if result.status == "OPTIMAL" else max(value, min(_ceiling(backend, tier), _floor(result.bound)))
+        status = "OPTIMAL" if result.status == "OPTIMAL" else "FEASIBLE"
+        outcomes.append(TierOutcome(tier, status, value, bound, result.seconds))
+        backend.hold(tier.values, value - 0.5)
+    return current, outcomes
+
+
+def _floor(bound: float) -> int:
+    return math.floor(bound + 1e-6) if math.isfinite(bound) else 2**62
+
+
+def _ceiling(backend: LinearBackend, tier: Tier) -> int:
+    """Each candidate's best pair: a bound on any tier."""
+    prep = backend.spec.prep
+    best = np.zeros(len(prep.instance.candidates), dtype=np.int64)
+    np.maximum.at(best, prep.pairs.cand, np.asarray(tier.values, dtype=np.int64))
+    return int(best.sum())
