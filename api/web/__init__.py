@@ -4,6 +4,7 @@ and services, in Swedish (English as a choice). `install(app)` adds it to the Fa
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
@@ -51,12 +52,13 @@ NOT_PAGES = ("/api/", "/docs", "/healthz")
 def _pages_answer_http_errors_with_pages(app: FastAPI) -> None:
     """A browser address that matches no page (or a request no page can read) gets a page, not JSON; the API's
     paths keep their problem+json."""
-    api_handler = app.exception_handlers[StarletteHTTPException]
+    api_handler: Any = app.exception_handlers[StarletteHTTPException]
 
     async def handler(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         if request.url.path.startswith(NOT_PAGES):
-            return await api_handler(request, exc)  # type: ignore[no-any-return]
+            answer: Response = await api_handler(request, exc)
+            return answer
         problem = Problem(str(exc.detail), headers=dict(exc.headers or {}))
         problem.status, problem.title = exc.status_code, TITLES.get(exc.status_code, "Bad request")
         response = problem_page(request, problem)

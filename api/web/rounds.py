@@ -31,7 +31,7 @@ from api.web.charts import Point, format_series, gap_line, money_bars, objective
 from api.web.pages import coordinator_only, page
 from api.web.render import WebRoute, redirect, render
 from api.web.session import Csrf, WebSubject, form_list, form_values
-from matching.instance import Instance, Pair, Weights
+from matching.input.instance import Instance, Pair, Weights
 from models import AuditEvent, MatchRound, Proposal, Region, Unit
 from models.queries import Subject, proposals_readable_by, rounds_readable_by
 from models.rounds import RoundStatus

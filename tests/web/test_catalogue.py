@@ -8,8 +8,8 @@ from pathlib import Path
 from babel.messages.extract import extract_from_dir
 
 from api.web import i18n
-from matching.instance import Policy, Weights
-from matching.statement import objective_statement
+from matching.input.instance import Policy, Weights
+from matching.reports.statement import objective_statement
 
 WEB = Path(i18n.__file__).parent
 
