@@ -201,7 +201,14 @@ class WebRoute(APIRoute):
             try:
                 response = await original(request)
             except LoginRequired as exc:
-                return redirect(f"/login?next={quote(exc.next_path, safe='')}")
+                target = f"/login?next={quote(exc.next_path, safe='')}"
+                if request.headers.get("HX-Request"):
+                    # A poll of a page whose session ran out: the whole page goes to the login, not the fragment.
+                    page = request.headers.get("HX-Current-URL", "")
+                    path = page.split("//", 1)[-1].partition("/")[2]
+                    target = f"/login?next={quote('/' + path, safe='')}" if path else "/login"
+                    return Response(status_code=200, headers={"HX-Redirect": target})
+                return redirect(target)
             except CsrfRefused:
                 problem = Problem("the form is out of date or came from another site; reload the page and try again")
                 problem.status, problem.title, problem.slug = 403, "Forbidden", "csrf"

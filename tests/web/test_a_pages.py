@@ -33,6 +33,7 @@ def test_every_page_carries_a_csp_without_inline_scripts_and_cookies_are_strict(
     for path in ("/regions/01", "/regions/01/offers", "/regions/01/rounds", "/regions/01/rounds/new"):
         response = page.goto(path)
         assert response is not None and response.status == 200
+        check_accessible(page)
         assert "unsafe-inline" not in response.headers["content-security-policy"]
         html = page.content()
         # Every script comes from a file of ours; no inline script, event handler or style attribute.
@@ -159,3 +160,11 @@ def test_pages_refuse_what_the_api_refuses(page: Page, base_url: str) -> None:
     assert response is not None and response.status == 404
     expect(page.locator("[role=alert]")).to_have_text("region 02 hittades inte")
     check_accessible(page)
+
+
+def test_a_poll_without_a_session_sends_the_whole_page_to_the_login(base_url: str) -> None:
+    headers = {"HX-Request": "true", "HX-Current-URL": f"{base_url}/regions/01/rounds/1"}
+    answer = httpx.get(f"{base_url}/regions/01/rounds/1/progress", headers=headers, follow_redirects=False)
+    assert answer.status_code == 200 and answer.headers["HX-Redirect"] == "/login?next=%2Fregions%2F01%2Frounds%2F1"
+    plain = httpx.get(f"{base_url}/regions/01/rounds/1", follow_redirects=False)
+    assert plain.status_code == 303 and plain.headers["location"] == "/login?next=%2Fregions%2F01%2Frounds%2F1"
