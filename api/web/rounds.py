@@ -332,6 +332,7 @@ def candidate_page(
         ref=ref,
         e=explained,
         why=why,
+        key=secrets.token_urlsafe(12),
         weights=Instance.model_validate_json(row.snapshot).policy.weights.model_dump(),
     )
 

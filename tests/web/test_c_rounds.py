@@ -78,6 +78,8 @@ def test_a_coordinator_runs_reviews_reruns_and_publishes_a_round(page: Page, bas
     page.locator("#h-unmatched ~ details li a").first.click()
     expect(page.locator("#cause")).to_be_visible()
     expect(page.locator("#change")).to_be_visible()
+    eligible = int(re.sub(r"\D", "", page.locator("text=Behöriga erbjudanden").inner_text()))
+    assert page.locator("ul.pins button[name=pin]").count() == min(eligible, 30)
     check_accessible(page)
     page.go_back()
 
