@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,23 +37,29 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The demo service as a user starts it, on its own SQLite file; the one URL it prints."""
+@contextmanager
+def demo_server(database_url: str, folder: Path) -> Iterator[str]:
+    """`vardmatch serve --demo` on a free port and the given database; the one URL it prints."""
     port = free_port()
-    database = tmp_path_factory.mktemp("web") / "demo.sqlite"
     env = {**os.environ, "VARDMATCH_ANALYSIS_SECONDS": "3", "VARDMATCH_ENVIRONMENT": "development"}
     command = [str(Path(sys.executable).parent / "vardmatch"), "serve", "--demo", "--port", str(port)]
-    command += ["--database-url", f"sqlite:///{database}"]
-    log = tmp_path_factory.mktemp("web-log") / "server.log"
+    command += ["--database-url", database_url]
+    log = folder / "server.log"
     with log.open("w") as out:
         server = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        url = _wait_for_url(log, server)
-        yield url
+        yield _wait_for_url(log, server)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The demo service as a user starts it, on its own SQLite file."""
+    folder = tmp_path_factory.mktemp("web")
+    with demo_server(f"sqlite:///{folder / 'demo.sqlite'}", folder) as url:
+        yield url
 
 
 def _wait_for_url(log: Path, server: subprocess.Popen[bytes]) -> str:
