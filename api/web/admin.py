@@ -29,7 +29,7 @@ def _admin(subject: Subject) -> None:
 
 def _regions_page(request: Request, session: SessionDep, subject: Subject, errors: list[dict[str, str]]) -> Response:
     regions = list(session.scalars(regions_readable_by(subject).order_by(Region.code)))
-    response = page(request, session, "admin_regions.html", regions=regions, errors=errors, issues=[])
+    response = page(request, "admin_regions.html", regions=regions, errors=errors, issues=[])
     response.status_code = 422 if errors else 200
     return response
 
@@ -70,9 +70,7 @@ def _users_page(request: Request, session: SessionDep, subject: Subject, errors:
     units = {
         u.id: u.ref for u in session.scalars(select(Unit).where(Unit.id.in_([r.unit_id for r in rows if r.unit_id])))
     }
-    response = page(
-        request, session, "admin_users.html", users=rows, regions=regions, units=units, errors=errors, issues=[]
-    )
+    response = page(request, "admin_users.html", users=rows, regions=regions, units=units, errors=errors, issues=[])
     response.status_code = 422 if errors else 200
     return response
 

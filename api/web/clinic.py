@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from api import rounds, services
 from api.deps import RowId, SessionDep, audit
-from api.errors import NotFound, Unprocessable
+from api.errors import Forbidden, NotFound, Unprocessable
 from api.snapshot import CANDIDATES, OFFERS, SUPERVISORS, UNITS, Kind, engine_dict
 from api.web.forms import fields_of, read_form, values_of
 from api.web.pages import page
@@ -57,7 +57,6 @@ def unit_page(request: Request, region: str, ref: str, session: SessionDep, subj
     unit = services.get_object(session, UNITS, subject, reg, ref)
     return page(
         request,
-        session,
         "unit.html",
         region=reg.code,
         reg=reg,
@@ -89,8 +88,6 @@ def answer_proposal(
     """Accept or decline a proposal (the API's answer, with its refusals); a decline needs a reason from the list."""
     reg = services.region_for(session, subject, region)
     if subject.role is Role.COORDINATOR:
-        from api.errors import Forbidden
-
         raise Forbidden("this needs the role admin or clinic")
     row = rounds.get_round(session, subject, reg, round_id)
     accept = decision == "accept"
@@ -109,7 +106,6 @@ def answer_proposal(
 
 def _form_page(
     request: Request,
-    session: Session,
     reg: Region,
     kind: Kind,
     values: dict[str, str],
@@ -119,7 +115,6 @@ def _form_page(
 ) -> Response:
     response = page(
         request,
-        session,
         "object_form.html",
         region=reg.code,
         reg=reg,
@@ -152,7 +147,7 @@ def new_object(request: Request, region: str, kind_name: str, session: SessionDe
         values["unit_id"] = unit.ref if unit else ""
     if kind is OFFERS:
         values["status"] = "draft"
-    return _form_page(request, session, reg, kind, values, creating=True)
+    return _form_page(request, reg, kind, values, creating=True)
 
 
 @router.get("/regions/{region}/{kind_name}/{ref}")
@@ -163,7 +158,7 @@ def edit_object(
     kind = _kind(kind_name)
     reg = services.region_for(session, subject, region)
     row = services.get_object(session, kind, subject, reg, ref)
-    return _form_page(request, session, reg, kind, values_of(engine_dict(row)), creating=False)
+    return _form_page(request, reg, kind, values_of(engine_dict(row)), creating=False)
 
 
 @router.post("/regions/{region}/{kind_name}/new", dependencies=[Csrf])
@@ -190,7 +185,7 @@ def _create(
         row = services.create_object(session, kind, subject, reg, obj)
     except Unprocessable as exc:
         session.rollback()
-        return _form_page(request, session, reg, kind, values, True, exc.extra.get("errors"), 422)
+        return _form_page(request, reg, kind, values, True, exc.extra.get("errors"), 422)
     return redirect(_after_save(session, reg, kind, row))
 
 
@@ -204,7 +199,7 @@ def _update(
         services.update_object(session, kind, subject, reg, row, data)
     except Unprocessable as exc:
         session.rollback()
-        return _form_page(request, session, reg, kind, values, False, exc.extra.get("errors"), 422)
+        return _form_page(request, reg, kind, values, False, exc.extra.get("errors"), 422)
     return redirect(_after_save(session, reg, kind, row))
 
 

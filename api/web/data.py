@@ -33,7 +33,7 @@ def import_page(
     """The upload form."""
     reg = services.region_for(session, subject, region)
     coordinator_only(subject)
-    return page(request, session, "import.html", region=reg.code, reg=reg, kinds=IMPORTABLE, kind=kind, report=None)
+    return page(request, "import.html", region=reg.code, reg=reg, kinds=IMPORTABLE, kind=kind, report=None)
 
 
 @router.post("/regions/{region}/import", dependencies=[Csrf])
@@ -74,8 +74,6 @@ def import_upload(
         session.rollback()
         report = {"errors": exc.extra.get("errors", []), "written": False, "detail": exc.detail}
     status = 422 if report["errors"] else 200
-    response = page(
-        request, session, "import.html", region=reg.code, reg=reg, kinds=IMPORTABLE, kind=kind_name, report=report
-    )
+    response = page(request, "import.html", region=reg.code, reg=reg, kinds=IMPORTABLE, kind=kind_name, report=report)
     response.status_code = status
     return response

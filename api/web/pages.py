@@ -13,10 +13,11 @@ from sqlalchemy.orm import Session
 
 from api import books, commitments, services
 from api.deps import Offset, SessionDep, SettingsDep
-from api.errors import NotFound
+from api.errors import Forbidden, NotFound
 from api.security import verify_password
 from api.snapshot import KINDS, PROGRAMMES, UNITS, engine_object
 from api.web import i18n
+from api.web.charts import money_bars
 from api.web.render import WebRoute, home_path, redirect, render
 from api.web.session import (
     LANG_COOKIE,
@@ -27,6 +28,7 @@ from api.web.session import (
     session_user_id,
     set_cookie,
 )
+from matching.input.instance import Profession
 from models import MatchRound, Region, Role, Unit, User
 from models.queries import Subject, rounds_readable_by
 
@@ -44,7 +46,7 @@ STATUS_CHOICES = {
     "offers": ("draft", "published", "withdrawn", "filled"),
     "candidates": ("waiting", "placed", "withdrawn"),
 }
-PROFESSIONS = ("physician", "dentist", "nurse", "dental_hygienist", "midwife", "pharmacist", "chiropractor")
+PROFESSIONS = tuple(p.value for p in Profession)
 
 
 def is_safe_next(target: str) -> bool:
@@ -59,8 +61,8 @@ def home_of(session: Session, user: User) -> str:
     return home_path(user.role, region.code if region else None, unit.ref if unit else None)
 
 
-def page(request: Request, session: Session, template: str, region: str | None = None, **context: Any) -> Response:
-    """A page with the menu of the logged-in user's role (kept for the page modules' calls)."""
+def page(request: Request, template: str, region: str | None = None, **context: Any) -> Response:
+    """A page with the menu of the logged-in user's role, for the region it is about."""
     return render(request, template, nav_region=region, **context)
 
 
@@ -77,7 +79,7 @@ def root(request: Request, session: SessionDep, settings: SettingsDep) -> Respon
 @router.get("/login")
 def login_page(request: Request, session: SessionDep, next: str = "") -> Response:
     """The login form."""
-    return page(request, session, "login.html", next=next if is_safe_next(next) else "", failed="", username="")
+    return page(request, "login.html", next=next if is_safe_next(next) else "", failed="", username="")
 
 
 @router.post("/login", dependencies=[Csrf])
@@ -165,8 +167,6 @@ def _status_counts(session: Session, kind_name: str, subject: Subject, region: R
 def coordinator_only(subject: Subject) -> None:
     """Region pages are the coordinators' (and admins'); a clinic gets the API's refusal for programmes."""
     if subject.role is Role.CLINIC:
-        from api.errors import Forbidden
-
         raise Forbidden("this needs the role admin or coordinator")
 
 
@@ -184,15 +184,12 @@ def overview(request: Request, region: str, session: SessionDep, subject: WebSub
             rounds_readable_by(subject).where(MatchRound.region_id == reg.id).order_by(MatchRound.id.desc()).limit(10)
         )
     )
-    from api.web.charts import money_bars
-
     chart = money_bars(
         [(p["programme_id"], p["budget"], p["committed"], 0) for p in ledger["programmes"]],
         i18n.gettext("Money per programme: budget and committed"),
     )
     return page(
         request,
-        session,
         "overview.html",
         region=reg.code,
         reg=reg,
@@ -254,7 +251,6 @@ def object_list(
 
     return page(
         request,
-        session,
         "list.html",
         region=reg.code,
         reg=reg,

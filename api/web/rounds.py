@@ -63,7 +63,7 @@ def round_list(request: Request, region: str, session: SessionDep, subject: WebS
             rounds_readable_by(subject).where(MatchRound.region_id == reg.id).order_by(MatchRound.id.desc())
         )
     )
-    return page(request, session, "rounds.html", region=reg.code, reg=reg, rounds=rows)
+    return page(request, "rounds.html", region=reg.code, reg=reg, rounds=rows)
 
 
 def _new_form(request: Request, session: Session, reg: Region, values: dict[str, str], errors: list[Any]) -> Response:
@@ -73,7 +73,6 @@ def _new_form(request: Request, session: Session, reg: Region, values: dict[str,
     defaults["round_date"] = default_date.isoformat() if default_date else date.today().isoformat()
     response = page(
         request,
-        session,
         "round_new.html",
         region=reg.code,
         reg=reg,
@@ -171,10 +170,10 @@ def round_page(request: Request, region: str, round_id: RowId, session: SessionD
     row = rounds.get_round(session, subject, reg, round_id)
     context: dict[str, Any] = {"region": reg.code, "reg": reg, "round": row, "view": rounds_api.round_view(row, reg)}
     if row.status == RoundStatus.SOLVING:
-        return page(request, session, "round_live.html", **context, **_progress_context(row, ""))
+        return page(request, "round_live.html", **context, **_progress_context(row, ""))
     if row.result is None:
-        return page(request, session, "round_failed.html", **context)
-    return page(request, session, "round_review.html", **context, **review(session, subject, reg, row))
+        return page(request, "round_failed.html", **context)
+    return page(request, "round_review.html", **context, **review(session, subject, reg, row))
 
 
 @router.get("/regions/{region}/rounds/{round_id}/progress")
@@ -324,7 +323,6 @@ def candidate_page(
         why = analysis_api.candidate_why_not(reg.code, round_id, ref, session, subject, settings, seconds=5.0)
     return page(
         request,
-        session,
         "round_candidate.html",
         region=reg.code,
         reg=reg,
@@ -343,7 +341,7 @@ def diff_page(request: Request, region: str, round_id: RowId, session: SessionDe
     reg = _region(session, subject, region)
     row = rounds.get_round(session, subject, reg, round_id)
     changes = analysis_api.diff(reg.code, round_id, session, subject)
-    return page(request, session, "round_diff.html", region=reg.code, reg=reg, round=row, d=changes)
+    return page(request, "round_diff.html", region=reg.code, reg=reg, round=row, d=changes)
 
 
 @router.post("/regions/{region}/rounds/{round_id}/what-if", dependencies=[Csrf])
@@ -377,4 +375,4 @@ def what_if(
     except Problem as exc:
         exc.extra.setdefault("errors", [])
         raise
-    return page(request, session, "round_what_if.html", region=reg.code, reg=reg, round=row, w=result)
+    return page(request, "round_what_if.html", region=reg.code, reg=reg, round=row, w=result)
