@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 from api import rounds, services
 from api.deps import RowId, SessionDep, audit
 from api.errors import Forbidden, NotFound, Unprocessable
-from api.snapshot import CANDIDATES, OFFERS, SUPERVISORS, UNITS, Kind, engine_dict
-from api.web.forms import fields_of, read_form, values_of
+from api.snapshot import CANDIDATES, OFFERS, SUPERVISORS, UNITS, Kind, engine_object
+from api.web.forms import defaults_of, fields_of, read_form, values_of
 from api.web.pages import page
 from api.web.render import WebRoute, redirect
 from api.web.session import Csrf, WebSubject, form_values
@@ -138,10 +138,10 @@ def _kind(kind_name: str) -> Kind:
 
 @router.get("/regions/{region}/{kind_name}/new")
 def new_object(request: Request, region: str, kind_name: str, session: SessionDep, subject: WebSubject) -> Response:
-    """An empty form for a new offer or supervisor (a clinic's: at its own unit)."""
+    """A form for a new offer or supervisor with the engine's defaults (a clinic's: at its own unit)."""
     kind = _kind(kind_name)
     reg = services.region_for(session, subject, region)
-    values = {}
+    values = defaults_of(kind.engine_type)
     if subject.unit_id:
         unit = session.get(Unit, subject.unit_id)
         values["unit_id"] = unit.ref if unit else ""
@@ -158,7 +158,8 @@ def edit_object(
     kind = _kind(kind_name)
     reg = services.region_for(session, subject, region)
     row = services.get_object(session, kind, subject, reg, ref)
-    return _form_page(request, reg, kind, values_of(engine_dict(row)), creating=False)
+    # The whole object, defaults included: a default left out of the form (a ticked box) would be saved as unset.
+    return _form_page(request, reg, kind, values_of(engine_object(kind, row).model_dump(mode="json")), creating=False)
 
 
 @router.post("/regions/{region}/{kind_name}/new", dependencies=[Csrf])

@@ -60,6 +60,16 @@ def fields_of(model: type[BaseModel], skip: tuple[str, ...] = ()) -> list[Field]
     return out
 
 
+def defaults_of(model: type[BaseModel]) -> dict[str, str]:
+    """The form values of the type's defaults (a new supervisor is licensed unless unticked, an offer has 1 slot)."""
+    defaults = {
+        name: info.get_default(call_default_factory=True)
+        for name, info in model.model_fields.items()
+        if not info.is_required()
+    }
+    return values_of({name: getattr(value, "value", value) for name, value in defaults.items()})
+
+
 def values_of(obj: dict[str, Any]) -> dict[str, str]:
     """The form values of an object's JSON form (lists as comma-separated text)."""
     out = {}

@@ -145,3 +145,20 @@ def test_a_clinic_creates_publishes_and_withdraws_an_offer(page: Page, base_url:
     page.click("button:has-text('Spara')")
     expect(page.locator("table.errors")).to_contain_text("unit_id")
     assert _api(base_url, "samordnare", "/regions/01/offers/O-WEB-2").status_code == 404
+
+
+def test_a_clinic_adds_and_edits_a_supervisor(page: Page, base_url: str) -> None:
+    login(page, "klinik")
+    page.click("text=Ny handledare")
+    assert page.locator("#f-licensed").is_checked()  # the engine's default
+    page.fill("#f-id", "S-WEB-1")
+    page.select_option("#f-profession", "physician")
+    page.fill("#f-available_from", "2027-01-01")
+    page.click("button:has-text('Spara')")
+    expect(page.locator("tr", has_text="S-WEB-1")).to_contain_text("läkare")
+    page.click("a:has-text('S-WEB-1')")
+    page.fill("#f-capacity", "2")
+    page.click("button:has-text('Spara')")
+    stored = _api(base_url, "klinik", "/regions/01/supervisors/S-WEB-1").json()
+    assert stored["capacity"] == 2 and stored["licensed"] is True and stored["unit_id"] == "U001"
+    check_accessible(page)
