@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import date
 from typing import Annotated, Any
 
@@ -255,8 +255,11 @@ def review(session: Session, subject: Subject, reg: Region, row: MatchRound) -> 
     instance = Instance.model_validate_json(row.snapshot)
     explanation = rounds.round_explanation(session, row)
     stored = row.analysis if row.analysis and "error" not in row.analysis else None
+    groups = _by_unit_and_profession(session, subject, row)
+    answers = Counter(item["p"].answer for group in groups for item in group["rows"])
     return {
-        "groups": _by_unit_and_profession(session, subject, row),
+        "groups": groups,
+        "answers": answers,
         "explanation": explanation,
         **_money(instance, explanation),
         "analysis": stored,

@@ -101,6 +101,7 @@ def test_a_clinic_accepts_and_declines_with_the_keyboard_alone(
     page.context.clear_cookies()
     login(page, "samordnare")
     page.goto(f"/regions/01/rounds/{published['id']}")
+    expect(page.locator("#answers")).to_contain_text("1 godtagna, 1 avböjda")
     table = page.locator("#rerun-form").inner_text()
     assert "godtagen" in table and "avböjd (Ingen handledare tillgänglig)" in table
 
