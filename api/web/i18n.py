@@ -32,7 +32,7 @@ class Catalogue:
     """The exact messages and the sentence patterns of one locale."""
 
     messages: dict[str, str] = field(default_factory=dict)
-    patterns: list[tuple[re.Pattern[str], str]] = field(default_factory=list)
+    patterns: list[tuple[re.Pattern[str], str, str]] = field(default_factory=list)  # (regex, msgstr, msgid)
 
 
 def _pattern(msgid: str) -> re.Pattern[str]:
@@ -58,9 +58,9 @@ def catalogue(locale: str) -> Catalogue:
         msgstr = message.string if isinstance(message.string, str) else message.string[0]
         result.messages[msgid] = msgstr
         if _PLACEHOLDER.search(msgid):
-            result.patterns.append((_pattern(msgid), msgstr))
-    # Longer patterns first: the most specific sentence wins.
-    result.patterns.sort(key=lambda item: -len(item[0].pattern))
+            result.patterns.append((_pattern(msgid), msgstr, msgid))
+    # The most specific pattern first: the one with the most fixed text around its placeholders.
+    result.patterns.sort(key=lambda item: -len(_PLACEHOLDER.sub("", item[2])))
     return result
 
 
@@ -82,7 +82,7 @@ def sentence(text: str | None) -> str:
     cat = catalogue(current_locale.get())
     if text in cat.messages:
         return cat.messages[text]
-    for pattern, target in cat.patterns:
+    for pattern, target, _ in cat.patterns:
         match = pattern.match(text)
         if match:
             return _fill(target, {k: sentence(v) for k, v in match.groupdict().items()})

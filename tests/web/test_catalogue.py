@@ -59,3 +59,21 @@ def test_cookies_are_secure_outside_development() -> None:
     assert not secure_cookies(Settings(environment=Environment.DEVELOPMENT))
     assert secure_cookies(Settings(environment=Environment.TEST))
     assert secure_cookies(Settings(environment=Environment.PRODUCTION, secret_key="s" * 40))
+
+
+def test_the_most_specific_sentence_pattern_wins() -> None:
+    token = i18n.current_locale.set("sv")
+    try:
+        why = (
+            "placed at O034; before: no_money: an eligible offer has room, but no programme that could pay has "
+            "budget or cap left: P1, P2"
+        )
+        assert i18n.sentence(why) == (
+            "placerad på O034; tidigare: inga pengar: ett behörigt erbjudande har plats, men inget program som "
+            "kunde betala har budget eller tak kvar: P1, P2"
+        )
+        assert i18n.sentence("programme P1: budget 150,000 -> 9,000,000 SEK") == (
+            "program P1: budget 150,000 → 9,000,000 kr"
+        )
+    finally:
+        i18n.current_locale.reset(token)
