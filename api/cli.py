@@ -71,11 +71,9 @@ def _solve(instance: Instance, method: str, progress: bool) -> Solution:
     from matching.solvers.solve import solve
 
     def show(p: dict[str, float | int | str]) -> None:
-        typer.echo(
-            f"  [{p['tier']}] objective {p['objective']:.0f}  bound {p['bound']:.0f}  "
-            f"gap {float(p['gap']):.2%}  {p['elapsed']} s",
-            err=True,
-        )
+        found = "".join(f"  {k} {int(p[k]):,}" for k in ("placements", "score") if k in p)
+        tier = f"  {p['tier']} bound {float(p['bound']):,.0f}  gap {float(p['gap']):.2%}" if "bound" in p else ""
+        typer.echo(f"  [{p['phase']}]{found}{tier}  {p['elapsed']} s", err=True)
 
     try:
         return solve(instance, method=method, progress=show if progress else None)  # type: ignore[arg-type]

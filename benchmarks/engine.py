@@ -14,13 +14,15 @@ import numpy as np
 from scipy.optimize import Bounds
 from scipy.optimize import milp as highs_milp
 
+from matching.model.spec import objective_tiers
 from matching.rules.prepare import Prepared
 from matching.rules.tables import FloatArray, IntArray
 from matching.solvers.baselines import build_mip
 from matching.solvers.cpsat import Model, Progress, TierResult, solve_combined, solve_tiers, tier_totals
 from matching.solvers.flow import FlowOverflow
 from matching.solvers.greedy import Pick
-from matching.solvers.solve import objective_tiers, solve_prepared, tier_weights
+from matching.solvers.objective import tier_weights
+from matching.solvers.solve import solve_prepared
 
 Tiers = list[tuple[str, IntArray]]
 METHODS = ("cp_sat", "flow", "greedy", "auto")

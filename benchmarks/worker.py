@@ -20,11 +20,13 @@ import numpy as np
 from benchmarks.engine import Outcome, money_used, run_engine, run_highs
 from matching.input.instance import Instance
 from matching.input.validate import load_instance
+from matching.model.spec import objective_tiers
 from matching.reports.verify import verify
 from matching.rules.prepare import Prepared, prepare
 from matching.rules.tables import IntArray
 from matching.solvers.baselines import lp_bound
-from matching.solvers.solve import build_solution, combined_values, objective_tiers
+from matching.solvers.objective import combined_values
+from matching.solvers.solve import build_solution
 
 SOLVER_METHODS = ("cp_sat", "highs", "greedy", "flow", "auto")
 METHODS = (*SOLVER_METHODS, "lp")

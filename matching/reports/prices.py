@@ -24,11 +24,11 @@ from scipy.optimize import milp as highs_milp
 
 from matching.model.side import floor_rows, side_rows
 from matching.model.solution import Out
+from matching.model.spec import objective_tiers
 from matching.rules.limits import NO_CAP
 from matching.rules.prepare import Prepared
 from matching.rules.tables import FloatArray, IntArray
 from matching.solvers.baselines import MipModel, build_mip
-from matching.solvers.solve import objective_tiers
 
 NOISE = 1e-9  # duals smaller than this are floating-point noise
 _SLACK = 1e-9  # a row side this close to its activity bound cannot bind

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,6 +16,7 @@ from matching.model.side import Row, satisfied, side_rows
 from matching.rules.prepare import Prepared
 from matching.rules.tables import IntArray
 from matching.solvers.greedy import Pick, pinned_pairs
+from matching.solvers.objective import tier_ceiling
 
 Progress = Callable[[dict[str, float | int | str]], None]
 
@@ -198,7 +199,7 @@ def relative_gap(objective: float, bound: float) -> float:
 
 def solve_combined(
     built: Model,
-    tiers: list[tuple[str, IntArray]],
+    tiers: Sequence[tuple[str, IntArray]],
     weights: list[int],
     picks: list[Pick],
     progress: Progress | None = None,
@@ -235,14 +236,7 @@ def solve_combined(
     return best, _split_bound(built.prep, best, tiers, weights, min(bounds) if bounds else None, seconds)
 
 
-def tier_ceiling(prep: Prepared, values: IntArray) -> int:
-    """An upper bound on a tier's total: each candidate's best pair."""
-    best = np.zeros(len(prep.instance.candidates), dtype=np.int64)
-    np.maximum.at(best, prep.pairs.cand, values)
-    return int(best.sum())
-
-
-def _combined(built: Model, tiers: list[tuple[str, IntArray]], weights: list[int]) -> cp_model.LinearExpr:
+def _combined(built: Model, tiers: Sequence[tuple[str, IntArray]], weights: list[int]) -> cp_model.LinearExpr:
     values = sum(w * v for w, (_, v) in zip(weights, tiers, strict=True))
     assert isinstance(values, np.ndarray)
     used = np.flatnonzero(values)
@@ -254,7 +248,7 @@ def _combined(built: Model, tiers: list[tuple[str, IntArray]], weights: list[int
 
 def solve_restricted(
     built: Model,
-    tiers: list[tuple[str, IntArray]],
+    tiers: Sequence[tuple[str, IntArray]],
     weights: list[int],
     allowed: IntArray,
     picks: list[Pick],
@@ -282,7 +276,7 @@ def solve_restricted(
 def _split_bound(
     prep: Prepared,
     picks: list[Pick],
-    tiers: list[tuple[str, IntArray]],
+    tiers: Sequence[tuple[str, IntArray]],
     weights: list[int],
     bound: int | None,
     seconds: float,
@@ -306,7 +300,7 @@ def _split_bound(
 
 def solve_tiers(
     built: Model,
-    tiers: list[tuple[str, IntArray]],
+    tiers: Sequence[tuple[str, IntArray]],
     picks: list[Pick],
     progress: Progress | None = None,
     progress_interval: float = 1.0,
@@ -352,7 +346,7 @@ def solve_tiers(
     return current, results
 
 
-def tier_totals(picks: list[Pick], tiers: list[tuple[str, IntArray]]) -> list[int]:
+def tier_totals(picks: list[Pick], tiers: Sequence[tuple[str, IntArray]]) -> list[int]:
     """Each tier's total for a set of picks; lists compare lexicographically."""
     chosen = np.array([p.pair for p in picks], dtype=np.int64)
     return [int(values[chosen].sum()) for _, values in tiers]

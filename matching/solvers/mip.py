@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +17,7 @@ import scipy.sparse as sp
 from ortools.linear_solver.python import model_builder_helper as mbh
 
 from matching.model.spec import Core, Spec, Tier
-from matching.rules.tables import FloatArray, IntArray
+from matching.rules.tables import BoolArray, FloatArray, IntArray
 
 # Statuses of the model builder, as the engine names them.
 _OPTIMAL, _FEASIBLE = mbh.SolveStatus.OPTIMAL, mbh.SolveStatus.FEASIBLE
@@ -66,8 +67,13 @@ class LinearBackend:
         self.held: list[Held] = []
         self.deterministic_nodes: int | None = None
 
-    def _load(self, objective: FloatArray) -> mbh.ModelBuilderHelper:
+    def _load(self, objective: FloatArray, integral: bool, allowed: BoolArray | None) -> mbh.ModelBuilderHelper:
         core, n = self.core, self.spec.n_pairs
+        var_ub = core.var_ub
+        if allowed is not None:
+            # x columns come first in the core: a pair outside the neighbourhood is held at 0.
+            var_ub = var_ub.copy()
+            var_ub[:n] = np.where(allowed, var_ub[:n], 0.0)
         matrix, lb, ub = core.matrix, core.lb, core.ub
         if self.held:
             # x columns come first in the core, so a tier over the pairs is a row over its first n columns.
@@ -79,25 +85,29 @@ class LinearBackend:
             lb = np.concatenate([lb, [h.at_least for h in self.held]])
             ub = np.concatenate([ub, np.full(len(self.held), math.inf)])
         helper = mbh.ModelBuilderHelper()
-        arrays = (core.var_lb, core.var_ub, objective[core.columns], lb, ub, sp.csr_matrix(matrix, dtype=np.float64))
+        arrays = (core.var_lb, var_ub, objective[core.columns], lb, ub, sp.csr_matrix(matrix, dtype=np.float64))
         # The helper may keep views of these arrays until the solve: hold them as long as the helper lives.
         self._alive = arrays
         helper.fill_model_from_sparse_data(*arrays)  # type: ignore[arg-type]
         helper.set_maximize(True)
-        if self.integral:
+        if integral:
             for i in np.flatnonzero(core.integer).tolist():
                 helper.set_var_integrality(i, True)
         return helper
 
-    def solve(self, values: IntArray, seconds: float) -> LinearResult:
-        """Maximise `values` over the pairs within `seconds`, the held tiers kept."""
+    def solve(
+        self, values: IntArray, seconds: float, *, integral: bool | None = None, allowed: BoolArray | None = None
+    ) -> LinearResult:
+        """Maximise `values` over the pairs within `seconds`, the held tiers kept (as an LP unless `integral`), only
+        `allowed` pairs used when given (a neighbourhood: its bound is not the round's)."""
+        integral = self.integral if integral is None else integral
         # No solution hints: with hints, the HiGHS of the OR-Tools 9.15 wheel crashes the process (seen on the demo
         # region); a tier that finds nothing falls back to the caller's solution instead.
         started = time.monotonic()
-        helper = self._load(self.spec.objective(values))
+        helper = self._load(self.spec.objective(values), integral, allowed)
         solver = mbh.ModelSolverHelper(self.solver)
         solver.set_time_limit_in_seconds(max(0.05, seconds))
-        solver.set_solver_specific_parameters(_parameters(self.solver, self.integral, self.deterministic_nodes))
+        solver.set_solver_specific_parameters(_parameters(self.solver, integral, self.deterministic_nodes))
         solver.solve(helper)
         status = solver.status()
         elapsed = time.monotonic() - started
@@ -109,7 +119,7 @@ class LinearBackend:
         full[self.core.columns] = np.asarray(solver.variable_values(), dtype=np.float64)
         objective = float(solver.objective_value())
         bound = objective if status == _OPTIMAL else float(solver.best_objective_bound())
-        duals = np.asarray(solver.dual_values(), dtype=np.float64) if not self.integral else np.zeros(0)
+        duals = np.asarray(solver.dual_values(), dtype=np.float64) if not integral else np.zeros(0)
         return LinearResult(
             "OPTIMAL" if status == _OPTIMAL else "FEASIBLE", full, objective, max(objective, bound), duals, elapsed
         )
@@ -154,33 +164,70 @@ def lexicographic(
     tiers: list[Tier],
     deadline: float,
     fallback: FloatArray | None = None,
+    on_tier: Callable[[int, str, int, int, FloatArray], None] | None = None,
+    rounder: Callable[[FloatArray], FloatArray | None] | None = None,
 ) -> tuple[FloatArray | None, list[TierOutcome]]:
     """Each tier in turn at its best, the earlier ones held at theirs; a tier cut short by the deadline is held at
-    what it reached. `fallback` (a feasible solution, e.g. greedy's) stands in where a tier finds nothing in time.
-    Returns the last column values (None without a solution) and each tier's outcome."""
+    what it reached. Returns the last column values (None without a solution) and each tier's outcome.
+
+    Each tier first solves its LP: where a known solution (`fallback`, e.g. greedy's, or an earlier tier's) already
+    reaches the LP bound, the tier is proven without a MIP. A known solution also stands in where the MIP finds
+    nothing better in time. `rounder` turns an LP solution into a feasible one (or None), added to the known ones."""
     outcomes: list[TierOutcome] = []
-    current = fallback
+    pool = [v for v in (fallback,) if v is not None]  # known solutions; filtered to those meeting held tiers
     for position, tier in enumerate(tiers):
-        left = deadline - time.monotonic()
-        # Every tier but the last leaves the next ones time: earlier tiers are usually the quick ones.
-        share = left if position == len(tiers) - 1 else left * 0.6
-        result = backend.solve(tier.values, share)
-        found = result.values
-        if found is not None and current is not None and result.status != "OPTIMAL":
-            # A tier cut short may end below the solution we already hold, which meets the same held rows.
-            found = found if tier_value(tier, found) >= tier_value(tier, current) else current
-        if found is None:
-            if current is None or result.status == "INFEASIBLE":
-                outcomes.append(TierOutcome(tier, result.status, 0, 0, result.seconds))
+        lp = backend.solve(tier.values, max(0.05, deadline - time.monotonic()), integral=False)
+        if lp.status == "INFEASIBLE":
+            outcomes.append(TierOutcome(tier, "INFEASIBLE", 0, 0, lp.seconds))
+            return None, outcomes
+        lp_bound = _floor(lp.bound) if lp.status == "OPTIMAL" else _ceiling(backend, tier)
+        if rounder is not None and lp.values is not None:
+            rounded = rounder(lp.values)
+            if rounded is not None and all(tier_value(Tier("", h.values), rounded) >= h.at_least for h in backend.held):
+                pool.append(rounded)
+        best = max(pool, key=lambda v: tier_value(tier, v), default=None)
+        seconds = lp.seconds
+        status = "FEASIBLE"
+        if lp.values is not None and (best is None or tier_value(tier, best) < lp_bound):
+            # The LP's support (and the best known solution's pairs) as a small MIP first: the LP is nearly
+            # integral on these models, so this finds the optimum or close to it in a fraction of the time.
+            allowed = lp.values[: backend.spec.n_pairs] > 1e-6
+            if best is not None:
+                allowed |= best[: backend.spec.n_pairs] > 0.5
+            small = backend.solve(tier.values, 0.25 * (deadline - time.monotonic()), allowed=allowed)
+            seconds += small.seconds
+            if small.values is not None:
+                pool.append(small.values)
+                best = max(pool, key=lambda v: tier_value(tier, v))
+        if best is None or tier_value(tier, best) < lp_bound:
+            left = deadline - time.monotonic()
+            # Every tier but the last leaves the next ones time: earlier tiers are usually the quicker ones.
+            share = left if position == len(tiers) - 1 else left * 0.6
+            result = (
+                backend.solve(tier.values, share)
+                if left > 0.05
+                else LinearResult("UNKNOWN", None, 0.0, math.inf, np.zeros(0), 0.0)
+            )
+            seconds += result.seconds
+            if result.status == "INFEASIBLE":
+                outcomes.append(TierOutcome(tier, "INFEASIBLE", 0, 0, seconds))
                 return None, outcomes
-            found = current
-        current = found
-        value = tier_value(tier, current)
-        bound = value if result.status == "OPTIMAL" else max(value, min(_ceiling(backend, tier), _floor(result.bound)))
-        status = "OPTIMAL" if result.status == "OPTIMAL" else "FEASIBLE"
-        outcomes.append(TierOutcome(tier, status, value, bound, result.seconds))
+            if result.values is not None:
+                pool.append(result.values)
+                best = max(pool, key=lambda v: tier_value(tier, v))
+            lp_bound = min(lp_bound, _floor(result.bound))
+            status = "OPTIMAL" if result.status == "OPTIMAL" else status
+        if best is None:
+            outcomes.append(TierOutcome(tier, "UNKNOWN", 0, 0, seconds))
+            return None, outcomes
+        value = tier_value(tier, best)
+        bound = value if status == "OPTIMAL" or value >= lp_bound else max(value, lp_bound)
+        outcomes.append(TierOutcome(tier, "OPTIMAL" if bound == value else "FEASIBLE", value, bound, seconds))
         backend.hold(tier.values, value - 0.5)
-    return current, outcomes
+        pool = [v for v in pool if tier_value(tier, v) >= value]
+        if on_tier is not None:
+            on_tier(position, tier.name, value, bound, best)
+    return (pool[-1] if pool else None), outcomes
 
 
 def _floor(bound: float) -> int:

@@ -13,6 +13,7 @@ import pytest
 from matching.generators.generate import generate
 from matching.input.instance import Floor, Instance
 from matching.input.validate import load_instance
+from matching.model.spec import objective_tiers
 from matching.reports.prices import (
     BUDGET,
     CANDIDATE,
@@ -34,7 +35,7 @@ from matching.reports.prices import (
 from matching.rules.prepare import Prepared, prepare
 from matching.solvers.baselines import build_mip, lp_bound
 from matching.solvers.relaxation import relax
-from matching.solvers.solve import objective_tiers, solve
+from matching.solvers.solve import solve
 from tests.factories import candidate, make, offer, programme, supervisor, unit
 
 FIXTURES = sorted(Path("fixtures/small").glob("*.json"))
