@@ -317,7 +317,7 @@ class CpSatStrategy(Strategy):
             known_bound=bound,
             seconds=remaining,
         )
-        return Outcome(picks, _tighten_last_tier(prep, tiers, results), self.name)
+        return Outcome(picks, _tighten_last_tier(prep, tiers, results, ctx.deadline.left()), self.name)
 
 
 STRATEGIES: dict[str, type[Strategy]] = {s.name: s for s in (FlowStrategy, MipStrategy, CpSatStrategy, GreedyStrategy)}
@@ -444,12 +444,14 @@ def _lp_supports(prep: Prepared, tiers: list[Tier], lp: Relaxation, seconds: flo
     return supports
 
 
-def _tighten_last_tier(prep: Prepared, tiers: list[Tier], results: list[TierResult]) -> list[TierResult]:
+def _tighten_last_tier(
+    prep: Prepared, tiers: list[Tier], results: list[TierResult], seconds: float
+) -> list[TierResult]:
     """With every earlier tier proven, bound the last by its LP with the earlier tiers held at their optimum."""
     if len(results) < 2 or any(r.status != "OPTIMAL" for r in results[:-1]) or results[-1].status == "OPTIMAL":
         return results
     held = tuple((values, r.objective) for (_, values), r in zip(tiers[:-1], results[:-1], strict=True))
-    lp = relax(prep, tiers[-1][1], at_least=held)
+    lp = relax(prep, tiers[-1][1], time_limit=seconds, at_least=held)
     if lp is None:
         return results
     last = results[-1]
