@@ -118,7 +118,9 @@ def _solve(instance: Instance, prep: Prepared, values: IntArray, task: Task, t0:
     trajectory: list[list[float]] = []
 
     def watch(p: dict[str, float | int | str]) -> None:
-        trajectory.append([round(time.monotonic() - t0, 3), float(p["objective"]), float(p["bound"])])
+        # The objective and bound of the tier being decided; reports of a phase alone carry neither.
+        if "objective" in p and "bound" in p:
+            trajectory.append([round(time.monotonic() - t0, 3), float(p["objective"]), float(p["bound"])])
 
     started = time.monotonic()
     outcome = _outcome(prep, values, task, watch)
