@@ -24,7 +24,7 @@ from matching.solvers.objective import tier_weights
 from matching.solvers.solve import solve_prepared
 
 Tiers = list[tuple[str, IntArray]]
-METHODS = ("cp_sat", "flow", "greedy", "auto")
+METHODS = ("cp_sat", "flow", "greedy", "auto", "lns")
 
 
 @dataclass(frozen=True)

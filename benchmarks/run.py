@@ -184,10 +184,11 @@ def plan_instance(spec: InstanceSpec, path: Path, settings: Settings) -> list[Pl
     for method in settings.methods:
         if method == "cp_sat":
             planned += [_cp_sat(spec, path, config, settings) for config in settings.configs]
-        elif method == "auto":
-            # The engine's own dispatch (flow where it applies, else CP-SAT) with the first CP-SAT configuration.
+        elif method in ("auto", "lns"):
+            # The engine's own dispatch (flow where it applies, else CP-SAT), or the large-round strategy (LP bound
+            # by column generation, priced repair, LNS), with the first CP-SAT configuration's limit and workers.
             cp = _cp_sat(spec, path, settings.configs[0], settings)
-            planned.append(replace(cp, method="auto", config="auto", task=replace(cp.task, method="auto")))
+            planned.append(replace(cp, method=method, config=method, task=replace(cp.task, method=method)))
         elif method == "highs":
             task = Task(str(path), "highs", time_limit=settings.highs_cap)
             planned.append(Planned(spec, "highs", "highs", task, 1.25 * settings.highs_cap + settings.grace))
@@ -291,7 +292,7 @@ def _row(run: Planned, result: dict[str, Any], child: ChildRun | None) -> Row:
         variant=spec.variant,
         method=run.method,
         config=run.config,
-        time_limit=run.task.time_limit if run.method in ("cp_sat", "highs", "auto") else None,
+        time_limit=run.task.time_limit if run.method in ("cp_sat", "highs", "auto", "lns") else None,
         wall_s=round(child.wall_s, 3) if child else 0.0,
         peak_mb=round(child.peak_mb, 1) if child else None,
         base_mb=result.get("base_rss_mb"),
