@@ -2,7 +2,8 @@
 
 Every strategy gets a `Context`: the prepared round, its objective tiers, the model (built once, on first use), an
 end-to-end `Deadline` and a `Reporter` for progress a person can read. It returns the chosen pairs with each tier's
-objective and bound. A new strategy is a class with `name`, `applies` and `run`, added to `STRATEGIES`.
+objective and bound. A new strategy is a class with `name`, `applies` and `run`, named in
+`matching.solvers.select`, which chooses among them.
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ Progress = Callable[[dict[str, ProgressValue]], None]
 EXPLAIN_SHARE = 0.05  # of the time limit, kept for the reasons of the unmatched and the solution's figures
 LP_HINT_MAX_ROWS = 100_000  # funding rows; national rounds (~350k) take HiGHS over a minute
 MIP_MAX_COLUMNS = 60_000  # pairs + supervisor rows + funding rows up to which the MIP backend is tried at all
-MIP_COLUMNS_PER_SECOND = 1_500  # auto picks the MIP when the model has at most this many columns per second of limit
 NODES_PER_SECOND = 200  # deterministic mode: HiGHS's node budget per second of time limit, instead of the clock
 
 
@@ -322,33 +322,6 @@ class CpSatStrategy(Strategy):
             seconds=remaining,
         )
         return Outcome(picks, _tighten_last_tier(prep, tiers, results, ctx.deadline.left()), self.name)
-
-
-STRATEGIES: dict[str, type[Strategy]] = {s.name: s for s in (FlowStrategy, MipStrategy, CpSatStrategy, GreedyStrategy)}
-METHODS: dict[str, Callable[[], Strategy]] = {
-    "flow": FlowStrategy,
-    "mip": MipStrategy,
-    "cp_sat": CpSatStrategy,
-    "greedy": GreedyStrategy,
-}
-
-
-def choose(ctx: Context, method: str) -> Strategy:
-    """The strategy for a round: the one asked for, or by structure and size (`auto`)."""
-    if method != "auto":
-        strategy = METHODS[method]()
-        if method == "flow" and not strategy.applies(ctx):
-            raise ValueError("min-cost flow does not apply: a supervisor, budget or cap constraint can bind")
-        return strategy
-    flow, mip = FlowStrategy(), MipStrategy()
-    if flow.applies(ctx):
-        return flow
-    # The MIP proves the demo region (9,900 columns) in about 5 s at 10 s, but needs longer than 2 s on a regional
-    # round (18,000 columns), where CP-SAT from its LP-guided hint does better: the MIP gets rounds it can finish.
-    limit = ctx.prep.instance.policy.time_limit_s
-    if mip.applies(ctx) and columns(ctx.prep) <= MIP_COLUMNS_PER_SECOND * limit:
-        return mip
-    return CpSatStrategy()
 
 
 def columns(prep: Prepared) -> int:

@@ -13,8 +13,9 @@ from matching.model.spec import BUDGET, build_spec, objective_tiers
 from matching.reports.verify import verify
 from matching.rules.prepare import prepare
 from matching.solvers.baselines import brute_force, milp
+from matching.solvers.select import METHODS
 from matching.solvers.solve import solve
-from matching.solvers.strategies import METHODS, Reporter, _split
+from matching.solvers.strategies import Reporter, _split
 
 EXACT = ("mip", "cp_sat")
 
