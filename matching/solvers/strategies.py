@@ -116,6 +116,20 @@ class Reporter:
         score = int(prep.scores.total[chosen].sum()) if len(chosen) else 0
         self.report(phase, placements=len(picks), score=score, strategy=strategy)
 
+    def result(self, phase: str, prep: Prepared, picks: list[Pick], tier: TierResult, strategy: str) -> None:
+        """Report a finished result: placements, score, and a tier's objective and bound."""
+        chosen = np.array([p.pair for p in picks], dtype=np.int64)
+        score = int(prep.scores.total[chosen].sum()) if len(chosen) else 0
+        self.report(
+            phase,
+            placements=len(picks),
+            score=score,
+            tier=tier.name,
+            objective=tier.objective,
+            bound=tier.bound,
+            strategy=strategy,
+        )
+
     def cp_sat(self, names: list[str], weights: list[int]) -> Callable[[dict[str, ProgressValue]], None]:
         """A CP-SAT progress callback that reports through this reporter. CP-SAT sees one weighted sum; it is split
         back into tiers (each weight exceeds everything after it) so that people read placements and score, and the
@@ -208,7 +222,9 @@ class GreedyStrategy(Strategy):
         valid = {p.pair for p in picks} >= set(pinned_pairs(prep)) and satisfied(
             side_rows(prep), [p.pair for p in picks]
         )
-        return Outcome(picks, tier_report(prep, tiers, picks, "FEASIBLE" if valid else "UNKNOWN"), "greedy")
+        results = tier_report(prep, tiers, picks, "FEASIBLE" if valid else "UNKNOWN")
+        ctx.reporter.result("greedy", prep, picks, results[-1], self.name)
+        return Outcome(picks, results, "greedy")
 
 
 class FlowStrategy(Strategy):
@@ -228,7 +244,9 @@ class FlowStrategy(Strategy):
     def run(self, ctx: Context) -> Outcome:
         ctx.reporter.report("search", strategy=self.name)
         picks = flow_picks(ctx.prep, combined_values(ctx.prep, ctx.tiers))
-        return Outcome(picks, tier_report(ctx.prep, ctx.tiers, picks, "OPTIMAL"), self.name)
+        results = tier_report(ctx.prep, ctx.tiers, picks, "OPTIMAL")
+        ctx.reporter.result("optimal", ctx.prep, picks, results[-1], self.name)
+        return Outcome(picks, results, self.name)
 
 
 class MipStrategy(Strategy):
