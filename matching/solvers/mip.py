@@ -71,14 +71,27 @@ class LinearBackend:
         self.core = _full_core(spec) if full else spec.core()
         self.held: list[Held] = []
         self.deterministic_nodes: int | None = None
+        prep = spec.prep
+        pair_of = np.concatenate(
+            [
+                np.arange(spec.n_pairs),
+                prep.supervisors.pair,
+                prep.pairs.fund_pair,
+                np.zeros(spec.n_vars - spec.over_at, dtype=np.int64),
+            ]
+        ).astype(np.int64)
+        # Per loaded column, the pair it belongs to (overflow columns belong to every pair: mapped to an allowed
+        # one below by never holding them at 0).
+        self._column_pair = pair_of[self.core.columns]
+        self._always = self.core.columns >= spec.over_at
 
     def _load(self, objective: FloatArray, integral: bool, allowed: BoolArray | None) -> mbh.ModelBuilderHelper:
         core, n = self.core, self.spec.n_pairs
         var_ub = core.var_ub
         if allowed is not None:
-            # x columns come first in the core: a pair outside the neighbourhood is held at 0.
-            var_ub = var_ub.copy()
-            var_ub[:n] = np.where(allowed, var_ub[:n], 0.0)
+            # A pair outside the neighbourhood is held at 0, and so are its supervisor and funding columns (which
+            # lets presolve drop them all).
+            var_ub = np.where(allowed[self._column_pair] | self._always, var_ub, 0.0)
         matrix, lb, ub = core.matrix, core.lb, core.ub
         if self.held:
             # x columns come first in the core, so a tier over the pairs is a row over its first n columns.
@@ -255,7 +268,7 @@ def _neighbourhoods(
     A pair at zero in the LP with reduced cost r cannot be in any solution worth more than LP + r (r <= 0). So once
     a solution worth I is known, every solution worth I + 1 or more uses only pairs with r >= I + 1 - LP: the MIP
     over those pairs (and the pairs already used) is the whole tier's MIP, and its optimum is the tier's optimum.
-    The first neighbourhood is small (the LP's support and the cheapest quarter of the rest); each next one is what
+    The first neighbourhood is small (the LP's support and the cheapest tenth of the rest); each next one is what
     the best solution so far makes necessary. Returns the best solution, whether it is proven, and seconds spent."""
     assert lp.reduced is not None and lp.values is not None
     n = backend.spec.n_pairs
@@ -264,7 +277,7 @@ def _neighbourhoods(
     if best is not None:
         used |= best[:n] > 0.5
     at_zero = -lp.reduced[~used]
-    width = float(np.quantile(at_zero, 0.25)) if len(at_zero) else 0.0
+    width = float(np.quantile(at_zero, 0.1)) if len(at_zero) else 0.0
     proven = False
     # Reduced costs carry the LP's rounding: a margin relative to the objective keeps the proof on the safe side.
     margin = 1e-6 * max(1.0, abs(lp.objective))
