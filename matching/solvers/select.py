@@ -23,7 +23,6 @@ METHODS: dict[str, Callable[[], Strategy]] = {
     "lns": LnsStrategy,
 }
 MIP_COLUMNS_PER_SECOND = 1_500  # auto picks the MIP when the model has at most this many columns per second of limit
-LNS_MIN_COLUMNS = 50_000  # from here on, auto picks the large-round strategy (LP bound, priced repair, LNS)
 
 
 def choose(ctx: Context, method: str) -> Strategy:
@@ -45,6 +44,8 @@ def choose(ctx: Context, method: str) -> Strategy:
         return flow
     if mip.applies(ctx) and size <= MIP_COLUMNS_PER_SECOND * ctx.prep.instance.policy.time_limit_s:
         return mip
-    if size >= LNS_MIN_COLUMNS and large.applies(ctx):
+    # The neighbourhood search runs until the wall clock says stop; deterministic rounds keep to CP-SAT's
+    # deterministic time instead, so that a re-run repeats exactly.
+    if not ctx.deterministic and large.applies(ctx):
         return large
     return CpSatStrategy()
