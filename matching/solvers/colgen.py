@@ -28,6 +28,7 @@ from matching.solvers.matrix import KIND, RoundMatrix, build_matrix
 
 Tiers = list[tuple[str, IntArray]]
 _TOL = 1e-7
+GLOP_PARAMETERS = ""
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,8 @@ def solve_lp(
     model.set_maximize(True)
     run = mb.ModelSolverHelper(solver)
     run.enable_output(False)
+    if solver == "glop" and GLOP_PARAMETERS:
+        run.set_solver_specific_parameters(GLOP_PARAMETERS)
     run.set_time_limit_in_seconds(max(0.05, time_limit))
     run.solve(model)
     w = np.zeros(m.n_cols)

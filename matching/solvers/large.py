@@ -20,15 +20,18 @@ from matching.solvers.colgen import _first_columns, generate_columns
 from matching.solvers.cpsat import _split_bound, tier_totals
 from matching.solvers.decompose import pair_components
 from matching.solvers.flow import FlowOverflow
-from matching.solvers.greedy import Pick, pinned_pairs, place_in_order
-from matching.solvers.lagrange import LagrangeResult, _structure, evaluate, repair
-from matching.solvers.lns import search, solve_neighbourhood
+from matching.solvers.greedy import Pick, Preference, pinned_pairs, place_in_order
+from matching.solvers.lagrange import _preference, _structure, evaluate
+from matching.solvers.lns import attractive_pairs, search, solve_neighbourhood
 from matching.solvers.matrix import RoundMatrix, build_matrix
 from matching.solvers.objective import combined_values, tier_weights
 from matching.solvers.strategies import Context, CpSatStrategy, Outcome, Strategy
 
 LP_SHARE = 0.45  # of the search time, at most, for the LP bound
-PART_MAX_PAIRS = 4000  # an independent part up to this many pairs is solved whole
+PART_MAX_PAIRS = 4000
+BACKEND = (
+    "cp_sat"  # neighbourhood solver: "cp_sat" or "highs"  # an independent part up to this many pairs is solved whole
+)
 
 
 class LnsStrategy(Strategy):
@@ -56,10 +59,12 @@ class LnsStrategy(Strategy):
         c = m.objective(values)
         lp_end = time.monotonic() + LP_SHARE * ctx.deadline.left()
         lp, bound, _, _ = generate_columns(m, c, _first_columns(m), lp_end)
-        picks = start_solution(m, values, lp.price if lp.ok else np.zeros(len(m.lb)), lp.w)
+        price = lp.price if lp.ok else np.zeros(len(m.lb))
+        profit = c - m.a.T @ price
+        attractive = attractive_pairs(m, profit, lp.w, c, 0.02)
+        picks = start_solution(m, values, price, lp.w, attractive)
         ctx.reporter.picks("start", prep, picks, self.name)
         w = m.columns_of(picks)
-        profit = c - m.a.T @ lp.price if lp.ok else np.zeros(m.n_cols)
         w = solve_parts(m, c, w, ctx)
         policy = prep.instance.policy
 
@@ -76,6 +81,8 @@ class LnsStrategy(Strategy):
             seed=policy.seed,
             workers=1 if policy.deterministic else policy.workers,
             report=report,
+            backend=BACKEND,
+            tiers=[values for _, values in tiers],
         )
         best = m.picks_of(w)
         if tier_totals(picks, tiers) > tier_totals(best, tiers):
@@ -85,23 +92,40 @@ class LnsStrategy(Strategy):
         return Outcome(best, results, self.name)
 
 
-def start_solution(m: RoundMatrix, values: np.ndarray, price: np.ndarray, w_lp: np.ndarray) -> list[Pick]:
-    """The better of the flow at the LP's prices repaired, and the LP rounded in order of its values."""
+def start_solution(
+    m: RoundMatrix, values: np.ndarray, price: np.ndarray, w_lp: np.ndarray, attractive: np.ndarray
+) -> list[Pick]:
+    """The better of two walks that check every rule (`place_in_order`): the pairs the LP uses in order of their LP
+    value, funded and supervised as the LP prefers; and the min-cost flow at the LP's prices. Each then walks the
+    pairs that lose little at the LP's prices, by worth. Only those pairs are walked, so the walk stays short."""
     prep = m.prep
     pins = pinned_pairs(prep)
     s = _structure(m)
     c = m.objective(values)
     _, _, chosen, worth = evaluate(m, s, c, price)
-    priced = repair(m, LagrangeResult(math.nan, price, worth, chosen, 0, 0.0), values, pins)
+    profit = c - m.a.T @ price
+    preference = _preference(m, profit)
     lp_pairs = m.pair_values(w_lp)
-    order = np.lexsort((-np.asarray(values), -np.round(lp_pairs, 6)))
-    rounded = place_in_order(prep, [*pins, *order])
-    # When money binds, cheap matches place more people: the cheapest funding first, then by value.
-    cheapest = np.full(len(prep.pairs), np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(cheapest, prep.pairs.fund_pair, prep.pairs.fund_grant)
-    cheap = place_in_order(prep, [*pins, *np.lexsort((-np.asarray(values), cheapest))])
-    tiers_values = np.asarray(values)
-    return max((priced, rounded, cheap), key=lambda p: int(tiers_values[[x.pair for x in p]].sum()) if p else 0)
+    used = np.flatnonzero(lp_pairs > 1e-6)
+    rest = np.flatnonzero(attractive)
+    rest = rest[np.argsort(-worth[rest], kind="stable")]
+    by_lp = used[np.lexsort((-np.asarray(values)[used], -np.round(lp_pairs[used], 6)))]
+    rounded = place_in_order(prep, [*pins, *by_lp, *rest], preference=_lp_preference(m, w_lp, preference))
+    flow_first = chosen[np.argsort(-worth[chosen], kind="stable")]
+    priced = place_in_order(prep, [*pins, *flow_first, *rest], preference=preference)
+    total = np.asarray(values)
+    return max((rounded, priced), key=lambda p: int(total[[x.pair for x in p]].sum()) if p else 0)
+
+
+def _lp_preference(m: RoundMatrix, w_lp: np.ndarray, priced: Preference) -> Preference:
+    """Supervisor and funding rows the LP uses first (by how much), then by their priced cost."""
+    prep = m.prep
+    sup = priced.supervisor.copy()
+    sup[m.sup_rows] += 1e12 * w_lp[m.z_at : m.y_at]
+    fund = priced.funding.copy()
+    fund[m.fund_rows] += 1e12 * w_lp[m.y_at : m.o_at]
+    del prep
+    return Preference(supervisor=sup, funding=fund)
 
 
 def solve_parts(m: RoundMatrix, c: np.ndarray, w: np.ndarray, ctx: Context) -> np.ndarray:
