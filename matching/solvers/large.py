@@ -3,9 +3,10 @@ large-neighbourhood search until the deadline (`LnsStrategy`, method `lns`).
 
 1. The round as one compact matrix (`matching.solvers.matrix`); its independent parts (`decompose`).
 2. The LP of the weighted tiers by column generation over the programme choice (`colgen`): the bound, and row
-   prices for everything after.
-3. A complete solution: the min-cost flow at the LP's prices, repaired by the greedy walk that checks every rule
-   (`lagrange.repair`), and the LP rounded in order of its values; the better one.
+   prices for everything after; where it does not finish in its share, subgradient steps of the Lagrangian
+   relaxation (`lagrange`) from its last prices tighten the bound.
+3. A complete solution: the LP's pairs in order of their LP values, and the min-cost flow at the LP's prices, each
+   walked by the greedy that checks every rule (`matching.solvers.greedy.place_in_order`); the better one.
 4. CP-SAT on neighbourhoods chosen from the LP (`lns`), each part of the round small enough solved whole first.
 """
 
@@ -16,18 +17,19 @@ import time
 
 import numpy as np
 
-from matching.solvers.colgen import _first_columns, generate_columns
+from matching.solvers.colgen import first_columns, generate_columns
 from matching.solvers.cpsat import _split_bound, tier_totals
 from matching.solvers.decompose import pair_components
 from matching.solvers.flow import FlowOverflow
 from matching.solvers.greedy import Pick, Preference, pinned_pairs, place_in_order
-from matching.solvers.lagrange import _preference, _structure, evaluate
+from matching.solvers.lagrange import priced_preference, structure, evaluate, subgradient
 from matching.solvers.lns import attractive_pairs, search, solve_neighbourhood
 from matching.solvers.matrix import RoundMatrix, build_matrix
 from matching.solvers.objective import combined_values, tier_weights
 from matching.solvers.strategies import Context, CpSatStrategy, Outcome, Strategy
 
 LP_SHARE = 0.45  # of the search time, at most, for the LP bound
+LAGRANGE_SHARE = 0.15  # of the search time left, for subgradient steps when the LP did not finish
 PART_MAX_PAIRS = 4000
 BACKEND = (
     "cp_sat"  # neighbourhood solver: "cp_sat" or "highs"  # an independent part up to this many pairs is solved whole
@@ -58,7 +60,13 @@ class LnsStrategy(Strategy):
         ctx.reporter.report("bound", strategy=self.name)
         c = m.objective(values)
         lp_end = time.monotonic() + LP_SHARE * ctx.deadline.left()
-        lp, bound, _, _ = generate_columns(m, c, _first_columns(m), lp_end)
+        lp, bound, converged, _ = generate_columns(m, c, first_columns(m), lp_end)
+        if not converged:
+            # The LP did not finish in its share: subgradient steps from its last prices (min-cost flows, each
+            # a valid bound) tighten what the unfinished master proves.
+            seconds = LAGRANGE_SHARE * ctx.deadline.left()
+            start = lp.price if lp.ok else None
+            bound = min(bound, subgradient(m, values, seconds=seconds, steps=200, start=start).bound)
         price = lp.price if lp.ok else np.zeros(len(m.lb))
         profit = c - m.a.T @ price
         attractive = attractive_pairs(m, profit, lp.w, c, 0.02)
@@ -100,11 +108,11 @@ def start_solution(
     pairs that lose little at the LP's prices, by worth. Only those pairs are walked, so the walk stays short."""
     prep = m.prep
     pins = pinned_pairs(prep)
-    s = _structure(m)
+    s = structure(m)
     c = m.objective(values)
     _, _, chosen, worth = evaluate(m, s, c, price)
     profit = c - m.a.T @ price
-    preference = _preference(m, profit)
+    preference = priced_preference(m, profit)
     lp_pairs = m.pair_values(w_lp)
     used = np.flatnonzero(lp_pairs > 1e-6)
     rest = np.flatnonzero(attractive)

@@ -14,7 +14,7 @@ from matching.model.spec import objective_tiers
 from matching.reports.verify import verify
 from matching.rules.prepare import prepare
 from matching.solvers.baselines import brute_force
-from matching.solvers.colgen import _first_columns, dual_bound, generate_columns, lexicographic_lp, solve_lp
+from matching.solvers.colgen import first_columns, dual_bound, generate_columns, lexicographic_lp, solve_lp
 from matching.solvers.decompose import pair_components
 from matching.solvers.lagrange import subgradient
 from matching.solvers.large import LnsStrategy
@@ -51,7 +51,7 @@ def test_column_generation_equals_the_full_lp_and_bounds_the_optimum(seed: int) 
     values = combined_values(prep, objective_tiers(prep))
     c = m.objective(values)
     full = solve_lp(m, c)
-    lp, bound, converged, _ = generate_columns(m, c, _first_columns(m), time.monotonic() + 30)
+    lp, bound, converged, _ = generate_columns(m, c, first_columns(m), time.monotonic() + 30)
     assert full.ok and lp.ok and converged
     assert bound == pytest.approx(full.value, rel=1e-6, abs=1e-3)
     # Any prices give a valid bound: the master's, and the Lagrangian's after a few subgradient steps.
