@@ -22,7 +22,7 @@ from matching.solvers.cpsat import _split_bound, tier_totals
 from matching.solvers.decompose import pair_components
 from matching.solvers.flow import FlowOverflow
 from matching.solvers.greedy import Pick, Preference, pinned_pairs, place_in_order
-from matching.solvers.lagrange import priced_preference, structure, evaluate, subgradient
+from matching.solvers.lagrange import evaluate, priced_preference, structure, subgradient
 from matching.solvers.lns import attractive_pairs, search, solve_neighbourhood
 from matching.solvers.matrix import RoundMatrix, build_matrix
 from matching.solvers.objective import combined_values, tier_weights

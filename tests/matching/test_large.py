@@ -14,7 +14,7 @@ from matching.model.spec import objective_tiers
 from matching.reports.verify import verify
 from matching.rules.prepare import prepare
 from matching.solvers.baselines import brute_force
-from matching.solvers.colgen import first_columns, dual_bound, generate_columns, lexicographic_lp, solve_lp
+from matching.solvers.colgen import dual_bound, first_columns, generate_columns, lexicographic_lp, solve_lp
 from matching.solvers.decompose import pair_components
 from matching.solvers.lagrange import subgradient
 from matching.solvers.large import LnsStrategy
