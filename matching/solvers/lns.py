@@ -53,15 +53,27 @@ def sub_model(m: RoundMatrix, free: BoolArray, w: FloatArray) -> tuple[sp.csr_ar
 
 
 def solve_neighbourhood(
-    m: RoundMatrix, c: FloatArray, free: BoolArray, w: FloatArray, seconds: float, seed: int, workers: int
+    m: RoundMatrix,
+    c: FloatArray,
+    free: BoolArray,
+    w: FloatArray,
+    seconds: float,
+    seed: int,
+    workers: int,
+    proof: list[bool] | None = None,
 ) -> FloatArray | None:
-    """CP-SAT on the free columns from the incumbent `w`; the improved column values, or None."""
+    """CP-SAT on the free columns from the incumbent `w`; the improved column values, or None. `proof` (when
+    given) gets True appended when CP-SAT proves the neighbourhood's optimum (the incumbent's, if None returns)."""
     a, lb, ub, cols = sub_model(m, free, w)
     model = cp_model.CpModel()
     upper = m.col_ub[cols]
+    lower = m.col_lb[cols]
+    # 0/1 columns as Booleans (CP-SAT's clauses and exactly-one detection work on those), the overflow as integers.
     xs = [
-        model.new_int_var(math.ceil(lo - 1e-9), math.floor(hi + 1e-9), "")
-        for lo, hi in zip(m.col_lb[cols].tolist(), upper.tolist(), strict=True)
+        model.new_bool_var("")
+        if lo == 0 and hi == 1
+        else model.new_int_var(math.ceil(lo - 1e-9), math.floor(hi + 1e-9), "")
+        for lo, hi in zip(lower.tolist(), upper.tolist(), strict=True)
     ]
     indptr, indices, data = a.indptr, a.indices, a.data.round().astype(np.int64)
     for r in range(len(lb)):
@@ -80,7 +92,12 @@ def solve_neighbourhood(
     solver.parameters.max_time_in_seconds = max(0.1, seconds)
     solver.parameters.num_workers = workers
     solver.parameters.random_seed = seed
+    if workers == 1:
+        # Small models: the stronger linearisation proves them fastest (as in the engine's CP-SAT path).
+        solver.parameters.linearization_level = 2
     status = solver.solve(model)
+    if proof is not None:
+        proof.append(status == cp_model.OPTIMAL)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
     found = w.copy()
@@ -197,13 +214,19 @@ def _grow(pool: BoolArray, group: IntArray, order: IntArray, size: int) -> BoolA
     return take
 
 
-def attractive_pairs(m: RoundMatrix, profit: FloatArray, w_lp: FloatArray, c: FloatArray, share: float) -> BoolArray:
-    """Pairs the LP uses or that lose little at its prices: reduced profit above -share x the largest value."""
+def attractive_pairs(
+    m: RoundMatrix, profit: FloatArray, w_lp: FloatArray, c: FloatArray, share: float, at_least: int = 0
+) -> BoolArray:
+    """Pairs the LP uses or that lose little at its prices (reduced profit above -share x the largest value); at
+    least the `at_least` best by reduced profit."""
     pair_profit = np.full(m.n_pairs, -np.inf)
     placing = sp.coo_array(m.placed)
     np.maximum.at(pair_profit, placing.row, profit[placing.col])
     used = m.pair_values(w_lp) > 1e-6
-    return used | (pair_profit >= -share * max(1.0, float(np.abs(c).max(initial=0.0))))
+    out = used | (pair_profit >= -share * max(1.0, float(np.abs(c).max(initial=0.0))))
+    if out.sum() < at_least:
+        out[np.argsort(-pair_profit, kind="stable")[:at_least]] = True
+    return out
 
 
 def search(
@@ -221,9 +244,10 @@ def search(
     report: Report | None = None,
     backend: str = "cp_sat",
     tiers: list[IntArray] | None = None,
+    stop: Callable[[FloatArray], bool] | None = None,
 ) -> tuple[FloatArray, SearchLog]:
     """Improve the incumbent `w` neighbourhood by neighbourhood until the deadline (`tiers`: the tiers' values
-    per pair, for the HiGHS backend, which solves them in turn)."""
+    per pair, for the HiGHS backend, which solves them in turn; `stop`: end early after an improvement it accepts)."""
     rng = np.random.default_rng(seed)
     c = m.objective(values)
     tier_costs = [m.objective(t) for t in (tiers or [values])]
@@ -231,7 +255,7 @@ def search(
     log = SearchLog()
     kinds = ["anywhere", "programme", "rins", "unit", "county"]
     share, fails = 1e-6, 0
-    attractive = attractive_pairs(m, profit, w_lp, c, share)
+    attractive = attractive_pairs(m, profit, w_lp, c, share, size // 2)
     turn = 0
     while deadline - time.monotonic() > 0.3:
         kind = kinds[turn % len(kinds)]
@@ -247,11 +271,13 @@ def search(
             w, fails = found, 0
             if report is not None:
                 report(kind, m.picks_of(w))
+            if stop is not None and stop(w):
+                break
             continue
         fails += 1
         if fails % len(kinds) == 0:
             # A full round of kinds found nothing: look wider (more pairs, less attractive ones).
             size = int(size * 1.5)
             share = max(2 * share, 1e-5)
-            attractive = attractive_pairs(m, profit, w_lp, c, share)
+            attractive = attractive_pairs(m, profit, w_lp, c, share, size // 2)
     return w, log
