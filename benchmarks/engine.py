@@ -24,7 +24,7 @@ from matching.solvers.objective import tier_weights
 from matching.solvers.solve import solve_prepared
 
 Tiers = list[tuple[str, IntArray]]
-METHODS = ("cp_sat", "flow", "greedy", "auto", "lns")
+METHODS = ("cp_sat", "flow", "greedy", "auto", "lns", "mip")
 
 
 @dataclass(frozen=True)

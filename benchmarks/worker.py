@@ -30,7 +30,7 @@ from matching.solvers.matrix import build_matrix
 from matching.solvers.objective import combined_values
 from matching.solvers.solve import build_solution
 
-SOLVER_METHODS = ("cp_sat", "highs", "greedy", "flow", "auto", "lns")
+SOLVER_METHODS = ("cp_sat", "highs", "greedy", "flow", "auto", "lns", "mip")
 METHODS = (*SOLVER_METHODS, "lp", "lp_colgen")
 
 

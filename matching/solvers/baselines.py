@@ -113,7 +113,8 @@ def milp(prep: Prepared, tiers: Tiers, time_limit: float = 60.0) -> MilpResult:
     # HiGHS may overrun `time_limit` on large models; run it in a child process with a hard cap where that matters.
     started = time.monotonic()
     deadline = started + time_limit
-    if not len(prep.pairs):
+    if not len(prep.pairs) and not prep.instance.policy.floors:
+        # Nothing to choose; with a floor, though, no pairs means the floor cannot be met, which the model says.
         empty = [TierResult(name, "OPTIMAL", 0, 0, 0.0) for name, _ in tiers]
         return MilpResult("OPTIMAL", empty, [], [], [], 0.0, time.monotonic() - started)
     model = linear_model(prep)

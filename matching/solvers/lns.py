@@ -276,8 +276,10 @@ def search(
             continue
         fails += 1
         if fails % len(kinds) == 0:
+            if size >= m.n_cols and share >= 1.0:
+                break  # every neighbourhood was already the whole round: nothing wider to look at
             # A full round of kinds found nothing: look wider (more pairs, less attractive ones).
-            size = int(size * 1.5)
-            share = max(2 * share, 1e-5)
+            size = min(int(size * 1.5), m.n_cols)
+            share = min(max(2 * share, 1e-5), 1.0)
             attractive = attractive_pairs(m, profit, w_lp, c, share, size // 2)
     return w, log

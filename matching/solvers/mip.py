@@ -35,6 +35,7 @@ class LinearResult:
     bound: float
     duals: FloatArray
     seconds: float
+    reduced: FloatArray | None = None  # LP only: per pair column, its reduced cost (maximising: <= 0 at zero)
 
 
 @dataclass(frozen=True)
@@ -61,19 +62,36 @@ def _parameters(solver: str, integral: bool, deterministic_nodes: int | None) ->
 class LinearBackend:
     """The spec's core (or the full spec) as an LP or MIP, re-solved per objective with held tiers."""
 
-    def __init__(self, spec: Spec, *, integral: bool = True, solver: str = "highs", full: bool = False) -> None:
-        self.spec, self.integral, self.solver = spec, integral, solver
+    def __init__(
+        self, spec: Spec, *, integral: bool = True, solver: str = "highs", full: bool = False, lp_solver: str = "glop"
+    ) -> None:
+        # LPs go to GLOP: the duals that the model builder reports for HiGHS do not satisfy the LP's optimality
+        # conditions (seen on a three-row example), and reduced costs need exact duals.
+        self.spec, self.integral, self.solver, self.lp_solver = spec, integral, solver, lp_solver
         self.core = _full_core(spec) if full else spec.core()
         self.held: list[Held] = []
         self.deterministic_nodes: int | None = None
+        prep = spec.prep
+        pair_of = np.concatenate(
+            [
+                np.arange(spec.n_pairs),
+                prep.supervisors.pair,
+                prep.pairs.fund_pair,
+                np.zeros(spec.n_vars - spec.over_at, dtype=np.int64),
+            ]
+        ).astype(np.int64)
+        # Per loaded column, the pair it belongs to (overflow columns belong to every pair: mapped to an allowed
+        # one below by never holding them at 0).
+        self._column_pair = pair_of[self.core.columns]
+        self._always = self.core.columns >= spec.over_at
 
     def _load(self, objective: FloatArray, integral: bool, allowed: BoolArray | None) -> mbh.ModelBuilderHelper:
         core, n = self.core, self.spec.n_pairs
         var_ub = core.var_ub
         if allowed is not None:
-            # x columns come first in the core: a pair outside the neighbourhood is held at 0.
-            var_ub = var_ub.copy()
-            var_ub[:n] = np.where(allowed, var_ub[:n], 0.0)
+            # A pair outside the neighbourhood is held at 0, and so are its supervisor and funding columns (which
+            # lets presolve drop them all).
+            var_ub = np.where(allowed[self._column_pair] | self._always, var_ub, 0.0)
         matrix, lb, ub = core.matrix, core.lb, core.ub
         if self.held:
             # x columns come first in the core, so a tier over the pairs is a row over its first n columns.
@@ -105,9 +123,11 @@ class LinearBackend:
         # region); a tier that finds nothing falls back to the caller's solution instead.
         started = time.monotonic()
         helper = self._load(self.spec.objective(values), integral, allowed)
-        solver = mbh.ModelSolverHelper(self.solver)
-        solver.set_time_limit_in_seconds(max(0.05, seconds))
-        solver.set_solver_specific_parameters(_parameters(self.solver, integral, self.deterministic_nodes))
+        name = self.solver if integral else self.lp_solver
+        solver = mbh.ModelSolverHelper(name)
+        # HiGHS overruns its limit by up to a third on these models (presolve and root LP are not interrupted).
+        solver.set_time_limit_in_seconds(max(0.05, 0.75 * seconds))
+        solver.set_solver_specific_parameters(_parameters(name, integral, self.deterministic_nodes))
         solver.solve(helper)
         status = solver.status()
         elapsed = time.monotonic() - started
@@ -120,8 +140,19 @@ class LinearBackend:
         objective = float(solver.objective_value())
         bound = objective if status == _OPTIMAL else float(solver.best_objective_bound())
         duals = np.asarray(solver.dual_values(), dtype=np.float64) if not integral else np.zeros(0)
+        reduced = None
+        if not integral and status == _OPTIMAL:
+            # c - A^T y over the loaded columns; x columns come first.
+            loaded_objective, matrix = self._alive[2], self._alive[5]
+            reduced = (loaded_objective - matrix.T @ duals)[: self.spec.n_pairs]
         return LinearResult(
-            "OPTIMAL" if status == _OPTIMAL else "FEASIBLE", full, objective, max(objective, bound), duals, elapsed
+            "OPTIMAL" if status == _OPTIMAL else "FEASIBLE",
+            full,
+            objective,
+            max(objective, bound),
+            duals,
+            elapsed,
+            reduced,
         )
 
     def hold(self, values: IntArray, at_least: float) -> None:
@@ -188,18 +219,12 @@ def lexicographic(
         best = max(pool, key=lambda v: tier_value(tier, v), default=None)
         seconds = lp.seconds
         status = "FEASIBLE"
-        if lp.values is not None and (best is None or tier_value(tier, best) < lp_bound):
-            # The LP's support (and the best known solution's pairs) as a small MIP first: the LP is nearly
-            # integral on these models, so this finds the optimum or close to it in a fraction of the time.
-            allowed = lp.values[: backend.spec.n_pairs] > 1e-6
-            if best is not None:
-                allowed |= best[: backend.spec.n_pairs] > 0.5
-            small = backend.solve(tier.values, 0.25 * (deadline - time.monotonic()), allowed=allowed)
-            seconds += small.seconds
-            if small.values is not None:
-                pool.append(small.values)
-                best = max(pool, key=lambda v: tier_value(tier, v))
-        if best is None or tier_value(tier, best) < lp_bound:
+        proven = False
+        if lp.reduced is not None and lp.values is not None and (best is None or tier_value(tier, best) < lp_bound):
+            best, proven, spent = _neighbourhoods(backend, tier, lp, best, pool, deadline)
+            seconds += spent
+            status = "OPTIMAL" if proven else status
+        if not proven and (best is None or tier_value(tier, best) < lp_bound):
             left = deadline - time.monotonic()
             # Every tier but the last leaves the next ones time: earlier tiers are usually the quicker ones.
             share = left if position == len(tiers) - 1 else left * 0.6
@@ -228,6 +253,53 @@ def lexicographic(
         if on_tier is not None:
             on_tier(position, tier.name, value, bound, best)
     return (pool[-1] if pool else None), outcomes
+
+
+def _neighbourhoods(
+    backend: LinearBackend,
+    tier: Tier,
+    lp: LinearResult,
+    best: FloatArray | None,
+    pool: list[FloatArray],
+    deadline: float,
+) -> tuple[FloatArray | None, bool, float]:
+    """The MIP on neighbourhoods chosen by the LP's reduced costs, widened until it proves the tier.
+
+    A pair at zero in the LP with reduced cost r cannot be in any solution worth more than LP + r (r <= 0). So once
+    a solution worth I is known, every solution worth I + 1 or more uses only pairs with r >= I + 1 - LP: the MIP
+    over those pairs (and the pairs already used) is the whole tier's MIP, and its optimum is the tier's optimum.
+    The first neighbourhood is small (the LP's support and the cheapest tenth of the rest); each next one is what
+    the best solution so far makes necessary. Returns the best solution, whether it is proven, and seconds spent."""
+    assert lp.reduced is not None and lp.values is not None
+    n = backend.spec.n_pairs
+    started = time.monotonic()
+    used = lp.values[:n] > 1e-6
+    if best is not None:
+        used |= best[:n] > 0.5
+    at_zero = -lp.reduced[~used]
+    width = float(np.quantile(at_zero, 0.1)) if len(at_zero) else 0.0
+    proven = False
+    # Reduced costs carry the LP's rounding: a margin relative to the objective keeps the proof on the safe side.
+    margin = 1e-6 * max(1.0, abs(lp.objective))
+    while time.monotonic() < deadline - 0.05:
+        allowed = used | (lp.reduced >= -width)
+        whole = bool(allowed.all())
+        seconds = deadline - time.monotonic() if whole else 0.5 * (deadline - time.monotonic())
+        result = backend.solve(tier.values, seconds, allowed=None if whole else allowed)
+        if result.values is not None:
+            pool.append(result.values)
+            best = max(pool, key=lambda v: tier_value(tier, v))
+        if result.status != "OPTIMAL" or best is None:
+            break  # out of time (or nothing fits the neighbourhood): the caller goes on with the whole tier
+        needed = lp.objective - tier_value(tier, best) - 1 + margin
+        if whole or width >= needed:
+            proven = True
+            break
+        width = needed
+        if int((used | (lp.reduced >= -width)).sum()) == int(allowed.sum()):
+            proven = True  # the wider neighbourhood holds no more pairs: the one just solved was enough
+            break
+    return best, proven, time.monotonic() - started
 
 
 def _floor(bound: float) -> int:

@@ -17,8 +17,8 @@ from matching.rules.ledger import Ledger, Use
 from matching.rules.prepare import Prepared, prepare
 from matching.solvers.cpsat import TierResult, relative_gap
 from matching.solvers.greedy import Pick
-from matching.solvers.large import LnsStrategy
-from matching.solvers.strategies import Context, Deadline, Progress, Reporter, choose
+from matching.solvers.select import choose
+from matching.solvers.strategies import Context, Deadline, Progress, Reporter
 
 Method = Literal["auto", "cp_sat", "flow", "greedy", "mip", "lns"]
 
@@ -82,7 +82,7 @@ def solve_prepared(
     now = time.monotonic()
     deadline = deadline or Deadline(now, prep.instance.policy.time_limit_s)
     ctx = Context(prep, tiers, deadline, reporter or Reporter(progress, now))
-    outcome = (LnsStrategy() if method == "lns" else choose(ctx, method)).run(ctx)
+    outcome = choose(ctx, method).run(ctx)
     return outcome.picks, outcome.results, outcome.method
 
 

@@ -2,7 +2,8 @@
 
 Every strategy gets a `Context`: the prepared round, its objective tiers, the model (built once, on first use), an
 end-to-end `Deadline` and a `Reporter` for progress a person can read. It returns the chosen pairs with each tier's
-objective and bound. A new strategy is a class with `name`, `applies` and `run`, added to `STRATEGIES`.
+objective and bound. A new strategy is a class with `name`, `applies` and `run`, named in
+`matching.solvers.select`, which chooses among them.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ Progress = Callable[[dict[str, ProgressValue]], None]
 
 EXPLAIN_SHARE = 0.05  # of the time limit, kept for the reasons of the unmatched and the solution's figures
 LP_HINT_MAX_ROWS = 100_000  # funding rows; national rounds (~350k) take HiGHS over a minute
-MIP_MAX_COLUMNS = 60_000  # pairs + supervisor rows + funding rows up to which the MIP backend is the first choice
+MIP_MAX_COLUMNS = 60_000  # pairs + supervisor rows + funding rows up to which the MIP backend is tried at all
 NODES_PER_SECOND = 200  # deterministic mode: HiGHS's node budget per second of time limit, instead of the clock
 
 
@@ -114,6 +115,20 @@ class Reporter:
         chosen = np.array([p.pair for p in picks], dtype=np.int64)
         score = int(prep.scores.total[chosen].sum()) if len(chosen) else 0
         self.report(phase, placements=len(picks), score=score, strategy=strategy)
+
+    def result(self, phase: str, prep: Prepared, picks: list[Pick], tier: TierResult, strategy: str) -> None:
+        """Report a finished result: placements, score, and a tier's objective and bound."""
+        chosen = np.array([p.pair for p in picks], dtype=np.int64)
+        score = int(prep.scores.total[chosen].sum()) if len(chosen) else 0
+        self.report(
+            phase,
+            placements=len(picks),
+            score=score,
+            tier=tier.name,
+            objective=tier.objective,
+            bound=tier.bound,
+            strategy=strategy,
+        )
 
     def cp_sat(self, names: list[str], weights: list[int]) -> Callable[[dict[str, ProgressValue]], None]:
         """A CP-SAT progress callback that reports through this reporter. CP-SAT sees one weighted sum; it is split
@@ -207,7 +222,9 @@ class GreedyStrategy(Strategy):
         valid = {p.pair for p in picks} >= set(pinned_pairs(prep)) and satisfied(
             side_rows(prep), [p.pair for p in picks]
         )
-        return Outcome(picks, tier_report(prep, tiers, picks, "FEASIBLE" if valid else "UNKNOWN"), "greedy")
+        results = tier_report(prep, tiers, picks, "FEASIBLE" if valid else "UNKNOWN")
+        ctx.reporter.result("greedy", prep, picks, results[-1], self.name)
+        return Outcome(picks, results, "greedy")
 
 
 class FlowStrategy(Strategy):
@@ -227,7 +244,9 @@ class FlowStrategy(Strategy):
     def run(self, ctx: Context) -> Outcome:
         ctx.reporter.report("search", strategy=self.name)
         picks = flow_picks(ctx.prep, combined_values(ctx.prep, ctx.tiers))
-        return Outcome(picks, tier_report(ctx.prep, ctx.tiers, picks, "OPTIMAL"), self.name)
+        results = tier_report(ctx.prep, ctx.tiers, picks, "OPTIMAL")
+        ctx.reporter.result("optimal", ctx.prep, picks, results[-1], self.name)
+        return Outcome(picks, results, self.name)
 
 
 class MipStrategy(Strategy):
@@ -237,8 +256,7 @@ class MipStrategy(Strategy):
     name = "mip_highs"
 
     def applies(self, ctx: Context) -> bool:
-        prep = ctx.prep
-        return len(prep.pairs) + len(prep.supervisors.pair) + len(prep.pairs.fund_pair) <= MIP_MAX_COLUMNS
+        return columns(ctx.prep) <= MIP_MAX_COLUMNS
 
     def run(self, ctx: Context) -> Outcome:
         prep, tiers, spec = ctx.prep, ctx.tiers, ctx.spec
@@ -247,12 +265,16 @@ class MipStrategy(Strategy):
         fallback = spec.vector(*_columns(start)) if satisfied(side_rows(prep), [p.pair for p in start]) else None
         ctx.reporter.picks("hint", prep, start, self.name)
         backend = LinearBackend(spec, full=True)
+        end = ctx.deadline.search_end
         if ctx.deterministic:
-            backend.deterministic_nodes = max(50, int(NODES_PER_SECOND * prep.instance.policy.time_limit_s))
+            # Node budgets instead of the clock (a wall-clock guard stays far out): the same input, the same result.
+            limit = prep.instance.policy.time_limit_s
+            backend.deterministic_nodes = max(50, int(NODES_PER_SECOND * limit))
+            end = time.monotonic() + 10 * limit + 60
         values, outcomes = lexicographic(
             backend,
             tiers,
-            ctx.deadline.search_end,
+            end,
             fallback,
             on_tier=self._progress(ctx, spec),
             rounder=lambda lp: _rounded(ctx, spec, lp),
@@ -320,26 +342,9 @@ class CpSatStrategy(Strategy):
         return Outcome(picks, _tighten_last_tier(prep, tiers, results, ctx.deadline.left()), self.name)
 
 
-STRATEGIES: dict[str, type[Strategy]] = {s.name: s for s in (FlowStrategy, MipStrategy, CpSatStrategy, GreedyStrategy)}
-METHODS: dict[str, Callable[[], Strategy]] = {
-    "flow": FlowStrategy,
-    "mip": MipStrategy,
-    "cp_sat": CpSatStrategy,
-    "greedy": GreedyStrategy,
-}
-
-
-def choose(ctx: Context, method: str) -> Strategy:
-    """The strategy for a round: the one asked for, or by structure and size (`auto`)."""
-    if method != "auto":
-        strategy = METHODS[method]()
-        if method == "flow" and not strategy.applies(ctx):
-            raise ValueError("min-cost flow does not apply: a supervisor, budget or cap constraint can bind")
-        return strategy
-    # Measured at 2 s on the regional benchmark and at 10 s on the demo region, CP-SAT from its LP-guided hint beats
-    # the lexicographic HiGHS MIP (whose score tier needs longer than those limits), so the MIP is asked for by name.
-    flow = FlowStrategy()
-    return flow if flow.applies(ctx) else CpSatStrategy()
+def columns(prep: Prepared) -> int:
+    """Columns of the full model: pairs, supervisor rows and funding rows."""
+    return len(prep.pairs) + len(prep.supervisors.pair) + len(prep.pairs.fund_pair)
 
 
 def _rounded(ctx: Context, spec: Spec, lp: FloatArray) -> FloatArray | None:
