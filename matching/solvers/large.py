@@ -33,7 +33,7 @@ from matching.solvers.strategies import Context, CpSatStrategy, Outcome, Strateg
 
 LP_SHARE = 0.45  # of the search time, at most, for the LP bound
 LAGRANGE_SHARE = 0.15  # of the search time left, for subgradient steps when the LP did not finish
-FIRST_TIER_SHARE = 0.5  # of the search time left, for an open tier searched on its own before the weighted sum
+FIRST_TIER_SHARE = 0.2  # of the search time left, for an open tier searched on its own before the weighted sum
 PART_MAX_PAIRS = 4000
 WHOLE_MAX_COLUMNS = 1_000  # a round up to this many columns is searched whole, not by neighbourhoods
 BACKEND = (
