@@ -28,6 +28,7 @@ from matching.solvers.matrix import KIND, RoundMatrix, build_matrix
 
 Tiers = list[tuple[str, IntArray]]
 _TOL = 1e-7
+GLOP_PARAMETERS = ""
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,8 @@ def solve_lp(
     model.set_maximize(True)
     run = mb.ModelSolverHelper(solver)
     run.enable_output(False)
+    if solver == "glop" and GLOP_PARAMETERS:
+        run.set_solver_specific_parameters(GLOP_PARAMETERS)
     run.set_time_limit_in_seconds(max(0.05, time_limit))
     run.solve(model)
     w = np.zeros(m.n_cols)
@@ -116,7 +119,7 @@ def dual_bound(m: RoundMatrix, c: FloatArray, price: FloatArray) -> float:
     return float(price @ rhs + best.sum() + box.sum())
 
 
-def _first_columns(m: RoundMatrix, per_candidate: int = 3) -> BoolArray:
+def first_columns(m: RoundMatrix, per_candidate: int = 3) -> BoolArray:
     """The master's start: every column but the funding ones; of those, each pair's cheapest, for the pairs that are
     cheapest for their candidate (most pairs are never used: pricing brings in those that are)."""
     active = np.ones(m.n_cols, dtype=bool)
@@ -194,7 +197,7 @@ def lexicographic_lp(
     started = time.monotonic()
     deadline = started + seconds
     m = m if m is not None else build_matrix(prep)
-    active = _first_columns(m)
+    active = first_columns(m)
     results: list[TierBound] = []
     lp = LpSolution(False, math.nan, np.zeros(m.n_cols), np.zeros(len(m.lb)), "not run")
     rounds, first_value = 0, math.nan

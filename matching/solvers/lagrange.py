@@ -37,7 +37,7 @@ class LagrangeResult:
 
 
 @dataclass(frozen=True)
-class _Structure:
+class Structure:
     """Which rows are priced, and the columns that place each pair."""
 
     relaxed: BoolArray  # per row
@@ -48,11 +48,11 @@ class _Structure:
     o_cols: IntArray
 
 
-def _structure(m: RoundMatrix) -> _Structure:
+def structure(m: RoundMatrix) -> Structure:
     kept = np.isin(m.kind, [KIND["candidate"], KIND["offer"], KIND["supervisor_choice"]])
     placed = sp.coo_array(m.placed)
     z_cols = np.arange(m.z_at, m.y_at)
-    return _Structure(
+    return Structure(
         relaxed=~kept,
         placing=placed.col.astype(np.int64),
         placing_pair=placed.row.astype(np.int64),
@@ -62,7 +62,7 @@ def _structure(m: RoundMatrix) -> _Structure:
     )
 
 
-def worths(m: RoundMatrix, s: _Structure, c: FloatArray, price: FloatArray) -> tuple[FloatArray, IntArray, FloatArray]:
+def worths(m: RoundMatrix, s: Structure, c: FloatArray, price: FloatArray) -> tuple[FloatArray, IntArray, FloatArray]:
     """Per pair its worth at the prices, the best placing column of each pair, and each column's reduced profit."""
     profit = c - m.a.T @ np.where(s.relaxed, price, 0.0)
     n = m.n_pairs
@@ -80,7 +80,7 @@ def worths(m: RoundMatrix, s: _Structure, c: FloatArray, price: FloatArray) -> t
 
 
 def evaluate(
-    m: RoundMatrix, s: _Structure, c: FloatArray, price: FloatArray
+    m: RoundMatrix, s: Structure, c: FloatArray, price: FloatArray
 ) -> tuple[float, FloatArray, IntArray, FloatArray]:
     """The Lagrangian bound at `price`, the subproblem's row activity, its pairs and the pairs' worths."""
     worth, best_col, profit = worths(m, s, c, price)
@@ -115,7 +115,7 @@ def subgradient(
 ) -> LagrangeResult:
     """Subgradient steps on the prices of every relaxed row; the best (lowest) bound seen and its prices."""
     started = time.monotonic()
-    s = _structure(m)
+    s = structure(m)
     c = m.objective(values)
     price = np.zeros(len(m.lb)) if start is None else np.where(s.relaxed, start, 0.0)
     up, lo = np.isfinite(m.ub), np.isfinite(m.lb)
@@ -160,15 +160,15 @@ def repair(m: RoundMatrix, result: LagrangeResult, values: IntArray, pins: list[
     """A feasible solution from the prices: the subproblem's pairs by worth, then every pair by worth, each placed
     if it still fits (supervisor and funding in order of their priced cost)."""
     prep = m.prep
-    s = _structure(m)
+    s = structure(m)
     _, _, profit = worths(m, s, m.objective(values), result.price)
     first = result.flow_pairs[np.argsort(-result.worth[result.flow_pairs], kind="stable")]
     rest = np.lexsort((-np.asarray(values), -result.worth))
-    preference = _preference(m, profit)
+    preference = priced_preference(m, profit)
     return place_in_order(prep, [*pins, *first, *rest], preference=preference)
 
 
-def _preference(m: RoundMatrix, profit: FloatArray) -> Preference:
+def priced_preference(m: RoundMatrix, profit: FloatArray) -> Preference:
     """Supervisor and funding rows ordered by their reduced profit at the prices (unmodelled rows last)."""
     prep = m.prep
     sup = np.full(len(prep.supervisors.pair), -np.inf)

@@ -3,19 +3,26 @@ relaxation, neighbourhood search, decomposition).
 
 Columns, in four blocks:
 
-- `x`: one per eligible pair (placed or not);
-- `z`: one per supervisor option of a pair whose supervisors can all run out of seats (other pairs take a free one);
-- `y`: one per funding row of a pair whose programmes can all run out of money (other pairs take a free one);
+- `x`: one per pair whose money can never run out (it takes a free programme);
+- `z`: one per supervisor option of a pair with several supervisors who can all run out of seats (a pair with one
+  such supervisor carries its seats itself; a pair with a free supervisor takes that one);
+- `y`: one per funding row of every other pair. Such a pair has no `x`: each of its `y` columns places it (carries
+  its candidate, offer, seat and side entries), so the LP needs no `x = sum y` rows and column generation can price
+  (pair, programme) columns one by one;
 - `o`: per (programme, earmark) of a programme whose budget binds, the earmarked spending that overflows into the
   programme's general money (earmarks are spent first).
 
-Rows, each with a kind and an owner: a candidate at most once, an offer within its slots, a modelled pair's
-supervisor and funding choice (`x = sum z`, `x = sum y`), a supervisor's seats in a month, a programme's budget, its
-general money and each earmark, a (programme, unit) cap, and the policy's side rows. Only what can bind is
-modelled (the same analysis as `matching.prepare`), so the matrix is as small as the CP-SAT model.
+`placed` maps columns to the pair they place. Rows, each with a kind and an owner: a candidate at most once, an
+offer within its slots, a pair's supervisor choice (`placed - sum z = 0`), a supervisor's seats in a month, a
+programme's budget, its general money and each earmark, a (programme, unit) cap, pins and the policy's side rows.
+Only what can bind is modelled (the analysis of `matching.rules.prepare`). The one model of the round is
+`matching.model.spec`; this is its compact form for strategies that price and restrict columns: national rounds
+have 15,600 rows here against about 150,000 with an `x` and a choice row per pair, which is what makes the LP
+fast enough to repeat.
 
-A sub-model keeps some columns and moves the others to the right-hand side at fixed values (`restrict`): that is a
-neighbourhood, a component or a column-generation master.
+A sub-model keeps some columns and moves the others to the right-hand side at their values
+(`matching.solvers.lns.sub_model`): that is a neighbourhood or an independent part; a column-generation master keeps
+some columns at zero.
 """
 
 from __future__ import annotations

@@ -14,14 +14,15 @@ from matching.model.spec import objective_tiers
 from matching.reports.verify import verify
 from matching.rules.prepare import prepare
 from matching.solvers.baselines import brute_force
-from matching.solvers.colgen import _first_columns, dual_bound, generate_columns, lexicographic_lp, solve_lp
+from matching.solvers.colgen import dual_bound, first_columns, generate_columns, lexicographic_lp, solve_lp
 from matching.solvers.decompose import pair_components
-from matching.solvers.lagrange import subgradient
+from matching.solvers.greedy import pinned_pairs
+from matching.solvers.lagrange import repair, subgradient
 from matching.solvers.large import LnsStrategy
 from matching.solvers.matrix import build_matrix
 from matching.solvers.objective import combined_values, tier_weights
 from matching.solvers.solve import build_solution
-from matching.solvers.strategies import Context, Deadline, Reporter
+from matching.solvers.strategies import Context, Deadline, Reporter, tier_report
 
 
 def _policy(instance: Instance, seconds: float = 2.0) -> Instance:
@@ -51,7 +52,7 @@ def test_column_generation_equals_the_full_lp_and_bounds_the_optimum(seed: int) 
     values = combined_values(prep, objective_tiers(prep))
     c = m.objective(values)
     full = solve_lp(m, c)
-    lp, bound, converged, _ = generate_columns(m, c, _first_columns(m), time.monotonic() + 30)
+    lp, bound, converged, _ = generate_columns(m, c, first_columns(m), time.monotonic() + 30)
     assert full.ok and lp.ok and converged
     assert bound == pytest.approx(full.value, rel=1e-6, abs=1e-3)
     # Any prices give a valid bound: the master's, and the Lagrangian's after a few subgradient steps.
@@ -106,3 +107,18 @@ def test_parts_never_share_a_row_and_unlinked_halves_are_apart() -> None:
     # Pairs of two different candidates that share no offer, supervisor or programme row sit apart when no chain
     # of rows joins them: with every pair in one part, count is 1, and never more parts than pairs.
     assert 1 <= count <= len(prep.pairs)
+
+
+@pytest.mark.parametrize("seed", range(3000, 3020))
+def test_priced_repair_gives_a_verified_solution_below_the_lagrangian_bound(seed: int) -> None:
+    instance = _policy(generate(25, 12, seed=seed, binding_budgets=True))
+    prep = prepare(instance)
+    tiers = objective_tiers(prep)
+    m = build_matrix(prep)
+    values = combined_values(prep, tiers)
+    result = subgradient(m, values, seconds=5, steps=20)
+    picks = repair(m, result, values, pinned_pairs(prep))
+    solution = build_solution(prep, picks, tier_report(prep, tiers, picks, "FEASIBLE"), "lagrange", 0.0)
+    assert verify(instance, solution) == []
+    assert m.violation(m.columns_of(picks)) <= 1e-6
+    assert int(values[[p.pair for p in picks]].sum()) <= result.bound + 1e-6
