@@ -83,9 +83,13 @@ class Heartbeat(threading.Thread):
                 os._exit(0)  # cancelled or failed elsewhere: nothing of ours may be written
 
     def report(self, values: dict[str, Any]) -> None:
-        """Progress from the solver callback (objective, bound, gap, tier)."""
+        """Progress from the solver callback: the phase, placements and score found, and the tier being decided
+        with its objective, bound and gap (in per cent too); a report without figures keeps the last ones."""
+        keys = ("strategy", "placements", "score", "tier", "objective", "bound", "gap", "gap_percent")
         with self.lock:
-            self.progress = {"phase": "solving", **{k: values[k] for k in ("objective", "bound", "gap", "tier")}}
+            figures = {k: values[k] for k in keys if k in values}
+            kept = {k: v for k, v in self.progress.items() if k in keys}
+            self.progress = {"phase": "solving", "step": str(values.get("phase", "")), **kept, **figures}
 
 
 def _proposals(session: Session, round_row: MatchRound, solution: Solution) -> list[Proposal]:
@@ -138,9 +142,14 @@ def store_result(sessions: sessionmaker[Session], round_id: int, solution: Solut
                 finished_at=utcnow(),
                 progress={
                     "phase": "done",
+                    "strategy": solution.method,
+                    "placements": solution.placements,
+                    "score": solution.score,
+                    "tier": solution.stats.get("gap_tier", ""),
                     "objective": solution.objective,
                     "bound": solution.bound,
                     "gap": solution.gap,
+                    "gap_percent": round(100 * solution.gap, 3),
                     "elapsed": solution.wall_time_s,
                 },
             )
