@@ -24,6 +24,7 @@ from api.routers import analysis, audit, auth, commitments, identity, privacy, r
 from api.security import LoginLimiter
 from api.settings import Settings
 from api.signing import Signing
+from api.web import install as install_web
 from models.db import make_engine, make_sessionmaker
 
 API_PREFIX = "/api/v1"
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router, prefix=API_PREFIX)
 
     ops.install(app, sessions, count_workers)
+    install_web(app)
     _add_problem_schema(app)
     return app
 

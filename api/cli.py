@@ -71,11 +71,9 @@ def _solve(instance: Instance, method: str, progress: bool) -> Solution:
     from matching.solvers.solve import solve
 
     def show(p: dict[str, float | int | str]) -> None:
-        typer.echo(
-            f"  [{p['tier']}] objective {p['objective']:.0f}  bound {p['bound']:.0f}  "
-            f"gap {float(p['gap']):.2%}  {p['elapsed']} s",
-            err=True,
-        )
+        found = "".join(f"  {k} {int(p[k]):,}" for k in ("placements", "score") if k in p)
+        tier = f"  {p['tier']} bound {float(p['bound']):,.0f}  gap {float(p['gap']):.2%}" if "bound" in p else ""
+        typer.echo(f"  [{p['phase']}]{found}{tier}  {p['elapsed']} s", err=True)
 
     try:
         return solve(instance, method=method, progress=show if progress else None)  # type: ignore[arg-type]
@@ -89,7 +87,7 @@ TimeLimit = Annotated[float | None, typer.Option("--time-limit", min=0.01, help=
 Seed = Annotated[int | None, typer.Option("--seed", min=0, help="Random seed of the solver.")]
 Workers = Annotated[int | None, typer.Option("--workers", min=1, max=64, help="Solver threads.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the solution as JSON.")]
-Method = Annotated[str, typer.Option("--method", help="auto, cp_sat, flow or greedy.")]
+Method = Annotated[str, typer.Option("--method", help="auto, mip, cp_sat, lns, flow or greedy.")]
 
 
 @app.command()
@@ -107,8 +105,8 @@ def solve(
     progress: Annotated[bool, typer.Option("--progress", help="Show solver progress on stderr.")] = False,
 ) -> None:
     """Solve a round from an instance file and print the solution."""
-    if method not in ("auto", "cp_sat", "flow", "greedy"):
-        _fail(f"--method: {method!r} is not one of auto, cp_sat, flow, greedy")
+    if method not in ("auto", "mip", "cp_sat", "lns", "flow", "greedy"):
+        _fail(f"--method: {method!r} is not one of auto, mip, cp_sat, lns, flow, greedy")
     instance = _with_policy(
         _read_instance(instance_path),
         time_limit_s=time_limit,

@@ -54,13 +54,13 @@ def login_help(host: str, port: int) -> str:
     """Where and how to log in to the demo."""
     shown = "localhost" if host in ("0.0.0.0", "127.0.0.1") else host
     lines = [
-        f"Vårdmatch demo at http://{shown}:{port}  (API docs: http://{shown}:{port}/docs)",
-        "Log in at POST /api/v1/auth/token (or 'Authorize' in /docs) as:",
+        f"Vårdmatch demo: open http://{shown}:{port} and log in as:",
     ]
     for username, password, role, unit in DEMO_USERS:
         scope = f"unit {unit}" if unit else ("region 01" if role.value == "coordinator" else "everything")
         lines.append(f"  {username:<12} {password:<24} {role.value} ({scope})")
     lines.append("Region 01 (Region Stockholm) holds the demo units, offers, candidates and programmes.")
+    lines.append("The API is under /api/v1 (tokens: POST /api/v1/auth/token); its documentation is at /docs.")
     lines.append(f"Rounds decide for the demo's date, {demo_round_date()}, unless they name a round_date.")
     return "\n".join(lines)
 
@@ -69,6 +69,9 @@ def serve(demo: bool, host: str = "127.0.0.1", port: int = 8000, database_url: s
     """Migrate, optionally load the demo, and serve the API with uvicorn until stopped."""
     if demo:
         settings = demo_settings(database_url)
+        if settings.workers is None:
+            # The demo works on its own whatever the database: on PostgreSQL too it runs two workers itself.
+            settings = settings.model_copy(update={"workers": 2})
     else:
         settings = Settings() if database_url is None else Settings(database_url=database_url)
     # The solver processes read the same settings from the environment.

@@ -95,9 +95,14 @@ def store_result(session: Session, round_id: int, solution: Solution) -> bool:
             finished_at=utcnow(),
             progress={
                 "phase": "done",
+                "strategy": solution.method,
+                "placements": solution.placements,
+                "score": solution.score,
+                "tier": solution.stats.get("gap_tier", ""),
                 "objective": solution.objective,
                 "bound": solution.bound,
                 "gap": solution.gap,
+                "gap_percent": round(100 * solution.gap, 3),
                 "elapsed": solution.wall_time_s,
             },
         )

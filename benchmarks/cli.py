@@ -83,7 +83,7 @@ def run_command(
     from benchmarks.sweep import coerce_param, parse_assignment
 
     chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
-    unknown = [m for m in chosen if m not in (*METHODS, "auto")]
+    unknown = [m for m in chosen if m not in (*METHODS, "auto", "lns", "mip", "lp_colgen")]
     if unknown or not chosen:
         _fail(f"--methods: unknown {', '.join(unknown) or '(none given)'}; known: {', '.join(METHODS)}, auto")
     try:
@@ -190,12 +190,18 @@ def gap_command(
     plain: Annotated[
         bool, typer.Option("--plain", help="Also solve the textbook CP-SAT model (fields plain_*), as a baseline.")
     ] = False,
+    method: Annotated[str, typer.Option("--method", help="The engine's strategy: cp_sat or lns.")] = "cp_sat",
+    plain_time_limit: Annotated[
+        float | None, typer.Option("--plain-time-limit", min=0.01, help="Seconds for the plain model (default: same).")
+    ] = None,
 ) -> None:
     """Solve generalized-assignment instances (OR-Library gap1..gap12, gapa..gapd) with the engine."""
     from benchmarks.gap import GapFormatError, read_gap, solve_gap, solve_plain
 
     if sense not in ("min", "max"):
         _fail(f"--sense: {sense!r} is not min or max")
+    if method not in ("cp_sat", "lns"):
+        _fail(f"--method: {method!r} is not cp_sat or lns")
     problems = []
     for path in files:
         if not path.is_file():
@@ -206,9 +212,17 @@ def gap_command(
             _fail(str(exc))
     rows = []
     for problem in problems:
-        row = solve_gap(problem, sense, time_limit=time_limit, workers=workers, seed=seed).as_dict()  # type: ignore[arg-type]
+        row = solve_gap(
+            problem,
+            sense,  # type: ignore[arg-type]
+            time_limit=time_limit,
+            workers=workers,
+            seed=seed,
+            method=method,
+        ).as_dict()
         if plain:
-            base = solve_plain(problem, sense, time_limit=time_limit, workers=workers, seed=seed)  # type: ignore[arg-type]
+            limit = plain_time_limit if plain_time_limit is not None else time_limit
+            base = solve_plain(problem, sense, time_limit=limit, workers=workers, seed=seed)  # type: ignore[arg-type]
             row |= {f"plain_{k}": v for k, v in base.as_dict().items() if k not in ("file", "index")}
         rows.append(row)
         if not as_json:
@@ -220,16 +234,18 @@ def gap_command(
 @bench_app.command("gap-make")
 def gap_make_command(
     output: Annotated[Path, typer.Argument(metavar="FILE", help="Where to write the GAP file.")],
-    kind: Annotated[str, typer.Option("--type", help="c or d (Chu and Beasley's types; d is the hard one).")] = "d",
+    kind: Annotated[
+        str, typer.Option("--type", help="c, d or e (the types of Chu and Beasley and of Laguna et al.).")
+    ] = "d",
     agents: Annotated[int, typer.Option("--agents", "-m", min=1)] = 5,
     jobs: Annotated[int, typer.Option("--jobs", "-n", min=1)] = 100,
     seeds: Annotated[int, typer.Option("--count", min=1, help="Problems in the file (seeds 0, 1, ...).")] = 1,
 ) -> None:
-    """Write random GAP problems of type C or D in the OR-Library format (for runs without OR-Library)."""
+    """Write random GAP problems of type C, D or E in the OR-Library format (for runs without OR-Library)."""
     from benchmarks.gap import format_gap, generate_gap
 
-    if kind not in ("c", "d"):
-        _fail(f"--type: {kind!r} is not c or d")
+    if kind not in ("c", "d", "e"):
+        _fail(f"--type: {kind!r} is not c, d or e")
     problems = [generate_gap(kind, agents, jobs, seed) for seed in range(seeds)]  # type: ignore[arg-type]
     output.write_text(format_gap(problems), encoding="utf-8")
     typer.echo(f"wrote {output}: {seeds} problem(s) of type {kind.upper()}, {agents} agents x {jobs} jobs", err=True)

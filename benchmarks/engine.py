@@ -14,16 +14,17 @@ import numpy as np
 from scipy.optimize import Bounds
 from scipy.optimize import milp as highs_milp
 
+from matching.model.spec import linear_model, objective_tiers
 from matching.rules.prepare import Prepared
 from matching.rules.tables import FloatArray, IntArray
-from matching.solvers.baselines import build_mip
 from matching.solvers.cpsat import Model, Progress, TierResult, solve_combined, solve_tiers, tier_totals
 from matching.solvers.flow import FlowOverflow
 from matching.solvers.greedy import Pick
-from matching.solvers.solve import objective_tiers, solve_prepared, tier_weights
+from matching.solvers.objective import tier_weights
+from matching.solvers.solve import solve_prepared
 
 Tiers = list[tuple[str, IntArray]]
-METHODS = ("cp_sat", "flow", "greedy", "auto")
+METHODS = ("cp_sat", "flow", "greedy", "auto", "lns", "mip")
 
 
 @dataclass(frozen=True)
@@ -91,13 +92,13 @@ def combined_bound(prep: Prepared, tiers: Tiers, results: list[TierResult]) -> f
 
 
 def run_highs(prep: Prepared, values: IntArray, time_limit: float) -> Outcome:
-    """The combined objective over the full model (`matching.solvers.baselines.build_mip`) in one HiGHS MIP solve."""
+    """The combined objective over the full model (`matching.model.spec.linear_model`) in one HiGHS MIP solve."""
     # One solve of the same weighted objective that CP-SAT optimises, so that objectives, bounds and times compare
     # like for like (`matching.solvers.baselines.milp` solves tier by tier and adds an LP solve of its own).
     tiers = objective_tiers(prep)
     if not len(prep.pairs):
         return Outcome([], [TierResult(n, "OPTIMAL", 0, 0, 0.0) for n, _ in tiers], "highs", "OPTIMAL", 0.0)
-    model = build_mip(prep)
+    model = linear_model(prep)
     best = np.zeros(len(prep.instance.candidates), dtype=np.int64)
     np.maximum.at(best, prep.pairs.cand, np.abs(values))
     ceiling = float(best.sum())

@@ -168,15 +168,25 @@ def read_gap(path: Path) -> list[GapProblem]:
     return parse_gap(text, str(path))
 
 
-def generate_gap(kind: Literal["c", "d"], agents: int, jobs: int, seed: int) -> GapProblem:
-    """A random problem of Chu and Beasley's type C or D (the hard one), seeded; not OR-Library's own draws."""
+def generate_gap(kind: Literal["c", "d", "e"], agents: int, jobs: int, seed: int) -> GapProblem:
+    """A random problem of type C, D (Chu and Beasley) or E (Laguna et al., as used by Yagiura et al.), seeded; not
+    the published draws. Capacities are 80 % of an equal share of each agent's total resource.
+
+    - C: resource U[5, 25], cost U[10, 50];
+    - D: resource U[1, 100], cost 111 - resource + U[-10, 10] (cost and resource inversely related: hard);
+    - E: resource 1 - 10 ln U(0, 1] (truncated to an integer), cost 1000 / resource - 10 U[0, 1] (truncated).
+    """
     rng = np.random.default_rng(seed)
     if kind == "c":
         resource = rng.integers(5, 26, size=(agents, jobs))
         cost = rng.integers(10, 51, size=(agents, jobs))
-    else:
+    elif kind == "d":
         resource = rng.integers(1, 101, size=(agents, jobs))
         cost = 111 - resource + rng.integers(-10, 11, size=(agents, jobs))
+    else:
+        u = 1.0 - rng.random(size=(agents, jobs))  # in (0, 1]
+        resource = np.floor(1 - 10 * np.log(u)).astype(np.int64)
+        cost = np.floor(1000 / resource - 10 * rng.random(size=(agents, jobs))).astype(np.int64)
     capacity = np.floor(0.8 * resource.sum(axis=1) / agents).astype(np.int64)
     return GapProblem(f"type-{kind}", 1, cost.astype(np.int64), resource.astype(np.int64), capacity)
 
@@ -332,13 +342,15 @@ def solve_gap(
     workers: int = 2,
     seed: int = 0,
     deterministic: bool = False,
+    method: str = "cp_sat",
 ) -> GapResult:
-    """Solve one GAP instance with the engine's CP-SAT path; objective and bound in the file's units."""
+    """Solve one GAP instance with the engine (`cp_sat`, or `lns`: LP bound, priced start and neighbourhood search);
+    objective and bound in the file's units."""
     started = time.monotonic()
     policy = Policy(time_limit_s=time_limit, workers=workers, seed=seed, deterministic=deterministic)
     scores, shift = scores_for(problem, sense)
     prep = prepared(problem, scores, policy)
-    outcome = run_engine(prep, "cp_sat")
+    outcome = run_engine(prep, method)
     seconds = time.monotonic() - started
     return _result(problem, prep, outcome.picks, outcome.tiers, shift, sense, seconds)
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from benchmarks.engine import overall_status
 from matching.input.validate import load_instance
+from matching.model.spec import objective_tiers
 from matching.rules.eligibility import eligible_pairs
 from matching.rules.prepare import prepare
 from matching.rules.scoring import score_pairs
@@ -25,8 +26,9 @@ from matching.rules.tables import IntArray, build_tables
 from matching.solvers.cpsat import Model, solve_combined, tier_totals
 from matching.solvers.flow import max_weight_assignment
 from matching.solvers.greedy import pinned_pairs, place_in_order
+from matching.solvers.objective import combined_values, tier_weights
 from matching.solvers.relaxation import relax
-from matching.solvers.solve import build_solution, combined_values, objective_tiers, tier_weights
+from matching.solvers.solve import build_solution
 
 T = TypeVar("T")
 

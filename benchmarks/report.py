@@ -142,7 +142,7 @@ def results_table(rows: Sequence[Row]) -> str:
 
 def _result_cells(r: Row) -> tuple[str, ...]:
     # A run without a solution has nothing to count; show that rather than zeros.
-    solved = r["status"] in SOLVED and r["method"] != "lp"
+    solved = r["status"] in SOLVED and r["method"] not in ("lp", "lp_colgen")
     return (
         r["instance"],
         fmt(r["pairs"], "int"),

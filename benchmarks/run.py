@@ -26,6 +26,7 @@ from benchmarks.worker import Task
 
 ROOT = Path(__file__).resolve().parent.parent
 METHODS = ("cp_sat", "highs", "greedy", "flow")
+LP_METHODS = ("lp", "lp_colgen")  # bounds, not solutions
 ROW_FIELDS = (
     "instance",
     "scale",
@@ -184,10 +185,14 @@ def plan_instance(spec: InstanceSpec, path: Path, settings: Settings) -> list[Pl
     for method in settings.methods:
         if method == "cp_sat":
             planned += [_cp_sat(spec, path, config, settings) for config in settings.configs]
-        elif method == "auto":
-            # The engine's own dispatch (flow where it applies, else CP-SAT) with the first CP-SAT configuration.
+        elif method == "lp_colgen":
+            task = Task(str(path), "lp_colgen")
+            planned.append(Planned(spec, method, method, task, settings.lp_cap + settings.grace))
+        elif method in ("auto", "lns", "mip"):
+            # The engine's own dispatch (flow where it applies, else CP-SAT), or the large-round strategy (LP bound
+            # by column generation, priced repair, LNS), with the first CP-SAT configuration's limit and workers.
             cp = _cp_sat(spec, path, settings.configs[0], settings)
-            planned.append(replace(cp, method="auto", config="auto", task=replace(cp.task, method="auto")))
+            planned.append(replace(cp, method=method, config=method, task=replace(cp.task, method=method)))
         elif method == "highs":
             task = Task(str(path), "highs", time_limit=settings.highs_cap)
             planned.append(Planned(spec, "highs", "highs", task, 1.25 * settings.highs_cap + settings.grace))
@@ -291,7 +296,7 @@ def _row(run: Planned, result: dict[str, Any], child: ChildRun | None) -> Row:
         variant=spec.variant,
         method=run.method,
         config=run.config,
-        time_limit=run.task.time_limit if run.method in ("cp_sat", "highs", "auto") else None,
+        time_limit=run.task.time_limit if run.method in ("cp_sat", "highs", "auto", "lns", "mip") else None,
         wall_s=round(child.wall_s, 3) if child else 0.0,
         peak_mb=round(child.peak_mb, 1) if child else None,
         base_mb=result.get("base_rss_mb"),
@@ -329,7 +334,7 @@ def finish_rows(rows: list[Row]) -> list[Row]:
 def fill_gaps(rows: list[Row]) -> list[Row]:
     """Each solved row's gap to the best bound and to the LP bound (recomputed, so definitions stay in step)."""
     for r in rows:
-        solved = r["method"] != "lp" and r["status"] in ("OPTIMAL", "FEASIBLE")
+        solved = r["method"] not in LP_METHODS and r["status"] in ("OPTIMAL", "FEASIBLE")
         r["gap_lp"] = relative_gap(r["objective"], r["bound_lp"]) if solved else None
         r["gap"] = relative_gap(r["objective"], r["best_bound"]) if solved else None
     return rows
@@ -340,10 +345,12 @@ def best_bound(rows: list[Row]) -> float | None:
     bounds = [
         float(r["own_bound"]) for r in rows if r.get("own_bound") is not None and r["own_bound"] == r["own_bound"]
     ]
-    bounds += [float(r["objective"]) for r in rows if r["method"] != "lp" and r["status"] == "OPTIMAL"]
+    bounds += [float(r["objective"]) for r in rows if r["method"] not in LP_METHODS and r["status"] == "OPTIMAL"]
     if not bounds:
         return None
-    found = [float(r["objective"]) for r in rows if r["method"] != "lp" and r["status"] in ("OPTIMAL", "FEASIBLE")]
+    found = [
+        float(r["objective"]) for r in rows if r["method"] not in LP_METHODS and r["status"] in ("OPTIMAL", "FEASIBLE")
+    ]
     # An LP bound solved in floating point may sit a hair below an integer optimum; never report a negative gap.
     return max(min(bounds), max(found, default=-float("inf")))
 

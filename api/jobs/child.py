@@ -49,9 +49,13 @@ class Heartbeat(threading.Thread):
         self.lock = threading.Lock()
 
     def report(self, values: dict[str, Any]) -> None:
-        """The latest progress (from the solver's callback)."""
+        """Progress from the solver callback: the phase, placements and score found, and the tier being decided
+        with its objective, bound and gap (in per cent too); a report without figures keeps the last ones."""
+        keys = ("strategy", "placements", "score", "tier", "objective", "bound", "gap", "gap_percent")
         with self.lock:
-            self.progress = dict(values)
+            figures = {k: values[k] for k in keys if k in values}
+            kept = {k: v for k, v in self.progress.items() if k in keys}
+            self.progress = {"phase": "solving", "step": str(values.get("phase", "")), **kept, **figures}
 
     def beat(self) -> bool:
         """Write heartbeat and progress; False when the job is no longer this run's."""

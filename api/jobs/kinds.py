@@ -88,10 +88,7 @@ def _solved(run: Run) -> tuple[MatchRound, Instance, Solution]:
 
 
 def _progress(run: Run) -> Callable[[dict[str, Any]], None]:
-    def report(values: dict[str, Any]) -> None:
-        run.report({"phase": "solving", **{k: values.get(k) for k in ("objective", "bound", "gap", "tier")}})
-
-    return report
+    return run.report
 
 
 def solve_round(run: Run) -> None:

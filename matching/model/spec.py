@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
+from scipy.optimize import LinearConstraint
 
 from matching.input.validate import InvalidInstance, Issue
 from matching.model.side import floor_rows
@@ -322,6 +323,105 @@ class Spec:
             var_ub=self.var_ub[columns],
             integer=self.integer[columns],
         )
+
+
+# --- the model for scipy's solvers ---------------------------------------------------------------------------------
+
+
+@dataclass
+class LinearRows:
+    """The spec's rows plus rows added for one use (tiers held at a level), for scipy.optimize."""
+
+    spec: Spec
+    extra_cols: list[IntArray] = field(default_factory=list)
+    extra_vals: list[FloatArray] = field(default_factory=list)
+    extra_lb: list[float] = field(default_factory=list)
+    extra_ub: list[float] = field(default_factory=list)
+
+    def add(self, cols: IntArray, vals: IntArray | FloatArray, lb: float, ub: float) -> None:
+        """One more row: lb <= sum(vals * v[cols]) <= ub."""
+        self.extra_cols.append(np.asarray(cols, dtype=np.int64))
+        self.extra_vals.append(np.asarray(vals, dtype=np.float64))
+        self.extra_lb.append(float(lb))
+        self.extra_ub.append(float(ub))
+
+    @property
+    def lb(self) -> FloatArray:
+        """Lower sides of every row."""
+        return np.concatenate([self.spec.rows.lb, np.array(self.extra_lb, dtype=np.float64)])
+
+    @property
+    def ub(self) -> FloatArray:
+        """Upper sides of every row."""
+        return np.concatenate([self.spec.rows.ub, np.array(self.extra_ub, dtype=np.float64)])
+
+    def matrix(self) -> sp.csr_matrix:
+        """Every row's coefficients."""
+        if not self.extra_cols:
+            return self.spec.rows.matrix
+        row = np.concatenate([np.full(len(c), i, dtype=np.int64) for i, c in enumerate(self.extra_cols)])
+        extra = sp.csr_matrix(
+            (np.concatenate(self.extra_vals), (row, np.concatenate(self.extra_cols))),
+            shape=(len(self.extra_cols), self.spec.n_vars),
+        )
+        return sp.csr_matrix(sp.vstack([self.spec.rows.matrix, extra], format="csr"))
+
+    def constraint(self) -> LinearConstraint:
+        """The rows as one scipy constraint."""
+        return LinearConstraint(self.matrix(), self.lb, self.ub)
+
+
+@dataclass
+class LinearModel:
+    """The spec for scipy.optimize.milp / linprog (minimisation), with room for held tiers."""
+
+    spec: Spec
+    rows: LinearRows
+
+    @property
+    def prep(self) -> Prepared:
+        """The prepared round."""
+        return self.spec.prep
+
+    @property
+    def var_lb(self) -> FloatArray:
+        """Column lower bounds (pins at 1)."""
+        return self.spec.var_lb
+
+    @property
+    def var_ub(self) -> FloatArray:
+        """Column upper bounds."""
+        return self.spec.var_ub
+
+    @property
+    def integrality(self) -> IntArray:
+        """1 for integer columns, 0 for continuous ones."""
+        return self.spec.integer.astype(np.int64)
+
+    @property
+    def n_vars(self) -> int:
+        """All columns."""
+        return self.spec.n_vars
+
+    @property
+    def sup_at(self) -> int:
+        """First supervisor column."""
+        return self.spec.sup_at
+
+    @property
+    def fund_at(self) -> int:
+        """First funding column."""
+        return self.spec.fund_at
+
+    def objective(self, values: IntArray) -> FloatArray:
+        """Minimisation costs that maximise `values` over the pair columns."""
+        return -self.spec.objective(values)
+
+
+def linear_model(prep: Prepared) -> LinearModel:
+    """The round's full model (every row and column) for scipy's HiGHS."""
+    spec = build_spec(prep, objective_tiers(prep))
+    return LinearModel(spec, LinearRows(spec))
 
 
 # --- building -----------------------------------------------------------------------------------------------------

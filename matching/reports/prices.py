@@ -1,10 +1,11 @@
 """Shadow prices from the round's LP relaxation: what one more krona, supervisor seat or slot is worth.
 
-The LP is `baselines.build_mip` with integrality dropped. `scipy.optimize.milp` reports no duals, so it is
-solved with `scipy.optimize.linprog` (HiGHS), each ranged row written as one or two one-sided rows. A price is the
-derivative of the LP optimum (maximised) with respect to the right-hand side of a row. The LP value is concave in
-every right-hand side, so a price is at most the gain per unit of a little more and at least the loss per unit of a
-little less; the two agree (and the price is exact for small changes) unless the LP is degenerate at that row.
+The LP is the round's model (`matching.model.spec`) with integrality dropped. `scipy.optimize.milp` reports no
+duals, so it is solved with `scipy.optimize.linprog` (HiGHS), each ranged row written as one or two one-sided
+rows. A price is the derivative of the LP optimum (maximised) with respect to the right-hand side of a row. The LP
+value is concave in every right-hand side, so a price is at most the gain per unit of a little more and at least
+the loss per unit of a little less; the two agree (and the price is exact for small changes) unless the LP is
+degenerate at that row.
 Extrapolated over a large change, a price over-estimates. Prices of the integer round are not defined; these are
 LP estimates, and say so.
 """
@@ -22,23 +23,24 @@ from pydantic import Field
 from scipy.optimize import Bounds, LinearConstraint, linprog
 from scipy.optimize import milp as highs_milp
 
-from matching.model.side import floor_rows, side_rows
 from matching.model.solution import Out
-from matching.rules.limits import NO_CAP
+from matching.model.spec import (
+    BUDGET,
+    EARMARK,
+    GENERAL,
+    KINDS,
+    OFFER,
+    SUPERVISOR,
+    UNIT_CAP,
+    LinearModel,
+    linear_model,
+    objective_tiers,
+)
 from matching.rules.prepare import Prepared
 from matching.rules.tables import FloatArray, IntArray
-from matching.solvers.baselines import MipModel, build_mip
-from matching.solvers.solve import objective_tiers
 
 NOISE = 1e-9  # duals smaller than this are floating-point noise
 _SLACK = 1e-9  # a row side this close to its activity bound cannot bind
-
-# Kinds of model row, in the order build_mip writes them.
-CANDIDATE, OFFER = "candidate", "offer"
-SUPERVISOR_CHOICE, FUNDING_CHOICE = "supervisor_choice", "funding_choice"
-SUPERVISOR = "supervisor"  # one per supervisor and start month of a stay they may take
-BUDGET, GENERAL, EARMARK, UNIT_CAP = "budget", "general", "earmark", "unit_cap"
-FLOOR, NO_BLOCKING = "floor", "no_blocking"  # side rows of the policy: floors, then rows against blocking pairs
 
 _EFFECTS = {
     "placements": "place about {v} more candidate{s}",
@@ -131,7 +133,7 @@ class Prices(Out):
 
 @dataclass(frozen=True)
 class RowMap:
-    """Per row of `build_mip(prep)`: its kind, owner and detail, and its bounds lb <= A x <= ub."""
+    """Per row of the model: its kind, owner and detail, and its bounds lb <= A x <= ub."""
 
     # owner: candidate, offer, pair, supervisor, programme, floor or no-blocking row index; detail: the supervisor
     # row's start month, the earmark index or the unit index; -1 where there is none.
@@ -152,61 +154,15 @@ class RowMap:
         return np.flatnonzero(mask).astype(np.int64)
 
 
-@dataclass
-class _Blocks:
-    kind: list[npt.NDArray[np.str_]]
-    owner: list[IntArray]
-    detail: list[IntArray]
-    lb: list[FloatArray]
-    ub: list[FloatArray]
-
-    def add(self, kind: str, owner: IntArray, lb: FloatArray | float, ub: FloatArray | float, detail: int = -1) -> None:
-        n = len(owner)
-        self.kind.append(np.full(n, kind))
-        self.owner.append(np.asarray(owner, dtype=np.int64))
-        self.detail.append(np.full(n, detail, dtype=np.int64))
-        self.lb.append(np.broadcast_to(np.asarray(lb, dtype=np.float64), (n,)))
-        self.ub.append(np.broadcast_to(np.asarray(ub, dtype=np.float64), (n,)))
-
-    def one(self, kind: str, owner: int, lb: float, ub: float, detail: int = -1) -> None:
-        self.add(kind, np.array([owner], dtype=np.int64), lb, ub, detail)
-
-
-def model_rows(prep: Prepared) -> RowMap:
-    """The identity of every row `build_mip(prep)` writes, rebuilt in the same order."""
-    # Rebuilt rather than recorded so that baselines.py stays as it is; `shadow_prices` checks the bounds against
-    # the model every time, so a change of order there fails loudly instead of mislabelling prices.
-    pairs, inst = prep.pairs, prep.instance
-    blocks = _Blocks([], [], [], [], [])
-    blocks.add(CANDIDATE, np.arange(len(inst.candidates)), 0.0, 1.0)
-    blocks.add(OFFER, np.arange(len(inst.offers)), 0.0, prep.tables.offers.slots.astype(np.float64))
-    blocks.add(SUPERVISOR_CHOICE, np.arange(len(pairs)), 0.0, 0.0)
-    blocks.add(FUNDING_CHOICE, np.arange(len(pairs)), 0.0, 0.0)
-    for seat in prep.seat_rows:
-        blocks.one(SUPERVISOR, seat.supervisor, 0.0, float(max(0, seat.seats)), detail=seat.month)
-    unit_of_row = prep.tables.offers.unit[pairs.offer[pairs.fund_pair]]
-    limits = prep.tables.limits
-    for g in range(len(inst.programmes)):
-        mine = pairs.fund_programme == g
-        if not mine.any():
-            continue
-        blocks.one(BUDGET, g, 0.0, float(limits.budget_left(g)))
-        blocks.one(GENERAL, g, -math.inf, float(limits.general_left[g]))
-        for k, left in enumerate(limits.earmark_left[g].tolist()):
-            blocks.one(EARMARK, g, -float(left), math.inf, detail=k)
-        for u in np.unique(unit_of_row[mine]):
-            cap = int(limits.unit_cap_left[g, int(u)])
-            if cap != NO_CAP:
-                blocks.one(UNIT_CAP, g, 0.0, float(cap), detail=int(u))
-    n_floors = len(floor_rows(prep))
-    for i, (_, _, rhs) in enumerate(side_rows(prep)):
-        blocks.one(FLOOR if i < n_floors else NO_BLOCKING, i if i < n_floors else i - n_floors, float(rhs), math.inf)
+def model_rows(model: LinearModel) -> RowMap:
+    """The labels of every row of the model (read from the spec, which writes each row once)."""
+    rows = model.spec.rows
     return RowMap(
-        kind=np.concatenate(blocks.kind),
-        owner=np.concatenate(blocks.owner),
-        detail=np.concatenate(blocks.detail),
-        lb=np.concatenate(blocks.lb),
-        ub=np.concatenate(blocks.ub),
+        kind=np.array(KINDS)[rows.kind] if len(rows) else np.zeros(0, dtype=str),
+        owner=rows.owner,
+        detail=rows.detail,
+        lb=rows.lb,
+        ub=rows.ub,
     )
 
 
@@ -234,7 +190,7 @@ def _activity_range(matrix: sp.csr_array, lo: FloatArray, hi: FloatArray) -> tup
     return low, np.bincount(r, weights=most, minlength=n).astype(np.float64)
 
 
-def _solve_duals(model: MipModel, values: IntArray, time_limit: float) -> _Duals | None:
+def _solve_duals(model: LinearModel, values: IntArray, time_limit: float) -> _Duals | None:
     """Solve the LP with linprog and map its marginals back to one dual per model row."""
     rows = model.rows.constraint()
     matrix = sp.csr_array(rows.A)
@@ -292,15 +248,11 @@ def shadow_prices(
     one per pair, i.e. placements) over the LP relaxation, each (tier values, total) of `at_least` kept at or above
     its total (`held` names them in the result); None when HiGHS does not finish in time or the LP is infeasible."""
     pair_values = np.ones(len(prep.pairs), dtype=np.int64) if values is None else np.asarray(values, dtype=np.int64)
-    rowmap = model_rows(prep)
+    model = linear_model(prep)
+    rowmap = model_rows(model)
     if not len(prep.pairs):
         zero = _Duals(0.0, np.zeros(len(rowmap.kind)), np.zeros(0))
         return _prices(prep, rowmap, zero, None, objective, held)
-    model = build_mip(prep)
-    if len(model.rows.lb) != len(rowmap.kind) or not (
-        np.array_equal(model.rows.lb, rowmap.lb) and np.array_equal(model.rows.ub, rowmap.ub)
-    ):
-        raise RuntimeError("matching.reports.prices.model_rows no longer matches build_mip's rows; update model_rows")
     for tier_values, total in at_least:
         # The same holding row as matching.solvers.relaxation.relax.
         model.rows.add(np.arange(len(prep.pairs)), np.asarray(tier_values, dtype=np.float64), total - 0.5, np.inf)
@@ -311,7 +263,7 @@ def shadow_prices(
 
 
 def _prices(
-    prep: Prepared, rowmap: RowMap, duals: _Duals, model: MipModel | None, objective: str, held: tuple[str, ...]
+    prep: Prepared, rowmap: RowMap, duals: _Duals, model: LinearModel | None, objective: str, held: tuple[str, ...]
 ) -> Prices:
     inst = prep.instance
     dual = duals.row[: len(rowmap.kind)]
@@ -340,7 +292,7 @@ def _prices(
     )
 
 
-def _spent(prep: Prepared, duals: _Duals, model: MipModel | None) -> FloatArray:
+def _spent(prep: Prepared, duals: _Duals, model: LinearModel | None) -> FloatArray:
     """Per programme, what the LP optimum grants."""
     pairs = prep.pairs
     spent = np.zeros(len(prep.instance.programmes), dtype=np.float64)
@@ -506,8 +458,8 @@ class _Resolver:
 
     def __init__(self, prep: Prepared, tiers: dict[str, IntArray], levels: dict[str, int], p: Prices) -> None:
         self.prep, self.values, self.base = prep, tiers[p.objective], p.lp_value
-        self.rows = model_rows(prep)
-        self.model = build_mip(prep)
+        self.model = linear_model(prep)
+        self.rows = model_rows(self.model)
         for name in p.held:
             # The same holding rows as round_prices.
             self.model.rows.add(np.arange(len(prep.pairs)), tiers[name].astype(np.float64), levels[name] - 0.5, np.inf)

@@ -10,17 +10,15 @@ import itertools
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-import scipy.sparse as sp
-from scipy.optimize import Bounds, LinearConstraint, linear_sum_assignment
+from scipy.optimize import Bounds, linear_sum_assignment
 from scipy.optimize import milp as highs_milp
 
-from matching.model.side import side_rows
+from matching.model.spec import LinearModel, linear_model
 from matching.rules.ledger import Ledger, Use
-from matching.rules.limits import NO_CAP
 from matching.rules.prepare import Prepared
 from matching.rules.tables import IntArray
 from matching.solvers.cpsat import TierResult
@@ -78,155 +76,6 @@ def _assign(cand: IntArray, offer: IntArray, values: IntArray, slots: IntArray) 
 # --- HiGHS MIP on the full model -----------------------------------------------------------------------------------
 
 
-@dataclass
-class _Rows:
-    """A sparse constraint matrix built row by row: lb <= A x <= ub."""
-
-    n_vars: int
-    rows: list[IntArray] = field(default_factory=list)
-    cols: list[IntArray] = field(default_factory=list)
-    vals: list[FloatArray] = field(default_factory=list)
-    lb: list[float] = field(default_factory=list)
-    ub: list[float] = field(default_factory=list)
-
-    def add(self, cols: IntArray, vals: IntArray | FloatArray, lb: float, ub: float) -> None:
-        """One row."""
-        self.rows.append(np.full(len(cols), len(self.lb), dtype=np.int64))
-        self.cols.append(np.asarray(cols, dtype=np.int64))
-        self.vals.append(np.asarray(vals, dtype=np.float64))
-        self.lb.append(lb)
-        self.ub.append(ub)
-
-    def add_block(self, row: IntArray, cols: IntArray, vals: FloatArray, lb: FloatArray, ub: FloatArray) -> None:
-        """Many rows at once: entry i goes to new row `row[i]` (0-based within the block)."""
-        self.rows.append(np.asarray(row, dtype=np.int64) + len(self.lb))
-        self.cols.append(np.asarray(cols, dtype=np.int64))
-        self.vals.append(np.asarray(vals, dtype=np.float64))
-        self.lb.extend(float(v) for v in lb)
-        self.ub.extend(float(v) for v in ub)
-
-    def constraint(self) -> LinearConstraint:
-        """The rows as one scipy constraint."""
-        cat = np.concatenate
-        empty = np.zeros(0, dtype=np.int64)
-        matrix = sp.csr_array(
-            (cat([*self.vals, empty.astype(np.float64)]), (cat([*self.rows, empty]), cat([*self.cols, empty]))),
-            shape=(len(self.lb), self.n_vars),
-        )
-        return LinearConstraint(matrix, np.array(self.lb), np.array(self.ub))
-
-
-@dataclass(frozen=True)
-class MipModel:
-    """The CP-SAT model of `matching.solvers.cpsat` written out in full for HiGHS: no binding analysis, no pruning."""
-
-    # Variables: x per pair, then z per supervisor option row, then y per funding row, then one continuous
-    # overflow per (programme, earmark).
-
-    prep: Prepared
-    rows: _Rows
-    var_lb: FloatArray
-    var_ub: FloatArray
-    integrality: IntArray
-    sup_at: int
-    fund_at: int
-
-    @property
-    def n_vars(self) -> int:
-        """Number of variables."""
-        return len(self.var_lb)
-
-    def objective(self, values: IntArray) -> FloatArray:
-        """Minimisation costs that maximise `values` over the pair variables."""
-        c = np.zeros(self.n_vars, dtype=np.float64)
-        c[: len(self.prep.pairs)] = -np.asarray(values, dtype=np.float64)
-        return c
-
-
-def build_mip(prep: Prepared) -> MipModel:
-    """Every variable and constraint of the round, for scipy.optimize.milp."""
-    pairs, sups = prep.pairs, prep.supervisors
-    n, n_sup, n_fund = len(pairs), len(sups.pair), len(pairs.fund_pair)
-    marks = [(g, k) for g, prog in enumerate(prep.instance.programmes) for k in range(len(prog.earmarks))]
-    sup_at, fund_at = n, n + n_sup
-    over_at = fund_at + n_fund
-    rows = _Rows(n_vars=over_at + len(marks))
-    _assignment_rows(prep, rows)
-    _choice_rows(rows, n, sups.pair, sup_at)
-    _choice_rows(rows, n, pairs.fund_pair, fund_at)
-    _supervisor_rows(prep, rows, sup_at)
-    _money_rows(prep, rows, fund_at, over_at, marks)
-    for side_pairs, coef, rhs in side_rows(prep):
-        rows.add(side_pairs, coef, float(rhs), np.inf)
-    var_lb = np.zeros(rows.n_vars, dtype=np.float64)
-    var_ub = np.ones(rows.n_vars, dtype=np.float64)
-    var_ub[over_at:] = np.inf
-    var_lb[pinned_pairs(prep)] = 1.0
-    integrality = np.ones(rows.n_vars, dtype=np.int64)
-    integrality[over_at:] = 0
-    return MipModel(prep, rows, var_lb, var_ub, integrality, sup_at, fund_at)
-
-
-def _assignment_rows(prep: Prepared, rows: _Rows) -> None:
-    """Each candidate at most one offer, each offer at most its slots."""
-    pairs = prep.pairs
-    n, n_cands = len(pairs), len(prep.instance.candidates)
-    ones = np.ones(n, dtype=np.float64)
-    rows.add_block(pairs.cand, np.arange(n), ones, np.zeros(n_cands), np.ones(n_cands))
-    slots = prep.tables.offers.slots.astype(np.float64)
-    rows.add_block(pairs.offer, np.arange(n), ones, np.zeros(len(slots)), slots)
-
-
-def _choice_rows(rows: _Rows, n_pairs: int, pair_of_row: IntArray, first_var: int) -> None:
-    """A chosen pair takes exactly one of its option rows; an unchosen pair none."""
-    entries = len(pair_of_row)
-    row = np.concatenate([np.arange(n_pairs), pair_of_row])
-    cols = np.concatenate([np.arange(n_pairs), first_var + np.arange(entries)])
-    vals = np.concatenate([-np.ones(n_pairs), np.ones(entries)])
-    rows.add_block(row, cols, vals, np.zeros(n_pairs), np.zeros(n_pairs))
-
-
-def _supervisor_rows(prep: Prepared, rows: _Rows, sup_at: int) -> None:
-    """Each supervisor's concurrent trainees within the free seats at every month that can bind."""
-    for seat in prep.seat_rows:
-        rows.add(sup_at + seat.rows, np.ones(len(seat.rows)), 0.0, float(max(0, seat.seats)))
-
-
-def _money_rows(prep: Prepared, rows: _Rows, fund_at: int, over_at: int, marks: list[tuple[int, int]]) -> None:
-    """Budgets with earmarks as overflow into general money, and per-unit caps by size class (what is left of each
-    after earlier rounds' commitments)."""
-    pairs, inst, limits = prep.pairs, prep.instance, prep.tables.limits
-    unit_of_row = prep.tables.offers.unit[pairs.offer[pairs.fund_pair]]
-    grant = pairs.fund_grant.astype(np.float64)
-    for g in range(len(inst.programmes)):
-        mine = np.flatnonzero(pairs.fund_programme == g)
-        if not len(mine):
-            continue
-        rows.add(fund_at + mine, grant[mine], 0.0, float(limits.budget_left(g)))
-        plain = mine[pairs.fund_earmark[mine] < 0]
-        overflow = np.array([over_at + i for i, (pg, _) in enumerate(marks) if pg == g], dtype=np.int64)
-        rows.add(
-            np.concatenate([fund_at + plain, overflow]),
-            np.concatenate([grant[plain], np.ones(len(overflow))]),
-            -np.inf,
-            float(limits.general_left[g]),
-        )
-        for k, left in enumerate(limits.earmark_left[g].tolist()):
-            drawn = mine[pairs.fund_earmark[mine] == k]
-            # overflow >= spend - left, i.e. overflow - spend >= -left
-            rows.add(
-                np.concatenate([[overflow[k]], fund_at + drawn]),
-                np.concatenate([[1.0], -grant[drawn]]),
-                -float(left),
-                np.inf,
-            )
-        for u in np.unique(unit_of_row[mine]):
-            cap = int(limits.unit_cap_left[g, int(u)])
-            if cap != NO_CAP:
-                at_unit = mine[unit_of_row[mine] == u]
-                rows.add(fund_at + at_unit, grant[at_unit], 0.0, float(cap))
-
-
 @dataclass(frozen=True)
 class MilpResult:
     """Outcome of the HiGHS MIP, tier by tier."""
@@ -264,10 +113,11 @@ def milp(prep: Prepared, tiers: Tiers, time_limit: float = 60.0) -> MilpResult:
     # HiGHS may overrun `time_limit` on large models; run it in a child process with a hard cap where that matters.
     started = time.monotonic()
     deadline = started + time_limit
-    if not len(prep.pairs):
+    if not len(prep.pairs) and not prep.instance.policy.floors:
+        # Nothing to choose; with a floor, though, no pairs means the floor cannot be met, which the model says.
         empty = [TierResult(name, "OPTIMAL", 0, 0, 0.0) for name, _ in tiers]
         return MilpResult("OPTIMAL", empty, [], [], [], 0.0, time.monotonic() - started)
-    model = build_mip(prep)
+    model = linear_model(prep)
     bounds = Bounds(model.var_lb, model.var_ub)
     results: list[TierResult] = []
     x: FloatArray | None = None
@@ -302,7 +152,7 @@ def milp(prep: Prepared, tiers: Tiers, time_limit: float = 60.0) -> MilpResult:
     return MilpResult(overall, results, chosen, sups, funds, lp, time.monotonic() - started)
 
 
-def _lp(model: MipModel, values: IntArray, bounds: Bounds, deadline: float) -> float:
+def _lp(model: LinearModel, values: IntArray, bounds: Bounds, deadline: float) -> float:
     """The LP relaxation's optimum of `values` (nan when HiGHS does not finish)."""
     res = highs_milp(
         model.objective(values),
@@ -318,11 +168,11 @@ def lp_bound(prep: Prepared, values: IntArray) -> float:
     """Upper bound on the total of `values`: the LP relaxation of the full model (nan when infeasible)."""
     if not len(prep.pairs):
         return 0.0
-    model = build_mip(prep)
+    model = linear_model(prep)
     return _lp(model, values, Bounds(model.var_lb, model.var_ub), time.monotonic() + 600.0)
 
 
-def _read(model: MipModel, x: FloatArray | None) -> tuple[list[int], list[int], list[int]]:
+def _read(model: LinearModel, x: FloatArray | None) -> tuple[list[int], list[int], list[int]]:
     """Chosen pairs with, for each, the supervisor and funding row whose variable is largest."""
     if x is None:
         return [], [], []

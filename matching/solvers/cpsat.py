@@ -1,157 +1,94 @@
-"""The CP-SAT model: one Boolean per eligible pair, plus supervisor and programme choices only where a
-capacity, budget or cap can bind (see `matching.rules.prepare`)."""
+"""The CP-SAT backend: the spec's core (one Boolean per eligible pair, plus supervisor and programme choices only
+where a capacity, budget or cap can bind) loaded into CP-SAT's proto from arrays, and the searches over it."""
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from ortools.sat.python import cp_model
 
 from matching.input.instance import Policy
-from matching.model.side import Row, satisfied, side_rows
+from matching.model.spec import Spec, build_spec, objective_tiers
 from matching.rules.prepare import Prepared
 from matching.rules.tables import IntArray
-from matching.solvers.greedy import Pick, pinned_pairs
+from matching.solvers.greedy import Pick
+from matching.solvers.objective import tier_ceiling
 
 Progress = Callable[[dict[str, float | int | str]], None]
 
 
 @dataclass
 class Model:
-    """A built CP-SAT model with its variables."""
+    """The CP-SAT model of a round, written straight from the spec's core into CP-SAT's proto: one variable per
+    core column (x per pair first), one linear constraint per row that can bind. No row is written by hand here."""
 
     prep: Prepared
+    spec: Spec | None = None
     model: cp_model.CpModel = field(default_factory=cp_model.CpModel)
     x: list[cp_model.IntVar] = field(default_factory=list)
-    sup_var: dict[int, cp_model.IntVar] = field(default_factory=dict)  # supervisor option row -> var
-    fund_var: dict[int, cp_model.IntVar] = field(default_factory=dict)  # funding row -> var
-    # Earmark overflow variables with the funding rows that draw on the earmark and its amount.
-    overflow: list[tuple[cp_model.IntVar, IntArray, int]] = field(default_factory=list)
-    side: list[Row] = field(default_factory=list)  # floors and no-blocking rows of the policy
+    columns: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # spec column per model variable
 
     def accepts(self, picks: list[Pick]) -> bool:
-        """True when picks from outside the model (a greedy start) meet the side rows, so they may be returned."""
-        return satisfied(self.side, [p.pair for p in picks])
+        """True when picks from outside the model (a greedy start) meet every row, side rules included."""
+        spec = self._spec()
+        return not len(spec.violations(spec.vector(*_columns(picks))))
+
+    def _spec(self) -> Spec:
+        if self.spec is None:
+            self.spec = build_spec(self.prep, objective_tiers(self.prep))
+        return self.spec
 
     def build(self) -> Model:
-        """Add every variable and constraint."""
-        prep = self.prep
-        n = len(prep.pairs)
-        self.x = [self.model.new_bool_var(f"x{k}") for k in range(n)]
-        self._assignment()
-        self._supervisors()
-        self._money()
-        for k in pinned_pairs(prep):
-            self.model.add(self.x[k] == 1)
-        self.side = side_rows(prep)
-        for pairs, coef, rhs in self.side:
-            terms = cp_model.LinearExpr.weighted_sum([self.x[int(k)] for k in pairs], [int(c) for c in coef])
-            self.model.add(terms >= rhs)
+        """Add every variable and binding row of the spec's core."""
+        spec = self._spec()
+        core = spec.core()
+        self.columns = core.columns
+        proto = self.model.proto
+        lows = np.ceil(core.var_lb - 1e-9).astype(np.int64).tolist()
+        highs = np.floor(core.var_ub + 1e-9).astype(np.int64).tolist()
+        for lo, hi in zip(lows, highs, strict=True):
+            proto.variables.add().domain.extend([lo, hi])
+        matrix = core.matrix
+        indptr, indices = matrix.indptr.tolist(), matrix.indices.tolist()
+        coefs = np.round(matrix.data).astype(np.int64).tolist()  # every coefficient is a whole number (SEK or 1)
+        lbs = [cp_model.INT_MIN if not math.isfinite(v) else math.ceil(v - 1e-9) for v in core.lb.tolist()]
+        ubs = [cp_model.INT_MAX if not math.isfinite(v) else math.floor(v + 1e-9) for v in core.ub.tolist()]
+        for r in range(len(lbs)):
+            lo, hi = indptr[r], indptr[r + 1]
+            linear = proto.constraints.add().linear
+            linear.vars.extend(indices[lo:hi])
+            linear.coeffs.extend(coefs[lo:hi])
+            linear.domain.extend([lbs[r], ubs[r]])
+        self.x = [self.model.get_bool_var_from_proto_index(k) for k in range(spec.n_pairs)]
         return self
 
-    def _assignment(self) -> None:
-        pairs, slots = self.prep.pairs, self.prep.tables.offers.slots
-        for group in _groups(pairs.cand):
-            if len(group) > 1:
-                self.model.add_at_most_one(self.x[k] for k in group)
-        for group in _groups(pairs.offer):
-            offer = int(pairs.offer[group[0]])
-            if len(group) > slots[offer]:
-                self.model.add(sum(self.x[k] for k in group) <= int(slots[offer]))
-
-    def _choice(self, rows: IntArray, pair_of_row: IntArray, store: dict[int, cp_model.IntVar], tag: str) -> None:
-        """Exactly one of a pair's rows when the pair is chosen (the pair's own variable if it has one row)."""
-        for group in _groups(pair_of_row[rows]):
-            k = int(pair_of_row[rows[group[0]]])
-            if len(group) == 1:
-                store[int(rows[group[0]])] = self.x[k]
-                continue
-            chosen = [self.model.new_bool_var(f"{tag}{rows[g]}") for g in group]
-            for g, var in zip(group, chosen, strict=True):
-                store[int(rows[g])] = var
-            self.model.add(sum(chosen) == self.x[k])
-
-    def _supervisors(self) -> None:
-        prep = self.prep
-        opts = prep.supervisors
-        rows = np.flatnonzero(prep.free_supervisor[opts.pair] < 0)
-        self._choice(rows, opts.pair, self.sup_var, "z")
-        modelled = np.zeros(len(opts.pair), dtype=bool)
-        modelled[rows] = True
-        for seat in prep.seat_rows:
-            active = seat.rows[modelled[seat.rows]]
-            if len(active) > seat.seats:
-                self.model.add(sum(self.sup_var[int(r)] for r in active) <= max(0, seat.seats))
-
-    def _money(self) -> None:
-        prep, pairs, limits = self.prep, self.prep.pairs, self.prep.tables.limits
-        rows = np.flatnonzero(prep.free_programme[pairs.fund_pair] < 0)
-        self._choice(rows, pairs.fund_pair, self.fund_var, "y")
-        unit_of_offer = prep.tables.offers.unit
-        for g in range(len(prep.instance.programmes)):
-            grows = rows[pairs.fund_programme[rows] == g]
-            if not len(grows):
-                continue
-            if prep.budget_binding[g]:
-                self._budget(g, grows)
-            units = unit_of_offer[pairs.offer[pairs.fund_pair[grows]]]
-            for u in np.unique(units):
-                if prep.unit_cap_binding[g, u]:
-                    self.model.add(self._spend(grows[units == u]) <= int(limits.unit_cap_left[g, u]))
-
-    def _spend(self, rows: IntArray) -> cp_model.LinearExpr:
-        grant = self.prep.pairs.fund_grant
-        expr: cp_model.LinearExpr = cp_model.LinearExpr.weighted_sum(
-            [self.fund_var[int(r)] for r in rows], [int(grant[r]) for r in rows]
-        )
-        return expr
-
-    def _budget(self, g: int, rows: IntArray) -> None:
-        limits = self.prep.tables.limits
-        marks = self.prep.pairs.fund_earmark[rows]
-        # Earmarked matches spend what is left of their earmark first; only the overflow uses general money.
-        overflow: list[cp_model.IntVar] = []
-        for k, left in enumerate(limits.earmark_left[g].tolist()):
-            spend = self._spend(rows[marks == k])
-            extra = self.model.new_int_var(0, limits.budget_left(g) + 1, f"overflow{g}_{k}")
-            self.model.add(extra >= spend - left)
-            overflow.append(extra)
-            self.overflow.append((extra, rows[marks == k], left))
-        self.model.add(self._spend(rows[marks < 0]) + cp_model.LinearExpr.sum(overflow) <= int(limits.general_left[g]))
-
     def hint(self, picks: list[Pick]) -> None:
-        """Start the search from a feasible solution."""
+        """Start the search from a solution, every variable hinted (a complete hint CP-SAT can take as it is)."""
         self.model.clear_hints()  # type: ignore[no-untyped-call]
-        chosen = {p.pair for p in picks}
-        sup_rows = {(p.pair, p.supervisor) for p in picks}
-        fund_rows = {p.fund_row for p in picks}
-        opts = self.prep.supervisors
-        for k, var in enumerate(self.x):
-            self.model.add_hint(var, k in chosen)
-        for r, var in self.sup_var.items():
-            if var is not self.x[int(opts.pair[r])]:
-                self.model.add_hint(var, (int(opts.pair[r]), int(opts.choice[r])) in sup_rows)
-        for r, var in self.fund_var.items():
-            if var is not self.x[int(self.prep.pairs.fund_pair[r])]:
-                self.model.add_hint(var, r in fund_rows)
-        # A complete hint lets CP-SAT start from it as a solution instead of repairing it.
-        grant = self.prep.pairs.fund_grant
-        for var, rows, amount in self.overflow:
-            spend = sum(int(grant[r]) for r in rows if int(r) in fund_rows)
-            self.model.add_hint(var, max(0, spend - amount))
+        values = np.round(self._spec().vector(*_columns(picks))[self.columns]).astype(np.int64).tolist()
+        hint = self.model.proto.solution_hint
+        hint.vars.extend(range(len(values)))
+        hint.values.extend(values)
+
+    def read(self, solver: cp_model.CpSolver) -> list[Pick]:
+        """The solver's solution as picks (free supervisors and programmes where the model has no choice)."""
+        spec = self._spec()
+        full = np.zeros(spec.n_vars, dtype=np.float64)
+        full[self.columns] = np.asarray(solver.response_proto.solution, dtype=np.float64)[: len(self.columns)]
+        chosen, sups, funds = spec.choices(full)
+        return [Pick(int(k), int(v), int(f)) for k, v, f in zip(chosen, sups, funds, strict=True)]
 
 
-def _groups(keys: IntArray) -> list[IntArray]:
-    """Indexes grouped by equal key (keys need not be sorted)."""
-    if not len(keys):
-        return []
-    order = np.argsort(keys, kind="stable")
-    cuts = np.flatnonzero(np.diff(keys[order])) + 1
-    return list(np.split(order, cuts))
+def _columns(picks: list[Pick]) -> tuple[IntArray, IntArray, IntArray]:
+    return (
+        np.array([p.pair for p in picks], dtype=np.int64),
+        np.array([p.supervisor for p in picks], dtype=np.int64),
+        np.array([p.fund_row for p in picks], dtype=np.int64),
+    )
 
 
 @dataclass(frozen=True)
@@ -198,7 +135,7 @@ def relative_gap(objective: float, bound: float) -> float:
 
 def solve_combined(
     built: Model,
-    tiers: list[tuple[str, IntArray]],
+    tiers: Sequence[tuple[str, IntArray]],
     weights: list[int],
     picks: list[Pick],
     progress: Progress | None = None,
@@ -223,7 +160,7 @@ def solve_combined(
     seconds = time.monotonic() - started
     if status in (cp_model.INFEASIBLE, cp_model.MODEL_INVALID):
         return [], [TierResult(name, solver.status_name(status), 0, 0, seconds) for name, _ in tiers]
-    options = [_read(built, solver)] if status != cp_model.UNKNOWN else []
+    options = [built.read(solver)] if status != cp_model.UNKNOWN else []
     if built.accepts(picks):
         options.append(picks)
     if not options:
@@ -235,14 +172,7 @@ def solve_combined(
     return best, _split_bound(built.prep, best, tiers, weights, min(bounds) if bounds else None, seconds)
 
 
-def tier_ceiling(prep: Prepared, values: IntArray) -> int:
-    """An upper bound on a tier's total: each candidate's best pair."""
-    best = np.zeros(len(prep.instance.candidates), dtype=np.int64)
-    np.maximum.at(best, prep.pairs.cand, values)
-    return int(best.sum())
-
-
-def _combined(built: Model, tiers: list[tuple[str, IntArray]], weights: list[int]) -> cp_model.LinearExpr:
+def _combined(built: Model, tiers: Sequence[tuple[str, IntArray]], weights: list[int]) -> cp_model.LinearExpr:
     values = sum(w * v for w, (_, v) in zip(weights, tiers, strict=True))
     assert isinstance(values, np.ndarray)
     used = np.flatnonzero(values)
@@ -254,7 +184,7 @@ def _combined(built: Model, tiers: list[tuple[str, IntArray]], weights: list[int
 
 def solve_restricted(
     built: Model,
-    tiers: list[tuple[str, IntArray]],
+    tiers: Sequence[tuple[str, IntArray]],
     weights: list[int],
     allowed: IntArray,
     picks: list[Pick],
@@ -274,7 +204,7 @@ def solve_restricted(
     status = solver.solve(built.model)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return picks
-    found = _read(built, solver)
+    found = built.read(solver)
     better = not built.accepts(picks) or tier_totals(found, tiers) > tier_totals(picks, tiers)
     return found if better else picks
 
@@ -282,7 +212,7 @@ def solve_restricted(
 def _split_bound(
     prep: Prepared,
     picks: list[Pick],
-    tiers: list[tuple[str, IntArray]],
+    tiers: Sequence[tuple[str, IntArray]],
     weights: list[int],
     bound: int | None,
     seconds: float,
@@ -306,7 +236,7 @@ def _split_bound(
 
 def solve_tiers(
     built: Model,
-    tiers: list[tuple[str, IntArray]],
+    tiers: Sequence[tuple[str, IntArray]],
     picks: list[Pick],
     progress: Progress | None = None,
     progress_interval: float = 1.0,
@@ -347,12 +277,12 @@ def solve_tiers(
         results.append(
             TierResult(name, solver.status_name(status), objective, round(solver.best_objective_bound), seconds)
         )
-        current = _read(built, solver)
+        current = built.read(solver)
         built.model.add(expr >= objective)
     return current, results
 
 
-def tier_totals(picks: list[Pick], tiers: list[tuple[str, IntArray]]) -> list[int]:
+def tier_totals(picks: list[Pick], tiers: Sequence[tuple[str, IntArray]]) -> list[int]:
     """Each tier's total for a set of picks; lists compare lexicographically."""
     chosen = np.array([p.pair for p in picks], dtype=np.int64)
     return [int(values[chosen].sum()) for _, values in tiers]
@@ -374,26 +304,3 @@ def _configure(solver: cp_model.CpSolver, policy: Policy, seconds: float) -> Non
         params.max_time_in_seconds = seconds
     for key, value in policy.solver_parameters.items():
         setattr(params, key, value)
-
-
-def _read(built: Model, solver: cp_model.CpSolver) -> list[Pick]:
-    """The chosen pairs with supervisor and funding rows (free choices where the model has none)."""
-    prep = built.prep
-    chosen = [k for k, var in enumerate(built.x) if solver.boolean_value(var)]
-    sup_of: dict[int, int] = {}
-    for r, var in built.sup_var.items():
-        if solver.boolean_value(var):
-            sup_of.setdefault(int(prep.supervisors.pair[r]), int(prep.supervisors.choice[r]))
-    fund_of: dict[int, int] = {}
-    for r, var in built.fund_var.items():
-        if solver.boolean_value(var):
-            fund_of.setdefault(int(prep.pairs.fund_pair[r]), r)
-    free_sup, free_fund = prep.free_supervisor, prep.free_programme
-    return [
-        Pick(
-            pair=k,
-            supervisor=sup_of.get(k, int(free_sup[k])),
-            fund_row=fund_of.get(k, int(free_fund[k])),
-        )
-        for k in chosen
-    ]

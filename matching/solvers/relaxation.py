@@ -9,9 +9,9 @@ import numpy as np
 from scipy.optimize import Bounds
 from scipy.optimize import milp as highs_milp
 
+from matching.model.spec import linear_model
 from matching.rules.prepare import Prepared
 from matching.rules.tables import FloatArray, IntArray
-from matching.solvers.baselines import build_mip
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ def relax(
     total; None when HiGHS does not finish in time or the LP is infeasible."""
     if not len(prep.pairs):
         return None
-    model = build_mip(prep)
+    model = linear_model(prep)
     for tier_values, total in at_least:
         model.rows.add(np.arange(len(prep.pairs)), np.asarray(tier_values, dtype=np.float64), total - 0.5, np.inf)
     started = time.monotonic()

@@ -29,6 +29,16 @@ def test_solve_prints_the_solution_as_json() -> None:
     assert solution["status"] == "OPTIMAL" and len(solution["assignments"]) == 3
 
 
+def test_solve_with_the_mip_shows_readable_progress_and_keeps_stdout_clean() -> None:
+    # HiGHS inside OR-Tools prints a banner unless told not to; JSON on stdout must stay parseable.
+    result = run("solve", str(SMALL), "--time-limit", "10", "--method", "mip", "--progress", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["method"] == "mip_highs"
+    lines = [line for line in result.stderr.splitlines() if "gap" in line]
+    assert lines and "placements 3" in lines[-1] and "score" in lines[-1] and "0.00%" in lines[-1]
+    assert "[prepare]" in result.stderr and "[explain]" in result.stderr
+
+
 def test_solve_then_verify_passes_and_a_tampered_solution_fails(tmp_path: Path) -> None:
     out = tmp_path / "solution.json"
     assert runner.invoke(app, ["solve", str(SMALL), "--output", str(out)]).exit_code == 0

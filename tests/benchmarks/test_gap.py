@@ -166,3 +166,26 @@ def test_the_plain_baseline_agrees_and_is_reported_beside(sense: str) -> None:
     result = runner.invoke(bench_app, ["gap", str(GAP / "tight4x8.txt"), "--sense", sense, "--plain", "--json"])
     [row] = json.loads(result.stdout)
     assert row["objective"] == row["plain_objective"] and row["plain_status"] == "OPTIMAL"
+
+
+@pytest.mark.parametrize("sense", ["min", "max"])
+@pytest.mark.parametrize("problem", problems(*FEASIBLE), ids=lambda p: f"{Path(p.file).stem}-{p.index}")
+def test_the_lns_strategy_proves_the_brute_force_optimum(problem: GapProblem, sense: str) -> None:
+    result = solve_gap(problem, sense, time_limit=10, workers=1, deterministic=True, method="lns")  # type: ignore[arg-type]
+    assert result.status == "OPTIMAL"
+    assert result.objective == result.bound == brute_force(problem, sense)
+    assert result.assignment is not None and evaluate(problem, result.assignment) == result.objective
+
+
+def test_the_lns_strategy_proves_an_instance_infeasible() -> None:
+    [problem] = problems("infeasible.txt")
+    result = solve_gap(problem, "min", time_limit=10, workers=1, method="lns")
+    assert (result.status, result.objective, result.bound) == ("INFEASIBLE", None, None)
+
+
+def test_type_e_follows_its_recipe() -> None:
+    p = generate_gap("e", 4, 30, seed=2)
+    assert (p.resource >= 1).all()
+    # Cost falls as the resource grows (1000 / resource, less at most 10).
+    assert (p.cost <= 1000 // p.resource).all() and (p.cost >= 1000 // p.resource - 11).all()
+    assert (p.capacity == np.floor(0.8 * p.resource.sum(axis=1) / 4)).all()

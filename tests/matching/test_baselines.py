@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from matching.input.instance import Instance
+from matching.model.spec import objective_tiers
 from matching.model.stability import blocking_pairs, count_blocking_pairs, preference_ranks
 from matching.reports.verify import verify
 from matching.rules.prepare import Prepared, prepare
@@ -22,7 +23,8 @@ from matching.solvers.baselines import (
 )
 from matching.solvers.flow import max_weight_assignment
 from matching.solvers.greedy import pinned_pairs
-from matching.solvers.solve import build_solution, combined_values, objective_tiers, solve
+from matching.solvers.objective import combined_values
+from matching.solvers.solve import build_solution, solve
 from matching.solvers.stable import deferred_acceptance
 from tests.factories import candidate, make, offer, programme, supervisor, unit
 

@@ -15,12 +15,13 @@ from matching.generators.generate import generate
 from matching.input.instance import Commitment, Instance
 from matching.input.validate import InvalidInstance, load_instance
 from matching.model.solution import Assignment, Solution
+from matching.model.spec import objective_tiers
 from matching.reports.verify import verify
 from matching.rules.eligibility import grant_amount
 from matching.rules.limits import committed_limits
 from matching.rules.prepare import prepare
 from matching.solvers.baselines import brute_force, milp
-from matching.solvers.solve import objective_tiers, solve
+from matching.solvers.solve import solve
 from tests.factories import candidate, instance_dict, make, offer, programme, supervisor, unit
 
 GRANT = 6 * (30_000 + 4_000)

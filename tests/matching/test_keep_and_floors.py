@@ -7,10 +7,11 @@ import pytest
 from matching.generators.generate import generate
 from matching.input.instance import Floor, Instance, Offer, OfferStatus, Pair
 from matching.input.validate import InvalidInstance
+from matching.model.spec import objective_tiers
 from matching.reports.verify import verify
 from matching.rules.prepare import prepare
 from matching.solvers.baselines import milp
-from matching.solvers.solve import objective_tiers, solve
+from matching.solvers.solve import solve
 from tests.factories import candidate, make, offer, supervisor
 
 

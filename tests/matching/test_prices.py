@@ -13,7 +13,7 @@ import pytest
 from matching.generators.generate import generate
 from matching.input.instance import Floor, Instance
 from matching.input.validate import load_instance
-from matching.reports.prices import (
+from matching.model.spec import (
     BUDGET,
     CANDIDATE,
     EARMARK,
@@ -25,6 +25,10 @@ from matching.reports.prices import (
     SUPERVISOR,
     SUPERVISOR_CHOICE,
     UNIT_CAP,
+    linear_model,
+    objective_tiers,
+)
+from matching.reports.prices import (
     Prices,
     model_rows,
     plain_prices,
@@ -32,9 +36,9 @@ from matching.reports.prices import (
     shadow_prices,
 )
 from matching.rules.prepare import Prepared, prepare
-from matching.solvers.baselines import build_mip, lp_bound
+from matching.solvers.baselines import lp_bound
 from matching.solvers.relaxation import relax
-from matching.solvers.solve import objective_tiers, solve
+from matching.solvers.solve import solve
 from tests.factories import candidate, make, offer, programme, supervisor, unit
 
 FIXTURES = sorted(Path("fixtures/small").glob("*.json"))
@@ -81,7 +85,7 @@ def with_policy(inst: Instance, **update: Any) -> Instance:
 
 
 def with_side_rows() -> Instance:
-    """A generated round with a floor and no blocking pairs allowed: build_mip adds a row for each."""
+    """A generated round with a floor and no blocking pairs allowed: the model has a row for each."""
     inst = generated(40, 20, 1)
     return with_policy(inst, floors=(Floor(group="profession", value="nurse", min_count=1),), forbid_blocking=True)
 
@@ -126,9 +130,10 @@ def budget_changes(inst: Instance) -> list[tuple[str, int, Prepared, Prepared]]:
     [*(fixture(p.name) for p in FIXTURES), *(generated(*r) for r in RANDOM), with_side_rows()],
     ids=lambda i: i.name,
 )
-def test_row_map_matches_build_mip(inst: Instance) -> None:
+def test_row_labels_name_the_columns_their_rows_hold(inst: Instance) -> None:
     prep = prepare(inst)
-    rows, model = model_rows(prep), build_mip(prep)
+    model = linear_model(prep)
+    rows = model_rows(model)
     assert len(rows.kind) == len(model.rows.lb)
     assert np.array_equal(rows.lb, model.rows.lb) and np.array_equal(rows.ub, model.rows.ub)
     # The rows also hold the variables their names say.

@@ -7,10 +7,11 @@ import pytest
 
 from matching.generators.generate import generate
 from matching.input.instance import Instance
+from matching.model.spec import objective_tiers
 from matching.reports.verify import verify
 from matching.rules.prepare import prepare
 from matching.solvers.baselines import brute_force, milp
-from matching.solvers.solve import objective_tiers, solve
+from matching.solvers.solve import solve
 
 
 def _policy(instance: Instance, **changes: object) -> Instance:

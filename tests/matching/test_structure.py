@@ -73,3 +73,9 @@ def test_every_module_lives_in_a_sub_package() -> None:
     top = {p.stem for p in ROOT.glob("*.py")} - {"__init__"}
     assert top == set()
     assert {p.name for p in ROOT.iterdir() if (p / "__init__.py").exists()} == PACKAGES
+
+
+def test_production_code_never_imports_the_reference_solvers() -> None:
+    # The product may be measured against the reference solvers, never built on them.
+    users = {name for name, imported in module_graph().items() if "matching.solvers.baselines" in imported}
+    assert users == set()

@@ -10,11 +10,12 @@ import pytest
 
 from matching.input.instance import Instance
 from matching.model.solution import Solution
+from matching.model.spec import objective_tiers
 from matching.reports.changes import Change, apply_changes
 from matching.reports.whynot import WhyNot, summarise, why_not, why_not_all
 from matching.rules.prepare import prepare
 from matching.rules.tables import distance_km, municipality_numbers
-from matching.solvers.solve import build_solution, objective_tiers, solve, solve_prepared
+from matching.solvers.solve import build_solution, solve, solve_prepared
 from tests import factories
 
 # Every default makes a pair eligible: a physician in Stockholm (0180), ready for PTJ, C1 with Svenska 3; a

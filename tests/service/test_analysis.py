@@ -3,6 +3,7 @@ that the what-if confirms, minimal-disruption re-runs with their diff, stable mo
 
 from __future__ import annotations
 
+import copy
 import itertools
 import time
 from datetime import date
@@ -11,6 +12,8 @@ from typing import Any
 import pytest
 
 from matching.input.instance import Instance, waiting_band
+from models import MatchRound
+from models.db import make_engine, make_sessionmaker
 from tests.service.conftest import Service
 
 R = "/regions/01"
@@ -184,3 +187,27 @@ def test_floors_the_round_cannot_meet_fail_it_with_the_reason(service: Service) 
     assert r.status_code == 202, r.text
     failed = service.wait_round("coord01", "01", r.json()["id"])
     assert failed["status"] == "failed" and "no matching meets the floors" in failed["failure"]
+
+
+def test_a_stored_report_of_an_older_shape_is_computed_again(service: Service, first: dict[str, Any]) -> None:
+    """The why-not routes declare their answer: a report stored in a shape they no longer declare (a field an older
+    version wrote) is never answered as it is (nor a 500): the GET says it is not ready, and a job computes it."""
+    engine = make_engine(service.url)
+    with make_sessionmaker(engine)() as session:
+        row = session.get_one(MatchRound, first["id"])
+        stored = copy.deepcopy(row.analysis)
+        analysis = copy.deepcopy(stored)
+        for entry in analysis["why_not"]:
+            entry["from_an_older_version"] = True
+        row.analysis = analysis
+        session.commit()
+    try:
+        assert _get(service, f"{R}/rounds/{first['id']}/why-not", 409)["type"].endswith(":report-not-ready")
+        answer = service.result("coord01", service.call("coord01", "POST", f"{R}/rounds/{first['id']}/why-not"))
+        assert answer["candidates"] and all("from_an_older_version" not in c for c in answer["candidates"])
+        assert [c["candidate_id"] for c in answer["candidates"]] == [c["candidate_id"] for c in stored["why_not"]]
+    finally:
+        with make_sessionmaker(engine)() as session:
+            session.get_one(MatchRound, first["id"]).analysis = stored
+            session.commit()
+        engine.dispose()

@@ -19,7 +19,15 @@ def test_round_lifecycle(service: Service) -> None:
     done = service.wait_round("coord01", "01", created["id"])
     assert done["status"] == "solved", done
     assert done["result"]["placements"] == 2
-    assert set(done["progress"]) >= {"objective", "bound", "gap", "elapsed"}
+    assert set(done["progress"]) >= {
+        "objective",
+        "bound",
+        "gap",
+        "gap_percent",
+        "placements",
+        "score",
+        "elapsed",
+    }
 
     proposals = service.call("coord01", "GET", f"/regions/01/rounds/{created['id']}/proposals").json()
     assert proposals["total"] == 2
@@ -112,3 +120,20 @@ def test_cancel_a_solving_round(service: Service) -> None:
     assert service.call("coord01", "POST", f"/regions/01/rounds/{created['id']}/cancel").status_code == 409
     proposals = service.call("coord01", "GET", f"/regions/01/rounds/{created['id']}/proposals").json()
     assert proposals["total"] == 0
+
+
+def test_the_worker_keeps_the_last_figures_through_reports_of_a_phase_alone() -> None:
+    # The engine reports phases without figures (prepare, model, explain); the old heartbeat read every report's
+    # objective and bound and failed on those.
+    from api.jobs.child import Heartbeat
+    from api.settings import Settings
+    from models import SolverJob
+
+    job = SolverJob(id=1, kind="round", round_id=1)
+    beat = Heartbeat(None, job, 1, Settings(), None)  # type: ignore[arg-type]  # report() never touches the database
+    beat.report({"phase": "prepare", "elapsed": 0.0})
+    assert beat.progress == {"phase": "solving", "step": "prepare"}
+    figures = {"phase": "tier 2 of 2: score", "placements": 3, "score": 950, "tier": "score", "objective": 950}
+    beat.report({**figures, "bound": 1000, "gap": 0.05, "gap_percent": 5.0, "elapsed": 1.0})
+    beat.report({"phase": "explain", "elapsed": 1.5})
+    assert beat.progress["step"] == "explain" and beat.progress["placements"] == 3 and beat.progress["bound"] == 1000

@@ -1,0 +1,245 @@
+"""The strategy for large rounds: an LP bound by column generation, a primal solution from the LP's prices, then
+large-neighbourhood search until the deadline (`LnsStrategy`, method `lns`).
+
+1. The round as one compact matrix (`matching.solvers.matrix`); its independent parts (`decompose`).
+2. The LP of the weighted tiers by column generation over the programme choice (`colgen`): the bound, and row
+   prices for everything after; where it does not finish in its share, subgradient steps of the Lagrangian
+   relaxation (`lagrange`) from its last prices tighten the bound.
+3. A complete solution: the LP's pairs in order of their LP values, and the min-cost flow at the LP's prices, each
+   walked by the greedy that checks every rule (`matching.solvers.greedy.place_in_order`); the better one.
+4. CP-SAT on neighbourhoods chosen from the LP (`lns`), each part of the round small enough solved whole first.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import replace
+
+import numpy as np
+
+from matching.model.spec import Tier
+from matching.rules.tables import FloatArray, IntArray
+from matching.solvers.colgen import first_columns, generate_columns
+from matching.solvers.cpsat import TierResult, _split_bound, tier_totals
+from matching.solvers.decompose import pair_components
+from matching.solvers.flow import FlowOverflow
+from matching.solvers.greedy import Pick, Preference, pinned_pairs, place_in_order
+from matching.solvers.lagrange import evaluate, priced_preference, structure, subgradient
+from matching.solvers.lns import attractive_pairs, search, solve_neighbourhood
+from matching.solvers.matrix import KIND, RoundMatrix, build_matrix
+from matching.solvers.objective import combined_values, tier_ceiling, tier_weights
+from matching.solvers.strategies import Context, CpSatStrategy, Outcome, Strategy
+
+LP_SHARE = 0.45  # of the search time, at most, for the LP bound
+LAGRANGE_SHARE = 0.15  # of the search time left, for subgradient steps when the LP did not finish
+FIRST_TIER_SHARE = 0.2  # of the search time left, for an open tier searched on its own before the weighted sum
+PART_MAX_PAIRS = 4000
+WHOLE_MAX_COLUMNS = 1_000  # a round up to this many columns is searched whole, not by neighbourhoods
+BACKEND = (
+    "cp_sat"  # neighbourhood solver: "cp_sat" or "highs"  # an independent part up to this many pairs is solved whole
+)
+
+
+class LnsStrategy(Strategy):
+    """LP bound by column generation, LP-priced repair, then LP-guided large-neighbourhood search."""
+
+    name = "lns"
+
+    def applies(self, ctx: Context) -> bool:
+        try:
+            tier_weights(ctx.prep, ctx.tiers)
+        except FlowOverflow:
+            return False
+        return bool(len(ctx.prep.pairs))
+
+    def run(self, ctx: Context) -> Outcome:
+        if not self.applies(ctx):
+            return CpSatStrategy().run(ctx)
+        prep, tiers = ctx.prep, ctx.tiers
+        started = time.monotonic()
+        weights = tier_weights(prep, tiers)
+        values = combined_values(prep, tiers)
+        ctx.reporter.report("model", strategy=self.name)
+        m = build_matrix(prep)
+        ctx.reporter.report("bound", strategy=self.name)
+        c = m.objective(values)
+        lp_end = time.monotonic() + LP_SHARE * ctx.deadline.left()
+        lp, bound, converged, _ = generate_columns(m, c, first_columns(m), lp_end)
+        if not converged:
+            # The LP did not finish in its share: subgradient steps from its last prices (min-cost flows, each
+            # a valid bound) tighten what the unfinished master proves.
+            seconds = LAGRANGE_SHARE * ctx.deadline.left()
+            start = lp.price if lp.ok else None
+            bound = min(bound, subgradient(m, values, seconds=seconds, steps=200, start=start).bound)
+        price = lp.price if lp.ok else np.zeros(len(m.lb))
+        profit = c - m.a.T @ price
+        attractive = attractive_pairs(m, profit, lp.w, c, 0.02)
+        picks = start_solution(m, values, price, lp.w, attractive)
+        ctx.reporter.picks("start", prep, picks, self.name)
+        known = math.floor(bound + 1e-6) if lp.ok and math.isfinite(bound) else None
+        policy = prep.instance.policy
+
+        def report(kind: str, found: list[Pick]) -> None:
+            ctx.reporter.picks(f"search ({kind})", prep, found, self.name)
+
+        current, first, phases = picks, True, 0
+        while True:
+            # Tiers proven optimal are held as rows; the search then works on the first open tier and those after.
+            held_m, open_values, open_at = hold_proven(m, tiers, weights, current, known)
+            w = held_m.columns_of(current)
+            if first:
+                w = solve_parts(held_m, held_m.objective(open_values), w, ctx)
+                first = False
+            if held_m.n_cols <= WHOLE_MAX_COLUMNS:
+                # Small enough to solve whole, tier by tier: CP-SAT from the incumbent, which may prove each.
+                workers = 1 if policy.deterministic else policy.workers
+                current, done = solve_whole(m, tiers, current, ctx.deadline.search_end, policy.seed, workers)
+                if done is not None:
+                    return Outcome(current, done, self.name)
+                break
+
+            def proven(found: FloatArray, at: int = open_at) -> bool:
+                return at < len(tiers) - 1 and hold_proven(m, tiers, weights, m.picks_of(found), known)[2] > at
+
+            # Each tier first on its own for a short while (a tier of equal values is easy alone, hard under a
+            # weighted sum), then with the tiers after it.
+            alone = phases < 2 * len(tiers) and open_at < len(tiers) - 1 and not phases % 2
+            end = time.monotonic() + FIRST_TIER_SHARE * ctx.deadline.left() if alone else ctx.deadline.search_end
+            phases += 1
+            w, _ = search(
+                held_m,
+                tiers[open_at][1] if alone else open_values,
+                w,
+                profit,
+                lp.w,
+                min(end, ctx.deadline.search_end),
+                seed=policy.seed,
+                workers=1 if policy.deterministic else policy.workers,
+                report=report,
+                backend=BACKEND,
+                tiers=[values for _, values in tiers[open_at:]],
+                stop=proven,
+            )
+            found = held_m.picks_of(w)
+            if tier_totals(found, tiers) >= tier_totals(current, tiers):
+                current = found
+            if ctx.deadline.search_end - time.monotonic() <= 0.3:
+                break
+        best = current
+        if tier_totals(picks, tiers) > tier_totals(best, tiers):
+            best = picks
+        results = _split_bound(prep, best, tiers, weights, known, time.monotonic() - started)
+        return Outcome(best, results, self.name)
+
+
+def hold_proven(
+    m: RoundMatrix, tiers: list[Tier], weights: list[int], picks: list[Pick], bound: int | None
+) -> tuple[RoundMatrix, IntArray, int]:
+    """Tiers the start already proves optimal (its total reaches the bound) held as rows, and the weighted values of
+    the tiers left to search, from the first open one. A GAP instance whose start places every job then searches
+    the cost alone, with every job placed as a constraint instead of a weight."""
+    out = m
+    rest = bound
+    totals = tier_totals(picks, tiers)
+    at = 0
+    for (_, values), weight, total in zip(tiers, weights, totals, strict=True):
+        if rest is None or at == len(tiers) - 1 or total < min(rest // weight, tier_ceiling(m.prep, values)):
+            break
+        out = hold(out, values, total)
+        rest -= total * weight
+        at += 1
+    remaining = sum(w * np.asarray(v, dtype=np.int64) for w, (_, v) in zip(weights[at:], tiers[at:], strict=True))
+    return out, np.asarray(remaining, dtype=np.int64), at
+
+
+def solve_whole(
+    m: RoundMatrix, tiers: list[Tier], picks: list[Pick], deadline: float, seed: int, workers: int
+) -> tuple[list[Pick], list[TierResult] | None]:
+    """Each tier in turn on the whole model, earlier ones held at their proven optimum; the picks, and every tier's
+    result when all were proven (None otherwise)."""
+    started = time.monotonic()
+    everything = np.ones(m.n_cols, dtype=bool)
+    totals: list[int] = []
+    for position, (_, values) in enumerate(tiers):
+        share = 1.0 if position == len(tiers) - 1 else 0.5
+        seconds = share * (deadline - time.monotonic())
+        proof: list[bool] = []
+        found = solve_neighbourhood(
+            m, m.objective(values), everything, m.columns_of(picks), seconds, seed, workers, proof
+        )
+        if found is not None:
+            picks = m.picks_of(found)
+        if not (proof and proof[0]):
+            return picks, None
+        total = int(np.asarray(values)[[p.pair for p in picks]].sum())
+        totals.append(total)
+        m = hold(m, values, total)
+    seconds = time.monotonic() - started
+    return picks, [TierResult(n, "OPTIMAL", t, t, seconds) for (n, _), t in zip(tiers, totals, strict=True)]
+
+
+def hold(m: RoundMatrix, values: IntArray, total: int) -> RoundMatrix:
+    """The model with a tier held at or above `total`. Where that places every candidate who has a pair, each
+    candidate row becomes an equality, which solvers exploit far better than a count (one agent per job, in GAP)."""
+    used = np.flatnonzero(values)
+    out = m.with_rows([(used, np.asarray(values, dtype=np.float64)[used], float(total), math.inf)])
+    if total == len(np.unique(m.prep.pairs.cand)) and (np.asarray(values) == 1).all():
+        candidate_rows = (out.kind == KIND["candidate"]) & np.isin(out.owner, m.prep.pairs.cand)
+        out = replace(out, lb=np.where(candidate_rows, 1.0, out.lb))
+    return out
+
+
+def start_solution(
+    m: RoundMatrix, values: np.ndarray, price: np.ndarray, w_lp: np.ndarray, attractive: np.ndarray
+) -> list[Pick]:
+    """The better of two walks that check every rule (`place_in_order`): the pairs the LP uses in order of their LP
+    value, funded and supervised as the LP prefers; and the min-cost flow at the LP's prices. Each then walks the
+    pairs that lose little at the LP's prices, by worth. Only those pairs are walked, so the walk stays short."""
+    prep = m.prep
+    pins = pinned_pairs(prep)
+    s = structure(m)
+    c = m.objective(values)
+    _, _, chosen, worth = evaluate(m, s, c, price)
+    profit = c - m.a.T @ price
+    preference = priced_preference(m, profit)
+    lp_pairs = m.pair_values(w_lp)
+    used = np.flatnonzero(lp_pairs > 1e-6)
+    rest = np.flatnonzero(attractive)
+    rest = rest[np.argsort(-worth[rest], kind="stable")]
+    by_lp = used[np.lexsort((-np.asarray(values)[used], -np.round(lp_pairs[used], 6)))]
+    rounded = place_in_order(prep, [*pins, *by_lp, *rest], preference=_lp_preference(m, w_lp, preference))
+    flow_first = chosen[np.argsort(-worth[chosen], kind="stable")]
+    priced = place_in_order(prep, [*pins, *flow_first, *rest], preference=preference)
+    total = np.asarray(values)
+    return max((rounded, priced), key=lambda p: int(total[[x.pair for x in p]].sum()) if p else 0)
+
+
+def _lp_preference(m: RoundMatrix, w_lp: np.ndarray, priced: Preference) -> Preference:
+    """Supervisor and funding rows the LP uses first (by how much), then by their priced cost."""
+    prep = m.prep
+    sup = priced.supervisor.copy()
+    sup[m.sup_rows] += 1e12 * w_lp[m.z_at : m.y_at]
+    fund = priced.funding.copy()
+    fund[m.fund_rows] += 1e12 * w_lp[m.y_at : m.o_at]
+    del prep
+    return Preference(supervisor=sup, funding=fund)
+
+
+def solve_parts(m: RoundMatrix, c: np.ndarray, w: np.ndarray, ctx: Context) -> np.ndarray:
+    """Each independent part of at most PART_MAX_PAIRS pairs solved whole (when the round has several parts)."""
+    count, part = pair_components(m)
+    if count < 2:
+        return w
+    sizes = np.bincount(part, minlength=count)
+    small = np.flatnonzero((sizes > 0) & (sizes <= PART_MAX_PAIRS))
+    col_pair = m.column_pair
+    for p in small.tolist():
+        share = ctx.deadline.left() * 0.3 * sizes[p] / max(1, int(sizes[small].sum()))
+        free = np.zeros(m.n_cols, dtype=bool)
+        free[col_pair >= 0] = part[col_pair[col_pair >= 0]] == p
+        free[m.o_at :] = True
+        found = solve_neighbourhood(m, c, free, w, share, ctx.prep.instance.policy.seed, 1)
+        if found is not None:
+            w = found
+    return w

@@ -1,0 +1,285 @@
+"""Large-neighbourhood search guided by the LP: improve a complete solution one neighbourhood at a time.
+
+A neighbourhood is a few thousand pairs: those the LP finds attractive (reduced profit near zero, or used
+fractionally), among the offers of a few units, one programme's pairs or one county's, or everywhere; plus the
+incumbent's own pairs there. Every other column keeps its incumbent value and moves to the right-hand side, so the
+sub-model has the same rows with what is left of each slot, seat, budget and cap. CP-SAT solves it from the
+incumbent as a complete hint (so it never returns worse), and a better sub-solution replaces the incumbent's part.
+This repeats, with neighbourhoods growing when they stop paying off, until the deadline.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+from ortools.sat.python import cp_model
+from scipy.optimize import Bounds, LinearConstraint, milp
+
+from matching.rules.tables import BoolArray, FloatArray, IntArray
+from matching.solvers.greedy import Pick
+from matching.solvers.matrix import RoundMatrix
+
+Report = Callable[[str, list[Pick]], None]
+
+
+@dataclass
+class SearchLog:
+    """What the search did: neighbourhoods tried and improved, per kind."""
+
+    tried: dict[str, int] = field(default_factory=dict)
+    improved: dict[str, int] = field(default_factory=dict)
+
+    def count(self, kind: str, better: bool) -> None:
+        """Record one neighbourhood."""
+        self.tried[kind] = self.tried.get(kind, 0) + 1
+        if better:
+            self.improved[kind] = self.improved.get(kind, 0) + 1
+
+
+def sub_model(m: RoundMatrix, free: BoolArray, w: FloatArray) -> tuple[sp.csr_array, FloatArray, FloatArray, IntArray]:
+    """The rows over the free columns, with the fixed columns' activity moved to the bounds; rows with no free
+    column are dropped (the incumbent already meets them). Returns (A, lb, ub, free column indexes)."""
+    cols = np.flatnonzero(free)
+    fixed = np.where(free, 0.0, w)
+    activity = m.a @ fixed
+    a = sp.csr_array(m.a[:, cols])
+    used = np.diff(a.indptr) > 0
+    return sp.csr_array(a[used]), (m.lb - activity)[used], (m.ub - activity)[used], cols
+
+
+def solve_neighbourhood(
+    m: RoundMatrix,
+    c: FloatArray,
+    free: BoolArray,
+    w: FloatArray,
+    seconds: float,
+    seed: int,
+    workers: int,
+    proof: list[bool] | None = None,
+) -> FloatArray | None:
+    """CP-SAT on the free columns from the incumbent `w`; the improved column values, or None. `proof` (when
+    given) gets True appended when CP-SAT proves the neighbourhood's optimum (the incumbent's, if None returns)."""
+    a, lb, ub, cols = sub_model(m, free, w)
+    model = cp_model.CpModel()
+    upper = m.col_ub[cols]
+    lower = m.col_lb[cols]
+    # 0/1 columns as Booleans (CP-SAT's clauses and exactly-one detection work on those), the overflow as integers.
+    xs = [
+        model.new_bool_var("")
+        if lo == 0 and hi == 1
+        else model.new_int_var(math.ceil(lo - 1e-9), math.floor(hi + 1e-9), "")
+        for lo, hi in zip(lower.tolist(), upper.tolist(), strict=True)
+    ]
+    indptr, indices, data = a.indptr, a.indices, a.data.round().astype(np.int64)
+    for r in range(len(lb)):
+        lo, hi = indptr[r], indptr[r + 1]
+        expr = cp_model.LinearExpr.weighted_sum([xs[j] for j in indices[lo:hi]], data[lo:hi].tolist())
+        low = -(2**62) if not math.isfinite(lb[r]) else math.ceil(lb[r] - 1e-6)
+        high = 2**62 if not math.isfinite(ub[r]) else math.floor(ub[r] + 1e-6)
+        model.add_linear_constraint(expr, low, high)
+    gain = c[cols].round().astype(np.int64)
+    used = np.flatnonzero(gain)
+    model.maximize(cp_model.LinearExpr.weighted_sum([xs[j] for j in used], gain[used].tolist()))
+    start = np.clip(np.round(w[cols]), m.col_lb[cols], upper)
+    for var, value in zip(xs, start.tolist(), strict=True):
+        model.add_hint(var, int(value))
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = max(0.1, seconds)
+    solver.parameters.num_workers = workers
+    solver.parameters.random_seed = seed
+    if workers == 1:
+        # Small models: the stronger linearisation proves them fastest (as in the engine's CP-SAT path).
+        solver.parameters.linearization_level = 2
+    status = solver.solve(model)
+    if proof is not None:
+        proof.append(status == cp_model.OPTIMAL)
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return None
+    found = w.copy()
+    found[cols] = [solver.value(x) for x in xs]
+    if float(c @ found) <= float(c @ w) + 0.5:
+        return None
+    return found
+
+
+def solve_neighbourhood_highs(
+    m: RoundMatrix, tier_costs: list[FloatArray], free: BoolArray, w: FloatArray, seconds: float
+) -> FloatArray | None:
+    """HiGHS (through scipy) on the free columns, tier by tier: each tier maximised with the earlier ones held at
+    what was found (never below the incumbent's). The better column values, or None.
+
+    One MIP per tier is far easier than the weighted sum (a tier of equal values proves fast on its own)."""
+    a, lb, ub, cols = sub_model(m, free, w)
+    deadline = time.monotonic() + seconds
+    held: list[tuple[FloatArray, float]] = []
+    best = w
+    for position, costs in enumerate(tier_costs):
+        share = (deadline - time.monotonic()) / (len(tier_costs) - position)
+        floor = float(costs[cols] @ best[cols])
+        rows = sp.vstack([a, *[sp.csr_array(h[cols][None, :]) for h, _ in held], sp.csr_array(costs[cols][None, :])])
+        low = np.r_[lb, [v for _, v in held], floor]
+        high = np.r_[ub, [np.inf] * len(held), np.inf]
+        res = milp(
+            -costs[cols],
+            integrality=m.integer[cols].astype(np.int64),
+            bounds=Bounds(m.col_lb[cols], m.col_ub[cols]),
+            constraints=LinearConstraint(sp.csr_array(rows), low, high),
+            options={"time_limit": max(0.05, share), "disp": False, "mip_rel_gap": 1e-9},
+        )
+        if res.x is not None:
+            found = best.copy()
+            found[cols] = np.where(m.integer[cols], np.round(res.x), res.x)
+            found[m.o_at :] = m.overflow_values(found)
+            if m.violation(found) <= 1e-6 and float(costs @ found) >= float(costs @ best) - 1e-6:
+                best = found
+        held.append((costs, float(costs[cols] @ best[cols]) - 1e-6))
+        if time.monotonic() >= deadline:
+            break
+    totals = [float(t @ best) for t in tier_costs]
+    if totals <= [float(t @ w) + 1e-6 for t in tier_costs]:
+        return None
+    return best
+
+
+def neighbourhood(
+    m: RoundMatrix,
+    kind: str,
+    attractive: BoolArray,
+    w: FloatArray,
+    size: int,
+    rng: np.random.Generator,
+    lp_pairs: FloatArray | None = None,
+) -> BoolArray:
+    """Free columns of one neighbourhood: attractive pairs in a random unit set, programme, county or anywhere (up
+    to `size` pairs), the incumbent's pairs among them, and every overflow column."""
+    prep = m.prep
+    pairs = prep.pairs
+    inc_pairs = m.pair_values(w) > 0.5
+    pool = attractive | inc_pairs
+    if kind == "rins" and lp_pairs is not None:
+        # Where the incumbent and the LP agree on a whole pair, keep it; search the rest.
+        agreed = inc_pairs & (lp_pairs >= 1 - 1e-6)
+        pool = pool & ~agreed
+        kind = "anywhere"
+    if kind == "unit":
+        unit = prep.tables.offers.unit[pairs.offer]
+        order = rng.permutation(int(unit.max()) + 1 if len(unit) else 0)
+        take = _grow(pool, unit, order, size)
+    elif kind == "programme":
+        # A few programmes' money moved around: every pair one of them may pay, placed or attractive.
+        chosen = rng.permutation(len(prep.instance.programmes))[: max(2, len(prep.instance.programmes) // 6)]
+        payable = np.zeros(len(pairs), dtype=bool)
+        payable[pairs.fund_pair[np.isin(pairs.fund_programme, chosen)]] = True
+        take = _limit(pool & payable, inc_pairs, size, rng)
+    elif kind == "county":
+        county = prep.tables.offers.municipality[pairs.offer] // 100
+        order = rng.permutation(np.unique(county))
+        take = _grow(pool, county, order, size)
+    else:
+        take = _limit(pool, inc_pairs, size, rng)
+    # Candidates whose incumbent pair stays fixed cannot move; offer rows keep their fixed slots automatically.
+    cand_free = np.zeros(len(prep.instance.candidates), dtype=bool)
+    cand_free[pairs.cand[take & inc_pairs]] = True
+    placed_fixed = np.zeros(len(prep.instance.candidates), dtype=bool)
+    placed_fixed[pairs.cand[inc_pairs & ~take]] = True
+    take &= ~placed_fixed[pairs.cand]
+    col_pair = m.column_pair
+    free = np.zeros(m.n_cols, dtype=bool)
+    free[col_pair >= 0] = take[col_pair[col_pair >= 0]]
+    free[m.o_at :] = True
+    return free
+
+
+def _limit(take: BoolArray, keep: BoolArray, size: int, rng: np.random.Generator) -> BoolArray:
+    """At most `size` pairs: those in `keep` and a random choice of the others."""
+    take = take.copy()
+    if take.sum() > size:
+        extra = np.flatnonzero(take & ~keep)
+        take[rng.permutation(extra)[: int(take.sum()) - size]] = False
+    return take
+
+
+def _grow(pool: BoolArray, group: IntArray, order: IntArray, size: int) -> BoolArray:
+    """Whole groups in `order` until `size` pairs of the pool are in."""
+    take = np.zeros(len(pool), dtype=bool)
+    for g in order.tolist():
+        take |= pool & (group == g)
+        if take.sum() >= size:
+            break
+    return take
+
+
+def attractive_pairs(
+    m: RoundMatrix, profit: FloatArray, w_lp: FloatArray, c: FloatArray, share: float, at_least: int = 0
+) -> BoolArray:
+    """Pairs the LP uses or that lose little at its prices (reduced profit above -share x the largest value); at
+    least the `at_least` best by reduced profit."""
+    pair_profit = np.full(m.n_pairs, -np.inf)
+    placing = sp.coo_array(m.placed)
+    np.maximum.at(pair_profit, placing.row, profit[placing.col])
+    used = m.pair_values(w_lp) > 1e-6
+    out = used | (pair_profit >= -share * max(1.0, float(np.abs(c).max(initial=0.0))))
+    if out.sum() < at_least:
+        out[np.argsort(-pair_profit, kind="stable")[:at_least]] = True
+    return out
+
+
+def search(
+    m: RoundMatrix,
+    values: IntArray,
+    w: FloatArray,
+    profit: FloatArray,
+    w_lp: FloatArray,
+    deadline: float,
+    *,
+    seed: int = 0,
+    workers: int = 2,
+    size: int = 3000,
+    step_seconds: float = 3.0,
+    report: Report | None = None,
+    backend: str = "cp_sat",
+    tiers: list[IntArray] | None = None,
+    stop: Callable[[FloatArray], bool] | None = None,
+) -> tuple[FloatArray, SearchLog]:
+    """Improve the incumbent `w` neighbourhood by neighbourhood until the deadline (`tiers`: the tiers' values
+    per pair, for the HiGHS backend, which solves them in turn; `stop`: end early after an improvement it accepts)."""
+    rng = np.random.default_rng(seed)
+    c = m.objective(values)
+    tier_costs = [m.objective(t) for t in (tiers or [values])]
+    lp_pairs = m.pair_values(w_lp)
+    log = SearchLog()
+    kinds = ["anywhere", "programme", "rins", "unit", "county"]
+    share, fails = 1e-6, 0
+    attractive = attractive_pairs(m, profit, w_lp, c, share, size // 2)
+    turn = 0
+    while deadline - time.monotonic() > 0.3:
+        kind = kinds[turn % len(kinds)]
+        turn += 1
+        free = neighbourhood(m, kind, attractive, w, size, rng, lp_pairs)
+        seconds = min(step_seconds, deadline - time.monotonic() - 0.2)
+        if backend == "highs":
+            found = solve_neighbourhood_highs(m, tier_costs, free, w, seconds)
+        else:
+            found = solve_neighbourhood(m, c, free, w, seconds, seed + turn, workers)
+        log.count(kind, found is not None)
+        if found is not None:
+            w, fails = found, 0
+            if report is not None:
+                report(kind, m.picks_of(w))
+            if stop is not None and stop(w):
+                break
+            continue
+        fails += 1
+        if fails % len(kinds) == 0:
+            if size >= m.n_cols and share >= 1.0:
+                break  # every neighbourhood was already the whole round: nothing wider to look at
+            # A full round of kinds found nothing: look wider (more pairs, less attractive ones).
+            size = min(int(size * 1.5), m.n_cols)
+            share = min(max(2 * share, 1e-5), 1.0)
+            attractive = attractive_pairs(m, profit, w_lp, c, share, size // 2)
+    return w, log

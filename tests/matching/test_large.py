@@ -1,0 +1,124 @@
+"""The large-scale strategies on small random rounds: the column-generation LP equals the full LP, every bound is
+at least the exact optimum, LNS solutions verify and reach brute force's optimum, independent parts are found."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from matching.generators.generate import generate
+from matching.input.instance import Instance
+from matching.model.spec import objective_tiers
+from matching.reports.verify import verify
+from matching.rules.prepare import prepare
+from matching.solvers.baselines import brute_force
+from matching.solvers.colgen import dual_bound, first_columns, generate_columns, lexicographic_lp, solve_lp
+from matching.solvers.decompose import pair_components
+from matching.solvers.greedy import pinned_pairs
+from matching.solvers.lagrange import repair, subgradient
+from matching.solvers.large import LnsStrategy
+from matching.solvers.matrix import build_matrix
+from matching.solvers.objective import combined_values, tier_weights
+from matching.solvers.solve import build_solution
+from matching.solvers.strategies import Context, Deadline, Reporter, tier_report
+
+
+def _policy(instance: Instance, seconds: float = 2.0) -> Instance:
+    policy = instance.policy.model_copy(update={"time_limit_s": seconds, "workers": 1})
+    return instance.model_copy(update={"policy": policy})
+
+
+def _optimum(prep: object) -> tuple[list[int], int]:
+    tiers = objective_tiers(prep)  # type: ignore[arg-type]
+    best = brute_force(prep, tiers, max_pairs=16)  # type: ignore[arg-type]
+    values = combined_values(prep, tiers)  # type: ignore[arg-type]
+    return [int(v[best].sum()) for _, v in tiers], int(values[best].sum())
+
+
+def _small(seed: int) -> Instance:
+    instance = _policy(generate(5 + seed % 4, 3 + seed % 3, seed=seed, binding_budgets=True))
+    if len(prepare(instance).pairs) > 14:
+        instance = _policy(generate(4, 3, seed=seed, binding_budgets=True))
+    return instance
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_column_generation_equals_the_full_lp_and_bounds_the_optimum(seed: int) -> None:
+    instance = _policy(generate(20 + seed % 10, 10, seed=seed, binding_budgets=True))
+    prep = prepare(instance)
+    m = build_matrix(prep)
+    values = combined_values(prep, objective_tiers(prep))
+    c = m.objective(values)
+    full = solve_lp(m, c)
+    lp, bound, converged, _ = generate_columns(m, c, first_columns(m), time.monotonic() + 30)
+    assert full.ok and lp.ok and converged
+    assert bound == pytest.approx(full.value, rel=1e-6, abs=1e-3)
+    # Any prices give a valid bound: the master's, and the Lagrangian's after a few subgradient steps.
+    assert dual_bound(m, c, lp.price) >= full.value - 1e-6 * abs(full.value) - 1e-3
+    assert subgradient(m, values, seconds=5, steps=15).bound >= full.value - 1e-6 * abs(full.value) - 1e-3
+
+
+@pytest.mark.parametrize("seed", range(1000, 1030))
+def test_lns_reaches_the_brute_force_optimum_and_verifies(seed: int) -> None:
+    instance = _small(seed)
+    prep = prepare(instance)
+    tiers = objective_tiers(prep)
+    best, combined = _optimum(prep)
+    lexi = lexicographic_lp(prep, tiers, seconds=30, weights=tier_weights(prep, tiers))
+    assert lexi.first_value >= combined - 1e-6
+    assert lexi.tiers[0].bound >= best[0]
+    started = time.monotonic()
+    ctx = Context(prep, tiers, Deadline(started, 2.0), Reporter(None, started))
+    outcome = LnsStrategy().run(ctx)
+    solution = build_solution(prep, outcome.picks, outcome.results, outcome.method, time.monotonic() - started)
+    assert verify(instance, solution) == []
+    assert [r.objective for r in outcome.results] == best
+    assert all(r.bound >= r.objective for r in outcome.results)
+
+
+def _two_regions() -> Instance:
+    """Two copies of one round whose candidates, units and programmes never meet (different counties)."""
+    one = generate(12, 6, seed=7, binding_budgets=True).model_dump(mode="json")
+    two = generate(12, 6, seed=8, binding_budgets=True).model_dump(mode="json")
+    for key in ("candidates", "units", "supervisors", "offers", "programmes"):
+        for item in two[key]:
+            item["id"] = "B" + item["id"]
+            for ref in ("unit_id", "programme_id"):
+                if ref in item:
+                    item[ref] = "B" + item[ref]
+            if "supervisor_ids" in item:
+                item["supervisor_ids"] = ["B" + s for s in item["supervisor_ids"]]
+        one[key] = one[key] + two[key]
+    return Instance.model_validate(one)
+
+
+def test_parts_never_share_a_row_and_unlinked_halves_are_apart() -> None:
+    prep = prepare(_two_regions())
+    m = build_matrix(prep)
+    count, part = pair_components(m)
+    col_pair = m.column_pair
+    label = np.where(col_pair >= 0, part[np.maximum(col_pair, 0)], -1)
+    rows = m.a.tocoo()
+    for r in np.unique(rows.row):
+        cols = rows.col[rows.row == r]
+        assert len(set(label[cols[col_pair[cols] >= 0]].tolist())) <= 1
+    # Pairs of two different candidates that share no offer, supervisor or programme row sit apart when no chain
+    # of rows joins them: with every pair in one part, count is 1, and never more parts than pairs.
+    assert 1 <= count <= len(prep.pairs)
+
+
+@pytest.mark.parametrize("seed", range(3000, 3020))
+def test_priced_repair_gives_a_verified_solution_below_the_lagrangian_bound(seed: int) -> None:
+    instance = _policy(generate(25, 12, seed=seed, binding_budgets=True))
+    prep = prepare(instance)
+    tiers = objective_tiers(prep)
+    m = build_matrix(prep)
+    values = combined_values(prep, tiers)
+    result = subgradient(m, values, seconds=5, steps=20)
+    picks = repair(m, result, values, pinned_pairs(prep))
+    solution = build_solution(prep, picks, tier_report(prep, tiers, picks, "FEASIBLE"), "lagrange", 0.0)
+    assert verify(instance, solution) == []
+    assert m.violation(m.columns_of(picks)) <= 1e-6
+    assert int(values[[p.pair for p in picks]].sum()) <= result.bound + 1e-6
