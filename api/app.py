@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -20,6 +21,7 @@ from api.rounds import Runner, recover_stale
 from api.routers import analysis, audit, auth, commitments, identity, privacy, resources, rounds
 from api.security import LoginLimiter
 from api.settings import Settings
+from api.signing import Signing
 from models.db import make_engine, make_sessionmaker, transaction
 
 API_PREFIX = "/api/v1"
@@ -73,7 +75,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessions = sessions
     app.state.runner = runner
     app.state.import_process = import_process
-    app.state.login_limiter = LoginLimiter(settings.login_failures_allowed, settings.login_window_s)
+    app.state.signing = Signing(settings, sessions)
+    app.state.login_limiter = LoginLimiter(
+        settings.login_failures_allowed, settings.login_account_failures_allowed, settings.login_window_s
+    )
     errors.install(app)
     install_log_filters()
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, upload_limit=settings.max_upload_bytes + 64 * 1024)
@@ -108,10 +113,34 @@ def _add_problem_schema(app: FastAPI) -> None:
     original = app.openapi
 
     def openapi() -> dict[str, object]:
+        if app.openapi_schema:
+            return app.openapi_schema
         schema = original()
         schema.setdefault("components", {}).setdefault("schemas", {})["ProblemDetails"] = (
             ProblemDetails.model_json_schema()
         )
+        _declare_framework_problems(schema)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _declare_framework_problems(schema: dict[str, Any]) -> None:
+    """Declare on every operation the problems the framework answers before a handler runs: 401 without credentials,
+    422 for a path, query or body that does not validate (always problem+json, never FastAPI's own
+    HTTPValidationError), and for a body 400 (unparsable) and 413 (over MAX_BODY_BYTES)."""
+    problem = errors.problem_responses(400)[400]
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            statuses = []
+            if operation.get("security"):
+                statuses.append("401")
+            if operation.get("parameters") or "requestBody" in operation:
+                statuses.append("422")
+                if errors.PROBLEM_JSON not in responses.get("422", {}).get("content", {}):
+                    responses.pop("422", None)
+            if "requestBody" in operation:
+                statuses += ["400", "413"]
+            for status in statuses:
+                responses.setdefault(status, problem)

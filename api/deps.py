@@ -14,6 +14,7 @@ from api.errors import Forbidden, Unauthorized
 from api.redaction import map_strings, mask_numbers
 from api.security import MAX_ID, api_key_prefix, hash_api_key, read_token, same_hash
 from api.settings import Settings
+from api.signing import Signing
 from models import ApiKey, AuditEvent, Role, User
 from models.queries import Subject
 
@@ -25,6 +26,12 @@ def get_settings(request: Request) -> Settings:
     """The app's settings."""
     settings: Settings = request.app.state.settings
     return settings
+
+
+def get_signing(request: Request) -> Signing:
+    """Where the app's token secret comes from."""
+    signing: Signing = request.app.state.signing
+    return signing
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -39,6 +46,7 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+SigningDep = Annotated[Signing, Depends(get_signing)]
 # A row id in a path: bounded, so that a huge number is a 422 rather than a database overflow.
 RowId = Annotated[int, Path(ge=1, le=MAX_ID)]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
@@ -57,17 +65,26 @@ def _user_from_key(session: Session, key: str) -> User | None:
     return session.get(User, row.user_id)
 
 
+def _user_from_token(session: Session, token: str, secret: str) -> User | None:
+    found = read_token(token, secret)
+    if found is None:
+        return None
+    user_id, version = found
+    user = session.get(User, user_id)
+    # A password change bumps the user's version: tokens issued before it no longer count.
+    return user if user is not None and user.token_version == version else None
+
+
 def current_user(
     session: SessionDep,
-    settings: SettingsDep,
+    signing: SigningDep,
     token: Annotated[str | None, Depends(oauth2)],
     key: Annotated[str | None, Depends(api_key_header)],
 ) -> User:
     """The user behind the bearer token or the X-API-Key header."""
     user = None
     if token:
-        user_id = read_token(token, settings.secret_key)
-        user = session.get(User, user_id) if user_id is not None else None
+        user = _user_from_token(session, token, signing.secret())
     elif key:
         user = _user_from_key(session, key)
     if user is None or not user.active:

@@ -259,7 +259,6 @@ class Runner:
         return {
             "VARDMATCH_DATABASE_URL": s.database_url,
             "VARDMATCH_ENVIRONMENT": s.environment.value,
-            "VARDMATCH_SECRET_KEY": s.secret_key,
             "VARDMATCH_LEASE_S": str(s.lease_s),
             "VARDMATCH_SOLVER_NICE": str(s.solver_nice),
             "VARDMATCH_SOLVER_START_DELAY_S": str(s.solver_start_delay_s),

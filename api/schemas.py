@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from matching.input import instance as engine
+from matching.model.solution import Assignment, ProgrammeUse, Status, Unmatched
+from matching.reports.diff import RoundDiff
+from matching.reports.fairness import FloorPrice, GroupRow
+from matching.reports.prices import Prices
+from matching.reports.whynot import WhyNot, WhyNotSummary
+from matching.solvers.stable import StableComparison
 
 T = TypeVar("T")
 
@@ -118,6 +124,62 @@ class ProposalRead(BaseModel):
     answer: str
 
 
+class RoundResult(BaseModel):
+    """A solved round's region-wide result: the solver's figures, money per programme and why each unmatched
+    candidate was left out (the proposals themselves are on `.../proposals`)."""
+
+    status: Status
+    method: str
+    objective: float
+    bound: float
+    gap: float
+    placements: int
+    score: int
+    wall_time_s: float
+    unmatched: list[Unmatched] = []
+    money: list[ProgrammeUse] = []
+    stats: dict[str, float | int | str] = {}
+
+
+class UnitResult(BaseModel):
+    """What a round gives one unit: its proposals, their answers and money."""
+
+    unit_id: str
+    proposals: int
+    pending: int
+    accepted: int
+    declined: int
+    grant: int = Field(description="paid by the programmes for the unit's proposals, whole SEK")
+    unit_share: int = Field(description="paid by the unit itself, whole SEK")
+    total_cost: int
+
+
+ROUND_VIEW_DESCRIPTION = (
+    "`region`: the whole round (coordinators and admins); `unit`: a clinic user's view, holding only what concerns "
+    "its own unit (its proposals' figures in `unit`, its own pairs in `policy`, warnings about its own unit, offers "
+    "and supervisors; no region-wide result, money or unmatched list)"
+)
+
+
+class RoundSummary(BaseModel):
+    """One round in a list: its state and counts; the full result is on the round's own routes."""
+
+    id: int
+    region: str
+    name: str
+    status: str
+    round_date: date
+    created_at: datetime
+    finished_at: datetime | None
+    published_at: datetime | None
+    previous_round_id: int | None = None
+    view: Literal["region", "unit"] = Field(description=ROUND_VIEW_DESCRIPTION)
+    placements: int | None = Field(default=None, description="region-wide placements (not in a unit view)")
+    proposals: int = Field(description="the proposals you may see (a clinic user: its unit's, once published)")
+    warnings: int = Field(default=0, description="how many warnings the round carries that you may see")
+    analysis_ready: bool = False
+
+
 class RoundRead(BaseModel):
     """A round: status, progress while solving, and the summary once solved."""
 
@@ -126,11 +188,13 @@ class RoundRead(BaseModel):
     name: str
     status: str
     round_date: date
-    input_hash: str
-    progress: dict[str, Any]
-    failure: str | None
-    result: dict[str, Any] | None
-    previous_round_id: int | None
+    view: Literal["region", "unit"] = Field(description=ROUND_VIEW_DESCRIPTION)
+    input_hash: str | None = Field(default=None, description="SHA-256 of the snapshot (not in a unit view)")
+    progress: dict[str, Any] = {}
+    failure: str | None = None
+    result: RoundResult | None = Field(default=None, description="the region-wide result (not in a unit view)")
+    unit: UnitResult | None = Field(default=None, description="what the round gives your unit (unit view only)")
+    previous_round_id: int | None = None
     created_at: datetime
     finished_at: datetime | None
     published_at: datetime | None
@@ -144,6 +208,139 @@ class RoundRead(BaseModel):
     provenance: dict[str, Any] = Field(default={}, description="solver and library versions that produced the result")
     analysis_ready: bool = Field(default=False, description="fairness, prices and why-not reports are computed")
     analysis_error: str | None = Field(default=None, description="why the reports could not be computed, if so")
+
+
+class UnitMoney(BaseModel):
+    """A programme's grants at one unit against the programme's cap for the unit's size class."""
+
+    unit_id: str
+    granted: int
+    cap: int | None
+
+
+class ProgrammeMoney(BaseModel):
+    """One programme's money in a round."""
+
+    programme_id: str
+    budget: int
+    granted: int
+    matches: int
+    earmarks: dict[str, int]
+    units: list[UnitMoney]
+
+
+class ProfessionCount(BaseModel):
+    """Matches of one profession."""
+
+    profession: str
+    matched: int
+    candidates: int
+
+
+class RoundExplanation(BaseModel):
+    """Money per programme and unit against budgets and caps, matches per profession, reasons for the unmatched."""
+
+    round_id: int
+    status: Status
+    objective: float
+    bound: float
+    gap: float
+    placements: int
+    programmes: list[ProgrammeMoney]
+    professions: list[ProfessionCount]
+    unmatched_reasons: dict[str, int]
+
+
+class ExcludedOffer(BaseModel):
+    """An offer a candidate may not have, with the rules that exclude it (and per programme, what it fails)."""
+
+    offer_id: str
+    rules: list[str]
+    programme_rules: dict[str, list[str]]
+
+
+class CandidateExplanation(BaseModel):
+    """One candidate in one round: eligible and excluded offers, the match with its score, or why unmatched."""
+
+    round_id: int
+    candidate_id: str
+    eligible_offers: list[str]
+    excluded_offers: list[ExcludedOffer]
+    match: Assignment | None
+    unmatched: Unmatched | None
+
+
+class FairnessRead(BaseModel):
+    """Match rate and mean score per group; what each floor costs."""
+
+    round_id: int
+    groups: list[GroupRow]
+    floor_prices: list[FloorPrice]
+    floor_prices_ready: bool
+
+
+class PricesRead(BaseModel):
+    """Shadow prices per objective tier and plain sentences about them."""
+
+    round_id: int
+    prices: list[Prices]
+    lines: list[str]
+
+
+class WhyNotRead(BaseModel):
+    """Why each unmatched candidate was left out, and a summary per cause and change."""
+
+    round_id: int
+    summary: WhyNotSummary
+    candidates: list[WhyNot]
+
+
+class DiffRead(RoundDiff):
+    """A re-run against the round it re-ran."""
+
+    round_id: int
+    previous_round_id: int
+
+
+class WhatIfRead(BaseModel):
+    """A round re-solved with changed inputs (nothing stored)."""
+
+    round_id: int
+    changes: list[str]
+    status: Status
+    placements_before: int
+    placements_after: int
+    placements_change: int
+    diff: RoundDiff
+    money: list[ProgrammeUse]
+
+
+class StableRead(StableComparison):
+    """Deferred acceptance, the optimiser and the optimiser without blocking pairs, on one round."""
+
+    round_id: int
+
+
+class SolveFigures(BaseModel):
+    """Placements, score and objective of one solve."""
+
+    placements: int
+    score: int
+    objective: float
+
+
+class ReproduceRead(BaseModel):
+    """The snapshot solved again and compared with the stored result."""
+
+    round_id: int
+    identical: bool
+    deterministic: bool
+    differences: list[str]
+    stored: SolveFigures
+    again: SolveFigures
+    versions_then: dict[str, str]
+    versions_now: dict[str, str]
+    version_differences: dict[str, tuple[str | None, str | None]]
 
 
 class ImportReport(BaseModel):
@@ -218,3 +415,22 @@ class ApiKeyCreated(BaseModel):
     id: int
     name: str
     key: str
+
+
+class ApiKeyRead(BaseModel):
+    """One of your API keys, never with the key itself: `prefix` is the part after `vm_` that tells keys apart."""
+
+    id: int
+    name: str
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class PasswordChange(BaseModel):
+    """Your own password change: every token and API key issued before it stops working."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: str = Field(min_length=1, max_length=200)
+    new_password: str = Field(min_length=10, max_length=200)

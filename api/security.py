@@ -1,4 +1,4 @@
-"""Passwords (argon2), JWT access tokens, hashed API keys and a small login rate limiter."""
+"""Passwords (argon2), JWT access tokens, hashed API keys, the client address and a small login rate limiter."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import hashlib
 import secrets
 import threading
 import time
-from collections import defaultdict, deque
+from collections import deque
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
+from ipaddress import IPv4Network, IPv6Network, ip_address
 
 import jwt
 from pwdlib import PasswordHash
@@ -36,21 +38,29 @@ def verify_password(password: str, password_hash: str | None) -> bool:
     return _hasher.verify(password, password_hash)
 
 
-def create_token(user_id: int, secret: str, minutes: int) -> str:
-    """A signed JWT naming the user."""
+def create_token(user_id: int, secret: str, minutes: int, version: int = 0) -> str:
+    """A signed JWT naming the user and their token version (a password change bumps it, revoking the token)."""
     now = utcnow()
-    claims = {"sub": str(user_id), "iat": now, "exp": now + timedelta(minutes=minutes), "typ": "access"}
+    claims = {
+        "sub": str(user_id),
+        "ver": version,
+        "iat": now,
+        "exp": now + timedelta(minutes=minutes),
+        "typ": "access",
+    }
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
-def read_token(token: str, secret: str) -> int | None:
-    """The user id of a valid, unexpired token, else None."""
+def read_token(token: str, secret: str) -> tuple[int, int] | None:
+    """(user id, token version) of a valid, unexpired token, else None."""
     try:
-        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]})
-        user_id = int(claims["sub"])
+        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub", "ver"]})
+        user_id, version = int(claims["sub"]), claims["ver"]
     except (jwt.PyJWTError, ValueError):
         return None
-    return user_id if claims.get("typ") == "access" and 0 < user_id <= MAX_ID else None
+    if claims.get("typ") != "access" or not 0 < user_id <= MAX_ID or type(version) is not int:
+        return None
+    return user_id, version
 
 
 def new_api_key() -> tuple[str, str, str]:
@@ -77,29 +87,92 @@ def same_hash(a: str, b: str) -> bool:
     return secrets.compare_digest(a, b)
 
 
-class LoginLimiter:
-    """Counts failed logins per client in a sliding window; in-process, which is enough for one server."""
+Network = IPv4Network | IPv6Network
 
-    def __init__(self, allowed: int, window_s: float) -> None:
-        self.allowed, self.window_s = allowed, window_s
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
+
+def _trusted(address: str, proxies: Sequence[Network]) -> bool:
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in proxies)
+
+
+def client_address(peer: str | None, forwarded_for: Iterable[str], proxies: Sequence[Network]) -> str:
+    """The address a request came from: the peer, unless the peer is a trusted proxy; then the nearest address in
+    X-Forwarded-For that is not a trusted proxy (each proxy appends what it saw, so the list is read from the right
+    and whatever a client wrote itself, further left, is never reached)."""
+    if peer is None:
+        return "unknown"
+    address = peer
+    hops = [hop.strip() for header in forwarded_for for hop in header.split(",")]
+    while _trusted(address, proxies) and hops:
+        hop = hops.pop()
+        try:
+            address = str(ip_address(hop))
+        except ValueError:
+            break  # garbage behind a trusted proxy: count it against that proxy's address
+    return address
+
+
+class LoginLimiter:
+    """Failed logins in a sliding window, per account, per client address and per (account, address); in-process,
+    which is enough for one server.
+
+    An address may try an account until it has failed on it `per_account` times; once the account (from all
+    addresses) or the address (on all accounts) is over its own limit, one failure of that address on that account is
+    enough. An address that has not failed on an account may always try it once: a correct password is never locked
+    out by someone else's failures, while an attack on one account gets one guess per new address and an attack from
+    one address one guess per account.
+    """
+
+    def __init__(self, per_client: int, per_account: int, window_s: float) -> None:
+        self.per_client, self.per_account, self.window_s = per_client, per_account, window_s
+        self._failures: dict[tuple[str, ...], deque[float]] = {}
         self._lock = threading.Lock()
 
-    def retry_after(self, client: str) -> int:
-        """Seconds until the client may try again (0: now)."""
+    def retry_after(self, account: str, client: str) -> int:
+        """Seconds until the client may try the account again (0: now)."""
         with self._lock:
-            times = self._prune(client, time.monotonic())
-            if len(times) < self.allowed:
+            now = time.monotonic()
+            pair = self._times(("pair", account, client), now)
+            if not pair:
                 return 0
-            return max(1, int(times[0] + self.window_s - time.monotonic()) + 1)
+            over = (
+                len(self._times(("account", account), now)) >= self.per_account
+                or len(self._times(("client", client), now)) >= self.per_client
+            )
+            allowed = 1 if over else self.per_account
+            if len(pair) < allowed:
+                return 0
+            # Until enough of this address's own failures on the account have left the window.
+            return max(1, int(pair[len(pair) - allowed] + self.window_s - now) + 1)
 
-    def failed(self, client: str) -> None:
+    def failed(self, account: str, client: str) -> None:
         """Record a failed attempt."""
         with self._lock:
-            self._prune(client, time.monotonic()).append(time.monotonic())
+            now = time.monotonic()
+            if len(self._failures) > 100_000:
+                self._forget_old(now)
+            for key in (("pair", account, client), ("account", account), ("client", client)):
+                self._failures.setdefault(key, deque()).append(now)
 
-    def _prune(self, client: str, now: float) -> deque[float]:
-        times = self._failures[client]
+    def clear(self) -> None:
+        """Forget every failure."""
+        with self._lock:
+            self._failures.clear()
+
+    def _times(self, key: tuple[str, ...], now: float) -> deque[float]:
+        times = self._failures.get(key)
+        if times is None:
+            return deque()
         while times and times[0] <= now - self.window_s:
             times.popleft()
+        if not times:
+            del self._failures[key]
         return times
+
+    def _forget_old(self, now: float) -> None:
+        # Keys of long-gone attempts would otherwise pile up (one per username an attacker makes up).
+        for key in list(self._failures):
+            self._times(key, now)

@@ -39,7 +39,9 @@ def demo_settings(database_url: str | None) -> Settings:
         folder = Path(tempfile.mkdtemp(prefix="vardmatch-demo-"))
         database_url = f"sqlite:///{folder / 'demo.sqlite'}"
     # The demo region is built for one day (its programmes' windows, its offers' starts): its rounds decide for it.
-    return settings.model_copy(update={"database_url": database_url, "default_round_date": demo_round_date()})
+    # Tokens of a demo are signed with a secret of its own process (unless one is configured): they end with it.
+    update = {"database_url": database_url, "default_round_date": demo_round_date(), "secret_per_process": True}
+    return settings.model_copy(update=update)
 
 
 def demo_round_date() -> date:
@@ -73,4 +75,10 @@ def serve(demo: bool, host: str = "127.0.0.1", port: int = 8000, database_url: s
     prepare_database(settings, demo)
     if demo:
         print(login_help(host, port), flush=True)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    app = create_app(settings)
+    print(f"Access tokens are signed with {app.state.signing.where}.", flush=True)
+    if settings.trusted_proxies:
+        proxies = ", ".join(str(p) for p in settings.trusted_proxies)
+        print(f"X-Forwarded-For is believed from {proxies} only.", flush=True)
+    # uvicorn would believe X-Forwarded-For from 127.0.0.1 by itself; the app reads it from trusted proxies only.
+    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)

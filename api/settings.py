@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import enum
 from datetime import date
+from ipaddress import IPv4Network, IPv6Network
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_SECRET = "insecure-development-secret-change-me"
+MIN_SECRET_LENGTH = 32
 
 
 class Environment(enum.StrEnum):
-    """Where the service runs; only development and test accept the default secret."""
+    """Where the service runs."""
 
     DEVELOPMENT = "development"
     TEST = "test"
@@ -26,10 +27,25 @@ class Settings(BaseSettings):
 
     environment: Environment = Environment.DEVELOPMENT
     database_url: str = "sqlite:///./vardmatch.sqlite"
-    secret_key: str = DEFAULT_SECRET
+    secret_key: str | None = Field(
+        default=None,
+        repr=False,
+        description="signs access tokens; unset: a random secret kept in the database (table signing_secret)",
+    )
+    secret_per_process: bool = Field(
+        default=False, description="sign with a random secret made at startup and kept in memory only (the demo)"
+    )
     token_minutes: int = Field(default=60, ge=1, le=24 * 60)
-    login_failures_allowed: int = Field(default=10, ge=1, description="failed logins per client per window")
+    login_failures_allowed: int = Field(
+        default=10, ge=1, description="failed logins per client address per window (over it: one try per account)"
+    )
+    login_account_failures_allowed: int = Field(
+        default=5, ge=1, description="failed logins per account per window (over it: one try per new address)"
+    )
     login_window_s: float = Field(default=60.0, gt=0)
+    trusted_proxies: list[IPv4Network | IPv6Network] = Field(
+        default=[], description="addresses of reverse proxies whose X-Forwarded-For is believed"
+    )
     max_time_limit_s: float = Field(default=120.0, gt=0, description="most solver time a round may ask for")
     round_date_years: int = Field(default=10, ge=1, le=100, description="a round's date is at most this far from today")
     default_round_date: date | None = Field(default=None, description="a round's date when it names none (demo)")
@@ -47,10 +63,9 @@ class Settings(BaseSettings):
     solver_start_delay_s: float = Field(default=0.0, ge=0, description="testing only: wait before solving")
     docs: bool = True
 
-    @model_validator(mode="after")
-    def _no_default_secret_outside_development(self) -> Settings:
-        if self.environment is Environment.PRODUCTION and (
-            self.secret_key == DEFAULT_SECRET or len(self.secret_key) < 32
-        ):
-            raise ValueError("VARDMATCH_SECRET_KEY must be set to a secret of at least 32 characters in production")
-        return self
+    @field_validator("secret_key")
+    @classmethod
+    def _strong_secret(cls, value: str | None) -> str | None:
+        if value is not None and len(value) < MIN_SECRET_LENGTH:
+            raise ValueError(f"VARDMATCH_SECRET_KEY must be at least {MIN_SECRET_LENGTH} characters (or unset)")
+        return value

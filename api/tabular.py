@@ -263,6 +263,14 @@ def _xlsx_cell(value: Any) -> Any:
 
 
 XLSX_MEDIA = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+# What a download route declares in the OpenAPI document for its 200: CSV text or an XLSX workbook.
+DOWNLOAD_RESPONSE = {
+    "description": "CSV (`format=csv`) or an XLSX workbook (`format=xlsx`)",
+    "content": {
+        "text/csv": {"schema": {"type": "string"}},
+        XLSX_MEDIA: {"schema": {"type": "string", "format": "binary"}},
+    },
+}
 
 
 def download(sheets: dict[str, list[dict[str, Any]]], name: str, format: str) -> Response:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from api.deps import audit
 from api.errors import Conflict, NotFound, Unprocessable
 from api.schemas import UserCreate
 from api.security import hash_password
-from models import Region, Role, Unit, User
+from models import ApiKey, Region, Role, Unit, User
+from models.base import utcnow
 from models.queries import Subject, regions_readable_by
 
 
@@ -60,3 +61,14 @@ def create_user(session: Session, subject: Subject | None, body: UserCreate) -> 
     session.flush()
     audit(session, subject, "user.create", "user", user.id, region_id, role=body.role)
     return user
+
+
+def set_password(session: Session, user: User, password: str) -> int:
+    """A new password revokes every credential issued before it: the user's tokens (their version moves on) and API
+    keys. Returns how many keys were revoked."""
+    user.password_hash = hash_password(password)
+    user.token_version += 1
+    revoked = session.execute(
+        update(ApiKey).where(ApiKey.user_id == user.id, ApiKey.revoked_at.is_(None)).values(revoked_at=utcnow())
+    )
+    return int(revoked.rowcount)  # type: ignore[attr-defined]

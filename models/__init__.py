@@ -1,7 +1,7 @@
 """Vårdmatch persistence: SQLAlchemy 2.0 ORM, Alembic migrations and access-scoped queries."""
 
 from models.audit import AuditEvent, IdempotencyKey
-from models.auth import ApiKey, Role, User
+from models.auth import ApiKey, Role, SigningSecret, User
 from models.base import Base
 from models.commitments import Commitment, CommitmentStatus
 from models.entities import Candidate, CandidateIdentity, Offer, Programme, Region, Supervisor, Unit
@@ -25,6 +25,7 @@ __all__ = [
     "RetentionPolicy",
     "Role",
     "RoundStatus",
+    "SigningSecret",
     "Supervisor",
     "Unit",
     "User",

@@ -32,6 +32,8 @@ class User(Base):
     unit_id: Mapped[int | None] = mapped_column(ForeignKey("unit.id"))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Carried in every token: a password change bumps it, so tokens issued before stop working.
+    token_version: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class ApiKey(Base):
@@ -46,3 +48,13 @@ class ApiKey(Base):
     name: Mapped[str] = mapped_column(String(100), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
+
+
+class SigningSecret(Base):
+    """The secret that signs access tokens when none is configured: made at random, kept with the data."""
+
+    __tablename__ = "signing_secret"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    secret: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -6,11 +6,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from api import rounds
 from api.deps import CoordinatorOrAdmin, RowId, SessionDep, SettingsDep
 from api.errors import Conflict, NotFound, Unprocessable, problem_responses
+from api.schemas import DiffRead, FairnessRead, PricesRead, ReproduceRead, StableRead, WhatIfRead, WhyNotRead
 from api.services import region_for
 from matching.input.instance import Instance, Pair
 from matching.input.validate import InvalidInstance
@@ -20,7 +21,7 @@ from matching.reports.diff import round_diff
 from matching.reports.fairness import group_rows
 from matching.reports.prices import plain_prices, round_prices
 from matching.reports.provenance import differences, versions
-from matching.reports.whynot import summarise, why_not, why_not_all
+from matching.reports.whynot import WhyNot, summarise, why_not, why_not_all
 from matching.rules.prepare import prepare
 from matching.solvers.solve import solve
 from matching.solvers.stable import compare
@@ -49,9 +50,19 @@ def _solved(session: Any, subject: Any, region: str, round_id: int) -> tuple[Mat
     return row, Instance.model_validate_json(row.snapshot), rounds.stored_solution(session, row)
 
 
-def _report(row: MatchRound) -> dict[str, Any] | None:
-    """The stored analysis, unless it is missing or failed (then the routes compute what they need)."""
-    return row.analysis if row.analysis and "error" not in row.analysis else None
+def _report(row: MatchRound, model: type[BaseModel] | None = None, **parts: str) -> dict[str, Any] | None:
+    """The stored analysis, unless it is missing or failed (then the routes compute what they need). With a model,
+    only if the stored parts (response field -> analysis key) still read as that model's fields: a report stored by
+    an older version is computed again rather than answered in a shape the API no longer declares."""
+    report = row.analysis if row.analysis and "error" not in row.analysis else None
+    if report is None or model is None:
+        return report
+    try:
+        for field, key in parts.items():
+            TypeAdapter(model.model_fields[field].annotation).validate_python(report[key])
+    except (KeyError, ValidationError):
+        return None
+    return report
 
 
 def _invalid(exc: InvalidInstance) -> Unprocessable:
@@ -59,11 +70,11 @@ def _invalid(exc: InvalidInstance) -> Unprocessable:
     return Unprocessable(f"the changes break {len(issues)} rule(s)", slug="invalid-changes", issues=issues)
 
 
-@router.get("/fairness", responses=ERRORS)
+@router.get("/fairness", response_model=FairnessRead, responses=ERRORS)
 def fairness(region: str, round_id: RowId, session: SessionDep, subject: CoordinatorOrAdmin) -> Any:
     """Match rate and mean score by profession, county, country of training and waiting band; each floor's price."""
     row, instance, solution = _solved(session, subject, region, round_id)
-    report = _report(row) or {}
+    report = _report(row, FairnessRead, groups="fairness", floor_prices="floor_prices") or {}
     return {
         "round_id": row.id,
         "groups": report.get("fairness") or [g.model_dump(mode="json") for g in group_rows(instance, solution)],
@@ -72,11 +83,11 @@ def fairness(region: str, round_id: RowId, session: SessionDep, subject: Coordin
     }
 
 
-@router.get("/prices", responses=ERRORS)
+@router.get("/prices", response_model=PricesRead, responses=ERRORS)
 def prices(region: str, round_id: RowId, session: SessionDep, subject: CoordinatorOrAdmin) -> Any:
     """Shadow prices from the LP relaxation: the value of one more krona per programme and one more seat per unit."""
     row, instance, _ = _solved(session, subject, region, round_id)
-    report = _report(row)
+    report = _report(row, PricesRead, prices="prices", lines="price_lines")
     if report is not None:
         return {"round_id": row.id, "prices": report["prices"], "lines": report["price_lines"]}
     prep = prepare(instance)
@@ -85,11 +96,11 @@ def prices(region: str, round_id: RowId, session: SessionDep, subject: Coordinat
     return {"round_id": row.id, "prices": [p.model_dump(mode="json") for p in tiers], "lines": lines}
 
 
-@router.get("/why-not", responses=ERRORS)
+@router.get("/why-not", response_model=WhyNotRead, responses=ERRORS)
 def why_not_summary(region: str, round_id: RowId, session: SessionDep, subject: CoordinatorOrAdmin) -> Any:
     """Why each unmatched candidate was left out, summarised per cause, with the most common smallest changes."""
     row, instance, solution = _solved(session, subject, region, round_id)
-    report = _report(row)
+    report = _report(row, WhyNotRead, summary="why_not_summary", candidates="why_not")
     if report is not None:
         return {"round_id": row.id, "summary": report["why_not_summary"], "candidates": report["why_not"]}
     # Not analysed yet (or the solver process was stopped first): a short budget now; the stored one is fuller.
@@ -98,7 +109,7 @@ def why_not_summary(region: str, round_id: RowId, session: SessionDep, subject: 
     return {"round_id": row.id, "summary": summarise(found).model_dump(mode="json"), "candidates": candidates}
 
 
-@router.get("/candidates/{ref}/why-not", responses=ERRORS)
+@router.get("/candidates/{ref}/why-not", response_model=WhyNot, responses=ERRORS)
 def candidate_why_not(
     region: str,
     round_id: RowId,
@@ -114,14 +125,15 @@ def candidate_why_not(
         raise NotFound(f"candidate {ref} is not in round {row.id}")
     if any(a.candidate_id == ref for a in solution.assignments):
         raise Conflict(f"candidate {ref} is matched in round {row.id}", slug="candidate-matched")
-    stored = next((w for w in (_report(row) or {}).get("why_not", []) if w["candidate_id"] == ref), None)
+    report = _report(row, WhyNotRead, candidates="why_not") or {}
+    stored = next((w for w in report.get("why_not", []) if w["candidate_id"] == ref), None)
     if stored is not None and stored.get("computed"):
         return stored
     budget = rounds.solver_seconds(seconds, settings, "seconds")
     return why_not(instance, solution, ref, seconds=budget).model_dump(mode="json")
 
 
-@router.get("/diff", responses=ERRORS)
+@router.get("/diff", response_model=DiffRead, responses=ERRORS)
 def diff(region: str, round_id: RowId, session: SessionDep, subject: CoordinatorOrAdmin) -> Any:
     """Against the round this one re-ran: who kept their place, moved, was added or lost a place, and why."""
     row, instance, solution = _solved(session, subject, region, round_id)
@@ -132,7 +144,7 @@ def diff(region: str, round_id: RowId, session: SessionDep, subject: Coordinator
     return {"round_id": row.id, "previous_round_id": row.previous_round_id, **changes}
 
 
-@router.post("/what-if", responses=ERRORS)
+@router.post("/what-if", response_model=WhatIfRead, responses=ERRORS)
 def what_if(
     region: str, round_id: RowId, body: WhatIf, session: SessionDep, subject: CoordinatorOrAdmin, settings: SettingsDep
 ) -> Any:
@@ -163,7 +175,7 @@ def what_if(
     }
 
 
-@router.get("/stable", responses=ERRORS)
+@router.get("/stable", response_model=StableRead, responses=ERRORS)
 def stable(
     region: str,
     round_id: RowId,
@@ -181,7 +193,7 @@ def stable(
     return {"round_id": row.id, **result.model_dump(mode="json")}
 
 
-@router.get("/reproduce", responses=ERRORS)
+@router.get("/reproduce", response_model=ReproduceRead, responses=ERRORS)
 def reproduce(region: str, round_id: RowId, session: SessionDep, subject: CoordinatorOrAdmin) -> Any:
     """Solve the stored snapshot again (same policy, seed and deterministic mode) and compare with the stored result."""
     row, instance, stored = _solved(session, subject, region, round_id)

@@ -118,7 +118,7 @@ def list_events(
     return {"items": _rows(session, statement, limit, offset), "total": total, "limit": limit, "offset": offset}
 
 
-@router.get("/export", response_class=Response, responses=ERRORS)
+@router.get("/export", response_class=Response, responses={200: tabular.DOWNLOAD_RESPONSE, **ERRORS})
 def export_events(
     session: SessionDep,
     subject: CoordinatorOrAdmin,

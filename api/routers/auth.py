@@ -9,14 +9,63 @@ from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy import func, select
 
 from api import users
-from api.deps import AdminOnly, CurrentUser, Offset, RowId, SessionDep, SettingsDep, SubjectDep, audit
-from api.errors import Conflict, NotFound, TooManyRequests, Unauthorized, problem_responses
-from api.schemas import ApiKeyCreated, Page, RegionCreate, RegionRead, Token, UserCreate, UserRead, UserUpdate
-from api.security import create_token, hash_password, new_api_key, verify_password
+from api.deps import (
+    AdminOnly,
+    CurrentUser,
+    Offset,
+    RowId,
+    SessionDep,
+    SettingsDep,
+    SigningDep,
+    SubjectDep,
+    audit,
+)
+from api.errors import Conflict, NotFound, TooManyRequests, Unauthorized, Unprocessable, problem_responses
+from api.schemas import (
+    ApiKeyCreated,
+    ApiKeyRead,
+    Page,
+    PasswordChange,
+    RegionCreate,
+    RegionRead,
+    Token,
+    UserCreate,
+    UserRead,
+    UserUpdate,
+)
+from api.security import LoginLimiter, client_address, create_token, new_api_key, verify_password
+from api.settings import Settings
+from api.signing import Signing
 from models import ApiKey, Region, Unit, User
+from models.base import utcnow
 from models.queries import regions_readable_by, users_readable_by, users_writable_by
 
 router = APIRouter(tags=["auth"])
+
+
+def _client(request: Request, settings: Settings) -> str:
+    peer = request.client.host if request.client else None
+    return client_address(peer, request.headers.getlist("x-forwarded-for"), settings.trusted_proxies)
+
+
+def _check_password(request: Request, settings: Settings, username: str, password: str, user: User | None) -> bool:
+    """Whether the password is the user's, within the login limits (429 once this address has failed too often on
+    this account; see LoginLimiter)."""
+    limiter: LoginLimiter = request.app.state.login_limiter
+    # The username as typed (bounded), so that guesses at unknown names count like those at real ones.
+    account, client = username[:200], _client(request, settings)
+    wait = limiter.retry_after(account, client)
+    if wait:
+        raise TooManyRequests(f"too many failed logins; try again in {wait} s", headers={"Retry-After": str(wait)})
+    if verify_password(password, user.password_hash if user else None) and user is not None and user.active:
+        return True
+    limiter.failed(account, client)
+    return False
+
+
+def _token(user: User, signing: Signing, settings: Settings) -> dict[str, Any]:
+    token = create_token(user.id, signing.secret(), settings.token_minutes, user.token_version)
+    return {"access_token": token, "token_type": "bearer", "expires_in": settings.token_minutes * 60}
 
 
 @router.post("/auth/token", response_model=Token, responses=problem_responses(401, 422, 429))
@@ -25,19 +74,34 @@ def login(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     session: SessionDep,
     settings: SettingsDep,
+    signing: SigningDep,
 ) -> Any:
-    """Exchange a username and password for a bearer token (failed attempts are rate-limited per client)."""
-    limiter = request.app.state.login_limiter
-    client = request.client.host if request.client else "unknown"
-    wait = limiter.retry_after(client)
-    if wait:
-        raise TooManyRequests(f"too many failed logins; try again in {wait} s", headers={"Retry-After": str(wait)})
+    """Exchange a username and password for a bearer token (failed attempts are limited per account and address)."""
     user = session.scalar(select(User).where(User.username == form.username))
-    if not verify_password(form.password, user.password_hash if user else None) or user is None or not user.active:
-        limiter.failed(client)
+    if not _check_password(request, settings, form.username, form.password, user) or user is None:
         raise Unauthorized("wrong username or password", headers={"WWW-Authenticate": "Bearer"})
-    token = create_token(user.id, settings.secret_key, settings.token_minutes)
-    return {"access_token": token, "token_type": "bearer", "expires_in": settings.token_minutes * 60}
+    return _token(user, signing, settings)
+
+
+@router.post("/me/password", response_model=Token, responses=problem_responses(401, 422, 429))
+def change_password(
+    body: PasswordChange,
+    request: Request,
+    user: CurrentUser,
+    subject: SubjectDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    signing: SigningDep,
+) -> Any:
+    """Change your own password: every token and API key issued before stops working; the answer is a new token."""
+    if not _check_password(request, settings, user.username, body.current_password, user):
+        raise Unprocessable(
+            "the current password is wrong",
+            errors=[{"field": "current_password", "message": "wrong password", "type": "wrong_password"}],
+        )
+    revoked = users.set_password(session, user, body.new_password)
+    audit(session, subject, "user.password", "user", user.id, user.region_id, api_keys_revoked=revoked)
+    return _token(user, signing, settings)
 
 
 def _user_view(session: Any, user: User) -> dict[str, Any]:
@@ -70,6 +134,35 @@ def create_api_key(
     session.flush()
     audit(session, subject, "api_key.create", "api_key", row.id, user.region_id)
     return {"id": row.id, "name": name, "key": key}
+
+
+def _key_view(row: ApiKey) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "prefix": row.prefix,
+        "created_at": row.created_at,
+        "revoked_at": row.revoked_at,
+    }
+
+
+@router.get("/me/api-keys", response_model=list[ApiKeyRead], responses=problem_responses(401))
+def list_api_keys(user: CurrentUser, session: SessionDep) -> Any:
+    """Your API keys, revoked ones included, never with the key itself."""
+    rows = session.scalars(select(ApiKey).where(ApiKey.user_id == user.id).order_by(ApiKey.id))
+    return [_key_view(row) for row in rows]
+
+
+@router.delete("/me/api-keys/{key_id}", response_model=ApiKeyRead, responses=problem_responses(401, 404, 422))
+def revoke_api_key(key_id: RowId, user: CurrentUser, subject: SubjectDep, session: SessionDep) -> Any:
+    """Revoke one of your API keys: it stops working at once (revoking it again changes nothing)."""
+    row = session.scalar(select(ApiKey).where(ApiKey.id == key_id, ApiKey.user_id == user.id))
+    if row is None:
+        raise NotFound(f"API key {key_id} not found")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        audit(session, subject, "api_key.revoke", "api_key", row.id, user.region_id)
+    return _key_view(row)
 
 
 @router.get("/regions", response_model=list[RegionRead], tags=["regions"], responses=problem_responses(401))
@@ -144,8 +237,9 @@ def update_user(user_id: RowId, body: UserUpdate, session: SessionDep, subject: 
     user = session.scalar(users_writable_by(subject).where(User.id == user_id))
     if user is None:
         raise NotFound(f"user {user_id} not found")
+    revoked = 0
     if body.password is not None:
-        user.password_hash = hash_password(body.password)
+        revoked = users.set_password(session, user, body.password)
     if body.active is not None:
         user.active = body.active
     audit(
@@ -156,5 +250,6 @@ def update_user(user_id: RowId, body: UserUpdate, session: SessionDep, subject: 
         user.id,
         user.region_id,
         fields=sorted(body.model_dump(exclude_none=True)),
+        api_keys_revoked=revoked,
     )
     return _user_view(session, user)

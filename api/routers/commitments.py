@@ -206,7 +206,7 @@ def get_books(
     return _books(session, region_for(session, subject, region), as_of)
 
 
-@router.get("/books/export", response_class=Response, responses=ERRORS)
+@router.get("/books/export", response_class=Response, responses={200: tabular.DOWNLOAD_RESPONSE, **ERRORS})
 def export_books(
     region: str,
     session: SessionDep,
@@ -261,7 +261,11 @@ ROUND_COLUMNS = {
 }
 
 
-@router.get("/rounds/{round_id}/proposals/export", response_class=Response, responses=ERRORS)
+@router.get(
+    "/rounds/{round_id}/proposals/export",
+    response_class=Response,
+    responses={200: tabular.DOWNLOAD_RESPONSE, **ERRORS},
+)
 def export_proposals(
     region: str, round_id: RowId, session: SessionDep, subject: SubjectDep, format: Format = "xlsx", lang: Lang = "sv"
 ) -> Response:

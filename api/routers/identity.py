@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from api.deps import CoordinatorOrAdmin, SessionDep, audit
-from api.errors import NotFound, problem_responses
+from api.errors import NotFound, Unprocessable, problem_responses
 from api.identity import mask
 from api.redaction import IdentityText
 from api.schemas import IdentityRead
@@ -29,9 +29,16 @@ def read_identity(
     session: SessionDep,
     subject: CoordinatorOrAdmin,
     reveal: Annotated[bool, Query(description="show the full number (logged with the purpose)")] = False,
-    purpose: Annotated[str, Query(max_length=200, description="why the identity is needed (audited)")] = "",
+    purpose: Annotated[
+        str, Query(max_length=200, description="why the identity is needed (audited; required with reveal=true)")
+    ] = "",
 ) -> Any:
-    """A candidate's identity (personnummer masked unless `reveal`); every read is audited."""
+    """A candidate's identity (personnummer masked unless `reveal`, which needs a `purpose`); every read is audited."""
+    if reveal and not purpose.strip():
+        raise Unprocessable(
+            "revealing a personnummer needs a purpose",
+            errors=[{"field": "purpose", "message": "required when reveal=true", "type": "required"}],
+        )
     reg = region_for(session, subject, region)
     found = session.execute(
         identities_readable_by(subject).where(Candidate.region_id == reg.id, Candidate.ref == ref)

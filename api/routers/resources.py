@@ -183,7 +183,7 @@ def build_router(kind: Kind) -> APIRouter:
         export,
         methods=["GET"],
         response_class=Response,
-        responses=ERRORS,
+        responses={200: tabular.DOWNLOAD_RESPONSE, **ERRORS},
         operation_id=f"export_{kind.name}",
     )
     # /import and /export must win over /{ref}

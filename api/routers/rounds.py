@@ -14,7 +14,15 @@ from sqlalchemy.exc import IntegrityError
 from api import idempotency, rounds
 from api.deps import ClinicOrAdmin, CoordinatorOrAdmin, Offset, RowId, SessionDep, SettingsDep, SubjectDep
 from api.errors import problem_responses
-from api.schemas import Page, ProposalRead, RoundRead
+from api.round_views import region_view, round_summaries, round_view
+from api.schemas import (
+    CandidateExplanation,
+    Page,
+    ProposalRead,
+    RoundExplanation,
+    RoundRead,
+    RoundSummary,
+)
 from api.services import region_for
 from matching.input.instance import Instance
 from models import MatchRound, Proposal, Region
@@ -22,31 +30,6 @@ from models.queries import proposals_readable_by, rounds_readable_by
 
 router = APIRouter(prefix="/regions/{region}/rounds", tags=["rounds"])
 ERRORS = problem_responses(400, 401, 403, 404, 409, 422)
-
-
-def round_view(row: MatchRound, region: Region) -> dict[str, Any]:
-    """The API form of a round."""
-    return {
-        "id": row.id,
-        "region": region.code,
-        "name": row.name,
-        "status": row.status,
-        "round_date": row.round_date,
-        "input_hash": row.input_hash,
-        "progress": row.progress,
-        "failure": row.failure,
-        "result": row.result,
-        "previous_round_id": row.previous_round_id,
-        "created_at": row.created_at,
-        "finished_at": row.finished_at,
-        "published_at": row.published_at,
-        "policy": row.request,
-        "objective_statement": (row.provenance or {}).get("objective_statement", []),
-        "warnings": (row.provenance or {}).get("warnings", []),
-        "provenance": {k: v for k, v in (row.provenance or {}).items() if k not in ("objective_statement", "warnings")},
-        "analysis_ready": row.analysis is not None,
-        "analysis_error": (row.analysis or {}).get("error"),
-    }
 
 
 def _start(
@@ -65,7 +48,7 @@ def _start(
     if stored is not None:
         return JSONResponse(stored.response, status_code=stored.status_code, headers={"Idempotent-Replayed": "true"})
     row = rounds.create_round(session, subject, reg, body, settings, previous)
-    view = jsonable_encoder(round_view(row, reg))
+    view = jsonable_encoder(region_view(row, reg))
     assert key is not None
     idempotency.remember(session, subject.user_id, key, endpoint, digest, 202, view)
     try:
@@ -94,7 +77,7 @@ def start_round(
     return _start(request, session, subject, settings, reg, body, idempotency_key, None)
 
 
-@router.get("", response_model=Page[RoundRead], responses=ERRORS)
+@router.get("", response_model=Page[RoundSummary], responses=ERRORS)
 def list_rounds(
     region: str,
     session: SessionDep,
@@ -103,7 +86,7 @@ def list_rounds(
     offset: Offset = 0,
     status: Annotated[str | None, Query(max_length=16)] = None,
 ) -> Any:
-    """Rounds of the region you may see, newest first."""
+    """Rounds of the region you may see, newest first, as summaries (the full round is at `.../rounds/{id}`)."""
     reg = region_for(session, subject, region)
     rounds.recover_stale(session)
     statement = rounds_readable_by(subject).where(MatchRound.region_id == reg.id)
@@ -111,23 +94,23 @@ def list_rounds(
         statement = statement.where(MatchRound.status == status)
     total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
     rows = session.scalars(statement.order_by(MatchRound.id.desc()).limit(limit).offset(offset))
-    return {"items": [round_view(r, reg) for r in rows], "total": total, "limit": limit, "offset": offset}
+    items = round_summaries(session, subject, rows, reg)
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 
 @router.get("/{round_id}", response_model=RoundRead, responses=ERRORS)
 def get_round(region: str, round_id: RowId, session: SessionDep, subject: SubjectDep) -> Any:
-    """A round with its status, progress (objective, bound, gap, elapsed) and result summary."""
+    """A round with its status, progress (objective, bound, gap, elapsed) and result summary; a clinic user sees only
+    what concerns its own unit."""
     reg = region_for(session, subject, region)
-    return round_view(rounds.get_round(session, subject, reg, round_id), reg)
+    return round_view(session, subject, rounds.get_round(session, subject, reg, round_id), reg)
 
 
-@router.get("/{round_id}/snapshot", responses=ERRORS)
+@router.get("/{round_id}/snapshot", response_model=Instance, responses=ERRORS)
 def get_snapshot(region: str, round_id: RowId, session: SessionDep, subject: CoordinatorOrAdmin) -> Any:
     """The round's frozen engine input (an Instance; opaque ids only)."""
     reg = region_for(session, subject, region)
-    return Instance.model_validate_json(rounds.get_round(session, subject, reg, round_id).snapshot).model_dump(
-        mode="json"
-    )
+    return Instance.model_validate_json(rounds.get_round(session, subject, reg, round_id).snapshot)
 
 
 @router.post("/{round_id}/cancel", response_model=RoundRead, responses=ERRORS)
@@ -141,7 +124,7 @@ def cancel_round(
     session.commit()
     request.app.state.runner.stop(row.id)
     session.refresh(row)
-    return round_view(row, reg)
+    return region_view(row, reg)
 
 
 @router.post("/{round_id}/rerun", status_code=202, response_model=RoundRead, responses=ERRORS)
@@ -192,7 +175,7 @@ def publish_round(region: str, round_id: RowId, session: SessionDep, subject: Co
     rounds.publish(session, subject, row)
     session.flush()
     session.refresh(row)
-    return round_view(row, reg)
+    return region_view(row, reg)
 
 
 @router.get("/{round_id}/proposals", response_model=Page[ProposalRead], responses=ERRORS)
@@ -238,14 +221,14 @@ def decline_proposal(
     return _answer(region, round_id, proposal_id, session, subject, False)
 
 
-@router.get("/{round_id}/explanation", responses=ERRORS)
+@router.get("/{round_id}/explanation", response_model=RoundExplanation, responses=ERRORS)
 def explain_round(region: str, round_id: RowId, session: SessionDep, subject: CoordinatorOrAdmin) -> Any:
     """Money per programme and unit against budgets and caps, matches per profession, reasons for the unmatched."""
     reg = region_for(session, subject, region)
     return rounds.round_explanation(session, rounds.get_round(session, subject, reg, round_id))
 
 
-@router.get("/{round_id}/candidates/{ref}/explanation", responses=ERRORS)
+@router.get("/{round_id}/candidates/{ref}/explanation", response_model=CandidateExplanation, responses=ERRORS)
 def explain_candidate(region: str, round_id: RowId, ref: str, session: SessionDep, subject: CoordinatorOrAdmin) -> Any:
     """For one candidate: eligible offers, excluded offers with the rules, the match's score or why unmatched."""
     reg = region_for(session, subject, region)

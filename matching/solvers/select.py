@@ -30,8 +30,9 @@ def choose(ctx: Context, method: str) -> Strategy:
 
     `auto`: min-cost flow where nothing can bind; the lexicographic MIP where the model is small for its time limit
     (it proves the demo region, 9,900 columns, in about 5 s at 10 s, but needs longer than 2 s on a regional round
-    of 18,000 columns); the large-round strategy from 50,000 columns (national rounds); CP-SAT from its LP-guided
-    hint in between.
+    of 18,000 columns); otherwise the LP-guided large-neighbourhood search, which at 2 s on the regional benchmark
+    placed as many as or more than CP-SAT from its hint (146 and 142 against 146 and 135); CP-SAT where the tiers
+    cannot be combined in 64 bits (which the neighbourhood search needs) and in deterministic mode.
     """
     if method != "auto":
         strategy = METHODS[method]()

@@ -2,7 +2,8 @@
 clinic user on its own unit's supervisors and offers and its own proposals; everybody else refused.
 
 EXPECTED names the status of each write route for each test user; a new write route without an entry fails
-`test_every_write_route_has_an_entry_for_every_role`, and each entry is exercised by one of the sweeps below.
+`test_every_write_route_has_an_entry_for_every_role`, and each entry is exercised by one of the sweeps below. Every
+successful answer is checked for the ids and fields its reader may see (tests/service/scope.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import httpx
 
 from api import tabular
 from tests.service.conftest import Service
+from tests.service.scope import ScopeCheck
 from tests.service.test_access import BODIES, REFS, WHAT_IF
 
 R = "/regions/01"
@@ -29,6 +31,10 @@ def _row(none: int, admin: int, coord01: int, coord02: int, clinic_u1: int, clin
 ADMIN_ONLY_CREATE = _row(401, 201, 403, 403, 403, 403)
 EXPECTED: dict[tuple[str, str], dict[str | None, int]] = {
     ("POST", "/me/api-keys"): _row(401, 201, 201, 201, 201, 201),
+    # One's own key (each user revokes a key of its own; another's key id is 404, swept in test_access).
+    ("DELETE", "/me/api-keys/{key_id}"): _row(401, 200, 200, 200, 200, 200),
+    # The current password is given wrong here (422): a right one would revoke the user's token mid-sweep.
+    ("POST", "/me/password"): _row(401, 422, 422, 422, 422, 422),
     ("POST", "/regions"): ADMIN_ONLY_CREATE,
     ("POST", "/users"): ADMIN_ONLY_CREATE,
     ("PATCH", "/users/{user_id}"): _row(401, 200, 403, 403, 403, 403),
@@ -96,6 +102,10 @@ def _request(kind: str | None, method: str, path: str) -> dict[str, Any]:
     n = next(_fresh)
     if path == "/me/api-keys":
         return {"params": {"name": f"key-{n}"}}
+    if path == "/me/password":
+        return {"json": {"current_password": "not-the-password", "new_password": "long-enough-pass"}}
+    if path == "/me/api-keys/{key_id}":
+        return {}
     if path == "/regions":
         return {"json": {"code": f"{10 + n % 90:02d}", "name": f"Region {n}"}}
     if path == "/users":
@@ -123,7 +133,8 @@ def test_object_writes_by_role(service: Service) -> None:
     victim = service.call(
         "admin", "POST", "/users", json={"username": "patch-me", "password": "long-enough-pass", "role": "admin"}
     )
-    ids = {"user_id": victim.json()["id"]}
+    ids: dict[str, object] = {"user_id": victim.json()["id"], "key_id": 999_999}
+    scoped = ScopeCheck(service)
     clients: dict[str | None, httpx.Client] = {}
     actual: dict[tuple[str, str], dict[str | None, int]] = defaultdict(dict)
     for (method, path), expected in EXPECTED.items():
@@ -134,7 +145,10 @@ def test_object_writes_by_role(service: Service) -> None:
         for user in expected:
             if user not in clients:  # one client per user: building one costs ~40 ms
                 clients[user] = service.client(user)
-            if method in FRESH or path.endswith(FRESH):
+            if path == "/me/api-keys/{key_id}":
+                if user is not None:  # a key of the user's own
+                    url = path.format(key_id=service.call(user, "POST", "/me/api-keys").json()["id"])
+            elif method in FRESH or path.endswith(FRESH):
                 fresh = _object(kind or "")
                 assert service.call("admin", "POST", f"{R}/{kind}", json=fresh).status_code == 201
                 url = path.format(ref=fresh["id"], **ids)
@@ -142,6 +156,7 @@ def test_object_writes_by_role(service: Service) -> None:
             actual[(method, path)][user] = r.status_code
             if r.status_code >= 400:
                 assert r.headers["content-type"] == "application/problem+json", (method, path, user, r.text)
+            scoped(user, r, (method, path))
     for client in clients.values():
         client.close()
     wanted = {key: value for key, value in EXPECTED.items() if key not in ROUND_ROUTES}
@@ -170,12 +185,14 @@ def _key() -> dict[str, str]:
 def test_round_writes_by_role(service: Service) -> None:
     """Start, re-run, cancel, publish and answer as every role, in an order that gives each success its state."""
     actual: dict[tuple[str, str], dict[str | None, int]] = defaultdict(dict)
+    scoped = ScopeCheck(service)
 
     def call(route: str, user: str | None, url: str, **kw: Any) -> httpx.Response:
         r = service.call(user, "POST", url, **kw)
         actual[("POST", f"{R}/rounds{route}")][user] = r.status_code
         if r.status_code >= 400:
             assert r.headers["content-type"] == "application/problem+json", (route, user, r.text)
+        scoped(user, r, route)
         return r
 
     def solved(r: httpx.Response) -> int:
@@ -240,5 +257,6 @@ def test_round_writes_by_role(service: Service) -> None:
     ):
         r = service.call(user, "POST", url, json=body)
         actual[("POST", f"{R}/commitments/{{commitment_id}}/follow-up")][user] = r.status_code
+        scoped(user, r, "follow-up")
 
     assert dict(actual) == {key: value for key, value in EXPECTED.items() if key in ROUND_ROUTES}

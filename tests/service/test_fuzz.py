@@ -473,7 +473,7 @@ def ctx(service: Service) -> Iterator[Context]:
     with proposals, an API key and a user the fuzzer may deactivate."""
     for user in USERS:
         service.token(user)
-    secret = service.app.state.settings.secret_key
+    secret = service.app.state.signing.secret()
     r = service.call(
         "coord01",
         "POST",

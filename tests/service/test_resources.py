@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import io
 
-import pytest
 from openpyxl import Workbook, load_workbook
 
-from api.settings import Settings
 from tests.service.conftest import Service
 
 GOOD = "id,unit_id,profession,available_from,capacity\nS-A,U1,physician,2027-01-01,2\nS-B,U2,nurse,2027-02-01,1\n"
@@ -106,12 +104,6 @@ def test_login_is_rate_limited(service: Service) -> None:
         ]
     assert codes[:5] == [401] * 5 and codes[5] == 429
     service.app.state.login_limiter._failures.clear()
-
-
-def test_production_refuses_the_default_secret() -> None:
-    with pytest.raises(ValueError, match="SECRET_KEY"):
-        Settings(environment="production")
-    assert Settings(environment="production", secret_key="x" * 40).environment == "production"
 
 
 def test_health(service: Service) -> None:

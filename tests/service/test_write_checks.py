@@ -140,6 +140,15 @@ def test_a_round_warns_of_programmes_and_offers_closed_at_its_date(service: Serv
     warned = {(w["object_id"], w["rule"]) for w in late.json()["warnings"]}
     assert warned == {("O1", "offer_started"), ("O2", "offer_started")}
     service.wait_round("coord01", "01", late.json()["id"])
+    # Published, each round's warnings reach a clinic user only where they are about its own unit's objects.
+    for answer, seen in ((early, {}), (late, {"clinic_u1": {"O1"}, "clinic_u2": {"O2"}})):
+        round_id = answer.json()["id"]
+        assert service.call("coord01", "POST", f"{R}/rounds/{round_id}/publish").status_code == 200
+        for user in ("clinic_u1", "clinic_u2"):
+            view = service.call(user, "GET", f"{R}/rounds/{round_id}").json()
+            assert {w["object_id"] for w in view["warnings"]} == seen.get(user, set()), (user, view["warnings"])
+            summary = service.call(user, "GET", f"{R}/rounds").json()["items"]
+            assert [(s["id"], s["warnings"]) for s in summary] == [(round_id, len(seen.get(user, set())))]
 
 
 def test_the_demo_decides_for_its_own_date() -> None:
