@@ -22,6 +22,7 @@ from api.routers import analysis, audit, auth, commitments, identity, privacy, r
 from api.security import LoginLimiter
 from api.settings import Settings
 from api.signing import Signing
+from api.web import install as install_web
 from models.db import make_engine, make_sessionmaker, transaction
 
 API_PREFIX = "/api/v1"
@@ -105,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
         return JSONResponse({"status": "ok", "database": "ok"})
 
+    install_web(app)
     _add_problem_schema(app)
     return app
 

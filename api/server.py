@@ -53,13 +53,13 @@ def login_help(host: str, port: int) -> str:
     """Where and how to log in to the demo."""
     shown = "localhost" if host in ("0.0.0.0", "127.0.0.1") else host
     lines = [
-        f"Vårdmatch demo at http://{shown}:{port}  (API docs: http://{shown}:{port}/docs)",
-        "Log in at POST /api/v1/auth/token (or 'Authorize' in /docs) as:",
+        f"Vårdmatch demo: open http://{shown}:{port} and log in as:",
     ]
     for username, password, role, unit in DEMO_USERS:
         scope = f"unit {unit}" if unit else ("region 01" if role.value == "coordinator" else "everything")
         lines.append(f"  {username:<12} {password:<24} {role.value} ({scope})")
     lines.append("Region 01 (Region Stockholm) holds the demo units, offers, candidates and programmes.")
+    lines.append("The API is under /api/v1 (tokens: POST /api/v1/auth/token); its documentation is at /docs.")
     lines.append(f"Rounds decide for the demo's date, {demo_round_date()}, unless they name a round_date.")
     return "\n".join(lines)
 

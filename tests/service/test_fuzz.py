@@ -444,12 +444,16 @@ logging.getLogger("vardmatch.api").addHandler(SERVER_ERRORS)
 
 
 def check(response: Any, method: str, path: str) -> None:
-    """The contract: no 5xx, problem+json for every 4xx, no traceback text."""
+    """The contract: no 5xx, problem+json for every 4xx of the API (a page for the web's), no traceback text."""
     where = f"{method} {response.request.url} -> {response.status_code}: {response.text[:500]}"
     if response.status_code >= 500:
         where += "\nserver: " + SERVER_ERRORS.last[-3000:]
     assert response.status_code < 500, where
     assert not TRACEBACK.search(response.text), where
+    if response.status_code >= 400 and not response.request.url.path.startswith("/api/"):
+        # A web page (api/web) answers a refusal with a page carrying the status, in the visitor's language.
+        assert response.headers["content-type"].startswith("text/html"), where
+        return
     if response.status_code >= 400:
         assert response.headers["content-type"] == "application/problem+json", where
         body = response.json()

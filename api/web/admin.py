@@ -1,0 +1,111 @@
+"""Admin pages: regions and users (the API's services, the API's refusals)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from api import users
+from api.deps import SessionDep, audit
+from api.errors import Conflict, Forbidden, Unprocessable, field_errors
+from api.schemas import RegionCreate, UserCreate
+from api.web.pages import page
+from api.web.render import WebRoute, redirect
+from api.web.session import Csrf, WebSubject
+from models import Region, Unit, User
+from models.queries import Subject, regions_readable_by, users_readable_by
+
+router = APIRouter(route_class=WebRoute)
+
+
+def _admin(subject: Subject) -> None:
+    if not subject.is_admin:
+        raise Forbidden("this needs the role admin")
+
+
+def _regions_page(request: Request, session: SessionDep, subject: Subject, errors: list[dict[str, str]]) -> Response:
+    regions = list(session.scalars(regions_readable_by(subject).order_by(Region.code)))
+    response = page(request, "admin_regions.html", regions=regions, errors=errors, issues=[])
+    response.status_code = 422 if errors else 200
+    return response
+
+
+@router.get("/admin/regions")
+def regions_page(request: Request, session: SessionDep, subject: WebSubject) -> Response:
+    """Every region, and a form for a new one."""
+    _admin(subject)
+    return _regions_page(request, session, subject, [])
+
+
+@router.post("/admin/regions", dependencies=[Csrf])
+def create_region(
+    request: Request,
+    session: SessionDep,
+    subject: WebSubject,
+    code: Annotated[str, Form(max_length=8)],
+    name: Annotated[str, Form(max_length=200)],
+) -> Response:
+    """Create a region (as POST /api/v1/regions)."""
+    _admin(subject)
+    try:
+        body = RegionCreate(code=code, name=name)
+    except ValidationError as exc:
+        return _regions_page(request, session, subject, field_errors(list(exc.errors())))
+    if session.scalar(select(Region).where(Region.code == body.code)):
+        raise Conflict(f"region {body.code} exists", slug="duplicate")
+    region = Region(code=body.code, name=body.name)
+    session.add(region)
+    session.flush()
+    audit(session, subject, "region.create", "region", region.code, region.id)
+    return redirect("/admin/regions")
+
+
+def _users_page(request: Request, session: SessionDep, subject: Subject, errors: list[dict[str, str]]) -> Response:
+    rows: list[User] = list(session.scalars(users_readable_by(subject).order_by(User.username)))
+    regions = {r.id: r.code for r in session.scalars(select(Region))}
+    units = {
+        u.id: u.ref for u in session.scalars(select(Unit).where(Unit.id.in_([r.unit_id for r in rows if r.unit_id])))
+    }
+    response = page(request, "admin_users.html", users=rows, regions=regions, units=units, errors=errors, issues=[])
+    response.status_code = 422 if errors else 200
+    return response
+
+
+@router.get("/admin/users")
+def users_page(request: Request, session: SessionDep, subject: WebSubject) -> Response:
+    """Every user with role and scope, and a form for a new one."""
+    _admin(subject)
+    return _users_page(request, session, subject, [])
+
+
+@router.post("/admin/users", dependencies=[Csrf])
+def create_user(
+    request: Request,
+    session: SessionDep,
+    subject: WebSubject,
+    username: Annotated[str, Form(max_length=100)],
+    password: Annotated[str, Form(max_length=200)],
+    role: Annotated[str, Form(max_length=16)],
+    region: Annotated[str, Form(max_length=8)] = "",
+    unit: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    """Create a user (as POST /api/v1/users)."""
+    _admin(subject)
+    try:
+        body = UserCreate(username=username, password=password, role=role, region=region or None, unit=unit or None)
+        users.create_user(session, subject, body)
+    except ValidationError as exc:
+        return _users_page(request, session, subject, field_errors(list(exc.errors())))
+    except Unprocessable as exc:
+        session.rollback()
+        return _users_page(
+            request,
+            session,
+            subject,
+            exc.extra.get("errors") or [{"field": "(form)", "message": exc.detail, "type": exc.slug}],
+        )
+    return redirect("/admin/users")
