@@ -7,7 +7,9 @@ each pair's best column with a positive reduced profit joins, until none has one
 LPs in sequence, each holding the earlier tiers at their LP value rounded down (valid for integer tiers), which is
 far easier on the solver than one weighted sum.
 
-A bound is always valid: when the time runs out before the pricing finds nothing, the bound reported is the
+The generation stops once the Lagrangian bound of the master's prices is within 1e-5 of the master's value (a
+degenerate tail of columns of tiny profit would otherwise run for rounds) and reports that bound. A bound is always
+valid: when the time runs out before the pricing finds nothing, the bound reported is the
 Lagrangian bound of the master's prices over every column (`dual_bound`), not the master's value.
 """
 
@@ -29,6 +31,7 @@ from matching.solvers.matrix import KIND, RoundMatrix, build_matrix
 Tiers = list[tuple[str, IntArray]]
 _TOL = 1e-7
 GLOP_PARAMETERS = ""
+PROOF_TOLERANCE = 1e-5  # stop once the bound is within this share of the master's value
 
 
 @dataclass(frozen=True)
@@ -171,8 +174,8 @@ def generate_columns(
         lp = found
         best_bound = min(best_bound, dual_bound(m, c, lp.price))
         # Degenerate masters keep finding columns of tiny profit; stop once the bound proves the value.
-        if best_bound - lp.value <= 1e-7 * max(1.0, abs(lp.value)):
-            return lp, lp.value, True, rounds
+        if best_bound - lp.value <= PROOF_TOLERANCE * max(1.0, abs(lp.value)):
+            return lp, best_bound, True, rounds
         added = _price_in(m, reduced_profit(m, c, lp.price), active, _TOL * scale, most)
         if not added:
             return lp, lp.value, True, rounds
