@@ -1,16 +1,17 @@
 """The LP bound by column generation over the programme choice, tier after tier.
 
 Which programme pays never changes the objective, only which money it uses; so the LP needs few of the funding
-columns (one per (pair, programme)). The master starts with every pair's cheapest funding column, is solved by HiGHS
-(through scipy), and the funding columns left out are priced with the master's row prices in one sparse product:
-each pair's best column with a positive reduced profit joins, until none has one. The objective tiers are solved as
-LPs in sequence, each holding the earlier tiers at their LP value rounded down (valid for integer tiers), which is
-far easier on the solver than one weighted sum.
+columns (one per (pair, programme)). The master starts with every column but the funding ones, and of those each
+candidate's three cheapest pairs with their cheapest funding column; GLOP (OR-Tools' model builder, loaded from the
+sparse matrix in bulk) solves it, and the funding columns left out are priced with the master's row prices in one
+sparse product: the most profitable (one per pair, at most one per candidate of the round per pass) join. The
+objective tiers can be solved as LPs in sequence (`lexicographic_lp`), each holding the earlier tiers at their bound
+rounded down (valid for integer tiers).
 
-The generation stops once the Lagrangian bound of the master's prices is within 1e-5 of the master's value (a
-degenerate tail of columns of tiny profit would otherwise run for rounds) and reports that bound. A bound is always
-valid: when the time runs out before the pricing finds nothing, the bound reported is the
-Lagrangian bound of the master's prices over every column (`dual_bound`), not the master's value.
+The generation stops once the Lagrangian bound of the master's prices (`dual_bound`: every candidate's best column
+at the prices of all other rows, valid for any prices) is within 1e-5 of the master's value, and reports that bound:
+a degenerate tail of columns of tiny profit would otherwise run for rounds. When the time runs out first, the bound
+reported is the best such Lagrangian bound seen, never the master's value.
 """
 
 from __future__ import annotations
