@@ -160,9 +160,15 @@ def _price_in(m: RoundMatrix, profit: FloatArray, active: BoolArray, tol: float,
 
 
 def generate_columns(
-    m: RoundMatrix, c: FloatArray, active: BoolArray, deadline: float, max_rounds: int = 200
+    m: RoundMatrix,
+    c: FloatArray,
+    active: BoolArray,
+    deadline: float,
+    max_rounds: int = 200,
+    tolerance: float | None = None,
 ) -> tuple[LpSolution, float, bool, int]:
-    """Column generation for one objective: the master's solution, a valid bound, converged, rounds."""
+    """Column generation for one objective: the master's solution, a valid bound, converged, rounds. It stops once
+    the bound is within `tolerance` of the master's value (default: PROOF_TOLERANCE of that value)."""
     scale = max(1.0, float(np.abs(c).max(initial=0.0)))
     most = max(2000, len(m.prep.instance.candidates))
     best_bound = math.inf
@@ -175,7 +181,8 @@ def generate_columns(
         lp = found
         best_bound = min(best_bound, dual_bound(m, c, lp.price))
         # Degenerate masters keep finding columns of tiny profit; stop once the bound proves the value.
-        if best_bound - lp.value <= PROOF_TOLERANCE * max(1.0, abs(lp.value)):
+        enough = tolerance if tolerance is not None else PROOF_TOLERANCE * max(1.0, abs(lp.value))
+        if best_bound - lp.value <= enough:
             return lp, best_bound, True, rounds
         added = _price_in(m, reduced_profit(m, c, lp.price), active, _TOL * scale, most)
         if not added:

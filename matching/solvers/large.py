@@ -20,7 +20,7 @@ import numpy as np
 
 from matching.model.spec import Tier
 from matching.rules.tables import FloatArray, IntArray
-from matching.solvers.colgen import first_columns, generate_columns
+from matching.solvers.colgen import PROOF_TOLERANCE, first_columns, generate_columns
 from matching.solvers.cpsat import TierResult, _split_bound, tier_totals
 from matching.solvers.decompose import pair_components
 from matching.solvers.flow import FlowOverflow
@@ -34,7 +34,7 @@ from matching.solvers.strategies import Context, CpSatStrategy, Outcome, Strateg
 LP_SHARE = 0.45  # of the search time, at most, for the LP bound
 LAGRANGE_SHARE = 0.15  # of the search time left, for subgradient steps when the LP did not finish
 FIRST_TIER_SHARE = 0.2  # of the search time left, for an open tier searched on its own before the weighted sum
-EXPLAIN_SECONDS_PER_PAIR = 6e-5  # kept after the search for the solution's explanations
+EXPLAIN_SECONDS_PER_CANDIDATE = 1.2e-3  # kept after the search for the solution's explanations
 EXPLAIN_MAX_SHARE = 0.25  # of the time limit, at most, kept for them
 PART_MAX_PAIRS = 4000
 WHOLE_MAX_COLUMNS = 1_000  # a round up to this many columns is searched whole, not by neighbourhoods
@@ -58,10 +58,10 @@ class LnsStrategy(Strategy):
     @staticmethod
     def search_end(ctx: Context) -> float:
         """When the search stops: before the deadline's own end of search, and early enough for the explanations of
-        a large round (the reasons for the unmatched took 6-8 s for 84,000 pairs on a loaded 2-core machine, more
-        than the deadline's 5 % of a 30 s limit)."""
+        a large round (the reasons for the unmatched took 6-10 s for 5,000 candidates on a loaded 2-core machine,
+        more than the deadline's 5 % of a 30 s limit)."""
         limit = ctx.deadline.limit
-        reserve = min(EXPLAIN_MAX_SHARE * limit, EXPLAIN_SECONDS_PER_PAIR * len(ctx.prep.pairs))
+        reserve = min(EXPLAIN_MAX_SHARE * limit, EXPLAIN_SECONDS_PER_CANDIDATE * len(ctx.prep.instance.candidates))
         return min(ctx.deadline.search_end, ctx.deadline.end - reserve)
 
     def run(self, ctx: Context) -> Outcome:
@@ -76,7 +76,10 @@ class LnsStrategy(Strategy):
         ctx.reporter.report("bound", strategy=self.name)
         c = m.objective(values)
         lp_end = time.monotonic() + LP_SHARE * ctx.deadline.left()
-        lp, bound, converged, _ = generate_columns(m, c, first_columns(m), lp_end)
+        # Proven within a small share of the last tier's range, not of the weighted sum: a share of the weighted
+        # sum is mostly the first tier's weight and would leave the last tier's bound loose.
+        tolerance = PROOF_TOLERANCE * max(1, tier_ceiling(prep, tiers[-1][1]))
+        lp, bound, converged, _ = generate_columns(m, c, first_columns(m), lp_end, tolerance=tolerance)
         if not converged:
             # The LP did not finish in its share: subgradient steps from its last prices (min-cost flows, each
             # a valid bound) tighten what the unfinished master proves.
