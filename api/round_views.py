@@ -22,8 +22,6 @@ from models.queries import Subject, proposals_readable_by
 PAIR_LISTS = ("pins", "forbids", "keep")
 # Policy entries that describe the whole region rather than one unit.
 REGION_POLICY = ("floors",)
-# The kinds of object a warning may be about that belong to a unit (the path starts with the kind).
-UNIT_KINDS = ("units", "offers", "supervisors")
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ that the what-if confirms, minimal-disruption re-runs with their diff, stable mo
 
 from __future__ import annotations
 
+import copy
 import itertools
 import time
 from datetime import date
@@ -11,6 +12,8 @@ from typing import Any
 import pytest
 
 from matching.input.instance import Instance, waiting_band
+from models import MatchRound
+from models.db import make_engine, make_sessionmaker
 from tests.service.conftest import Service
 
 R = "/regions/01"
@@ -166,3 +169,26 @@ def test_floors_the_round_cannot_meet_fail_it_with_the_reason(service: Service) 
     assert r.status_code == 202, r.text
     failed = service.wait_round("coord01", "01", r.json()["id"])
     assert failed["status"] == "failed" and "no matching meets the floors" in failed["failure"]
+
+
+def test_a_stored_report_of_an_older_shape_is_computed_again(service: Service, first: dict[str, Any]) -> None:
+    """The why-not routes declare their answer: a report stored in a shape they no longer declare (a field an older
+    version wrote) is computed again, never answered as it is (nor a 500)."""
+    engine = make_engine(service.url)
+    with make_sessionmaker(engine)() as session:
+        row = session.get_one(MatchRound, first["id"])
+        stored = copy.deepcopy(row.analysis)
+        analysis = copy.deepcopy(stored)
+        for entry in analysis["why_not"]:
+            entry["from_an_older_version"] = True
+        row.analysis = analysis
+        session.commit()
+    try:
+        answer = _get(service, f"{R}/rounds/{first['id']}/why-not")
+        assert answer["candidates"] and all("from_an_older_version" not in c for c in answer["candidates"])
+        assert [c["candidate_id"] for c in answer["candidates"]] == [c["candidate_id"] for c in stored["why_not"]]
+    finally:
+        with make_sessionmaker(engine)() as session:
+            session.get_one(MatchRound, first["id"]).analysis = stored
+            session.commit()
+        engine.dispose()
