@@ -1,14 +1,17 @@
 """The LP bound by column generation over the programme choice, tier after tier.
 
 Which programme pays never changes the objective, only which money it uses; so the LP needs few of the funding
-columns (one per (pair, programme)). The master starts with every pair's cheapest funding column, is solved by HiGHS
-(through scipy), and the funding columns left out are priced with the master's row prices in one sparse product:
-each pair's best column with a positive reduced profit joins, until none has one. The objective tiers are solved as
-LPs in sequence, each holding the earlier tiers at their LP value rounded down (valid for integer tiers), which is
-far easier on the solver than one weighted sum.
+columns (one per (pair, programme)). The master starts with every column but the funding ones, and of those each
+candidate's three cheapest pairs with their cheapest funding column; GLOP (OR-Tools' model builder, loaded from the
+sparse matrix in bulk) solves it, and the funding columns left out are priced with the master's row prices in one
+sparse product: the most profitable (one per pair, at most one per candidate of the round per pass) join. The
+objective tiers can be solved as LPs in sequence (`lexicographic_lp`), each holding the earlier tiers at their bound
+rounded down (valid for integer tiers).
 
-A bound is always valid: when the time runs out before the pricing finds nothing, the bound reported is the
-Lagrangian bound of the master's prices over every column (`dual_bound`), not the master's value.
+The generation stops once the Lagrangian bound of the master's prices (`dual_bound`: every candidate's best column
+at the prices of all other rows, valid for any prices) is within 1e-5 of the master's value, and reports that bound:
+a degenerate tail of columns of tiny profit would otherwise run for rounds. When the time runs out first, the bound
+reported is the best such Lagrangian bound seen, never the master's value.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from matching.solvers.matrix import KIND, RoundMatrix, build_matrix
 Tiers = list[tuple[str, IntArray]]
 _TOL = 1e-7
 GLOP_PARAMETERS = ""
+PROOF_TOLERANCE = 1e-5  # stop once the bound is within this share of the master's value
 
 
 @dataclass(frozen=True)
@@ -156,9 +160,15 @@ def _price_in(m: RoundMatrix, profit: FloatArray, active: BoolArray, tol: float,
 
 
 def generate_columns(
-    m: RoundMatrix, c: FloatArray, active: BoolArray, deadline: float, max_rounds: int = 200
+    m: RoundMatrix,
+    c: FloatArray,
+    active: BoolArray,
+    deadline: float,
+    max_rounds: int = 200,
+    tolerance: float | None = None,
 ) -> tuple[LpSolution, float, bool, int]:
-    """Column generation for one objective: the master's solution, a valid bound, converged, rounds."""
+    """Column generation for one objective: the master's solution, a valid bound, converged, rounds. It stops once
+    the bound is within `tolerance` of the master's value (default: PROOF_TOLERANCE of that value)."""
     scale = max(1.0, float(np.abs(c).max(initial=0.0)))
     most = max(2000, len(m.prep.instance.candidates))
     best_bound = math.inf
@@ -171,8 +181,9 @@ def generate_columns(
         lp = found
         best_bound = min(best_bound, dual_bound(m, c, lp.price))
         # Degenerate masters keep finding columns of tiny profit; stop once the bound proves the value.
-        if best_bound - lp.value <= 1e-7 * max(1.0, abs(lp.value)):
-            return lp, lp.value, True, rounds
+        enough = tolerance if tolerance is not None else PROOF_TOLERANCE * max(1.0, abs(lp.value))
+        if best_bound - lp.value <= enough:
+            return lp, best_bound, True, rounds
         added = _price_in(m, reduced_profit(m, c, lp.price), active, _TOL * scale, most)
         if not added:
             return lp, lp.value, True, rounds

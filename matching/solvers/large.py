@@ -20,7 +20,7 @@ import numpy as np
 
 from matching.model.spec import Tier
 from matching.rules.tables import FloatArray, IntArray
-from matching.solvers.colgen import first_columns, generate_columns
+from matching.solvers.colgen import PROOF_TOLERANCE, first_columns, generate_columns
 from matching.solvers.cpsat import TierResult, _split_bound, tier_totals
 from matching.solvers.decompose import pair_components
 from matching.solvers.flow import FlowOverflow
@@ -34,6 +34,8 @@ from matching.solvers.strategies import Context, CpSatStrategy, Outcome, Strateg
 LP_SHARE = 0.45  # of the search time, at most, for the LP bound
 LAGRANGE_SHARE = 0.15  # of the search time left, for subgradient steps when the LP did not finish
 FIRST_TIER_SHARE = 0.2  # of the search time left, for an open tier searched on its own before the weighted sum
+EXPLAIN_SECONDS_PER_CANDIDATE = 1.2e-3  # kept after the search for the solution's explanations
+EXPLAIN_MAX_SHARE = 0.25  # of the time limit, at most, kept for them
 PART_MAX_PAIRS = 4000
 WHOLE_MAX_COLUMNS = 1_000  # a round up to this many columns is searched whole, not by neighbourhoods
 BACKEND = (
@@ -53,6 +55,15 @@ class LnsStrategy(Strategy):
             return False
         return bool(len(ctx.prep.pairs))
 
+    @staticmethod
+    def search_end(ctx: Context) -> float:
+        """When the search stops: before the deadline's own end of search, and early enough for the explanations of
+        a large round (the reasons for the unmatched took 6-10 s for 5,000 candidates on a loaded 2-core machine,
+        more than the deadline's 5 % of a 30 s limit)."""
+        limit = ctx.deadline.limit
+        reserve = min(EXPLAIN_MAX_SHARE * limit, EXPLAIN_SECONDS_PER_CANDIDATE * len(ctx.prep.instance.candidates))
+        return min(ctx.deadline.search_end, ctx.deadline.end - reserve)
+
     def run(self, ctx: Context) -> Outcome:
         if not self.applies(ctx):
             return CpSatStrategy().run(ctx)
@@ -65,7 +76,10 @@ class LnsStrategy(Strategy):
         ctx.reporter.report("bound", strategy=self.name)
         c = m.objective(values)
         lp_end = time.monotonic() + LP_SHARE * ctx.deadline.left()
-        lp, bound, converged, _ = generate_columns(m, c, first_columns(m), lp_end)
+        # Proven within a small share of the last tier's range, not of the weighted sum: a share of the weighted
+        # sum is mostly the first tier's weight and would leave the last tier's bound loose.
+        tolerance = PROOF_TOLERANCE * max(1, tier_ceiling(prep, tiers[-1][1]))
+        lp, bound, converged, _ = generate_columns(m, c, first_columns(m), lp_end, tolerance=tolerance)
         if not converged:
             # The LP did not finish in its share: subgradient steps from its last prices (min-cost flows, each
             # a valid bound) tighten what the unfinished master proves.
@@ -79,6 +93,7 @@ class LnsStrategy(Strategy):
         ctx.reporter.picks("start", prep, picks, self.name)
         known = math.floor(bound + 1e-6) if lp.ok and math.isfinite(bound) else None
         policy = prep.instance.policy
+        search_end = self.search_end(ctx)
 
         def report(kind: str, found: list[Pick]) -> None:
             ctx.reporter.picks(f"search ({kind})", prep, found, self.name)
@@ -94,7 +109,7 @@ class LnsStrategy(Strategy):
             if held_m.n_cols <= WHOLE_MAX_COLUMNS:
                 # Small enough to solve whole, tier by tier: CP-SAT from the incumbent, which may prove each.
                 workers = 1 if policy.deterministic else policy.workers
-                current, done = solve_whole(m, tiers, current, ctx.deadline.search_end, policy.seed, workers)
+                current, done = solve_whole(m, tiers, current, search_end, policy.seed, workers)
                 if done is not None:
                     return Outcome(current, done, self.name)
                 break
@@ -105,7 +120,7 @@ class LnsStrategy(Strategy):
             # Each tier first on its own for a short while (a tier of equal values is easy alone, hard under a
             # weighted sum), then with the tiers after it.
             alone = phases < 2 * len(tiers) and open_at < len(tiers) - 1 and not phases % 2
-            end = time.monotonic() + FIRST_TIER_SHARE * ctx.deadline.left() if alone else ctx.deadline.search_end
+            end = time.monotonic() + FIRST_TIER_SHARE * (search_end - time.monotonic()) if alone else search_end
             phases += 1
             w, _ = search(
                 held_m,
@@ -113,7 +128,7 @@ class LnsStrategy(Strategy):
                 w,
                 profit,
                 lp.w,
-                min(end, ctx.deadline.search_end),
+                min(end, search_end),
                 seed=policy.seed,
                 workers=1 if policy.deterministic else policy.workers,
                 report=report,
@@ -124,7 +139,7 @@ class LnsStrategy(Strategy):
             found = held_m.picks_of(w)
             if tier_totals(found, tiers) >= tier_totals(current, tiers):
                 current = found
-            if ctx.deadline.search_end - time.monotonic() <= 0.3:
+            if search_end - time.monotonic() <= 0.3:
                 break
         best = current
         if tier_totals(picks, tiers) > tier_totals(best, tiers):

@@ -25,6 +25,7 @@ from matching.solvers.greedy import Pick
 from matching.solvers.matrix import RoundMatrix
 
 Report = Callable[[str, list[Pick]], None]
+INITIAL_SHARE = 0.02  # neighbourhoods start from pairs whose reduced profit is within this share of the top value
 
 
 @dataclass
@@ -254,7 +255,7 @@ def search(
     lp_pairs = m.pair_values(w_lp)
     log = SearchLog()
     kinds = ["anywhere", "programme", "rins", "unit", "county"]
-    share, fails = 1e-6, 0
+    share, fails = INITIAL_SHARE, 0
     attractive = attractive_pairs(m, profit, w_lp, c, share, size // 2)
     turn = 0
     while deadline - time.monotonic() > 0.3:
