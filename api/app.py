@@ -1,29 +1,31 @@
-"""The FastAPI application: routes under /api/v1, problem+json errors, solver runner, health."""
+"""The FastAPI application: routes under /api/v1, problem+json errors, the job workers it runs itself, health,
+metrics and request ids."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
-from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
 
 from api import errors
+from api.http import jobs as jobs_routes
+from api.http import ops
 from api.imports import ImportProcess
+from api.jobs.local import LocalPool, WorkerProcesses
 from api.limits import BodyLimit
 from api.redaction import install_log_filters
-from api.rounds import Runner, recover_stale
 from api.routers import analysis, audit, auth, commitments, identity, privacy, resources, rounds
 from api.security import LoginLimiter
 from api.settings import Settings
 from api.signing import Signing
 from api.web import install as install_web
-from models.db import make_engine, make_sessionmaker, transaction
+from models.db import make_engine, make_sessionmaker
 
 API_PREFIX = "/api/v1"
 DOCS_ASSETS = "/docs/assets"
@@ -45,17 +47,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
-    runner = Runner(sessions, settings)
+    workers, count_workers = job_workers(settings, sessions)
     import_process = ImportProcess(settings.solver_nice)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        with transaction(sessions) as session:
-            failed = recover_stale(session)
-        if failed:
-            log.warning("marked %d abandoned solving round(s) as failed", failed)
+        if workers is not None:
+            workers.start()
         yield
-        runner.stop_all()
+        if workers is not None:
+            workers.stop()
         import_process.stop()
         engine.dispose()
 
@@ -74,7 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = sessions
-    app.state.runner = runner
+    app.state.workers = workers
     app.state.import_process = import_process
     app.state.signing = Signing(settings, sessions)
     app.state.login_limiter = LoginLimiter(
@@ -91,24 +92,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         commitments.router,
         privacy.router,
         audit.router,
+        jobs_routes.router,
         *resources.routers(),
     )
     for router in routers:
         app.include_router(router, prefix=API_PREFIX)
 
-    @app.get("/healthz", include_in_schema=False)
-    def healthz(request: Request) -> JSONResponse:
-        """Liveness: the database answers."""
-        try:
-            with request.app.state.engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
-        except Exception:
-            return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
-        return JSONResponse({"status": "ok", "database": "ok"})
-
+    ops.install(app, sessions, count_workers)
     install_web(app)
     _add_problem_schema(app)
     return app
+
+
+def job_workers(
+    settings: Settings, sessions: sessionmaker[Session]
+) -> tuple[LocalPool | WorkerProcesses | None, Callable[[Session], int]]:
+    """The workers this service runs itself, and how /readyz and /metrics count the workers that take jobs:
+    SQLite, a pool of threads (2 unless VARDMATCH_WORKERS says otherwise); PostgreSQL, `vardmatch worker`
+    processes (none unless VARDMATCH_WORKERS asks; every worker on every machine is counted)."""
+    if settings.database_url.startswith("sqlite"):
+        pool = LocalPool(sessions, settings, 2 if settings.workers is None else settings.workers)
+        return (pool if pool.size else None), lambda _session: pool.alive()
+    processes = WorkerProcesses(settings, settings.workers or 0) if settings.workers else None
+    return processes, lambda session: ops.workers_on_postgres(session, settings.worker_stalled_s)
 
 
 def _add_problem_schema(app: FastAPI) -> None:

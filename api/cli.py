@@ -139,6 +139,24 @@ def serve(
 
 
 @app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=64, help="Jobs at once.")] = 1,
+    queues: Annotated[
+        str, typer.Option("--queues", help="Comma-separated: solver (rounds, what-ifs, ...), background (reports).")
+    ] = "solver,background",
+    database_url: Annotated[
+        str | None, typer.Option("--database-url", help="Default: VARDMATCH_DATABASE_URL (PostgreSQL).")
+    ] = None,
+) -> None:
+    """Take solver jobs from the PostgreSQL queue until SIGTERM (start any number, on any machine)."""
+    from api.jobs.worker import run_worker
+    from api.settings import Settings
+
+    settings = Settings() if database_url is None else Settings(database_url=database_url)
+    run_worker(settings, concurrency, [q for q in queues.split(",") if q])
+
+
+@app.command()
 def demo(
     time_limit: TimeLimit = None,
     as_json: AsJson = False,

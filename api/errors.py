@@ -5,7 +5,7 @@ Problem (any status)
 ├── Unauthorized      401 not-authenticated
 ├── Forbidden         403 forbidden
 ├── NotFound          404 not-found
-├── Conflict          409 conflict, round-already-solving, round-state, duplicate
+├── Conflict          409 conflict, round-state, report-not-ready, job-state, duplicate
 ├── PayloadTooLarge   413 payload-too-large
 ├── Unprocessable     422 validation-error, idempotency-key-reused, invalid-round-inputs, import-rejected
 │                         (a value the database refuses, e.g. a NUL character on PostgreSQL, is a validation-error)

@@ -1,30 +1,26 @@
-"""The life of a matching round: create (snapshot) -> solve in a child process -> verify -> store -> publish ->
-clinics answer -> declines become forbids of the next round. Every transition is a guarded UPDATE, so two
-actors can never both move a round, and one solving round per region is enforced by a unique column."""
+"""The life of a matching round: create (snapshot, and the job that solves it) -> a worker solves, verifies and
+stores it (api/jobs) -> publish -> clinics answer -> declines become forbids of the next round. Every transition
+is a guarded UPDATE, so two actors can never both move a round, and one solving round per region is enforced by
+a unique column."""
 
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
-import threading
 from collections import Counter, defaultdict
 from datetime import date, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from api import commitments
 from api.deps import audit
 from api.errors import Conflict, NotFound, Unprocessable
+from api.jobs import store as jobs
 from api.removal import refuse_archived
 from api.settings import Settings
 from api.snapshot import Snapshot, build_instance
-from api.worker import mark_failed
 from matching.input.instance import MAX_FLOORS, MAX_PAIRS, Floor, Instance, Pair, Policy, Weights
 from matching.input.validate import InvalidInstance
 from matching.model.solution import Solution
@@ -187,24 +183,28 @@ def issue_view(issue: Any) -> dict[str, Any]:
 
 
 def create_round(
-    session: Session, subject: Subject, region: Region, body: RoundCreate, settings: Settings, previous: int | None
+    session: Session,
+    subject: Subject,
+    region: Region,
+    body: RoundCreate,
+    settings: Settings,
+    previous: int | None,
+    request_id: str | None = None,
 ) -> MatchRound:
-    """Insert a solving round with its snapshot and commit; 409 if the region already has one solving."""
-    recover_stale(session)
+    """Insert a queued round with its snapshot and the job that solves it (in the caller's transaction). A region's
+    rounds queue behind each other: its next round solves once the one before it is done."""
     built = snapshot_for(session, region, body, settings)
     instance = built.instance
     snapshot = instance.model_dump_json()
     row = MatchRound(
         region_id=region.id,
-        active_region_id=region.id,
         name=body.name,
-        status=RoundStatus.SOLVING,
+        status=RoundStatus.QUEUED,
         round_date=instance.round_date,
         request=body.model_dump(mode="json"),
         snapshot=snapshot,
         input_hash=input_hash(snapshot),
         progress={"phase": "queued"},
-        lease_until=utcnow() + timedelta(seconds=settings.lease_s + settings.start_grace_s),
         previous_round_id=previous,
         created_by=subject.user_id,
         provenance={
@@ -213,111 +213,24 @@ def create_round(
         },
     )
     session.add(row)
-    try:
-        session.flush()
-    except IntegrityError:
-        session.rollback()
-        raise Conflict(
-            f"region {region.code} already has a round solving; wait for it or cancel it",
-            slug="round-already-solving",
-        ) from None
+    session.flush()
+    jobs.submit(
+        session,
+        "round",
+        region.id,
+        round_id=row.id,
+        lock=jobs.region_lock(region.id),
+        priority=jobs.ROUND_PRIORITY,
+        created_by=subject.user_id,
+        request_id=request_id,
+        start_delay_s=settings.solver_start_delay_s,
+    )
     audit(session, subject, "round.create", "round", row.id, region.id, candidates=len(instance.candidates))
     return row
 
 
-class Runner:
-    """Starts solver processes and fails their round if one dies; keeps handles so a cancel can stop them."""
-
-    def __init__(self, sessions: sessionmaker[Session], settings: Settings) -> None:
-        self.sessions, self.settings = sessions, settings
-        self.processes: dict[int, subprocess.Popen[bytes]] = {}
-        self.watchers: list[threading.Thread] = []
-        self.lock = threading.Lock()
-
-    def start(self, round_id: int) -> None:
-        """Launch `python -m api.worker ROUND_ID` and watch it."""
-        env = {**os.environ, **self._env()}
-        process = subprocess.Popen(
-            [sys.executable, "-m", "api.worker", str(round_id)],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-        )
-        with self.lock:
-            self.processes[round_id] = process
-        with self.sessions() as session:
-            session.execute(update(MatchRound).where(MatchRound.id == round_id).values(worker_pid=process.pid))
-            session.commit()
-        watcher = threading.Thread(target=self._watch, args=(round_id, process), daemon=True)
-        with self.lock:
-            self.watchers = [w for w in self.watchers if w.is_alive()] + [watcher]
-        watcher.start()
-
-    def _env(self) -> dict[str, str]:
-        s = self.settings
-        return {
-            "VARDMATCH_DATABASE_URL": s.database_url,
-            "VARDMATCH_ENVIRONMENT": s.environment.value,
-            "VARDMATCH_LEASE_S": str(s.lease_s),
-            "VARDMATCH_SOLVER_NICE": str(s.solver_nice),
-            "VARDMATCH_SOLVER_START_DELAY_S": str(s.solver_start_delay_s),
-            "VARDMATCH_ANALYSIS_SECONDS": str(s.analysis_seconds),
-        }
-
-    def _watch(self, round_id: int, process: subprocess.Popen[bytes]) -> None:
-        code = process.wait()
-        with self.lock:
-            self.processes.pop(round_id, None)
-        # Whatever the exit, a round still marked solving has lost its solver.
-        mark_failed(self.sessions, round_id, f"the solver process ended with exit code {code} before storing a result")
-
-    def stop(self, round_id: int) -> None:
-        """Terminate the round's solver process if this server started it."""
-        with self.lock:
-            process = self.processes.get(round_id)
-        if process is not None and process.poll() is None:
-            process.terminate()
-
-    def stop_all(self) -> None:
-        """Terminate every solver process (server shutdown); their rounds end failed."""
-        with self.lock:
-            processes = list(self.processes.values())
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=10)
-        # Watchers write the failed status through the app's engine: let them finish before it is disposed.
-        with self.lock:
-            watchers = list(self.watchers)
-        for watcher in watchers:
-            watcher.join(timeout=10)
-
-
-def recover_stale(session: Session) -> int:
-    """Fail every solving round whose heartbeat lease ran out (its solver or server died)."""
-    stale = (MatchRound.status == RoundStatus.SOLVING, MatchRound.lease_until < utcnow())
-    # Look before writing: a read that finds nothing stale takes no write lock (on SQLite it would wait for any
-    # other writer, an import say, to finish).
-    if session.scalar(select(MatchRound.id).where(*stale).limit(1)) is None:
-        return 0
-    result = session.execute(
-        update(MatchRound)
-        .where(*stale)
-        .values(
-            status=RoundStatus.FAILED,
-            failure="the solver stopped sending heartbeats (crashed or killed)",
-            active_region_id=None,
-            finished_at=utcnow(),
-        )
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]
-
-
 def get_round(session: Session, subject: Subject, region: Region, round_id: int, *, write: bool = False) -> MatchRound:
     """A round of the region visible to (or, with write, changeable by) the subject; 404 otherwise."""
-    recover_stale(session)
-    session.flush()
     statement = rounds_writable_by(subject) if write else rounds_readable_by(subject)
     row = session.scalar(statement.where(MatchRound.id == round_id, MatchRound.region_id == region.id))
     if row is None:
@@ -327,14 +240,10 @@ def get_round(session: Session, subject: Subject, region: Region, round_id: int,
 
 
 def cancel(session: Session, subject: Subject, row: MatchRound) -> None:
-    """Cancel a solving round; its solver is stopped and nothing it computed is kept."""
-    done = session.execute(
-        update(MatchRound)
-        .where(MatchRound.id == row.id, MatchRound.status == RoundStatus.SOLVING)
-        .values(status=RoundStatus.CANCELLED, active_region_id=None, finished_at=utcnow())
-    )
-    if not done.rowcount:  # type: ignore[attr-defined]
-        raise Conflict(f"round {row.id} is {row.status}, not solving", slug="round-state")
+    """Cancel a queued or solving round and its job; its solver stops and nothing it computed is kept."""
+    job = jobs.round_job(session, row.id)
+    if job is None or not jobs.cancel(session, job):
+        raise Conflict(f"round {row.id} is {row.status}, not queued or solving", slug="round-state")
     audit(session, subject, "round.cancel", "round", row.id, row.region_id)
 
 

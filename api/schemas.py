@@ -184,6 +184,7 @@ class RoundRead(BaseModel):
     """A round: status, progress while solving, and the summary once solved."""
 
     id: int
+    job_id: int | None = Field(default=None, description="the job that solves the round: GET /api/v1/jobs/{job_id}")
     region: str
     name: str
     status: str

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import uvicorn
 
+from api import logs
 from api.app import create_app
 from api.demo import DEMO_FILE, DEMO_USERS, load_demo
 from api.settings import Environment, Settings
@@ -68,6 +69,9 @@ def serve(demo: bool, host: str = "127.0.0.1", port: int = 8000, database_url: s
     """Migrate, optionally load the demo, and serve the API with uvicorn until stopped."""
     if demo:
         settings = demo_settings(database_url)
+        if settings.workers is None:
+            # The demo works on its own whatever the database: on PostgreSQL too it runs two workers itself.
+            settings = settings.model_copy(update={"workers": 2})
     else:
         settings = Settings() if database_url is None else Settings(database_url=database_url)
     # The solver processes read the same settings from the environment.
@@ -75,10 +79,12 @@ def serve(demo: bool, host: str = "127.0.0.1", port: int = 8000, database_url: s
     prepare_database(settings, demo)
     if demo:
         print(login_help(host, port), flush=True)
+    logs.configure(fmt=settings.log_format)
     app = create_app(settings)
     print(f"Access tokens are signed with {app.state.signing.where}.", flush=True)
     if settings.trusted_proxies:
         proxies = ", ".join(str(p) for p in settings.trusted_proxies)
         print(f"X-Forwarded-For is believed from {proxies} only.", flush=True)
     # uvicorn would believe X-Forwarded-For from 127.0.0.1 by itself; the app reads it from trusted proxies only.
-    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
+    # uvicorn's own log setup is skipped: its records go through the root logger, as JSON lines with request ids.
+    uvicorn.run(app, host=host, port=port, log_config=None, proxy_headers=False, timeout_graceful_shutdown=30)

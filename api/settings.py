@@ -60,8 +60,27 @@ class Settings(BaseSettings):
     analysis_seconds: float = Field(
         default=60.0, ge=0, description="time after solving for fairness, prices and why-not re-solves (0: skip)"
     )
-    solver_start_delay_s: float = Field(default=0.0, ge=0, description="testing only: wait before solving")
+    solver_start_delay_s: float = Field(
+        default=0.0, ge=0, description="testing only: jobs queued meanwhile wait this long before solving"
+    )
     docs: bool = True
+    # Jobs (api/jobs): who runs them and how a lost run is noticed.
+    workers: int | None = Field(
+        default=None,
+        ge=0,
+        le=64,
+        description="solver jobs `serve` runs itself at once (default: 2 on SQLite, 0 on PostgreSQL, where "
+        "`vardmatch worker` processes run them)",
+    )
+    job_max_attempts: int = Field(default=3, ge=1, le=10, description="runs of a job whose worker is lost")
+    worker_heartbeat_s: float = Field(default=2.0, gt=0, description="how often a worker says it is alive")
+    worker_stalled_s: float = Field(
+        default=15.0, gt=0, description="a worker (or a job's process) silent this long is lost: its job is retried"
+    )
+    shutdown_grace_s: float = Field(
+        default=60.0, ge=0, description="on SIGTERM, how long running jobs may finish before they are handed back"
+    )
+    log_format: str = Field(default="json", pattern="^(json|text)$")
 
     @field_validator("secret_key")
     @classmethod

@@ -313,3 +313,37 @@ def load_command(
         (out / "load.json").write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
         (out / "load.md").write_text(text + "\n", encoding="utf-8")
     typer.echo(json.dumps(data, indent=1) if as_json else text)
+
+
+@bench_app.command("jobs")
+def jobs_command(
+    database: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--database",
+            help="sqlite, or a postgresql:// URL of a server where throwaway databases may be made (repeatable; "
+            "default: sqlite, and VARDMATCH_TEST_POSTGRES_URL when set).",
+        ),
+    ] = None,
+    workers: Annotated[str, typer.Option("--workers", help="Worker counts, comma-separated.")] = "1,2,4",
+    jobs: Annotated[int, typer.Option("--jobs", min=1, max=1000, help="What-ifs submitted at once.")] = 24,
+    time_limit: Annotated[float, typer.Option("--time-limit", min=0.1, max=60, help="Each job's solver time.")] = 1.0,
+    as_json: AsJson = False,
+) -> None:
+    """Throughput of the job queue with 1, 2 and 4 workers: jobs per minute and queue wait (bounded)."""
+    import os
+
+    from benchmarks.jobs import JobsSettings, markdown, run_jobs
+
+    targets = database or ["sqlite", *filter(None, [os.environ.get("VARDMATCH_TEST_POSTGRES_URL")])]
+    counts = tuple(int(n) for n in workers.split(",") if n.strip())
+    rows = []
+    for target in targets:
+        if target != "sqlite" and not target.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+            _fail(f"--database: {target!r} is neither sqlite nor a postgresql:// URL")
+        settings = JobsSettings(
+            database_url=None if target == "sqlite" else target, workers=counts, jobs=jobs, time_limit_s=time_limit
+        )
+        typer.echo(f"jobs on {target.split('@')[-1]}: {jobs} what-ifs, workers {workers}", err=True)
+        rows += run_jobs(settings)
+    typer.echo(json.dumps(rows, indent=1) if as_json else markdown(rows))

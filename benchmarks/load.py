@@ -144,7 +144,9 @@ def _server(url: str) -> Iterator[str]:
     decide for the demo's date), stopped after."""
     port = _free_port()
     command = [sys.executable, "-m", "api.cli", "serve", "--demo", "--host", HOST, "--port", str(port)]
-    env = {**os.environ, "VARDMATCH_ANALYSIS_SECONDS": "0"}
+    # One worker of the service's own (on PostgreSQL too, where `serve` starts none unless asked): the round solving
+    # meanwhile is the load.
+    env = {**os.environ, "VARDMATCH_ANALYSIS_SECONDS": "0", "VARDMATCH_WORKERS": "1"}
     process = subprocess.Popen(
         [*command, "--database-url", url], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -264,7 +266,7 @@ async def _finish_round(client: httpx.AsyncClient, headers: dict[str, str], star
     """The round's status at the end of the phase; cancelled if it still solves (the run stops by itself)."""
     url = f"{REGION}/rounds/{started['id']}"
     row = (await client.get(url, headers=headers)).json()
-    if row["status"] == "solving":
+    if row["status"] in ("queued", "solving"):
         await client.post(url + "/cancel", headers=headers)
         return {"status": "solving at the end (cancelled)", "seconds": None}
     return {"status": row["status"], "placements": (row.get("result") or {}).get("placements")}

@@ -5,6 +5,7 @@ from models.auth import ApiKey, Role, SigningSecret, User
 from models.base import Base
 from models.commitments import Commitment, CommitmentStatus
 from models.entities import Candidate, CandidateIdentity, Offer, Programme, Region, Supervisor, Unit
+from models.jobs import JobStatus, SolverJob
 from models.privacy import RetentionPolicy
 from models.rounds import MatchRound, Proposal, RoundStatus
 
@@ -17,6 +18,7 @@ __all__ = [
     "Commitment",
     "CommitmentStatus",
     "IdempotencyKey",
+    "JobStatus",
     "MatchRound",
     "Offer",
     "Programme",
@@ -26,6 +28,7 @@ __all__ = [
     "Role",
     "RoundStatus",
     "SigningSecret",
+    "SolverJob",
     "Supervisor",
     "Unit",
     "User",

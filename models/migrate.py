@@ -35,8 +35,13 @@ def downgrade(url: str, revision: str = "base") -> None:
     command.downgrade(alembic_config(url), revision)
 
 
+def ours(name: str | None, type_: str, _parent: Any) -> bool:
+    """Whether a database object is ours to compare (procrastinate's queue tables belong to procrastinate)."""
+    return not (type_ == "table" and (name or "").startswith("procrastinate"))
+
+
 def pending_changes(engine: Engine) -> list[Any]:
     """Differences between the ORM models and the migrated database (empty when they agree)."""
     with engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(connection, opts={"compare_type": True, "include_name": ours})
         return list(compare_metadata(context, Base.metadata))

@@ -13,8 +13,10 @@ from models.base import Base, utcnow
 
 
 class RoundStatus(enum.StrEnum):
-    """Life of a round: solving -> solved -> published -> closed (by the next publication), or failed / cancelled."""
+    """Life of a round: queued -> solving -> solved -> published -> closed (by the next publication), or failed /
+    cancelled. A round waits `queued` while another round of its region solves."""
 
+    QUEUED = "queued"
     SOLVING = "solving"
     SOLVED = "solved"
     FAILED = "failed"
@@ -23,7 +25,7 @@ class RoundStatus(enum.StrEnum):
     CLOSED = "closed"
 
 
-ACTIVE = (RoundStatus.SOLVING,)
+ACTIVE = (RoundStatus.QUEUED, RoundStatus.SOLVING)
 
 
 class MatchRound(Base):

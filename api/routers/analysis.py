@@ -1,34 +1,39 @@
 """Explaining and testing a round: fairness, shadow prices, why-not, diff against the previous round, what-if,
-stable mode and reproduction. Coordinators and admins only; nothing here changes stored data."""
+stable mode and reproduction. Coordinators and admins only; nothing here changes stored data.
+
+What needs the solver is a job: `POST` answers 202 with the job (`Location`: its URL), whose result is what the
+report is. The stored reports (computed by the job that follows every round) are read with `GET`; a `GET` whose
+report is not stored yet answers 409 `report-not-ready` and never computes anything."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from api import rounds
+from api import jobs, logs, rounds
 from api.deps import CoordinatorOrAdmin, RowId, SessionDep, SettingsDep
 from api.errors import Conflict, NotFound, Unprocessable, problem_responses
-from api.schemas import DiffRead, FairnessRead, PricesRead, ReproduceRead, StableRead, WhatIfRead, WhyNotRead
+from api.http.jobs import JobRead
+from api.routers.rounds import wake
+from api.schemas import DiffRead, FairnessRead, PricesRead, WhyNotRead
 from api.services import region_for
-from matching.input.instance import Instance, Pair
+from matching.input.instance import Instance
 from matching.input.validate import InvalidInstance
 from matching.model.solution import Solution
-from matching.reports.changes import Change, apply_changes, describe
+from matching.reports.changes import Change, apply_changes
 from matching.reports.diff import round_diff
 from matching.reports.fairness import group_rows
-from matching.reports.prices import plain_prices, round_prices
-from matching.reports.provenance import differences, versions
-from matching.reports.whynot import WhyNot, summarise, why_not, why_not_all
-from matching.rules.prepare import prepare
-from matching.solvers.solve import solve
-from matching.solvers.stable import compare
+from matching.reports.whynot import WhyNot
 from models import MatchRound
+from models.queries import Subject
 
 router = APIRouter(prefix="/regions/{region}/rounds/{round_id}", tags=["analysis"])
 ERRORS = problem_responses(400, 401, 403, 404, 409, 422)
+JOB_ERRORS = problem_responses(401, 403, 404, 409, 422)
 Seconds = Annotated[float, Query(gt=0, le=600, description="solver time per re-solve, at most the server's maximum")]
 
 
@@ -70,6 +75,35 @@ def _invalid(exc: InvalidInstance) -> Unprocessable:
     return Unprocessable(f"the changes break {len(issues)} rule(s)", slug="invalid-changes", issues=issues)
 
 
+def _not_ready(request: Request, row: MatchRound) -> Conflict:
+    return Conflict(
+        f"the report of round {row.id} is not stored yet; POST {request.url.path} computes it as a job",
+        slug="report-not-ready",
+    )
+
+
+def _job(
+    request: Request, session: Any, subject: Subject, row: MatchRound, kind: str, params: dict[str, Any]
+) -> JSONResponse:
+    """Queue a job on the round and answer 202 with it (Location: the job's URL)."""
+    job = jobs.submit(
+        session,
+        kind,
+        row.region_id,
+        round_id=row.id,
+        params=params,
+        created_by=subject.user_id,
+        request_id=logs.request_id.get(),
+        start_delay_s=request.app.state.settings.solver_start_delay_s,
+    )
+    session.commit()
+    wake(request)
+    region = region_for(session, subject, request.path_params["region"]).code
+    return JSONResponse(
+        jsonable_encoder(jobs.view(job, region)), status_code=202, headers={"Location": jobs.job_url(job.id)}
+    )
+
+
 @router.get("/fairness", response_model=FairnessRead, responses=ERRORS)
 def fairness(region: str, round_id: RowId, session: SessionDep, subject: CoordinatorOrAdmin) -> Any:
     """Match rate and mean score by profession, county, country of training and waiting band; each floor's price."""
@@ -84,53 +118,83 @@ def fairness(region: str, round_id: RowId, session: SessionDep, subject: Coordin
 
 
 @router.get("/prices", response_model=PricesRead, responses=ERRORS)
-def prices(region: str, round_id: RowId, session: SessionDep, subject: CoordinatorOrAdmin) -> Any:
-    """Shadow prices from the LP relaxation: the value of one more krona per programme and one more seat per unit."""
-    row, instance, _ = _solved(session, subject, region, round_id)
+def prices(region: str, round_id: RowId, request: Request, session: SessionDep, subject: CoordinatorOrAdmin) -> Any:
+    """Shadow prices from the LP relaxation: the value of one more krona per programme and one more seat per unit
+    (stored with the round's reports; 409 `report-not-ready` until then)."""
+    row, _, _ = _solved(session, subject, region, round_id)
     report = _report(row, PricesRead, prices="prices", lines="price_lines")
-    if report is not None:
-        return {"round_id": row.id, "prices": report["prices"], "lines": report["price_lines"]}
-    prep = prepare(instance)
-    tiers = round_prices(prep, time_limit=20.0)
-    lines = plain_prices(tiers, prep=prep, time_limit=10.0)
-    return {"round_id": row.id, "prices": [p.model_dump(mode="json") for p in tiers], "lines": lines}
+    if report is None:
+        raise _not_ready(request, row)
+    return {"round_id": row.id, "prices": report["prices"], "lines": report["price_lines"]}
+
+
+@router.post("/prices", status_code=202, response_model=JobRead, responses=JOB_ERRORS)
+def prices_job(region: str, round_id: RowId, request: Request, session: SessionDep, subject: CoordinatorOrAdmin) -> Any:
+    """Compute the shadow prices now, as a job (its result has the GET's form)."""
+    row, _, _ = _solved(session, subject, region, round_id)
+    return _job(request, session, subject, row, "prices", {})
 
 
 @router.get("/why-not", response_model=WhyNotRead, responses=ERRORS)
-def why_not_summary(region: str, round_id: RowId, session: SessionDep, subject: CoordinatorOrAdmin) -> Any:
-    """Why each unmatched candidate was left out, summarised per cause, with the most common smallest changes."""
-    row, instance, solution = _solved(session, subject, region, round_id)
+def why_not_summary(
+    region: str, round_id: RowId, request: Request, session: SessionDep, subject: CoordinatorOrAdmin
+) -> Any:
+    """Why each unmatched candidate was left out, summarised per cause, with the most common smallest changes
+    (stored with the round's reports; 409 `report-not-ready` until then)."""
+    row, _, _ = _solved(session, subject, region, round_id)
     report = _report(row, WhyNotRead, summary="why_not_summary", candidates="why_not")
-    if report is not None:
-        return {"round_id": row.id, "summary": report["why_not_summary"], "candidates": report["why_not"]}
-    # Not analysed yet (or the solver process was stopped first): a short budget now; the stored one is fuller.
-    found = why_not_all(instance, solution, seconds_total=10.0, per_candidate=2.0)
-    candidates = [w.model_dump(mode="json") for w in found]
-    return {"round_id": row.id, "summary": summarise(found).model_dump(mode="json"), "candidates": candidates}
+    if report is None:
+        raise _not_ready(request, row)
+    return {"round_id": row.id, "summary": report["why_not_summary"], "candidates": report["why_not"]}
+
+
+@router.post("/why-not", status_code=202, response_model=JobRead, responses=JOB_ERRORS)
+def why_not_job(
+    region: str, round_id: RowId, request: Request, session: SessionDep, subject: CoordinatorOrAdmin
+) -> Any:
+    """Compute why-not for every unmatched candidate now, with a short budget, as a job."""
+    row, _, _ = _solved(session, subject, region, round_id)
+    return _job(request, session, subject, row, "why_not", {"seconds": 10.0})
+
+
+def _unmatched(row: MatchRound, instance: Instance, solution: Solution, ref: str) -> None:
+    if ref not in {c.id for c in instance.candidates}:
+        raise NotFound(f"candidate {ref} is not in round {row.id}")
+    if any(a.candidate_id == ref for a in solution.assignments):
+        raise Conflict(f"candidate {ref} is matched in round {row.id}", slug="candidate-matched")
 
 
 @router.get("/candidates/{ref}/why-not", response_model=WhyNot, responses=ERRORS)
 def candidate_why_not(
+    region: str, round_id: RowId, ref: str, request: Request, session: SessionDep, subject: CoordinatorOrAdmin
+) -> Any:
+    """Why this candidate was not matched and the smallest change that would have placed them (stored with the
+    round's reports; 409 `report-not-ready` until then)."""
+    row, instance, solution = _solved(session, subject, region, round_id)
+    _unmatched(row, instance, solution, ref)
+    report = _report(row, WhyNotRead, candidates="why_not") or {}
+    stored = next((w for w in report.get("why_not", []) if w["candidate_id"] == ref), None)
+    if stored is None or not stored.get("computed"):
+        raise _not_ready(request, row)
+    return stored
+
+
+@router.post("/candidates/{ref}/why-not", status_code=202, response_model=JobRead, responses=JOB_ERRORS)
+def candidate_why_not_job(
     region: str,
     round_id: RowId,
     ref: str,
+    request: Request,
     session: SessionDep,
     subject: CoordinatorOrAdmin,
     settings: SettingsDep,
     seconds: Seconds = 10.0,
 ) -> Any:
-    """Why this candidate was not matched and the smallest change that would have placed them (re-solved)."""
+    """Search now, as a job, for the smallest change that would have placed this candidate (re-solved)."""
     row, instance, solution = _solved(session, subject, region, round_id)
-    if ref not in {c.id for c in instance.candidates}:
-        raise NotFound(f"candidate {ref} is not in round {row.id}")
-    if any(a.candidate_id == ref for a in solution.assignments):
-        raise Conflict(f"candidate {ref} is matched in round {row.id}", slug="candidate-matched")
-    report = _report(row, WhyNotRead, candidates="why_not") or {}
-    stored = next((w for w in report.get("why_not", []) if w["candidate_id"] == ref), None)
-    if stored is not None and stored.get("computed"):
-        return stored
+    _unmatched(row, instance, solution, ref)
     budget = rounds.solver_seconds(seconds, settings, "seconds")
-    return why_not(instance, solution, ref, seconds=budget).model_dump(mode="json")
+    return _job(request, session, subject, row, "why_not_candidate", {"candidate": ref, "seconds": budget})
 
 
 @router.get("/diff", response_model=DiffRead, responses=ERRORS)
@@ -144,84 +208,50 @@ def diff(region: str, round_id: RowId, session: SessionDep, subject: Coordinator
     return {"round_id": row.id, "previous_round_id": row.previous_round_id, **changes}
 
 
-@router.post("/what-if", response_model=WhatIfRead, responses=ERRORS)
+@router.post("/what-if", status_code=202, response_model=JobRead, responses=JOB_ERRORS)
 def what_if(
-    region: str, round_id: RowId, body: WhatIf, session: SessionDep, subject: CoordinatorOrAdmin, settings: SettingsDep
+    region: str,
+    round_id: RowId,
+    body: WhatIf,
+    request: Request,
+    session: SessionDep,
+    subject: CoordinatorOrAdmin,
+    settings: SettingsDep,
 ) -> Any:
-    """Re-solve the round with changed inputs (budgets, caps, seats, slots, offers, candidates) and report how many
-    more or fewer are placed, and who. The round's proposals are kept where possible, so the diff shows what the
-    change causes, not a reshuffle."""
-    row, instance, solution = _solved(session, subject, region, round_id)
+    """Re-solve the round with changed inputs (budgets, caps, seats, slots, offers, candidates), as a job: its result
+    says how many more or fewer are placed, and who. The round's proposals are kept where possible, so the diff
+    shows what the change causes, not a reshuffle. Changes that break a rule are refused now (422)."""
+    row, instance, _ = _solved(session, subject, region, round_id)
     try:
-        changed = apply_changes(instance, body.changes)
+        apply_changes(instance, body.changes)
     except InvalidInstance as exc:
         raise _invalid(exc) from None
-    keep = [Pair(candidate_id=a.candidate_id, offer_id=a.offer_id) for a in solution.assignments]
-    limit = rounds.solver_seconds(body.time_limit_s, settings)
-    changed = changed.with_policy(keep=tuple(keep) if body.keep_proposals else (), time_limit_s=limit)
-    try:
-        after = solve(changed)
-    except InvalidInstance as exc:
-        raise _invalid(exc) from None
-    return {
-        "round_id": row.id,
-        "changes": [describe(c, instance) for c in body.changes],
-        "status": after.status,
-        "placements_before": solution.placements,
-        "placements_after": after.placements,
-        "placements_change": after.placements - solution.placements,
-        "diff": round_diff(solution, changed, after).model_dump(mode="json"),
-        "money": [m.model_dump(mode="json") for m in after.money],
-    }
+    params = body.model_dump(mode="json")
+    params["time_limit_s"] = rounds.solver_seconds(body.time_limit_s, settings)
+    return _job(request, session, subject, row, "what_if", params)
 
 
-@router.get("/stable", response_model=StableRead, responses=ERRORS)
+@router.post("/stable", status_code=202, response_model=JobRead, responses=JOB_ERRORS)
 def stable(
     region: str,
     round_id: RowId,
+    request: Request,
     session: SessionDep,
     subject: CoordinatorOrAdmin,
     settings: SettingsDep,
     seconds: Seconds = 10.0,
 ) -> Any:
-    """Deferred acceptance, the optimiser and the optimiser without blocking pairs on this round, side by side."""
-    row, instance, _ = _solved(session, subject, region, round_id)
-    try:
-        result = compare(instance, time_limit_s=rounds.solver_seconds(seconds, settings, "seconds"))
-    except InvalidInstance as exc:
-        raise _invalid(exc) from None
-    return {"round_id": row.id, **result.model_dump(mode="json")}
+    """Deferred acceptance, the optimiser and the optimiser without blocking pairs on this round, side by side (a
+    job)."""
+    row, _, _ = _solved(session, subject, region, round_id)
+    return _job(
+        request, session, subject, row, "stable", {"seconds": rounds.solver_seconds(seconds, settings, "seconds")}
+    )
 
 
-@router.get("/reproduce", response_model=ReproduceRead, responses=ERRORS)
-def reproduce(region: str, round_id: RowId, session: SessionDep, subject: CoordinatorOrAdmin) -> Any:
-    """Solve the stored snapshot again (same policy, seed and deterministic mode) and compare with the stored result."""
-    row, instance, stored = _solved(session, subject, region, round_id)
-    again = solve(instance)
-    then, now = (row.provenance or {}).get("versions", {}), versions()
-    mismatches = assignment_differences(stored, again)
-    return {
-        "round_id": row.id,
-        "identical": not mismatches and again.placements == stored.placements and again.score == stored.score,
-        "deterministic": instance.policy.deterministic,
-        "differences": mismatches[:20],
-        "stored": {"placements": stored.placements, "score": stored.score, "objective": stored.objective},
-        "again": {"placements": again.placements, "score": again.score, "objective": again.objective},
-        "versions_then": then,
-        "versions_now": now,
-        "version_differences": differences(then, now) if then else {},
-    }
-
-
-def assignment_differences(stored: Solution, again: Solution) -> list[str]:
-    """Candidates whose offer, supervisor, programme or grant differ between two results."""
-
-    def key(solution: Solution) -> dict[str, tuple[str, str, str, int]]:
-        return {a.candidate_id: (a.offer_id, a.supervisor_id, a.programme_id, a.grant) for a in solution.assignments}
-
-    first, second = key(stored), key(again)
-    return [
-        f"{cid}: stored {first.get(cid)}, re-solved {second.get(cid)}"
-        for cid in sorted(set(first) | set(second))
-        if first.get(cid) != second.get(cid)
-    ]
+@router.post("/reproduce", status_code=202, response_model=JobRead, responses=JOB_ERRORS)
+def reproduce(region: str, round_id: RowId, request: Request, session: SessionDep, subject: CoordinatorOrAdmin) -> Any:
+    """Solve the stored snapshot again (same policy, seed and deterministic mode) and compare with the stored result
+    (a job)."""
+    row, _, _ = _solved(session, subject, region, round_id)
+    return _job(request, session, subject, row, "reproduce", {})

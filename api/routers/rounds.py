@@ -11,9 +11,11 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from api import idempotency, rounds
+from api import idempotency, logs, rounds
 from api.deps import ClinicOrAdmin, CoordinatorOrAdmin, Offset, RowId, SessionDep, SettingsDep, SubjectDep
 from api.errors import problem_responses
+from api.jobs import job_url
+from api.jobs.store import round_job
 from api.round_views import region_view, round_summaries, round_view
 from api.schemas import (
     CandidateExplanation,
@@ -47,8 +49,10 @@ def _start(
     stored = idempotency.lookup(session, subject.user_id, key, endpoint, digest, settings.idempotency_ttl_h)
     if stored is not None:
         return JSONResponse(stored.response, status_code=stored.status_code, headers={"Idempotent-Replayed": "true"})
-    row = rounds.create_round(session, subject, reg, body, settings, previous)
-    view = jsonable_encoder(region_view(row, reg))
+    row = rounds.create_round(session, subject, reg, body, settings, previous, logs.request_id.get())
+    job = round_job(session, row.id)
+    assert job is not None
+    view = jsonable_encoder({**region_view(row, reg), "job_id": job.id})
     assert key is not None
     idempotency.remember(session, subject.user_id, key, endpoint, digest, 202, view)
     try:
@@ -58,8 +62,21 @@ def _start(
         stored = idempotency.lookup(session, subject.user_id, key, endpoint, digest, settings.idempotency_ttl_h)
         assert stored is not None
         return JSONResponse(stored.response, status_code=stored.status_code)
-    request.app.state.runner.start(row.id)
-    return JSONResponse(view, status_code=202, headers={"Location": f"{request.url.path.rstrip('/')}/{row.id}"})
+    wake(request)
+    return JSONResponse(view, status_code=202, headers={"Location": job_url(job.id)})
+
+
+def wake(request: Request) -> None:
+    """Tell the service's own job pool (SQLite) that a job is waiting, rather than let it find out at its next look."""
+    workers = request.app.state.workers
+    if workers is not None and hasattr(workers, "wake"):
+        workers.wake.set()
+
+
+def _view(session: Any, row: MatchRound, region: Region) -> dict[str, Any]:
+    """The whole round (coordinators, admins) with the id of the job that solves it."""
+    job = round_job(session, row.id)
+    return {**region_view(row, region), "job_id": job.id if job else None}
 
 
 @router.post("", status_code=202, response_model=RoundRead, responses=ERRORS)
@@ -72,7 +89,10 @@ def start_round(
     settings: SettingsDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> Any:
-    """Start a round: snapshot the region's inputs and solve them in a separate process (needs Idempotency-Key)."""
+    """Start a round: snapshot the region's inputs and queue the job that solves them (needs Idempotency-Key).
+
+    The answer is the round (`queued`) and, in `Location`, its job's URL. A region's rounds solve one at a time, in
+    the order they were started."""
     reg = region_for(session, subject, region)
     return _start(request, session, subject, settings, reg, body, idempotency_key, None)
 
@@ -88,7 +108,6 @@ def list_rounds(
 ) -> Any:
     """Rounds of the region you may see, newest first, as summaries (the full round is at `.../rounds/{id}`)."""
     reg = region_for(session, subject, region)
-    rounds.recover_stale(session)
     statement = rounds_readable_by(subject).where(MatchRound.region_id == reg.id)
     if status:
         statement = statement.where(MatchRound.status == status)
@@ -103,7 +122,9 @@ def get_round(region: str, round_id: RowId, session: SessionDep, subject: Subjec
     """A round with its status, progress (objective, bound, gap, elapsed) and result summary; a clinic user sees only
     what concerns its own unit."""
     reg = region_for(session, subject, region)
-    return round_view(session, subject, rounds.get_round(session, subject, reg, round_id), reg)
+    row = rounds.get_round(session, subject, reg, round_id)
+    view = round_view(session, subject, row, reg)
+    return _view(session, row, reg) if view["view"] == "region" else view
 
 
 @router.get("/{round_id}/snapshot", response_model=Instance, responses=ERRORS)
@@ -117,14 +138,13 @@ def get_snapshot(region: str, round_id: RowId, session: SessionDep, subject: Coo
 def cancel_round(
     region: str, round_id: RowId, request: Request, session: SessionDep, subject: CoordinatorOrAdmin
 ) -> Any:
-    """Cancel a solving round; nothing it computed is kept."""
+    """Cancel a queued or solving round (and its job); nothing it computed is kept."""
     reg = region_for(session, subject, region)
     row = rounds.get_round(session, subject, reg, round_id, write=True)
     rounds.cancel(session, subject, row)
-    session.commit()
-    request.app.state.runner.stop(row.id)
+    session.flush()
     session.refresh(row)
-    return region_view(row, reg)
+    return _view(session, row, reg)
 
 
 @router.post("/{round_id}/rerun", status_code=202, response_model=RoundRead, responses=ERRORS)
@@ -175,7 +195,7 @@ def publish_round(region: str, round_id: RowId, session: SessionDep, subject: Co
     rounds.publish(session, subject, row)
     session.flush()
     session.refresh(row)
-    return region_view(row, reg)
+    return _view(session, row, reg)
 
 
 @router.get("/{round_id}/proposals", response_model=Page[ProposalRead], responses=ERRORS)

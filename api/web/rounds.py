@@ -21,9 +21,9 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api import round_views, rounds, services
+from api import jobs, round_views, rounds, services
 from api.deps import RowId, SessionDep, SettingsDep
-from api.errors import Problem, Unprocessable, field_errors
+from api.errors import Conflict, Problem, Unprocessable, field_errors
 from api.routers import analysis as analysis_api
 from api.routers import rounds as rounds_api
 from api.web import i18n
@@ -174,7 +174,7 @@ def round_page(request: Request, region: str, round_id: RowId, session: SessionD
         "round": row,
         "view": round_views.round_view(session, subject, row, reg),
     }
-    if row.status == RoundStatus.SOLVING:
+    if row.status in (RoundStatus.QUEUED, RoundStatus.SOLVING):
         return page(request, "round_live.html", **context, **_progress_context(row, ""))
     if row.result is None:
         return page(request, "round_failed.html", **context)
@@ -193,7 +193,7 @@ def round_progress(
     """The live part of a solving round (htmx polls it); once the round is done the page reloads."""
     reg = _region(session, subject, region)
     row = rounds.get_round(session, subject, reg, round_id)
-    if row.status != RoundStatus.SOLVING:
+    if row.status not in (RoundStatus.QUEUED, RoundStatus.SOLVING):
         return Response(status_code=204, headers={"HX-Refresh": "true"})
     context = {"reg": reg, "round": row, **_progress_context(row, series)}
     return render(request, "partials/progress.html", **context)
@@ -328,7 +328,7 @@ def candidate_page(
     explained = rounds.candidate_explanation(session, row, ref)
     why = None
     if explained["match"] is None and row.result is not None:
-        why = analysis_api.candidate_why_not(reg.code, round_id, ref, session, subject, settings, seconds=5.0)
+        why = _why_not(request, reg.code, round_id, ref, session, subject, settings)
     return page(
         request,
         "round_candidate.html",
@@ -341,6 +341,29 @@ def candidate_page(
         key=secrets.token_urlsafe(12),
         weights=Instance.model_validate_json(row.snapshot).policy.weights.model_dump(),
     )
+
+
+def _job_result(request: Request, queued: Response, timeout_s: float) -> dict[str, Any]:
+    """The result of the job a route queued (202), once it has ended; 409 if it failed or is still running."""
+    job_id = int(json.loads(bytes(queued.body))["id"])
+    job = jobs.wait(request.app.state.sessions, job_id, timeout_s)
+    if job is None or job.status != "succeeded" or job.result is None:
+        why = (job.error or {}).get("detail", job.status) if job is not None else "still running"
+        raise Conflict(f"job {job_id} gave no result ({why}); see /api/v1/jobs/{job_id}", slug="job-state")
+    return dict(job.result)
+
+
+def _why_not(
+    request: Request, region: str, round_id: int, ref: str, session: Session, subject: Subject, settings: Any
+) -> Any:
+    """The candidate's stored why-not, or one computed now as a job (with a short budget) and waited for."""
+    try:
+        return analysis_api.candidate_why_not(region, round_id, ref, request, session, subject)
+    except Problem as exc:
+        if exc.slug != "report-not-ready":
+            raise
+    queued = analysis_api.candidate_why_not_job(region, round_id, ref, request, session, subject, settings, 5.0)
+    return _job_result(request, queued, timeout_s=60)
 
 
 @router.get("/regions/{region}/rounds/{round_id}/diff")
@@ -379,8 +402,10 @@ def what_if(
         {"changes": [{"target": target, "id": target_id, "set": {field: number}}], "time_limit_s": time_limit_s}
     )
     try:
-        result = analysis_api.what_if(reg.code, round_id, body, session, subject, settings)
+        queued = analysis_api.what_if(reg.code, round_id, body, request, session, subject, settings)
     except Problem as exc:
         exc.extra.setdefault("errors", [])
         raise
+    # The what-if is a job; this page waits for it (reads only) so that the answer to the form shows the result.
+    result = _job_result(request, queued, timeout_s=4 * time_limit_s + 60)
     return page(request, "round_what_if.html", region=reg.code, reg=reg, round=row, w=result)

@@ -7,6 +7,7 @@ from alembic import context
 import models  # noqa: F401  (registers every table on the metadata)
 from models.base import Base
 from models.db import make_engine
+from models.migrate import ours
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url")
@@ -19,6 +20,7 @@ with engine.connect() as connection:
         target_metadata=Base.metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=ours,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,18 +120,56 @@ class Service:
             return client.request(method, path, **kw)
 
     def wait_round(self, username: str, region: str, round_id: int, timeout: float = 60) -> dict[str, Any]:
-        """Poll a round until it is no longer solving."""
+        """Poll a round until it is no longer queued or solving."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             body = self.call(username, "GET", f"/regions/{region}/rounds/{round_id}").json()
-            if body["status"] != "solving":
+            if body["status"] not in ("queued", "solving"):
                 return body
             time.sleep(0.2)
-        raise AssertionError(f"round {round_id} still solving after {timeout} s")
+        raise AssertionError(f"round {round_id} still queued or solving after {timeout} s")
+
+    def wait_job(self, username: str, job: dict[str, Any] | int, timeout: float = 90) -> dict[str, Any]:
+        """Poll a job (its 202 body, or its id) until it has ended; its final form."""
+        job_id = job if isinstance(job, int) else job["id"]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            body = self.call(username, "GET", f"/jobs/{job_id}").json()
+            if body["status"] not in ("queued", "running"):
+                return body
+            time.sleep(0.2)
+        raise AssertionError(f"job {job_id} still open after {timeout} s")
+
+    def result(self, username: str, response: httpx.Response) -> dict[str, Any]:
+        """The result of the job a 202 answer queued (asserting that it succeeded)."""
+        assert response.status_code == 202, response.text
+        assert response.headers["location"] == f"/api/v1/jobs/{response.json()['id']}"
+        done = self.wait_job(username, response.json())
+        assert done["status"] == "succeeded", done
+        return dict(done["result"])
+
+    @contextmanager
+    def solver_delay(self, seconds: float) -> Iterator[None]:
+        """Jobs started meanwhile wait this long before solving (to catch them queued or running)."""
+        settings = self.app.state.settings
+        self.app.state.settings = settings.model_copy(update={"solver_start_delay_s": seconds})
+        try:
+            yield
+        finally:
+            self.app.state.settings = settings
 
 
 def start_service(url: str, **overrides: Any) -> tuple[Service, uvicorn.Server, threading.Thread]:
     """Run the app with uvicorn in a background thread on a free port."""
+    # PostgreSQL: the service starts two `vardmatch worker` processes of its own (a real install runs them apart).
+    workers = 2 if url.startswith("postgresql") else None
+    overrides = {
+        "workers": workers,
+        "worker_heartbeat_s": 0.5,
+        "worker_stalled_s": 4.0,
+        "shutdown_grace_s": 5.0,
+        **overrides,
+    }
     settings = Settings(environment="test", database_url=url, lease_s=3.0, login_failures_allowed=5, **overrides)
     app = create_app(settings)
     port = free_port()

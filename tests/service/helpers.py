@@ -4,6 +4,7 @@ table and column for a person's number and name."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from sqlalchemy import MetaData, select
@@ -56,7 +57,19 @@ def run_round(service: Service, user: str, region: str, key: str, **body: Any) -
     r = service.call(user, "POST", f"/regions/{region}/rounds", json=payload, headers={"Idempotency-Key": key})
     done = service.wait_round(user, region, ok(r, 202)["id"])
     assert done["status"] == "solved", done
+    quiet(service, user, region)
     return done
+
+
+def quiet(service: Service, user: str, region: str, timeout: float = 120) -> None:
+    """Wait until no job of the region is queued or running (the reports after a round are jobs that write)."""
+    deadline = time.monotonic() + timeout
+    while any(
+        service.call(user, "GET", f"/regions/{region}/jobs", params={"status": status}).json()["total"]
+        for status in ("queued", "running")
+    ):
+        assert time.monotonic() < deadline, f"region {region} still has jobs after {timeout} s"
+        time.sleep(0.2)
 
 
 def dump(url: str) -> dict[str, list[dict[str, str]]]:
@@ -68,6 +81,8 @@ def dump(url: str) -> dict[str, list[dict[str, str]]]:
         out = {}
         with engine.connect() as connection:
             for name, table in sorted(metadata.tables.items()):
+                if name.startswith("procrastinate"):
+                    continue  # the job queue's own bookkeeping (worker heartbeats, job ids): no application data
                 order = list(table.primary_key.columns) or list(table.columns)
                 rows = connection.execute(select(table).order_by(*order))
                 out[name] = [{k: _text(v) for k, v in row._mapping.items()} for row in rows]

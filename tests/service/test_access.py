@@ -84,8 +84,11 @@ GETS: dict[str, dict[str | None, int]] = {
     # Analysis: coordinators and admins. The sweep's round is no re-run (diff: 409) and CAND-A is matched in it.
     **{
         f"{R}/rounds/{{round_id}}/{k}": {None: 401, "admin": 200, "coord01": 200, "coord02": 404, "clinic_u1": 403}
-        for k in ("fairness", "prices", "why-not", "stable", "reproduce")
+        for k in ("fairness", "prices", "why-not")
     },
+    # Jobs: coordinators of the region and admins.
+    "/jobs/{job_id}": {None: 401, "admin": 200, "coord01": 200, "coord02": 404, "clinic_u1": 403},
+    f"{R}/jobs": {None: 401, "admin": 200, "coord01": 200, "coord02": 404, "clinic_u1": 403},
     f"{R}/rounds/{{round_id}}/diff": {None: 401, "admin": 409, "coord01": 409, "coord02": 404, "clinic_u1": 403},
     f"{R}/rounds/{{round_id}}/candidates/{{ref}}/why-not": {
         None: 401,
@@ -143,6 +146,18 @@ WRITES: dict[tuple[str, str], dict[str | None, int]] = {
     ("POST", f"{R}/rounds/{{round_id}}/rerun"): {None: 401, "coord02": 404, "clinic_u1": 403},
     ("POST", f"{R}/rounds/{{round_id}}/publish"): {None: 401, "coord02": 404, "clinic_u1": 403},
     ("POST", f"{R}/rounds/{{round_id}}/what-if"): {None: 401, "coord02": 404, "clinic_u1": 403},
+    **{
+        ("POST", f"{R}/rounds/{{round_id}}/{k}"): {None: 401, "coord02": 404, "clinic_u1": 403}
+        for k in ("prices", "why-not", "stable", "reproduce")
+    },
+    ("POST", f"{R}/rounds/{{round_id}}/candidates/{{ref}}/why-not"): {
+        None: 401,
+        "admin": 409,
+        "coord01": 409,
+        "coord02": 404,
+        "clinic_u1": 403,
+    },
+    ("POST", "/jobs/{job_id}/cancel"): {None: 401, "coord02": 404, "clinic_u1": 403, "coord01": 409},
     ("POST", f"{R}/rounds/{{round_id}}/proposals/{{proposal_id}}/accept"): {
         None: 401,
         "coord01": 403,
@@ -171,8 +186,10 @@ PUBLIC = {("POST", "/auth/token")}
 def ids(service: Service) -> dict[str, object]:
     """A published round of region 01 with proposals at U1 and U2, the admin's user id and one of its API keys."""
     r = service.call("coord01", "POST", f"{R}/rounds", json=ROUND_BODY, headers={"Idempotency-Key": "sweep"})
-    round_id = r.json()["id"]
+    round_id, job_id = r.json()["id"], r.json()["job_id"]
     assert service.wait_round("coord01", "01", round_id)["status"] == "solved"
+    analysis = next(j for j in service.call("admin", "GET", f"{R}/jobs").json()["items"] if j["kind"] == "analysis")
+    assert service.wait_job("admin", analysis)["status"] == "succeeded"  # the stored reports are read below
     assert service.call("coord01", "POST", f"{R}/rounds/{round_id}/publish").status_code == 200
     proposals = service.call("coord01", "GET", f"{R}/rounds/{round_id}/proposals").json()["items"]
     assert {p["offer_ref"] for p in proposals} == {"O1", "O2"}, proposals
@@ -180,6 +197,7 @@ def ids(service: Service) -> dict[str, object]:
     key_id = service.call("admin", "POST", "/me/api-keys", params={"name": "sweep"}).json()["id"]
     return {
         "round_id": round_id,
+        "job_id": job_id,
         # A proposal of unit U1: clinic_u2 must not answer it.
         "proposal_id": next(p["id"] for p in proposals if p["offer_ref"] == "O1"),
         "user_id": admin_id,

@@ -55,7 +55,13 @@ EXPECTED: dict[tuple[str, str], dict[str | None, int]] = {
     ("POST", f"{R}/rounds/{{round_id}}/cancel"): _row(401, 200, 200, 404, 403, 403),
     ("POST", f"{R}/rounds/{{round_id}}/rerun"): _row(401, 202, 202, 404, 403, 403),
     ("POST", f"{R}/rounds/{{round_id}}/publish"): _row(401, 200, 200, 404, 403, 403),
-    ("POST", f"{R}/rounds/{{round_id}}/what-if"): _row(401, 200, 200, 404, 403, 403),
+    ("POST", f"{R}/rounds/{{round_id}}/what-if"): _row(401, 202, 202, 404, 403, 403),
+    # Solver work on a round is a job (202); a job is cancelled by those who may read it.
+    **{
+        ("POST", f"{R}/rounds/{{round_id}}/{k}"): _row(401, 202, 202, 404, 403, 403)
+        for k in ("prices", "why-not", "stable", "reproduce", "candidates/{ref}/why-not")
+    },
+    ("POST", "/jobs/{job_id}/cancel"): _row(401, 200, 200, 404, 403, 403),
     ("POST", f"{R}/rounds/{{round_id}}/proposals/{{proposal_id}}/accept"): _row(401, 200, 403, 403, 200, 404),
     ("POST", f"{R}/rounds/{{round_id}}/proposals/{{proposal_id}}/decline"): _row(401, 200, 403, 403, 200, 404),
     # Follow-up of an accepted placement: coordinators of the region and admins.
@@ -71,7 +77,7 @@ EXPECTED: dict[tuple[str, str], dict[str | None, int]] = {
     ("PUT", f"{R}/retention"): _row(401, 200, 200, 404, 403, 403),
 }
 FRESH = ("DELETE", "/withdraw", "/erase")  # routes that act on a new object for every call
-ROUND_ROUTES = {key for key in EXPECTED if "/rounds" in key[1] or "/commitments" in key[1]}
+ROUND_ROUTES = {key for key in EXPECTED if any(part in key[1] for part in ("/rounds", "/commitments", "/jobs"))}
 _fresh = itertools.count(1)
 
 
@@ -212,14 +218,28 @@ def test_round_writes_by_role(service: Service) -> None:
     for user in ("admin", "coord01"):
         solved(call("/{round_id}/rerun", user, f"{R}/rounds/{first}/rerun", json={}, headers=_key()))
 
-    # What-if: changes nothing stored, so every role can try it on the same round.
+    # What-if and the other jobs on a round: they change nothing stored, so every role can try them on one round.
     for user in ROLES:
         call("/{round_id}/what-if", user, f"{R}/rounds/{first}/what-if", json=WHAT_IF)
+    unmatched = service.call("coord01", "GET", f"{R}/rounds/{first}").json()["result"]["unmatched"][0]["candidate_id"]
+    for user in ROLES:
+        for k in ("prices", "why-not", "stable", "reproduce"):
+            call(f"/{{round_id}}/{k}", user, f"{R}/rounds/{first}/{k}")
+        call("/{round_id}/candidates/{ref}/why-not", user, f"{R}/rounds/{first}/candidates/{unmatched}/why-not")
 
-    # Cancel a solving round.
-    runner = service.app.state.runner
-    runner.settings = service.app.state.settings.model_copy(update={"solver_start_delay_s": 30})
-    try:
+    # Cancel a job (one that waits, so that it is still open).
+    with service.solver_delay(30):
+        for user in ("admin", "coord01"):
+            job = service.call("coord01", "POST", f"{R}/rounds/{first}/what-if", json=WHAT_IF).json()
+            for refused in (None, "coord02", "clinic_u1", "clinic_u2"):
+                r = service.call(refused, "POST", f"/jobs/{job['id']}/cancel")
+                actual[("POST", "/jobs/{job_id}/cancel")][refused] = r.status_code
+            r = service.call(user, "POST", f"/jobs/{job['id']}/cancel")
+            actual[("POST", "/jobs/{job_id}/cancel")][user] = r.status_code
+            assert r.json()["status"] == "cancelled"
+
+    # Cancel a queued or solving round.
+    with service.solver_delay(30):
         for user in ("admin", "coord01"):
             r = service.call("coord01", "POST", f"{R}/rounds", json=ROUND_BODY, headers=_key())
             assert r.status_code == 202, r.text
@@ -227,8 +247,6 @@ def test_round_writes_by_role(service: Service) -> None:
             for refused in (None, "coord02", "clinic_u1", "clinic_u2"):
                 call("/{round_id}/cancel", refused, f"{R}/rounds/{solving}/cancel")
             assert call("/{round_id}/cancel", user, f"{R}/rounds/{solving}/cancel").json()["status"] == "cancelled"
-    finally:
-        runner.settings = service.app.state.settings
 
     u1_offers = {o["id"] for o in service.call("coord01", "GET", f"{R}/offers", params={"unit": "U1"}).json()["items"]}
     # Publish the first round as the admin and the second as the coordinator; answer each one's proposals.

@@ -69,6 +69,23 @@ def test_fairness_and_prices(service: Service, first: dict[str, Any]) -> None:
     # The budget does not bind; a slot or a seat alone places nobody (each offer's only supervisor is full too).
     assert prices["prices"][0]["programmes"][0]["per_krona"] == 0
     assert prices["lines"] == []
+    # Computed now as a job: the same report.
+    again = service.result("coord01", service.call("coord01", "POST", f"{R}/rounds/{first['id']}/prices"))
+    assert again == prices
+
+
+def test_reports_not_stored_yet_are_409_on_get_and_a_job_on_post(service: Service) -> None:
+    with service.solver_delay(3):  # the round's own analysis job waits too, so the reports are not stored yet
+        solved = _start(service, {"round_date": "2027-01-15", "time_limit_s": 5})
+        base = f"{R}/rounds/{solved['id']}"
+        for path in ("prices", "why-not"):
+            assert _get(service, f"{base}/{path}", 409)["type"].endswith(":report-not-ready")
+        unmatched = next(u["candidate_id"] for u in solved["result"]["unmatched"])
+        assert _get(service, f"{base}/candidates/{unmatched}/why-not", 409)["type"].endswith(":report-not-ready")
+        summary = service.result("coord01", service.call("coord01", "POST", f"{base}/why-not"))
+        assert summary["summary"]["total"] == 1 and summary["candidates"][0]["candidate_id"] == unmatched
+        one = service.call("coord01", "POST", f"{base}/candidates/{unmatched}/why-not", params={"seconds": 5})
+        assert service.result("coord01", one)["candidate_id"] == unmatched
 
 
 def test_why_not_names_a_change_that_the_what_if_confirms(service: Service, first: dict[str, Any]) -> None:
@@ -80,9 +97,9 @@ def test_why_not_names_a_change_that_the_what_if_confirms(service: Service, firs
     why = _get(service, f"{base}/candidates/{ref}/why-not")
     assert why["cause"] in ("out_competed", "no_capacity") and why["verified"], why
     assert why["change"] and why["change_text"]
-    confirmed = service.call("coord01", "POST", f"{base}/what-if", json={"changes": why["change"]})
-    assert confirmed.status_code == 200, confirmed.text
-    body = confirmed.json()
+    body = service.result(
+        "coord01", service.call("coord01", "POST", f"{base}/what-if", json={"changes": why["change"]})
+    )
     assert ref in {m["candidate_id"] for m in body["diff"]["added"]}
     assert body["placements_after"] == body["placements_before"] + 1
     assert body["diff"]["kept"] == 2  # everyone placed before keeps their place
@@ -93,7 +110,7 @@ def test_why_not_names_a_change_that_the_what_if_confirms(service: Service, firs
 def test_what_if_a_budget_cut_says_who_loses(service: Service, first: dict[str, Any]) -> None:
     base = f"{R}/rounds/{first['id']}"
     cut = {"changes": [{"target": "programme", "id": "P1", "set": {"budget": 216_000}}]}
-    body = service.call("coord01", "POST", f"{base}/what-if", json=cut).json()
+    body = service.result("coord01", service.call("coord01", "POST", f"{base}/what-if", json=cut))
     assert body["changes"] == ["programme P1: budget 1,000,000 -> 216,000 SEK"]
     assert (body["placements_before"], body["placements_after"], body["placements_change"]) == (2, 1, -1)
     [lost] = body["diff"]["lost"]
@@ -108,13 +125,14 @@ def test_what_if_a_budget_cut_says_who_loses(service: Service, first: dict[str, 
 
 
 def test_stable_mode_side_by_side(service: Service, first: dict[str, Any]) -> None:
-    body = _get(service, f"{R}/rounds/{first['id']}/stable", params={"seconds": 5})
+    r = service.call("coord01", "POST", f"{R}/rounds/{first['id']}/stable", params={"seconds": 5})
+    body = service.result("coord01", r)
     assert [row["method"] for row in body["rows"]] == ["deferred_acceptance", "optimiser", "optimiser_no_blocking"]
     assert body["rows"][2]["blocking_pairs"] in (0, None) and body["summary"]
 
 
 def test_a_stored_round_reproduces_exactly(service: Service, first: dict[str, Any]) -> None:
-    body = _get(service, f"{R}/rounds/{first['id']}/reproduce")
+    body = service.result("coord01", service.call("coord01", "POST", f"{R}/rounds/{first['id']}/reproduce"))
     assert body["deterministic"] and body["identical"], body
     assert body["differences"] == [] and body["version_differences"] == {}
 
@@ -173,7 +191,7 @@ def test_floors_the_round_cannot_meet_fail_it_with_the_reason(service: Service) 
 
 def test_a_stored_report_of_an_older_shape_is_computed_again(service: Service, first: dict[str, Any]) -> None:
     """The why-not routes declare their answer: a report stored in a shape they no longer declare (a field an older
-    version wrote) is computed again, never answered as it is (nor a 500)."""
+    version wrote) is never answered as it is (nor a 500): the GET says it is not ready, and a job computes it."""
     engine = make_engine(service.url)
     with make_sessionmaker(engine)() as session:
         row = session.get_one(MatchRound, first["id"])
@@ -184,7 +202,8 @@ def test_a_stored_report_of_an_older_shape_is_computed_again(service: Service, f
         row.analysis = analysis
         session.commit()
     try:
-        answer = _get(service, f"{R}/rounds/{first['id']}/why-not")
+        assert _get(service, f"{R}/rounds/{first['id']}/why-not", 409)["type"].endswith(":report-not-ready")
+        answer = service.result("coord01", service.call("coord01", "POST", f"{R}/rounds/{first['id']}/why-not"))
         assert answer["candidates"] and all("from_an_older_version" not in c for c in answer["candidates"])
         assert [c["candidate_id"] for c in answer["candidates"]] == [c["candidate_id"] for c in stored["why_not"]]
     finally:

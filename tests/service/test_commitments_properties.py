@@ -15,7 +15,7 @@ from typing import Any
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from api import commitments, rounds, services
@@ -81,7 +81,14 @@ class Region07(RuleBasedStateMachine):
             row = rounds.create_round(session, self.admin, self._region(session), body, self.settings, None)
             round_id, snapshot = row.id, row.snapshot
         instance = Instance.model_validate_json(snapshot)
-        store_result(self.sessions, round_id, solve(instance, method=method))  # type: ignore[arg-type]
+        solution = solve(instance, method=method)  # type: ignore[arg-type]
+        with transaction(self.sessions) as session:  # as the round's job does: take the region, then store
+            session.execute(
+                update(MatchRound)
+                .where(MatchRound.id == round_id)
+                .values(status=RoundStatus.SOLVING, active_region_id=MatchRound.region_id)
+            )
+            assert store_result(session, round_id, solution)
         if publish:
             self._attempt("publish", lambda s: rounds.publish(s, self.admin, s.get_one(MatchRound, round_id)))
 

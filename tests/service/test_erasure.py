@@ -187,7 +187,7 @@ def test_erasure_leaves_no_trace_and_is_audited(service: Service, lived: dict[st
     k1 = next(c for c in snap["candidates"] if c["id"] == "K1")
     assert k1["ladder"]["ptj_decision_ref"] is None and k1["specialty"] == "general practice"
     assert snap["name"] == "januari, [raderad] [raderad]"
-    assert ok(service.call(COORD, "GET", f"{BASE}/rounds/{second}/reproduce"))["identical"]
+    assert service.result(COORD, service.call(COORD, "POST", f"{BASE}/rounds/{second}/reproduce"))["identical"]
     ok(service.call(COORD, "GET", f"{BASE}/rounds/{first}/candidates/K1/explanation"))
     [commitment] = ok(service.call(COORD, "GET", f"{BASE}/commitments"))["items"]
     assert (commitment["candidate_id"], commitment["status"], commitment["note"]) == ("K1", "started", "")

@@ -15,7 +15,7 @@ def start(service: Service, key: str, body: dict, user: str = "coord01") -> dict
 def test_round_lifecycle(service: Service) -> None:
     body = {"name": "januari", "round_date": "2027-01-15", "time_limit_s": 5, "seed": 1}
     created = start(service, "life-1", body)
-    assert created["status"] == "solving"
+    assert created["status"] == "queued" and created["job_id"] is not None
     done = service.wait_round("coord01", "01", created["id"])
     assert done["status"] == "solved", done
     assert done["result"]["placements"] == 2
@@ -111,13 +111,12 @@ def test_round_lifecycle(service: Service) -> None:
 
 
 def test_cancel_a_solving_round(service: Service) -> None:
-    service.app.state.runner.settings = service.app.state.settings.model_copy(update={"solver_start_delay_s": 30})
-    try:
+    with service.solver_delay(30):
         created = start(service, "cancel-1", {"round_date": "2027-01-15", "time_limit_s": 5})
-    finally:
-        service.app.state.runner.settings = service.app.state.settings
-    r = service.call("coord01", "POST", f"/regions/01/rounds/{created['id']}/cancel")
-    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+        r = service.call("coord01", "POST", f"/regions/01/rounds/{created['id']}/cancel")
+        assert r.status_code == 200 and r.json()["status"] == "cancelled"
+        job = service.call("coord01", "GET", f"/jobs/{created['job_id']}").json()
+        assert job["status"] == "cancelled" and job["result"] is None
     assert service.call("coord01", "POST", f"/regions/01/rounds/{created['id']}/cancel").status_code == 409
     proposals = service.call("coord01", "GET", f"/regions/01/rounds/{created['id']}/proposals").json()
     assert proposals["total"] == 0
@@ -126,9 +125,12 @@ def test_cancel_a_solving_round(service: Service) -> None:
 def test_the_worker_keeps_the_last_figures_through_reports_of_a_phase_alone() -> None:
     # The engine reports phases without figures (prepare, model, explain); the old heartbeat read every report's
     # objective and bound and failed on those.
-    from api.worker import Heartbeat
+    from api.jobs.child import Heartbeat
+    from api.settings import Settings
+    from models import SolverJob
 
-    beat = Heartbeat(None, 1, 30.0)  # type: ignore[arg-type]  # report() never touches the database
+    job = SolverJob(id=1, kind="round", round_id=1)
+    beat = Heartbeat(None, job, 1, Settings(), None)  # type: ignore[arg-type]  # report() never touches the database
     beat.report({"phase": "prepare", "elapsed": 0.0})
     assert beat.progress == {"phase": "solving", "step": "prepare"}
     figures = {"phase": "tier 2 of 2: score", "placements": 3, "score": 950, "tier": "score", "objective": 950}

@@ -147,7 +147,7 @@ def test_what_a_round_names_is_archived_and_old_rounds_still_reproduce(region: S
     old = ok(service.call(COORD, "GET", f"{BASE}/rounds/{first['id']}/snapshot"))
     assert {o["id"] for o in old["offers"]} == {"O1", "O2"} and "C3" in {c["id"] for c in old["candidates"]}
     ok(service.call(COORD, "GET", f"{BASE}/rounds/{first['id']}/candidates/C3/explanation"))
-    again = ok(service.call(COORD, "GET", f"{BASE}/rounds/{first['id']}/reproduce"))
+    again = service.result(COORD, service.call(COORD, "POST", f"{BASE}/rounds/{first['id']}/reproduce"))
     assert again["identical"], again
 
 

@@ -20,7 +20,7 @@ from api.rounds import RoundCreate, round_date_for
 from api.server import demo_settings
 from api.settings import Settings
 from models import Candidate, Offer, Region
-from models.db import make_engine
+from models.db import make_engine, make_sessionmaker
 from tests.service.conftest import Service
 
 R = "/regions/01"
@@ -210,17 +210,26 @@ def test_reading_rounds_takes_no_write_lock(service: Service) -> None:
 
 
 def test_the_solver_yields_the_cores_to_the_service(service: Service) -> None:
-    """The solver process runs niced, so that requests come first on shared cores."""
-    runner = service.app.state.runner
-    runner.settings = service.app.state.settings.model_copy(update={"solver_start_delay_s": 30})
-    try:
+    """A job's process runs niced, so that requests come first on shared cores."""
+    with service.solver_delay(30):
         r = _start(service, {"round_date": "2027-01-15", "time_limit_s": 2})
         assert r.status_code == 202, r.text
-        process = runner.processes[r.json()["id"]]
         deadline = time.monotonic() + 30
-        while os.getpriority(os.PRIO_PROCESS, process.pid) == 0 and time.monotonic() < deadline:
-            time.sleep(0.1)  # until the worker has started and niced itself
-        assert os.getpriority(os.PRIO_PROCESS, process.pid) == service.app.state.settings.solver_nice == 10
+        worker = None
+        while worker is None and time.monotonic() < deadline:
+            time.sleep(0.1)  # until the job's process has started and said who it is
+            worker = _job_pid(service, r.json()["job_id"])
+        assert worker is not None
+        assert os.getpriority(os.PRIO_PROCESS, worker) == service.app.state.settings.solver_nice == 10
         service.call("coord01", "POST", f"{R}/rounds/{r.json()['id']}/cancel")
-    finally:
-        runner.settings = service.app.state.settings
+
+
+def _job_pid(service: Service, job_id: int) -> int | None:
+    """The pid of the process running the job, once it has written its first heartbeat."""
+    from models import SolverJob
+
+    engine = make_engine(service.url)
+    with make_sessionmaker(engine)() as session:
+        job = session.get_one(SolverJob, job_id)
+    engine.dispose()
+    return int(job.worker.rsplit("/", 1)[1]) if job.worker and "/" in job.worker else None
