@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 from typing import Any
 
@@ -42,6 +43,24 @@ CLINIC_CANDIDATE_FIELDS = (
     "available_until",
     "part_time",
 )
+
+
+def count_rows(session: Session, statement: Select[Any]) -> int:
+    """How many rows a statement selects (before any limit)."""
+    return int(session.scalar(select(func.count()).select_from(statement.subquery())) or 0)
+
+
+def page_of(
+    session: Session, statement: Select[Any], order_by: Any, limit: int, offset: int, view: Callable[[Any], Any]
+) -> dict[str, Any]:
+    """One page of a list route: the rows in `order_by` order as `view` shows them, and the total."""
+    rows = session.scalars(statement.order_by(order_by).limit(limit).offset(offset))
+    return {
+        "items": [view(row) for row in rows],
+        "total": count_rows(session, statement),
+        "limit": limit,
+        "offset": offset,
+    }
 
 
 def region_for(session: Session, subject: Subject, code: str) -> Region:
@@ -103,10 +122,7 @@ def list_objects(
             statement = statement.join(Unit, Unit.id == table.unit_id).where(Unit.ref == value)
         else:
             statement = statement.where(getattr(table, column) == value)
-    total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
-    rows = session.scalars(statement.order_by(table.id).limit(limit).offset(offset))
-    items = [read_view(kind, subject, region, row) for row in rows]
-    return {"items": items, "total": total, "limit": limit, "offset": offset}
+    return page_of(session, statement, table.id, limit, offset, lambda row: read_view(kind, subject, region, row))
 
 
 def validate(kind: Kind, data: dict[str, Any]) -> Any:

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from api.deps import audit
 from api.errors import Conflict, NotFound, Unprocessable
-from api.schemas import UserCreate
+from api.schemas import RegionCreate, UserCreate
 from api.security import hash_password
 from models import ApiKey, Region, Role, Unit, User
 from models.base import utcnow
@@ -42,6 +42,17 @@ def user_scope(session: Session, subject: Subject | None, body: UserCreate) -> t
             errors=[{"field": "unit", "message": "unknown unit", "type": "known_id"}],
         )
     return region.id, unit.id
+
+
+def create_region(session: Session, subject: Subject, body: RegionCreate) -> Region:
+    """Store a new region (409 if its code is taken); audited."""
+    if session.scalar(select(Region).where(Region.code == body.code)):
+        raise Conflict(f"region {body.code} exists", slug="duplicate")
+    region = Region(code=body.code, name=body.name)
+    session.add(region)
+    session.flush()
+    audit(session, subject, "region.create", "region", region.code, region.id)
+    return region
 
 
 def create_user(session: Session, subject: Subject | None, body: UserCreate) -> User:

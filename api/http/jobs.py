@@ -7,13 +7,12 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
 
 from api import jobs
 from api.deps import CoordinatorOrAdmin, Offset, RowId, SessionDep
 from api.errors import problem_responses
 from api.schemas import Page
-from api.services import region_for
+from api.services import page_of, region_for
 from models.jobs import SolverJob, jobs_readable_by
 
 router = APIRouter(tags=["jobs"])
@@ -72,6 +71,4 @@ def list_jobs(
     statement = jobs_readable_by(subject).where(SolverJob.region_id == reg.id)
     if status:
         statement = statement.where(SolverJob.status == status)
-    total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
-    rows = session.scalars(statement.order_by(SolverJob.id.desc()).limit(limit).offset(offset))
-    return {"items": [jobs.view(r, reg.code) for r in rows], "total": total, "limit": limit, "offset": offset}
+    return page_of(session, statement, SolverJob.id.desc(), limit, offset, lambda row: jobs.view(row, reg.code))

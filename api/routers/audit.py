@@ -10,12 +10,12 @@ from datetime import UTC, date, datetime, time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, select
 
 from api import tabular
 from api.deps import CoordinatorOrAdmin, Offset, SessionDep
 from api.errors import Unprocessable, problem_responses
-from api.services import region_for
+from api.services import count_rows, region_for
 from models import AuditEvent, Region, User
 from models.queries import Subject, audit_readable_by
 
@@ -114,7 +114,7 @@ def list_events(
 ) -> Any:
     """Audit events you may read, newest first: who, what, when, which object, which purpose."""
     statement = events(session, subject, region, actor, action, object_type, object_id, since, until)
-    total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
+    total = count_rows(session, statement)
     return {"items": _rows(session, statement, limit, offset), "total": total, "limit": limit, "offset": offset}
 
 

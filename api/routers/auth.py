@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.security import OAuth2PasswordRequestForm
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from api import users
 from api.deps import (
@@ -20,7 +20,7 @@ from api.deps import (
     SubjectDep,
     audit,
 )
-from api.errors import Conflict, NotFound, TooManyRequests, Unauthorized, Unprocessable, problem_responses
+from api.errors import NotFound, TooManyRequests, Unauthorized, Unprocessable, problem_responses
 from api.schemas import (
     ApiKeyCreated,
     ApiKeyRead,
@@ -34,6 +34,7 @@ from api.schemas import (
     UserUpdate,
 )
 from api.security import LoginLimiter, client_address, create_token, new_api_key, verify_password
+from api.services import page_of
 from api.settings import Settings
 from api.signing import Signing
 from models import ApiKey, Region, Unit, User
@@ -182,12 +183,7 @@ def list_regions(session: SessionDep, subject: SubjectDep) -> Any:
 )
 def create_region(body: RegionCreate, session: SessionDep, subject: AdminOnly) -> Any:
     """Create a region (admin)."""
-    if session.scalar(select(Region).where(Region.code == body.code)):
-        raise Conflict(f"region {body.code} exists", slug="duplicate")
-    region = Region(code=body.code, name=body.name)
-    session.add(region)
-    session.flush()
-    audit(session, subject, "region.create", "region", region.code, region.id)
+    region = users.create_region(session, subject, body)
     return {"code": region.code, "name": region.name}
 
 
@@ -203,9 +199,7 @@ def list_users(
     statement = users_readable_by(subject)
     if role:
         statement = statement.where(User.role == role)
-    total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
-    users = session.scalars(statement.order_by(User.id).limit(limit).offset(offset))
-    return {"items": [_user_view(session, u) for u in users], "total": total, "limit": limit, "offset": offset}
+    return page_of(session, statement, User.id, limit, offset, lambda user: _user_view(session, user))
 
 
 @router.post(

@@ -8,13 +8,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from api import books, commitments, rounds, tabular
 from api.deps import CoordinatorOrAdmin, Offset, RowId, SessionDep, SubjectDep
 from api.errors import NotFound, problem_responses
 from api.schemas import Page
-from api.services import region_for
+from api.services import page_of, region_for
 from matching.input import instance as engine
 from matching.reports.outlook import Outlook, outlook
 from models import Commitment, Programme, Proposal, Region, Unit
@@ -167,9 +167,7 @@ def list_commitments(
     ):
         if value is not None:
             statement = statement.where(column == value)
-    total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
-    rows = session.scalars(statement.order_by(Commitment.id).limit(limit).offset(offset))
-    return {"items": [commitments.view(r) for r in rows], "total": total, "limit": limit, "offset": offset}
+    return page_of(session, statement, Commitment.id, limit, offset, commitments.view)
 
 
 @router.get("/commitments/{commitment_id}", response_model=CommitmentRead, responses=ERRORS)

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
-from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from api import idempotency, logs, rounds
@@ -25,7 +24,7 @@ from api.schemas import (
     RoundRead,
     RoundSummary,
 )
-from api.services import region_for
+from api.services import count_rows, page_of, region_for
 from matching.input.instance import Instance
 from models import MatchRound, Proposal, Region
 from models.queries import proposals_readable_by, rounds_readable_by
@@ -111,10 +110,9 @@ def list_rounds(
     statement = rounds_readable_by(subject).where(MatchRound.region_id == reg.id)
     if status:
         statement = statement.where(MatchRound.status == status)
-    total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
     rows = session.scalars(statement.order_by(MatchRound.id.desc()).limit(limit).offset(offset))
     items = round_summaries(session, subject, rows, reg)
-    return {"items": items, "total": total, "limit": limit, "offset": offset}
+    return {"items": items, "total": count_rows(session, statement), "limit": limit, "offset": offset}
 
 
 @router.get("/{round_id}", response_model=RoundRead, responses=ERRORS)
@@ -214,9 +212,7 @@ def list_proposals(
     statement = proposals_readable_by(subject).where(Proposal.round_id == row.id)
     if answer:
         statement = statement.where(Proposal.answer == answer)
-    total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
-    items = session.scalars(statement.order_by(Proposal.id).limit(limit).offset(offset))
-    return {"items": [ProposalRead.model_validate(p) for p in items], "total": total, "limit": limit, "offset": offset}
+    return page_of(session, statement, Proposal.id, limit, offset, ProposalRead.model_validate)
 
 
 def _answer(region: str, round_id: int, proposal_id: int, session: Any, subject: Any, accept: bool) -> Any:

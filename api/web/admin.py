@@ -10,8 +10,8 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from api import users
-from api.deps import SessionDep, audit
-from api.errors import Conflict, Forbidden, Unprocessable, field_errors
+from api.deps import SessionDep
+from api.errors import Forbidden, Unprocessable, field_errors
 from api.schemas import RegionCreate, UserCreate
 from api.web.pages import page
 from api.web.render import WebRoute, redirect
@@ -55,12 +55,7 @@ def create_region(
         body = RegionCreate(code=code, name=name)
     except ValidationError as exc:
         return _regions_page(request, session, subject, field_errors(list(exc.errors())))
-    if session.scalar(select(Region).where(Region.code == body.code)):
-        raise Conflict(f"region {body.code} exists", slug="duplicate")
-    region = Region(code=body.code, name=body.name)
-    session.add(region)
-    session.flush()
-    audit(session, subject, "region.create", "region", region.code, region.id)
+    users.create_region(session, subject, body)
     return redirect("/admin/regions")
 
 

@@ -160,10 +160,6 @@ def region_books(session: Session, subject: Subject, region: Region, as_of: date
     return books.region_books(progs, units, entries, as_of)
 
 
-def _count(session: Session, statement: Any) -> int:
-    return int(session.scalar(select(func.count()).select_from(statement.subquery())) or 0)
-
-
 def _status_counts(session: Session, kind_name: str, subject: Subject, region: Region) -> dict[str, int]:
     kind = KINDS[kind_name]
     table: Any = kind.table
@@ -185,7 +181,7 @@ def overview(request: Request, region: str, session: SessionDep, subject: WebSub
     reg = services.region_for(session, subject, region)
     if subject.role is Role.CLINIC:
         return redirect(home_of(session, request.state.user))
-    counts = {name: _count(session, services.scoped(kind, subject, reg)) for name, kind in KINDS.items()}
+    counts = {name: services.count_rows(session, services.scoped(kind, subject, reg)) for name, kind in KINDS.items()}
     as_of = request.app.state.settings.default_round_date or date.today()
     ledger = region_books(session, subject, reg, as_of)
     rounds = list(
@@ -249,7 +245,7 @@ def object_list(
         statement = statement.where(table.profession == profession)
     if unit and kind.per_unit:
         statement = statement.join(Unit, Unit.id == table.unit_id).where(Unit.ref == unit)
-    total = _count(session, statement)
+    total = services.count_rows(session, statement)
     rows = session.scalars(statement.order_by(table.ref).limit(PAGE_SIZE).offset(offset))
     items = [services.read_view(kind, subject, reg, row) for row in rows]
     query = {"q": q, "status": status, "profession": profession, "unit": unit}
