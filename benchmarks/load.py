@@ -30,6 +30,8 @@ from typing import Any
 import httpx
 from sqlalchemy import create_engine, make_url, text
 
+from models.db import normalise_url
+
 HOST = "127.0.0.1"
 REGION = "/api/v1/regions/01"
 ROUND_DATE = "2027-01-15"  # the demo region's date
@@ -114,11 +116,6 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _engine_url(url: str) -> str:
-    # psycopg 3 is the driver the service installs; a plain postgresql:// URL would ask for psycopg2.
-    return url.replace("postgresql://", "postgresql+psycopg://", 1) if url.startswith("postgresql://") else url
-
-
 @contextmanager
 def _database(url: str | None) -> Iterator[str]:
     """A database for the run: a fresh SQLite file, or a new database on the PostgreSQL server, dropped after."""
@@ -127,7 +124,7 @@ def _database(url: str | None) -> Iterator[str]:
             yield url or f"sqlite:///{Path(folder) / 'load.sqlite'}"
         return
     name = f"vardmatch_load_{uuid.uuid4().hex[:12]}"
-    server = create_engine(_engine_url(url), isolation_level="AUTOCOMMIT")
+    server = create_engine(normalise_url(url), isolation_level="AUTOCOMMIT")
     with server.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     try:
