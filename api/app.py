@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
     workers, count_workers = job_workers(settings, sessions)
-    import_process = ImportProcess(settings.solver_nice)
+    import_process = ImportProcess(settings.solver_nice, settings.database_url)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -1,9 +1,9 @@
 """Importing region objects from CSV or XLSX: read within limits, check every row (fields, references, the
 export's bookkeeping columns), then write all rows or, with `partial`, the valid ones.
 
-The route is a plain function, so FastAPI runs it in a worker thread, never on the event loop; the CPU-heavy
-reading and checking of rows runs in a separate, niced process (ImportProcess), so that a big file stalls no other
-request.
+The route is a plain function, so FastAPI runs it in a worker thread, never on the event loop; the work itself
+(reading, checking and writing the rows) runs in a separate, niced process with its own database connection
+(ImportProcess), so that a big file stalls no other request.
 """
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from api import services, tabular
 from api.commitments import limits_kept
@@ -26,12 +27,16 @@ from api.errors import Forbidden, PayloadTooLarge, Unprocessable
 from api.settings import Settings
 from api.snapshot import CANDIDATES, KINDS, Kind
 from models import Region
+from models.db import make_engine, make_sessionmaker, transaction
 from models.queries import Subject
+
+T = TypeVar("T")
 
 # Columns an export adds to the engine's fields: checked (region, version) or ignored (updated_at, and a
 # candidate's status, which rounds and answers set), never imported.
 BOOKKEEPING = ("region", "version", "updated_at")
 # Excel drops the leading zeros of a code it reads from CSV ("0180" becomes 180): put them back.
+IN_CHUNK = 500  # ids per IN list
 CODE_WIDTHS = {"region": 2, "county": 2, "residence_county": 2, "municipality": 4, "residence_municipality": 4}
 
 
@@ -129,23 +134,26 @@ def parse_file(kind_name: str, region: str, content: bytes, filename: str, max_r
 
 
 class ImportProcess:
-    """One process, started on the first import, that reads and checks uploads: their CPU work never holds the
-    service's interpreter (and its lock) from answering requests, and it runs niced like the solver."""
+    """One process, started on the first import, that does an upload's whole work: it reads and checks the rows,
+    checks them against the database and writes them, in its own transaction on its own connection. Nothing of an
+    import then runs in the service's interpreter: its CPU work never holds the interpreter's lock that every
+    request needs (a thread busy in Python there makes each database call of every other request wait its turn),
+    and it runs niced like the solver."""
 
-    def __init__(self, nice: int) -> None:
-        self.nice = nice
+    def __init__(self, nice: int, database_url: str) -> None:
+        self.nice, self.database_url = nice, database_url
         self.lock = threading.Lock()
         self.pool: ProcessPoolExecutor | None = None
 
-    def parse(self, *args: Any) -> Parsed:
-        """parse_file(*args) in the import process (started again if it died)."""
+    def run(self, function: Callable[..., T], *args: Any) -> T:
+        """function(database_url, *args) in the import process (started again if it died)."""
         with self.lock:
             if self.pool is None:
                 context = multiprocessing.get_context("spawn")
                 self.pool = ProcessPoolExecutor(1, mp_context=context, initializer=os.nice, initargs=(self.nice,))
             pool = self.pool
         try:
-            return pool.submit(parse_file, *args).result()
+            return pool.submit(function, self.database_url, *args).result()
         except BrokenProcessPool:
             with self.lock:
                 if self.pool is pool:
@@ -160,14 +168,56 @@ class ImportProcess:
             pool.shutdown(cancel_futures=True)
 
 
+@dataclass(frozen=True)
+class Upload:
+    """An uploaded file to import as objects of a kind, with the limits it is read within."""
+
+    kind_name: str
+    content: bytes
+    filename: str
+    max_rows: int
+    max_unpacked: int
+
+    def parse(self, region: str) -> Parsed:
+        """The file's rows checked field by field (see parse_file)."""
+        return parse_file(self.kind_name, region, self.content, self.filename, self.max_rows, self.max_unpacked)
+
+
+_SESSIONS: dict[str, sessionmaker[Session]] = {}
+
+
+def _sessions(database_url: str) -> sessionmaker[Session]:
+    """The import process's own sessions of the database (one engine per process, made on its first import)."""
+    if database_url not in _SESSIONS:
+        _SESSIONS[database_url] = make_sessionmaker(make_engine(database_url))
+    return _SESSIONS[database_url]
+
+
+def check_in_process(database_url: str, upload: Upload, subject: Subject, region_id: int) -> dict[str, Any]:
+    """In the import process: what importing the upload would do, without writing (checked, valid, errors)."""
+    with _sessions(database_url)() as session:
+        region = session.get_one(Region, region_id)
+        parsed = upload.parse(region.code)
+        plan = plan_import(session, KINDS[upload.kind_name], subject, region, parsed)
+        session.rollback()
+    return {"checked": parsed.count, "valid": len(plan.rows), "errors": plan.errors}
+
+
+def import_in_process(
+    database_url: str, upload: Upload, subject: Subject, region_id: int, partial: bool
+) -> dict[str, Any]:
+    """In the import process: read, check and write the upload in one transaction (see import_file)."""
+    with transaction(_sessions(database_url)) as session:
+        region = session.get_one(Region, region_id)
+        parsed = upload.parse(region.code)
+        return write_upload(session, KINDS[upload.kind_name], subject, region, parsed, upload.filename, partial)
+
+
 def plan_import(session: Session, kind: Kind, subject: Subject, region: Region, parsed: Parsed) -> Plan:
     """Check the parsed rows against the database (ids taken, versions, references); nothing is written."""
     table: Any = kind.table
     plan = Plan(services.RegionRefs(session, subject, region), errors=list(parsed.errors))
-    seen = {obj.id for _, obj, _ in parsed.rows}
-    # The region's rows of the kind, whoever may see them (no IN list: a file may hold more ids than a database
-    # takes as parameters).
-    taken = {r.ref: r for r in session.scalars(select(table).where(table.region_id == region.id)) if r.ref in seen}
+    taken = _stored_rows(session, table, region, {obj.id for _, obj, _ in parsed.rows})
     writable = set(session.scalars(services.scoped(kind, subject, region, write=True).with_only_columns(table.ref)))
     for number, obj, version in parsed.rows:
         row = taken.get(obj.id)
@@ -187,6 +237,20 @@ def plan_import(session: Session, kind: Kind, subject: Subject, region: Region, 
         plan.rows.append((number, obj, row))
     plan.errors.sort(key=lambda e: e["row"])
     return plan
+
+
+def _stored_rows(session: Session, table: Any, region: Region, refs: set[str]) -> dict[str, Any]:
+    """The region's stored rows of the kind (whoever may see them) whose refs are among `refs`, by ref. Only the
+    refs of the region are read first, then whole rows only for those the file names: an import of new objects into
+    a region of many thousands loads none of them (which held the service's interpreter for seconds per import)."""
+    present = sorted(refs.intersection(session.scalars(select(table.ref).where(table.region_id == region.id))))
+    taken: dict[str, Any] = {}
+    # In chunks: a file may hold more ids than a database takes as parameters of one statement.
+    for start in range(0, len(present), IN_CHUNK):
+        chunk = present[start : start + IN_CHUNK]
+        statement = select(table).where(table.region_id == region.id, table.ref.in_(chunk))
+        taken.update((row.ref, row) for row in session.scalars(statement))
+    return taken
 
 
 def write_plan(session: Session, kind: Kind, subject: Subject, region: Region, plan: Plan) -> dict[str, int]:
@@ -210,7 +274,6 @@ def upload_name(filename: str | None) -> str:
 
 
 def import_file(
-    session: Session,
     kind: Kind,
     subject: Subject,
     region: Region,
@@ -220,17 +283,43 @@ def import_file(
     settings: Settings,
     reader: ImportProcess,
 ) -> dict[str, Any]:
-    """Read, check and write one upload; 413 past the limits, 422 listing every problem (nothing written unless
-    `partial`)."""
+    """Read, check and write one upload, all of it in the import process and its own transaction; 413 past the
+    limits, 422 listing every problem (nothing written unless `partial`)."""
     if not services.may_create(subject, kind, region):
         raise Forbidden(f"your role may not import {kind.name}")
-    limits = (settings.max_import_rows, settings.max_unpacked_bytes)
+    upload = Upload(kind.name, content, filename, settings.max_import_rows, settings.max_unpacked_bytes)
+    return _answer(lambda: reader.run(import_in_process, upload, subject, region.id, partial))
+
+
+def check_file(
+    kind: Kind,
+    subject: Subject,
+    region: Region,
+    content: bytes,
+    filename: str,
+    settings: Settings,
+    reader: ImportProcess,
+) -> dict[str, Any]:
+    """What importing the upload would do, nothing written: rows checked, rows valid and every problem."""
+    upload = Upload(kind.name, content, filename, settings.max_import_rows, settings.max_unpacked_bytes)
+    return _answer(lambda: reader.run(check_in_process, upload, subject, region.id))
+
+
+def _answer(work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """The import process's answer, with its reading failures as problems (413 past the limits, 422 unreadable)."""
     try:
-        parsed = reader.parse(kind.name, region.code, content, filename, *limits)
+        return work()
     except tabular.TooLarge as exc:
         raise PayloadTooLarge(f"the file is too large to import: {exc}") from None
     except Unreadable as exc:
         raise Unprocessable(f"cannot read the file as CSV or XLSX: {exc}", slug="import-rejected") from None
+
+
+def write_upload(
+    session: Session, kind: Kind, subject: Subject, region: Region, parsed: Parsed, filename: str, partial: bool
+) -> dict[str, Any]:
+    """Check the parsed rows against the database and write them (all, or with `partial` the valid ones), audited;
+    422 listing every problem when nothing may be written."""
     plan = plan_import(session, kind, subject, region, parsed)
     if plan.errors and not partial:
         raise Unprocessable(

@@ -154,7 +154,7 @@ def build_router(kind: Kind) -> APIRouter:
             raise PayloadTooLarge(f"uploads are limited to {settings.max_upload_bytes} bytes")
         reg = services.region_for(session, subject, region)
         reader = request.app.state.import_process
-        return imports.import_file(session, kind, subject, reg, content, file.filename or "", partial, settings, reader)
+        return imports.import_file(kind, subject, reg, content, file.filename or "", partial, settings, reader)
 
     import_.__doc__ = (
         f"Import {kind.name} from CSV or XLSX; every broken row is reported, and nothing is written "

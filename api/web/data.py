@@ -10,7 +10,7 @@ from fastapi.params import Query
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
-from api import imports, services, tabular
+from api import imports, services
 from api.deps import SessionDep, SettingsDep
 from api.errors import PayloadTooLarge, Unprocessable
 from api.snapshot import KINDS
@@ -61,15 +61,11 @@ def import_upload(
     report: dict[str, object]
     try:
         if check_only:
-            limits = (settings.max_import_rows, settings.max_unpacked_bytes)
-            parsed = reader.parse(kind.name, reg.code, content, upload.filename, *limits)
-            plan = imports.plan_import(session, kind, subject, reg, parsed)
-            report = {"checked": parsed.count, "valid": len(plan.rows), "errors": plan.errors, "written": False}
+            checked = imports.check_file(kind, subject, reg, content, upload.filename, settings, reader)
+            report = {**checked, "written": False}
         else:
-            counts = imports.import_file(session, kind, subject, reg, content, upload.filename, False, settings, reader)
+            counts = imports.import_file(kind, subject, reg, content, upload.filename, False, settings, reader)
             report = {**counts, "written": True}
-    except tabular.TooLarge as exc:
-        raise PayloadTooLarge(f"the file is too large to import: {exc}") from None
     except Unprocessable as exc:
         session.rollback()
         report = {"errors": exc.extra.get("errors", []), "written": False, "detail": exc.detail}
