@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, utcnow
@@ -64,7 +64,7 @@ class Offer(_Owned, Base):
     """A placement offer a clinic publishes."""
 
     __tablename__ = "offer"
-    __table_args__ = (UniqueConstraint("region_id", "ref"),)
+    __table_args__ = (UniqueConstraint("region_id", "ref"), Index("ix_offer_live", "region_id", "archived_at", "id"))
 
     region_id: Mapped[int] = mapped_column(ForeignKey("region.id"), index=True)
     unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id"), index=True)
@@ -76,7 +76,12 @@ class Candidate(_Owned, Base):
     """A candidate known by an opaque ref; the person's identity is in `candidate_identity`."""
 
     __tablename__ = "candidate"
-    __table_args__ = (UniqueConstraint("region_id", "ref"),)
+    # A region's live rows in id order: a list's page and its count are read from this index alone (a region of
+    # thousands of candidates was read row by row for every page's count).
+    __table_args__ = (
+        UniqueConstraint("region_id", "ref"),
+        Index("ix_candidate_live", "region_id", "archived_at", "id"),
+    )
 
     region_id: Mapped[int] = mapped_column(ForeignKey("region.id"), index=True)
     profession: Mapped[str] = mapped_column(String(32))
