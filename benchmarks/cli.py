@@ -278,10 +278,18 @@ def load_command(
     import_rows: Annotated[int, typer.Option("--import-rows", min=1, max=20_000, help="Rows per import.")] = 2_000,
     round_seconds: Annotated[float, typer.Option("--round-seconds", min=1, max=120, help="Round time limit.")] = 30.0,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write load.json and load.md here.")] = None,
+    before: Annotated[
+        Path | None,
+        typer.Option(
+            "--before",
+            help="A checkout of the code before a change (e.g. `git archive main` unpacked): each database is "
+            "measured serving it first, then this checkout, in the same run.",
+        ),
+    ] = None,
     as_json: AsJson = False,
 ) -> None:
-    """Readers at N concurrent users on 127.0.0.1, alone and then while a round solves and imports run; p50/p99 per
-    request and errors, per database (bounded: every phase has a deadline)."""
+    """One reader alone (idle), N readers at once, then N readers while a round solves and imports run, on
+    127.0.0.1; p50/p99 per request and errors, per database (bounded: every phase has a deadline)."""
     import os
     from dataclasses import asdict
 
@@ -292,19 +300,27 @@ def load_command(
     for target in targets:
         if target != "sqlite" and not target.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
             _fail(f"--database: {target!r} is neither sqlite nor a postgresql:// URL")
-        settings = LoadSettings(
-            database_url=None if target == "sqlite" else target,
-            users=users,
-            seconds=seconds,
-            think_s=think,
-            import_rows=import_rows,
-            round_seconds=round_seconds,
-        )
-        typer.echo(f"load test on {target.split('@')[-1]}: {users} users, 2 x {seconds:g} s", err=True)
-        reports.append(run_load(settings))
+        if before is not None and not (before / "api" / "cli.py").is_file():
+            _fail(f"--before: {before} holds no checkout of Vårdmatch (no api/cli.py)")
+        for source, code in [(before, "before"), (None, "after")] if before else [(None, "this")]:
+            settings = LoadSettings(
+                database_url=None if target == "sqlite" else target,
+                users=users,
+                seconds=seconds,
+                think_s=think,
+                import_rows=import_rows,
+                round_seconds=round_seconds,
+                source=source,
+                code=code,
+            )
+            where = target.split("@")[-1]
+            typer.echo(f"load test on {where} ({code}): 1 user, then {users} users, 3 x {seconds:g} s", err=True)
+            reports.append(run_load(settings))
     data = [
-        {"backend": r.backend, "settings": {**asdict(r.settings), "database_url": None}, "rows": r.rows(),
-         "imports": r.imports, "round": r.round, "verdict": verdict(r)}
+        {"code": r.settings.code, "backend": r.backend, "rows": r.rows(), "server": r.server,
+         "settings": {**asdict(r.settings), "database_url": None, "source": str(r.settings.source or "")},
+         "imports": r.imports, "round": r.round, "load_average": r.load_average, "errors": r.errors(),
+         "verdict": verdict(r)}
         for r in reports
     ]  # fmt: skip
     text = markdown(reports) + "\n\n" + "\n".join(line for r in reports for line in verdict(r))

@@ -13,6 +13,7 @@ import io
 import itertools
 import os
 import random
+import re
 import signal
 import socket
 import statistics
@@ -45,6 +46,9 @@ READS: tuple[tuple[str, str, str], ...] = (
 )
 PASSWORDS = {"samordnare": "demo-coordinator-pass", "klinik": "demo-clinic-pass"}
 PAGED = ("candidates page", "offers page", "clinic offers")
+# idle: one reader alone (what a request costs on this machine right now, the yardstick for the others); baseline:
+# N readers; loaded: N readers while a round solves and imports run.
+PHASES = ("idle", "baseline", "loaded")
 
 
 @dataclass
@@ -58,16 +62,20 @@ class LoadSettings:
     import_rows: int = 2_000  # candidates per import; imports follow one another through the loaded phase
     round_seconds: float = 30.0  # the round's solver time limit
     seed: int = 0
+    # Serve the code of another checkout (e.g. `git archive main` unpacked), to measure before and after in one run.
+    source: Path | None = None
+    code: str = "this"  # how reports name the code served
 
 
 @dataclass
 class Sample:
-    """One request: phase, what, seconds, status (0: no answer)."""
+    """One request: phase, what, seconds, status (0: no answer, `error` says why)."""
 
     phase: str
     name: str
     seconds: float
     status: int
+    error: str = ""
 
 
 @dataclass
@@ -79,11 +87,14 @@ class LoadReport:
     samples: list[Sample] = field(default_factory=list)
     imports: list[dict[str, Any]] = field(default_factory=list)
     round: dict[str, Any] = field(default_factory=dict)
+    # phase -> route -> requests and mean ms as the server itself timed them (its /metrics), between the phase's ends
+    server: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    load_average: dict[str, float] = field(default_factory=dict)  # the machine's 1-minute load at start and end
 
     def rows(self) -> list[dict[str, Any]]:
         """Per phase and request kind (and all paged lists together): count, errors, p50, p99, max in ms."""
         out = []
-        for phase in ("baseline", "loaded"):
+        for phase in PHASES:
             groups: dict[str, list[Sample]] = {}
             for s in self.samples:
                 if s.phase == phase:
@@ -91,8 +102,20 @@ class LoadReport:
                     if s.name in PAGED:
                         groups.setdefault("all paged lists", []).append(s)
             for name, samples in groups.items():
-                out.append({"backend": self.backend, "phase": phase, "request": name, **_stats(samples)})
+                out.append(
+                    {"code": self.settings.code, "backend": self.backend, "phase": phase, "request": name,
+                     **_stats(samples)}
+                )  # fmt: skip
         return out
+
+    def errors(self) -> dict[str, int]:
+        """Failed requests by what went wrong (an HTTP status, or the client's exception when none came)."""
+        kinds: dict[str, int] = {}
+        for s in self.samples:
+            if not 200 <= s.status < 300:
+                kind = s.error or f"HTTP {s.status}"
+                kinds[kind] = kinds.get(kind, 0) + 1
+        return kinds
 
 
 def _stats(samples: list[Sample]) -> dict[str, Any]:
@@ -136,16 +159,23 @@ def _database(url: str | None) -> Iterator[str]:
 
 
 @contextmanager
-def _server(url: str) -> Iterator[str]:
+def _server(url: str, source: Path | None = None) -> Iterator[str]:
     """`vardmatch serve --demo` on the database and a free port of 127.0.0.1 (the demo region and its users; rounds
-    decide for the demo's date), stopped after."""
+    decide for the demo's date), from this checkout or `source`, stopped after."""
     port = _free_port()
     command = [sys.executable, "-m", "api.cli", "serve", "--demo", "--host", HOST, "--port", str(port)]
     # One worker of the service's own (on PostgreSQL too, where `serve` starts none unless asked): the round solving
     # meanwhile is the load.
     env = {**os.environ, "VARDMATCH_ANALYSIS_SECONDS": "0", "VARDMATCH_WORKERS": "1"}
+    if source is not None:
+        # Ahead of this checkout's editable install: the server and every process it starts run the other code.
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(source.resolve()), os.environ.get("PYTHONPATH")]))
     process = subprocess.Popen(
-        [*command, "--database-url", url], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [*command, "--database-url", url],
+        env=env,
+        cwd=source,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     base = f"http://{HOST}:{port}"
     try:
@@ -188,11 +218,12 @@ async def _reader(
             continue
         url = path.format(offset=rng.randrange(0, 300, 50), round=state.get("round"))
         start = time.perf_counter()
+        error = ""
         try:
             status = (await client.get(url, headers=headers[user])).status_code
-        except httpx.HTTPError:
-            status = 0
-        samples.append(Sample(phase, name, time.perf_counter() - start, status))
+        except httpx.HTTPError as exc:
+            status, error = 0, type(exc).__name__
+        samples.append(Sample(phase, name, time.perf_counter() - start, status, error))
         await asyncio.sleep(settings.think_s)
 
 
@@ -241,8 +272,9 @@ async def _run(base: str, backend: str, settings: LoadSettings) -> LoadReport:
     limits = httpx.Limits(max_connections=settings.users + 4)
     async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
         headers = await _tokens(client)
-        for phase in ("baseline", "loaded"):
+        for phase in PHASES:
             state: dict[str, Any] = {}
+            before = await _server_times(client)
             until = time.monotonic() + settings.seconds
             background = []
             if phase == "loaded":
@@ -251,12 +283,38 @@ async def _run(base: str, backend: str, settings: LoadSettings) -> LoadReport:
                 background.append(_importer(client, headers["samordnare"], until, settings, report.imports))
             readers = [
                 _reader(client, headers, phase, until, state, random.Random(rng.random()), settings, report.samples)
-                for _ in range(settings.users)
+                for _ in range(1 if phase == "idle" else settings.users)
             ]
             await asyncio.gather(*readers, *background)
+            report.server[phase] = _difference(await _server_times(client), before)
             if phase == "loaded":
                 report.round = await _finish_round(client, headers["samordnare"], started)
     return report
+
+
+ROUTE_TIME = re.compile(
+    r'^vardmatch_http_request_duration_seconds_(sum|count)\{method="GET",route="([^"]+)",status="200"\} (\S+)$'
+)
+
+
+async def _server_times(client: httpx.AsyncClient) -> dict[str, dict[str, float]]:
+    """The server's own request timers so far, per route of a 200 GET: count and summed seconds (from /metrics)."""
+    times: dict[str, dict[str, float]] = {}
+    for line in (await client.get("/metrics")).text.splitlines():
+        found = ROUTE_TIME.match(line)
+        if found:
+            times.setdefault(found[2], {})[found[1]] = float(found[3])
+    return times
+
+
+def _difference(after: dict[str, dict[str, float]], before: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    out = {}
+    for route, values in after.items():
+        count = values.get("count", 0) - before.get(route, {}).get("count", 0)
+        seconds = values.get("sum", 0) - before.get(route, {}).get("sum", 0)
+        if count and route != "/metrics":
+            out[route] = {"count": count, "mean_ms": 1000 * seconds / count}
+    return out
 
 
 async def _finish_round(client: httpx.AsyncClient, headers: dict[str, str], started: dict[str, Any]) -> dict[str, Any]:
@@ -272,49 +330,106 @@ async def _finish_round(client: httpx.AsyncClient, headers: dict[str, str], star
 def run_load(settings: LoadSettings) -> LoadReport:
     """One bounded run: set up, baseline phase, loaded phase, tear down."""
     backend = "sqlite" if settings.database_url is None or settings.database_url.startswith("sqlite") else "postgresql"
-    with _database(settings.database_url) as url, _server(url) as base:
-        return asyncio.run(_run(base, backend, settings))
+    start = os.getloadavg()[0]
+    with _database(settings.database_url) as url, _server(url, settings.source) as base:
+        report = asyncio.run(_run(base, backend, settings))
+    report.load_average = {"start": start, "end": os.getloadavg()[0]}
+    return report
 
 
 def markdown(reports: list[LoadReport]) -> str:
-    """The runs as markdown tables: latency per phase and request, with the loaded phase against the baseline."""
+    """The runs as markdown tables: latency per phase and request against the same run's idle and baseline phases,
+    the server's own timing, what ran in the background, and before against after where both code versions ran."""
     lines = [
-        "| backend | phase | request | count | errors | p50 ms | p99 ms | max ms | p99 vs baseline |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| code | backend | phase | request | count | errors | p50 ms | p99 ms | max ms | p99 / idle p99 "
+        "| p99 / baseline p99 |",
+        "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for report in reports:
         rows = report.rows()
-        base = {r["request"]: r for r in rows if r["phase"] == "baseline"}
+        by = {(r["phase"], r["request"]): r for r in rows}
         for r in rows:
-            ratio = "—"
-            if r["phase"] == "loaded" and base.get(r["request"], {}).get("p99_ms"):
-                ratio = f"{r['p99_ms'] / base[r['request']]['p99_ms']:.2f}x"
+            idle, base = _ratio(r, by.get(("idle", r["request"]))), _ratio(r, by.get(("baseline", r["request"])))
             lines.append(
-                f"| {r['backend']} | {r['phase']} | {r['request']} | {r['count']:,} | {r['errors']} | "
-                f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['max_ms']:.1f} | {ratio} |"
+                f"| {r['code']} | {r['backend']} | {r['phase']} | {r['request']} | {r['count']:,} | {r['errors']} | "
+                f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['max_ms']:.1f} | {idle} | {base} |"
             )
-    lines += ["", "| backend | imports (rows each) | import seconds (mean, max) | import errors | round |",
-              "| --- | ---: | ---: | ---: | --- |"]  # fmt: skip
+    lines += ["", "| code | backend | phase | route (as the server timed it) | requests | server mean ms |",
+              "| --- | --- | --- | --- | ---: | ---: |"]  # fmt: skip
+    for report in reports:
+        for phase, routes in report.server.items():
+            for route, t in sorted(routes.items()):
+                lines.append(
+                    f"| {report.settings.code} | {report.backend} | {phase} | `{route}` | {t['count']:,.0f} | "
+                    f"{t['mean_ms']:.1f} |"
+                )
+    lines += [
+        "",
+        "| code | backend | load average (start, end) | imports (rows each) | import seconds (mean, max) "
+        "| import errors | round | failed requests |",
+        "| --- | --- | --- | ---: | ---: | ---: | --- | --- |",
+    ]
     for report in reports:
         seconds = [i["seconds"] for i in report.imports]
         errors = sum(1 for i in report.imports if i["status"] != 200)
         timing = f"{statistics.mean(seconds):.2f}, {max(seconds):.2f}" if seconds else "—"
         placed = report.round.get("placements")
         round_text = report.round.get("status", "—") + (f", {placed} placed" if placed is not None else "")
+        load = report.load_average
+        failed = ", ".join(f"{n} {kind}" for kind, n in report.errors().items()) or "none"
         lines.append(
-            f"| {report.backend} | {len(report.imports)} ({report.settings.import_rows:,}) | {timing} | {errors} | "
-            f"{round_text} |"
+            f"| {report.settings.code} | {report.backend} | {load.get('start', 0):.1f}, {load.get('end', 0):.1f} | "
+            f"{len(report.imports)} ({report.settings.import_rows:,}) | {timing} | {errors} | {round_text} | "
+            f"{failed} |"
         )
-    return "\n".join(lines)
+    return "\n".join(lines + _before_after(reports))
+
+
+def _ratio(row: dict[str, Any], base: dict[str, Any] | None) -> str:
+    if row["phase"] == "idle" or base is None or not base["p99_ms"] or base is row:
+        return "—"
+    return f"{row['p99_ms'] / base['p99_ms']:.2f}x"
+
+
+def _before_after(reports: list[LoadReport]) -> list[str]:
+    """Per backend, each code version's p50 and p99 against the first version run (the code before)."""
+    lines: list[str] = []
+    for backend in dict.fromkeys(r.backend for r in reports):
+        runs = [r for r in reports if r.backend == backend]
+        if len(runs) < 2:
+            continue
+        if not lines:
+            lines += ["", "| backend | phase | request | code | p50 ms | p99 ms | p99 / idle p99 | p99 vs first code |",
+                      "| --- | --- | --- | --- | ---: | ---: | ---: | ---: |"]  # fmt: skip
+        first = {(r["phase"], r["request"]): r for r in runs[0].rows()}
+        for phase in PHASES:
+            for request in ("all paged lists", "health"):
+                for run in runs:
+                    by = {(r["phase"], r["request"]): r for r in run.rows()}
+                    row, was = by.get((phase, request)), first.get((phase, request))
+                    if row is None or was is None:
+                        continue
+                    versus = f"{row['p99_ms'] / was['p99_ms']:.2f}x" if was["p99_ms"] and run is not runs[0] else "—"
+                    idle = _ratio(row, by.get(("idle", request)))
+                    lines.append(
+                        f"| {backend} | {phase} | {request} | {run.settings.code} | {row['p50_ms']:.1f} | "
+                        f"{row['p99_ms']:.1f} | {idle} | {versus} |"
+                    )
+    return lines
 
 
 def verdict(report: LoadReport) -> list[str]:
-    """The targets, checked: no errors, and the p99 of the paged lists under load below 300 ms."""
+    """The targets, checked: no errors, and the p99 of the paged lists under load below 300 ms (with the same run's
+    idle p99 beside it, to read it on a loaded machine)."""
     rows = {(r["phase"], r["request"]): r for r in report.rows()}
     paged = rows.get(("loaded", "all paged lists"), {})
+    idle = rows.get(("idle", "all paged lists"), {})
     errors = sum(r["errors"] for r in rows.values())
+    name = f"{report.backend} ({report.settings.code})"
+    p99, idle_p99 = paged.get("p99_ms", 0.0), idle.get("p99_ms", 0.0)
+    ratio = f", {p99 / idle_p99:.1f}x the idle p99 of {idle_p99:.0f} ms" if idle_p99 else ""
     return [
-        f"{report.backend}: {errors} failed request(s)",
-        f"{report.backend}: p99 of a paged list while a round solves and imports run: "
-        f"{paged.get('p99_ms', 0):.0f} ms ({'met' if paged.get('p99_ms', 1e9) < 300 else 'missed'}: target < 300 ms)",
+        f"{name}: {errors} failed request(s)",
+        f"{name}: p99 of a paged list while a round solves and imports run: {p99:.0f} ms"
+        f" ({'met' if paged and p99 < 300 else 'missed'}: target < 300 ms){ratio}",
     ]

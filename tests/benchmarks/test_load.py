@@ -3,6 +3,8 @@ run, tears down by itself, and reports every request. No timing is asserted."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from benchmarks.load import PAGED, LoadSettings, markdown, run_load, verdict
@@ -21,10 +23,19 @@ def test_a_short_load_run_reports_every_request_without_errors(backend: str) -> 
     )
     report = run_load(settings)
     rows = {(r["phase"], r["request"]): r for r in report.rows()}
-    assert {phase for phase, _ in rows} == {"baseline", "loaded"}
+    assert {phase for phase, _ in rows} == {"idle", "baseline", "loaded"}
     assert all(r["errors"] == 0 and r["count"] > 0 for r in rows.values()), rows
     paged = sum(rows[("loaded", name)]["count"] for name in PAGED if ("loaded", name) in rows)
     assert rows[("loaded", "all paged lists")]["count"] == paged > 0
     assert report.imports and {i["status"] for i in report.imports} == {200}
     assert report.round["status"] in ("solved", "solving at the end (cancelled)")
     assert "all paged lists" in markdown([report]) and "failed request" in verdict(report)[0]
+    # The server's own timing of each phase's reads, from its /metrics.
+    assert (
+        report.server["loaded"]["/regions/{region}/candidates"]["count"] == rows[("loaded", "candidates page")]["count"]
+    )
+    assert "idle p99" in verdict(report)[1] and report.load_average["start"] >= 0
+    # Two versions of the code on one database: a table of each against the first.
+    after = replace(report, settings=replace(settings, code="after"))
+    table = markdown([report, after])
+    assert f"| {report.backend} | loaded | all paged lists | after |" in table
