@@ -320,6 +320,7 @@ def load_command(
         {"code": r.settings.code, "backend": r.backend, "rows": r.rows(), "server": r.server,
          "settings": {**asdict(r.settings), "database_url": None, "source": str(r.settings.source or "")},
          "imports": r.imports, "round": r.round, "load_average": r.load_average, "errors": r.errors(),
+         "cpu_ms_per_request": r.cpu_ms_per_request,
          "verdict": verdict(r)}
         for r in reports
     ]  # fmt: skip

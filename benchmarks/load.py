@@ -90,6 +90,7 @@ class LoadReport:
     # phase -> route -> requests and mean ms as the server itself timed them (its /metrics), between the phase's ends
     server: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     load_average: dict[str, float] = field(default_factory=dict)  # the machine's 1-minute load at start and end
+    cpu_ms_per_request: dict[str, float] = field(default_factory=dict)  # phase -> the server process's CPU ms
 
     def rows(self) -> list[dict[str, Any]]:
         """Per phase and request kind (and all paged lists together): count, errors, p50, p99, max in ms."""
@@ -159,7 +160,7 @@ def _database(url: str | None) -> Iterator[str]:
 
 
 @contextmanager
-def _server(url: str, source: Path | None = None) -> Iterator[str]:
+def _server(url: str, source: Path | None = None) -> Iterator[tuple[str, int]]:
     """`vardmatch serve --demo` on the database and a free port of 127.0.0.1 (the demo region and its users; rounds
     decide for the demo's date), from this checkout or `source`, stopped after."""
     port = _free_port()
@@ -189,7 +190,7 @@ def _server(url: str, source: Path | None = None) -> Iterator[str]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the server did not start")
             time.sleep(0.2)
-        yield base
+        yield base, process.pid
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -224,7 +225,8 @@ async def _reader(
         except httpx.HTTPError as exc:
             status, error = 0, type(exc).__name__
         samples.append(Sample(phase, name, time.perf_counter() - start, status, error))
-        await asyncio.sleep(settings.think_s)
+        # The idle reader asks again at once: one request at a time, as many as the phase allows.
+        await asyncio.sleep(0 if phase == "idle" else settings.think_s)
 
 
 # A ready physician waiting in Stockholm: what each imported row holds but its id.
@@ -266,7 +268,7 @@ async def _round(client: httpx.AsyncClient, headers: dict[str, str], settings: L
     return {"id": r.json()["id"], "started": time.monotonic()}
 
 
-async def _run(base: str, backend: str, settings: LoadSettings) -> LoadReport:
+async def _run(base: str, pid: int, backend: str, settings: LoadSettings) -> LoadReport:
     report = LoadReport(backend, settings)
     rng = random.Random(settings.seed)
     limits = httpx.Limits(max_connections=settings.users + 4)
@@ -274,7 +276,7 @@ async def _run(base: str, backend: str, settings: LoadSettings) -> LoadReport:
         headers = await _tokens(client)
         for phase in PHASES:
             state: dict[str, Any] = {}
-            before = await _server_times(client)
+            before, cpu_before = await _server_times(client), _cpu_seconds(pid)
             until = time.monotonic() + settings.seconds
             background = []
             if phase == "loaded":
@@ -287,9 +289,23 @@ async def _run(base: str, backend: str, settings: LoadSettings) -> LoadReport:
             ]
             await asyncio.gather(*readers, *background)
             report.server[phase] = _difference(await _server_times(client), before)
+            requests = sum(t["count"] for t in report.server[phase].values())
+            if requests and cpu_before is not None:
+                # CPU the server process itself spent per request (not its solver or import processes): unlike
+                # latency, hardly changed by how busy the rest of the machine is.
+                report.cpu_ms_per_request[phase] = 1000 * ((_cpu_seconds(pid) or cpu_before) - cpu_before) / requests
             if phase == "loaded":
                 report.round = await _finish_round(client, headers["samordnare"], started)
     return report
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User and system CPU seconds of the process so far (Linux; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 ROUTE_TIME = re.compile(
@@ -331,8 +347,8 @@ def run_load(settings: LoadSettings) -> LoadReport:
     """One bounded run: set up, baseline phase, loaded phase, tear down."""
     backend = "sqlite" if settings.database_url is None or settings.database_url.startswith("sqlite") else "postgresql"
     start = os.getloadavg()[0]
-    with _database(settings.database_url) as url, _server(url, settings.source) as base:
-        report = asyncio.run(_run(base, backend, settings))
+    with _database(settings.database_url) as url, _server(url, settings.source) as (base, pid):
+        report = asyncio.run(_run(base, pid, backend, settings))
     report.load_average = {"start": start, "end": os.getloadavg()[0]}
     return report
 
@@ -365,9 +381,9 @@ def markdown(reports: list[LoadReport]) -> str:
                 )
     lines += [
         "",
-        "| code | backend | load average (start, end) | imports (rows each) | import seconds (mean, max) "
-        "| import errors | round | failed requests |",
-        "| --- | --- | --- | ---: | ---: | ---: | --- | --- |",
+        "| code | backend | load average (start, end) | server CPU ms per read (idle, baseline, loaded) "
+        "| imports (rows each) | import seconds (mean, max) | import errors | round | failed requests |",
+        "| --- | --- | --- | --- | ---: | ---: | ---: | --- | --- |",
     ]
     for report in reports:
         seconds = [i["seconds"] for i in report.imports]
@@ -377,10 +393,11 @@ def markdown(reports: list[LoadReport]) -> str:
         round_text = report.round.get("status", "—") + (f", {placed} placed" if placed is not None else "")
         load = report.load_average
         failed = ", ".join(f"{n} {kind}" for kind, n in report.errors().items()) or "none"
+        cpu = ", ".join(f"{report.cpu_ms_per_request[p]:.1f}" for p in PHASES if p in report.cpu_ms_per_request)
         lines.append(
             f"| {report.settings.code} | {report.backend} | {load.get('start', 0):.1f}, {load.get('end', 0):.1f} | "
-            f"{len(report.imports)} ({report.settings.import_rows:,}) | {timing} | {errors} | {round_text} | "
-            f"{failed} |"
+            f"{cpu or '—'} | {len(report.imports)} ({report.settings.import_rows:,}) | {timing} | {errors} | "
+            f"{round_text} | {failed} |"
         )
     return "\n".join(lines + _before_after(reports))
 

@@ -35,6 +35,8 @@ def test_a_short_load_run_reports_every_request_without_errors(backend: str) -> 
         report.server["loaded"]["/regions/{region}/candidates"]["count"] == rows[("loaded", "candidates page")]["count"]
     )
     assert "idle p99" in verdict(report)[1] and report.load_average["start"] >= 0
+    assert set(report.cpu_ms_per_request) == {"idle", "baseline", "loaded"}
+    assert all(ms > 0 for ms in report.cpu_ms_per_request.values())
     # Two versions of the code on one database: a table of each against the first.
     after = replace(report, settings=replace(settings, code="after"))
     table = markdown([report, after])
