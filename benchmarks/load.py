@@ -271,7 +271,10 @@ async def _round(client: httpx.AsyncClient, headers: dict[str, str], settings: L
 async def _run(base: str, pid: int, backend: str, settings: LoadSettings) -> LoadReport:
     report = LoadReport(backend, settings)
     rng = random.Random(settings.seed)
-    limits = httpx.Limits(max_connections=settings.users + 4)
+    # Idle connections are dropped by the client before the server's keep-alive timeout (uvicorn: 5 s, as httpx's own
+    # default) ends them: with equal timeouts a request sent on a connection the server is just closing fails
+    # (RemoteProtocolError, ReadError), a race of the two timeouts rather than anything the service does.
+    limits = httpx.Limits(max_connections=settings.users + 4, keepalive_expiry=2.0)
     async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
         headers = await _tokens(client)
         for phase in PHASES:
