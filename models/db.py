@@ -18,6 +18,13 @@ def normalise_url(url: str) -> str:
     return url
 
 
+# Connections kept open for reuse: as many as the service has requests in flight at once (20 readers and more). With
+# SQLAlchemy's default of 5, every connection past the fifth was closed on its return and opened anew by the next
+# request (a PostgreSQL backend started, or a SQLite file opened and set up, each time), most often exactly when the
+# machine was busiest. Connections are opened only as needed: a process keeps no more than it once used at once.
+POOL = {"pool_size": 30, "max_overflow": 10}
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -35,10 +42,12 @@ def make_engine(url: str) -> Engine:
     personnummer into a log or a traceback."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 15}, hide_parameters=True)
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 15}, hide_parameters=True, **POOL
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True, **POOL)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
