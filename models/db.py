@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -42,8 +42,10 @@ def make_engine(url: str) -> Engine:
     personnummer into a log or a traceback."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
+        # An in-memory database has one connection per thread (SingletonThreadPool): no pool to size.
+        pool = POOL if make_url(url).database not in (None, "", ":memory:") else {}
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 15}, hide_parameters=True, **POOL
+            url, connect_args={"check_same_thread": False, "timeout": 15}, hide_parameters=True, **pool
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
