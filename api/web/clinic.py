@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api import rounds, services
-from api.deps import RowId, SessionDep, audit
+from api.deps import RowId, SessionDep
 from api.errors import Forbidden, Unprocessable
 from api.snapshot import CANDIDATES, OFFERS, SUPERVISORS, UNITS, Kind
 from api.web.pages import page
@@ -23,8 +23,6 @@ from models.queries import Subject, candidates_readable_by, proposals_readable_b
 from models.rounds import RoundStatus
 
 router = APIRouter(route_class=WebRoute)
-# Why a clinic declines: a fixed list, so that no free text (which could name a person) reaches the audit trail.
-DECLINE_REASONS = ("no_supervisor", "period", "language", "specialty", "capacity", "other")
 EDITABLE = {"offers": OFFERS, "supervisors": SUPERVISORS}
 
 
@@ -63,7 +61,7 @@ def unit_page(request: Request, region: str, ref: str, session: SessionDep, subj
         proposals=unit_proposals(session, subject, reg, unit),
         offers=_objects(session, OFFERS, subject, reg, unit),
         supervisors=_objects(session, SUPERVISORS, subject, reg, unit),
-        reasons=DECLINE_REASONS,
+        reasons=rounds.DECLINE_REASONS,
         may_edit=subject.role is not Role.CLINIC or subject.unit_id == unit.id,
         may_edit_unit=subject.role is not Role.CLINIC,
     )
@@ -91,13 +89,11 @@ def answer_proposal(
         raise Forbidden("this needs the role admin or clinic")
     row = rounds.get_round(session, subject, reg, round_id)
     accept = decision == "accept"
-    if not accept and reason not in DECLINE_REASONS:
+    if not accept and reason not in rounds.DECLINE_REASONS:
         raise Unprocessable(
             "1 invalid field(s)", errors=[{"field": "reason", "message": "choose a reason", "type": "reason"}]
         )
-    proposal = rounds.answer(session, subject, row, proposal_id, accept)
-    if not accept:
-        audit(session, subject, "proposal.decline_reason", "proposal", proposal.id, reg.id, reason=reason)
+    proposal = rounds.answer(session, subject, row, proposal_id, accept, None if accept else reason)
     target = back if back.startswith(f"/regions/{reg.code}/") else f"/regions/{reg.code}/units/"
     if target.endswith("/units/"):
         target += _unit_ref_of(session, proposal.unit_id)

@@ -32,7 +32,7 @@ from api.web.pages import coordinator_only, page
 from api.web.render import WebRoute, redirect, render
 from api.web.session import Csrf, WebSubject, form_list, form_values
 from matching.input.instance import Instance, Pair, Weights
-from models import AuditEvent, MatchRound, Proposal, Region, Unit
+from models import MatchRound, Proposal, Region, Unit
 from models.queries import Subject, proposals_readable_by, rounds_readable_by
 from models.rounds import RoundStatus
 
@@ -206,11 +206,10 @@ def _by_unit_and_profession(session: Session, subject: Subject, row: MatchRound)
     units = {u.id: u for u in session.scalars(select(Unit).where(Unit.id.in_({p.unit_id for p in proposals})))}
     instance = Instance.model_validate_json(row.snapshot)
     profession = {c.id: c.profession.value for c in instance.candidates}
-    reasons = _decline_reasons(session, row, [p.id for p in proposals if p.answer == "declined"])
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for p in sorted(proposals, key=lambda p: (units[p.unit_id].ref, profession.get(p.candidate_ref, ""), p.id)):
         key = (units[p.unit_id].ref, profession.get(p.candidate_ref, ""))
-        groups[key].append({"p": p, "reason": reasons.get(p.id, "")})
+        groups[key].append({"p": p, "reason": p.decline_reason or ""})
     return [
         {"unit": unit, "unit_name": _unit_name(units, unit), "profession": prof, "rows": items}
         for (unit, prof), items in groups.items()
@@ -219,19 +218,6 @@ def _by_unit_and_profession(session: Session, subject: Subject, row: MatchRound)
 
 def _unit_name(units: dict[int, Unit], ref: str) -> str:
     return next((u.name for u in units.values() if u.ref == ref), "")
-
-
-def _decline_reasons(session: Session, row: MatchRound, ids: list[int]) -> dict[int, str]:
-    if not ids:
-        return {}
-    events = session.scalars(
-        select(AuditEvent).where(
-            AuditEvent.action == "proposal.decline_reason",
-            AuditEvent.region_id == row.region_id,
-            AuditEvent.object_id.in_([str(i) for i in ids]),
-        )
-    )
-    return {int(e.object_id): str((e.detail or {}).get("reason", "")) for e in events}
 
 
 def _money(instance: Instance, explanation: dict[str, Any]) -> dict[str, Any]:
