@@ -70,12 +70,20 @@ def _pages_answer_http_errors_with_pages(app: FastAPI) -> None:
 
 def install(app: FastAPI) -> None:
     """Serve the pages, their static assets (from the package: no CDN) and the security headers."""
-    from api.web import admin, clinic, commitments, data, objects, pages, rounds
+    from api.web import admin, clinic, commitments, data, jobs, objects, pages, rounds
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     # Order matters: the round and commitment pages before the generic /regions/{region}/{kind}/... pages, a new
     # object's form before the unit page (/units/new), the unit page before the edit forms (/units/{ref}).
-    routers = (rounds.router, commitments.router, data.router, admin.router, objects.new_router, clinic.router)
+    routers = (
+        rounds.router,
+        jobs.router,
+        commitments.router,
+        data.router,
+        admin.router,
+        objects.new_router,
+        clinic.router,
+    )
     for router in (*routers, objects.router, pages.router):
         app.include_router(router, include_in_schema=False)
     app.add_middleware(SecurityHeaders)

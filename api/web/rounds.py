@@ -21,13 +21,14 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api import jobs, round_views, rounds, services
+from api import round_views, rounds, services
 from api.deps import RowId, SessionDep, SettingsDep
-from api.errors import Conflict, Problem, Unprocessable, field_errors
+from api.errors import Problem, Unprocessable, field_errors
 from api.routers import analysis as analysis_api
 from api.routers import rounds as rounds_api
 from api.web import i18n
 from api.web.charts import Point, format_series, gap_line, money_bars, objective_lines, parse_series
+from api.web.jobs import job_page_url
 from api.web.pages import coordinator_only, page
 from api.web.render import WebRoute, redirect, render
 from api.web.session import Csrf, WebSubject, form_list, form_values
@@ -151,7 +152,8 @@ def start_round(
 def _progress_context(row: MatchRound, series: str) -> dict[str, Any]:
     progress = row.progress or {}
     points = parse_series(series)
-    if progress.get("elapsed") is not None and progress.get("gap") is not None:
+    # Every report is a point (from the first on), with or without a gap yet: the line starts when solving does.
+    if progress.get("elapsed") is not None:
         point = Point(float(progress["elapsed"]), progress.get("objective"), progress.get("bound"), progress.get("gap"))
         if not points or points[-1].elapsed != point.elapsed:
             points.append(point)
@@ -314,7 +316,7 @@ def candidate_page(
     explained = rounds.candidate_explanation(session, row, ref)
     why = None
     if explained["match"] is None and row.result is not None:
-        why = _why_not(request, reg.code, round_id, ref, session, subject, settings)
+        why = stored_why_not(request, reg.code, round_id, ref, session, subject)
     return page(
         request,
         "round_candidate.html",
@@ -329,27 +331,32 @@ def candidate_page(
     )
 
 
-def _job_result(request: Request, queued: Response, timeout_s: float) -> dict[str, Any]:
-    """The result of the job a route queued (202), once it has ended; 409 if it failed or is still running."""
-    job_id = int(json.loads(bytes(queued.body))["id"])
-    job = jobs.wait(request.app.state.sessions, job_id, timeout_s)
-    if job is None or job.status != "succeeded" or job.result is None:
-        why = (job.error or {}).get("detail", job.status) if job is not None else "still running"
-        raise Conflict(f"job {job_id} gave no result ({why}); see /api/v1/jobs/{job_id}", slug="job-state")
-    return dict(job.result)
-
-
-def _why_not(
-    request: Request, region: str, round_id: int, ref: str, session: Session, subject: Subject, settings: Any
-) -> Any:
-    """The candidate's stored why-not, or one computed now as a job (with a short budget) and waited for."""
+def stored_why_not(request: Request, region: str, round_id: int, ref: str, session: Session, subject: Subject) -> Any:
+    """The candidate's why-not as the round's reports stored it, or None until they hold it (the page then offers to
+    compute it as a job)."""
     try:
         return analysis_api.candidate_why_not(region, round_id, ref, request, session, subject)
     except Problem as exc:
         if exc.slug != "report-not-ready":
             raise
-    queued = analysis_api.candidate_why_not_job(region, round_id, ref, request, session, subject, settings, 5.0)
-    return _job_result(request, queued, timeout_s=60)
+    return None
+
+
+@router.post("/regions/{region}/rounds/{round_id}/candidates/{ref}/why-not", dependencies=[Csrf])
+def why_not_job(
+    request: Request,
+    region: str,
+    round_id: RowId,
+    ref: str,
+    session: SessionDep,
+    subject: WebSubject,
+    settings: SettingsDep,
+) -> Response:
+    """Search for the smallest change that places the candidate, as a job (the API's route); the browser follows
+    it on the job's page."""
+    reg = _region(session, subject, region)
+    queued = analysis_api.candidate_why_not_job(reg.code, round_id, ref, request, session, subject, settings, 5.0)
+    return redirect(job_page_url(reg.code, round_id, queued))
 
 
 @router.get("/regions/{region}/rounds/{round_id}/diff")
@@ -376,7 +383,7 @@ def what_if(
 ) -> Response:
     """Re-solve the round with one changed figure (nothing stored) and show before and after."""
     reg = _region(session, subject, region)
-    row = rounds.get_round(session, subject, reg, round_id)
+    rounds.get_round(session, subject, reg, round_id)
     field = WHAT_IF_FIELDS[target][0]
     try:
         number = int(value.replace(" ", "").replace("\u00a0", ""))
@@ -392,6 +399,28 @@ def what_if(
     except Problem as exc:
         exc.extra.setdefault("errors", [])
         raise
-    # The what-if is a job; this page waits for it (reads only) so that the answer to the form shows the result.
-    result = _job_result(request, queued, timeout_s=4 * time_limit_s + 60)
-    return page(request, "round_what_if.html", region=reg.code, reg=reg, round=row, w=result)
+    return redirect(job_page_url(reg.code, round_id, queued))
+
+
+@router.post("/regions/{region}/rounds/{round_id}/stable", dependencies=[Csrf])
+def stable_job(
+    request: Request,
+    region: str,
+    round_id: RowId,
+    session: SessionDep,
+    subject: WebSubject,
+    settings: SettingsDep,
+    seconds: Annotated[float, Form(gt=0, le=600)] = 5.0,
+) -> Response:
+    """Deferred acceptance, the optimiser and the optimiser without blocking pairs on this round, as a job."""
+    reg = _region(session, subject, region)
+    queued = analysis_api.stable(reg.code, round_id, request, session, subject, settings, seconds)
+    return redirect(job_page_url(reg.code, round_id, queued))
+
+
+@router.post("/regions/{region}/rounds/{round_id}/reproduce", dependencies=[Csrf])
+def reproduce_job(request: Request, region: str, round_id: RowId, session: SessionDep, subject: WebSubject) -> Response:
+    """Solve the stored snapshot again and compare, as a job."""
+    reg = _region(session, subject, region)
+    queued = analysis_api.reproduce(reg.code, round_id, request, session, subject)
+    return redirect(job_page_url(reg.code, round_id, queued))
