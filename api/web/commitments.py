@@ -107,7 +107,7 @@ def _follow_up_page(
         next_statuses=commitments.NEXT[row.status],
         values=values,
         field_errors=by_field,
-        errors=by_field.get("", []),
+        errors=errors,
         issues=[],
         any_errors=bool(errors),
     )

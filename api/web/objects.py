@@ -75,7 +75,8 @@ def form_page(
         values=values,
         creating=creating,
         field_errors=by_field,
-        errors=by_field.get("", []),
+        # All of them above the form too (a summary to start from), each also next to its field.
+        errors=errors or [],
         any_errors=bool(errors),
         issues=[],
         rows={f.name: row_count(values, f.name) for f in fields if f.kind == "rows"},
