@@ -6,6 +6,7 @@ a unique column."""
 from __future__ import annotations
 
 import hashlib
+import typing
 from collections import Counter, defaultdict
 from datetime import date, timedelta
 from typing import Any
@@ -19,6 +20,7 @@ from api.deps import audit
 from api.errors import Conflict, NotFound, Unprocessable
 from api.jobs import store as jobs
 from api.removal import refuse_archived
+from api.schemas import DeclineReason
 from api.settings import Settings
 from api.snapshot import Snapshot, build_instance
 from matching.input.instance import MAX_FLOORS, MAX_PAIRS, Floor, Instance, Pair, Policy, Weights
@@ -291,8 +293,7 @@ def publish(session: Session, subject: Subject, row: MatchRound) -> None:
     audit(session, subject, "round.publish", "round", row.id, row.region_id)
 
 
-# Why a clinic declines: a fixed list, so that no free text (which could name a person) is stored or logged.
-DECLINE_REASONS = ("no_supervisor", "period", "language", "specialty", "capacity", "other")
+DECLINE_REASONS: tuple[str, ...] = typing.get_args(DeclineReason)
 
 
 def check_decline_reason(accept: bool, reason: str | None) -> None:

@@ -127,12 +127,16 @@ class ProposalRead(BaseModel):
     )
 
 
+# Why a clinic declines: a fixed list, so that no free text (which could name a person) is stored or logged.
+DeclineReason = Literal["no_supervisor", "period", "language", "specialty", "capacity", "other"]
+
+
 class Decline(BaseModel):
     """A clinic's decline, optionally with its reason (a code, never free text)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: Literal["no_supervisor", "period", "language", "specialty", "capacity", "other"] | None = None
+    reason: DeclineReason | None = None
 
 
 class RoundResult(BaseModel):

@@ -1,6 +1,6 @@
 """A unit's page (a clinic's home): the proposals for the unit with what supervision needs to know (never who the
-candidate is), accept or decline with a reason; the unit's offers and supervisors (create, edit, publish,
-withdraw). Every read and write is the API's service call with the page user's subject."""
+candidate is), accept or decline with a reason; the unit's offers and supervisors (publish, withdraw; their forms are in
+api/web/objects.py). Every read and write is the API's service call with the page user's subject."""
 
 from __future__ import annotations
 

@@ -120,7 +120,8 @@ def create_object(request: Request, region: str, kind_name: str, session: Sessio
 
 
 def form_lists_of(request: Request) -> dict[str, list[str]]:
-    """Every field of the submitted form with all its values (ticked boxes of a list of codes)."""
+    """Every field of the submitted form with all its values (the ticked boxes of a list of codes), as the CSRF
+    check read them."""
     lists: dict[str, list[str]] = getattr(request.state, "form_lists", {})
     return lists
 

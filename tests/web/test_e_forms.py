@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from api.demo import FAMILY, GIVEN
-from tests.web.conftest import USERS, api_token, check_accessible, login, solved_round
+from tests.web.conftest import USERS, api_token, check_accessible, login, screenshot, solved_round
 
 PERSONNUMMER = re.compile(r"\b(19|20)?\d{6}[-+]?\d{4}\b")
 
@@ -43,6 +43,7 @@ def test_a_coordinator_edits_a_programme_with_errors_next_to_the_fields(page: Pa
     assert page.locator("#f-budget").get_attribute("aria-describedby") == "e-budget-1"
     expect(page.locator("#e-earmarks-0-amount-1")).to_contain_text("Ange minst 0")
     check_accessible(page)
+    screenshot(page, "programme-form")
     assert _api(base_url, "samordnare", "GET", f"/regions/01/programmes/{programme['id']}").json() == programme
     page.fill("#f-budget", str(programme["budget"] + 1_000_000))
     page.fill("#f-earmarks-0-amount", "250000")
@@ -100,6 +101,12 @@ def test_a_coordinator_edits_a_unit_by_keyboard_and_creates_a_candidate_without_
     assert page.url.endswith("/regions/01/candidates")
     stored = _api(base_url, "samordnare", "GET", "/regions/01/candidates/C-WEB-1").json()
     assert stored["wishes"] == ["U002"] and stored["ladder"]["theory_test"] == "2026-05-01"
+    # The form is the whole candidate: a date emptied on it is gone (not kept from before).
+    page.goto("/regions/01/candidates/C-WEB-1")
+    page.fill("#f-ladder-theory_test", "")
+    page.click("button:has-text('Spara')")
+    stored = _api(base_url, "samordnare", "GET", "/regions/01/candidates/C-WEB-1").json()
+    assert stored["ladder"]["theory_test"] is None and stored["wishes"] == ["U002"] and stored["version"] == 2
     # An existing candidate's form: profile and wishes, never who they are.
     demo = _api(base_url, "samordnare", "GET", "/regions/01/candidates?limit=1").json()["items"][0]["id"]
     identity = _api(base_url, "samordnare", "GET", f"/regions/01/candidates/{demo}/identity").json()
@@ -179,6 +186,7 @@ def test_a_coordinator_follows_up_a_commitment(page: Page, base_url: str, commit
     page.fill("#paid", "1000")
     page.click("#record")
     expect(page.locator("#commitment-status")).to_have_text("avbruten")
+    screenshot(page, "commitment")
     stored = _api(base_url, "samordnare", "GET", f"/regions/01/commitments/{commitment['id']}").json()
     assert stored["status"] == "interrupted" and stored["paid"] == 1000 and stored["held_months"] == 1
     assert page.locator("#c-released").inner_text().replace(
