@@ -81,6 +81,7 @@ def test_a_coordinator_edits_a_unit_by_keyboard_and_creates_a_candidate_without_
         page.keyboard.press("Enter")
     assert page.url.endswith("/regions/01/units/U002")
     expect(page.locator("h1")).to_contain_text("Vårdcentral Webb")
+    check_accessible(page)
     assert _api(base_url, "samordnare", "GET", "/regions/01/units/U002").json()["name"] == "Vårdcentral Webb"
 
     page.goto("/regions/01/candidates/new")
@@ -204,6 +205,7 @@ def test_the_checks_of_a_round_run_as_jobs_whose_pages_follow_them(
     page.click("#stable")
     assert re.search(rf"/regions/01/rounds/{round_id}/jobs/\d+$", page.url)
     stable_url = page.url
+    check_accessible(page)  # while it runs (or, on a fast machine, already with its result)
     # The page follows the job (htmx polls it) and shows the result without being reloaded by hand.
     expect(page.locator("#stable-summary li").first).to_contain_text("Uppskjuten acceptans placerar", timeout=60_000)
     check_accessible(page)
