@@ -177,7 +177,7 @@ def round_page(request: Request, region: str, round_id: RowId, session: SessionD
         "view": round_views.round_view(session, subject, row, reg),
     }
     if row.status in (RoundStatus.QUEUED, RoundStatus.SOLVING):
-        return page(request, "round_live.html", **context, **_progress_context(row, ""))
+        return page(request, "round_live.html", **context, polled=False, **_progress_context(row, ""))
     if row.result is None:
         return page(request, "round_failed.html", **context)
     return page(request, "round_review.html", **context, **review(session, subject, reg, row))
@@ -197,7 +197,8 @@ def round_progress(
     row = rounds.get_round(session, subject, reg, round_id)
     if row.status not in (RoundStatus.QUEUED, RoundStatus.SOLVING):
         return Response(status_code=204, headers={"HX-Refresh": "true"})
-    context = {"reg": reg, "round": row, **_progress_context(row, series)}
+    # The status in the page's heading goes along (out of band): queued, then solving.
+    context = {"reg": reg, "round": row, "polled": True, **_progress_context(row, series)}
     return render(request, "partials/progress.html", **context)
 
 

@@ -55,6 +55,8 @@ def test_a_coordinator_runs_reviews_reruns_and_publishes_a_round(page: Page, bas
     known = (page.locator("#progress polyline.gap-line").get_attribute("points") or "").split()
     assert len(unknown) == 2 and float(unknown[0].split(",")[0]) < float(known[0].split(",")[0])
     assert unknown[1].split(",")[0] == known[0].split(",")[0]
+    # The heading's status follows the polls too (it was "queued" when the page opened).
+    expect(page.locator("#live-status")).to_have_text("löses")
     check_accessible(page)
     screenshot(page, "round-live")
     _wait_for_review(page)
