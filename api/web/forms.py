@@ -210,6 +210,9 @@ def _number(raw: str, kind: str) -> Any:
     return raw
 
 
+_NAMED_FIELD = re.compile(r"\(rule: [\w.]+; field: ([\w.\[\]]+)\)$")
+
+
 def errors_by_field(fields: list[Field], errors: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """The API's field errors under the form field they belong to (`earmarks[0].amount` and `earmarks.0.amount`
     under that cell, `wishes[2]` under `wishes`); an error no field claims goes under '' (shown above the form)."""
@@ -218,6 +221,11 @@ def errors_by_field(fields: list[Field], errors: list[dict[str, Any]]) -> dict[s
     out: dict[str, list[dict[str, Any]]] = {}
     for error in errors:
         path = re.sub(r"\[(\d+)\]", r".\1", str(error.get("field", "")))
+        # A check on the whole object (dates in order, earmarks within the budget) names its field in the message.
+        named = _NAMED_FIELD.search(str(error.get("message", "")))
+        if path not in names and named:
+            inner = f"{path}.{named.group(1)}"  # a nested object's own check (the ladder's dates in order)
+            path = inner if inner in names else named.group(1)
         target = ""
         parts = path.split(".")
         for end in range(len(parts), 0, -1):
