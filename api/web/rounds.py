@@ -1,7 +1,8 @@
 """Round pages for coordinators: start a round with its policy, watch it solve (htmx polling: objective, bound and
 the gap as a growing SVG line; cancel), review the result (proposals by unit and profession with the clinics'
 answers, money against budgets and caps, fairness, shadow prices, why-not), pin or forbid from the table and
-re-run, read the diff, try a what-if, publish.
+re-run, read the diff, publish. A what-if, the stable comparison, a reproduction and a candidate's why-not are
+queued as jobs whose pages follow them (api/web/jobs.py).
 
 Starting, re-running and the reports call the API's own route functions with the page user's subject, so a page
 does exactly what the API does (idempotency, checks, refusals) and shows nothing the API would refuse.
@@ -309,9 +310,9 @@ def candidate_page(
     ref: str,
     session: SessionDep,
     subject: WebSubject,
-    settings: SettingsDep,
 ) -> Response:
-    """One candidate of the round: the match with its score breakdown, or why not and the smallest change."""
+    """One candidate of the round: the match with its score breakdown, or why not and the smallest change (from
+    the round's stored reports; else a button computes it as a job)."""
     reg = _region(session, subject, region)
     row = rounds.get_round(session, subject, reg, round_id)
     explained = rounds.candidate_explanation(session, row, ref)
