@@ -59,6 +59,12 @@ def test_a_coordinator_edits_a_programme_with_errors_next_to_the_fields(page: Pa
     assert stored["unit_caps"]["small"] == 70000
     assert set(stored["professions"]) == {*programme["professions"], "nurse", "physician"}
     assert stored["version"] == programme["version"] + 1
+    # Every new form refuses a post without this browser's CSRF token, and writes nothing.
+    for path in ("/regions/01/programmes/new", f"/regions/01/programmes/{programme['id']}", "/regions/01/units/new"):
+        assert page.request.post(path, form={"id": "P-CSRF", "budget": "1"}).status == 403, path
+    assert page.request.post("/regions/01/commitments/1", form={"status": "started"}).status == 403
+    assert page.request.post("/regions/01/rounds/1/stable", form={"seconds": "1"}).status == 403
+    assert _api(base_url, "samordnare", "GET", "/regions/01/programmes/P-CSRF").status_code == 404
     # Emptying the earmark's row removes it (the form is the whole programme).
     page.click(f"a:has-text('{programme['id']}')")
     for column in ("id", "amount", "professions"):
