@@ -13,10 +13,10 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.jobs import store
-from api.schemas import PricesRead, ReproduceRead, StableRead, WhatIfRead, WhyNotRead
-from api.settings import Settings
-from api.worker import analysis_of, store_analysis, store_result
+from api.core import job_store as store
+from api.core.outcomes import analysis_of, store_analysis, store_result
+from api.core.schemas import PricesRead, ReproduceRead, StableRead, WhatIfRead, WhyNotRead
+from api.core.settings import Settings
 from matching.input.instance import Instance, Pair
 from matching.input.validate import InvalidInstance
 from matching.model.solution import Solution
@@ -76,7 +76,7 @@ def _round(run: Run) -> tuple[MatchRound, Instance]:
 
 
 def _solved(run: Run) -> tuple[MatchRound, Instance, Solution]:
-    from api.rounds import stored_solution
+    from api.core.rounds import stored_solution
 
     with run.sessions() as session:
         row = session.get_one(MatchRound, run.job.round_id)

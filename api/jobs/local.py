@@ -16,8 +16,8 @@ import time
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.jobs import store
-from api.settings import Settings
+from api.core import job_store as store
+from api.core.settings import Settings
 from models.db import transaction
 
 log = logging.getLogger("vardmatch.jobs")

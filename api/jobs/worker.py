@@ -20,10 +20,10 @@ from procrastinate.job_context import JobContext
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from api import logs
-from api.jobs import store
+from api.core import job_store as store
+from api.core import logs
+from api.core.settings import Settings
 from api.jobs.local import start_child, warm_up
-from api.settings import Settings
 from models.db import make_engine, make_sessionmaker, normalise_url, transaction
 
 log = logging.getLogger("vardmatch.worker")
