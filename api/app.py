@@ -13,12 +13,12 @@ from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.core import errors
 from api.core.imports import ImportProcess
 from api.core.redaction import install_log_filters
 from api.core.security import LoginLimiter
 from api.core.settings import Settings
 from api.core.signing import Signing
+from api.http import errors
 from api.http.limits import BodyLimit
 from api.http.routers import analysis, audit, auth, commitments, identity, ops, privacy, resources, rounds
 from api.http.routers import jobs as jobs_routes

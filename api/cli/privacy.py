@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from api.cli import _fail, app
+from api.cli.common import app, fail
 
 if TYPE_CHECKING:
     from api.core.privacy import RegionRetention
@@ -62,7 +62,7 @@ def retention(
             if region is not None:
                 regions = list(session.scalars(select(Region).where(Region.code == region)))
                 if not regions:
-                    _fail(f"--region: no region {region!r}")
+                    fail(f"--region: no region {region!r}")
             reports = run_retention(session, on, dry_run=dry_run, regions=regions)
             if dry_run:
                 session.rollback()

@@ -12,7 +12,17 @@ from typing import Annotated, Any
 
 import typer
 
-from api.cli import AsJson, TimeLimit, _fail, _read_instance, _read_solution, _solve, _table, _with_policy, app
+from api.cli.common import (
+    AsJson,
+    TimeLimit,
+    app,
+    fail,
+    read_instance,
+    read_solution,
+    solve_instance,
+    text_table,
+    with_policy,
+)
 from matching.input.instance import Instance
 from matching.model.solution import Solution
 
@@ -24,13 +34,13 @@ Seconds = Annotated[float, typer.Option("--seconds", min=0.1, help="Time for the
 
 def _solution_for(instance: Instance, path: Path | None) -> Solution:
     if path is None:
-        return _solve(instance, "auto", progress=False)
+        return solve_instance(instance, "auto", progress=False)
     from matching.reports.verify import verify
 
-    solution = _read_solution(path)
+    solution = read_solution(path)
     violations = verify(instance, solution)
     if violations:
-        _fail(f"{path} does not fit the instance: {violations[0]}")
+        fail(f"{path} does not fit the instance: {violations[0]}")
     return solution
 
 
@@ -49,12 +59,12 @@ def why_not_command(
     """Why a candidate was not matched, and the smallest change that would have placed them (found by re-solving)."""
     from matching.reports.whynot import why_not
 
-    instance = _read_instance(instance_path)
+    instance = read_instance(instance_path)
     if candidate_id not in {c.id for c in instance.candidates}:
-        _fail(f"candidate {candidate_id!r} is not in {instance_path}")
+        fail(f"candidate {candidate_id!r} is not in {instance_path}")
     solution = _solution_for(instance, solution_path)
     if any(a.candidate_id == candidate_id for a in solution.assignments):
-        _fail(f"candidate {candidate_id!r} is matched in this solution", code=1)
+        fail(f"candidate {candidate_id!r} is matched in this solution", code=1)
     result = why_not(instance, solution, candidate_id, seconds=seconds)
     if as_json:
         _print(result.model_dump(mode="json"))
@@ -81,7 +91,7 @@ def prices(
     from matching.reports.prices import plain_prices, round_prices
     from matching.rules.prepare import prepare
 
-    prep = prepare(_read_instance(instance_path))
+    prep = prepare(read_instance(instance_path))
     tiers = round_prices(prep, time_limit=seconds)
     if as_json:
         _print([p.model_dump(mode="json") for p in tiers])
@@ -111,18 +121,18 @@ def what_if(
     from matching.reports.changes import Change, apply_changes, describe
     from matching.reports.diff import round_diff
 
-    instance = _with_policy(_read_instance(instance_path), time_limit_s=time_limit)
+    instance = with_policy(read_instance(instance_path), time_limit_s=time_limit)
     try:
         changes = [Change.model_validate_json(text) for text in change]
     except ValueError as exc:
-        _fail(f"--change: {str(exc).splitlines()[0]}")
+        fail(f"--change: {str(exc).splitlines()[0]}")
     before = _solution_for(instance, solution_path)
     try:
         changed = apply_changes(instance, changes)
     except InvalidInstance as exc:
-        _fail(str(exc))
+        fail(str(exc))
     keep = tuple(Pair(candidate_id=a.candidate_id, offer_id=a.offer_id) for a in before.assignments)
-    after = _solve(_with_policy(changed, keep=keep), "auto", progress=False)
+    after = solve_instance(with_policy(changed, keep=keep), "auto", progress=False)
     diff = round_diff(before, changed, after)
     if as_json:
         _print({"before": before.placements, "after": after.placements, "diff": diff.model_dump(mode="json")})
@@ -145,7 +155,7 @@ def fairness(
     """Match rate and mean score by profession, county, country of training and waiting band; the price of floors."""
     from matching.reports.fairness import floor_prices, group_rows
 
-    instance = _read_instance(instance_path)
+    instance = read_instance(instance_path)
     solution = _solution_for(instance, solution_path)
     rows, floors = group_rows(instance, solution), floor_prices(instance, solution)
     if as_json:
@@ -163,7 +173,7 @@ def fairness(
         )
         for r in rows
     ]
-    typer.echo(_table(table, ("group", "value", "candidates", "matched", "rate", "mean score", "floor")))
+    typer.echo(text_table(table, ("group", "value", "candidates", "matched", "rate", "mean score", "floor")))
     for f in floors:
         typer.echo(f"{f.floor}: {f.statement}")
 
@@ -178,11 +188,11 @@ def stable(
     from matching.input.validate import InvalidInstance
     from matching.solvers.stable import compare
 
-    instance = _read_instance(instance_path)
+    instance = read_instance(instance_path)
     try:
         result = compare(instance, time_limit_s=time_limit)
     except InvalidInstance as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if as_json:
         _print(result.model_dump(mode="json"))
         return
@@ -198,7 +208,7 @@ def stable(
         )
         for r in result.rows
     ]
-    typer.echo(_table(table, ("method", "status", "placed", "score", "granted SEK", "blocking pairs", "dropped")))
+    typer.echo(text_table(table, ("method", "status", "placed", "score", "granted SEK", "blocking pairs", "dropped")))
     typer.echo("\n".join(result.summary))
 
 
@@ -212,7 +222,7 @@ def analyse(
     """Every report of a round at once (fairness, floor prices, shadow prices, why-not for each unmatched), as JSON."""
     from matching.reports.analysis import analyse as run
 
-    instance = _read_instance(instance_path)
+    instance = read_instance(instance_path)
     report = run(instance, _solution_for(instance, solution_path), seconds=seconds)
     text = report.model_dump_json(indent=1)
     if output:
@@ -237,13 +247,13 @@ def outlook(
 
     from matching.reports.outlook import outlook as forecast
 
-    instance = _read_instance(instance_path)
+    instance = read_instance(instance_path)
     first = None
     if start is not None:
         try:
             first = date.fromisoformat(f"{start}-01" if len(start) == 7 else start)
         except ValueError:
-            _fail(f"--start {start!r}: not a month (YYYY-MM)")
+            fail(f"--start {start!r}: not a month (YYYY-MM)")
     result = forecast(instance, first, months)
     if as_json:
         _print(result.model_dump(mode="json"))
@@ -264,4 +274,4 @@ def outlook(
         )
         for r in result.rows
     ]
-    typer.echo(_table(rows, header))
+    typer.echo(text_table(rows, header))

@@ -24,8 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from api.core.audit import audit
 from api.core.errors import Conflict, NotFound, Unprocessable
-from api.http.deps import audit
 from matching.input import instance as engine
 from matching.input.months import month_index
 from matching.input.validate import reference_issues

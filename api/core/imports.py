@@ -20,11 +20,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.core import services, tabular
+from api.core.audit import audit
 from api.core.commitments import limits_kept
 from api.core.errors import Forbidden, PayloadTooLarge, Unprocessable
 from api.core.settings import Settings
 from api.core.snapshot import CANDIDATES, KINDS, Kind
-from api.http.deps import audit
 from models import Region
 from models.queries import Subject
 

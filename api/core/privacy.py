@@ -8,7 +8,7 @@ everything the rounds need, and removes who they are:
 - the notes of their commitments;
 - their number (in any written form) and full name wherever else a region's stored text holds them: round snapshots,
   names, requests, results and reports, other commitment notes, and stored idempotent responses.
-The audit log never held them (api.http.deps.audit masks numbers; purposes and reasons about a candidate are scrubbed of
+The audit log never held them (api.core.audit masks numbers; purposes and reasons about a candidate are scrubbed of
 their name before they are written), and it records the erasure: who, when and why, not what.
 """
 
@@ -24,11 +24,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api.core.audit import audit
 from api.core.commitments import RUNNING
 from api.core.errors import Conflict
 from api.core.redaction import IdentityText, Scrubber, map_strings, mask_numbers
 from api.core.rounds import input_hash
-from api.http.deps import audit
 from matching.input.months import month_index
 from models import Candidate, CandidateIdentity, Commitment, IdempotencyKey, MatchRound, Region
 from models.base import utcnow

@@ -15,10 +15,10 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from api.core.audit import audit
 from api.core.commitments import lock_region, snapshot_commitments
 from api.core.errors import Conflict
 from api.core.snapshot import CANDIDATES, OFFERS, PROGRAMMES, SUPERVISORS, UNITS, Kind
-from api.http.deps import audit
 from models import (
     Candidate,
     CandidateIdentity,

@@ -16,11 +16,11 @@ from sqlalchemy.orm import Session
 
 from api.core import commitments
 from api.core import job_store as jobs
+from api.core.audit import audit
 from api.core.errors import Conflict, NotFound, Unprocessable
 from api.core.removal import refuse_archived
 from api.core.settings import Settings
 from api.core.snapshot import Snapshot, build_instance
-from api.http.deps import audit
 from matching.input.instance import MAX_FLOORS, MAX_PAIRS, Floor, Instance, Pair, Policy, Weights
 from matching.input.validate import InvalidInstance
 from matching.model.solution import Solution

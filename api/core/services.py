@@ -10,11 +10,11 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import Select, func, insert, select
 from sqlalchemy.orm import Session
 
+from api.core.audit import audit
 from api.core.commitments import limits_kept
 from api.core.errors import Conflict, Forbidden, NotFound, Problem, Unprocessable, field_errors
 from api.core.redaction import fields_with_numbers
 from api.core.snapshot import CANDIDATES, OFFERS, Kind, engine_dict, engine_object, to_row_fields
-from api.http.deps import audit
 from models import AuditEvent, Candidate, Offer, Region, Role, Supervisor, Unit
 from models import queries as q
 from models.queries import Subject

@@ -5,10 +5,10 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from api.core.audit import audit
 from api.core.errors import Conflict, NotFound, Unprocessable
 from api.core.schemas import RegionCreate, UserCreate
 from api.core.security import hash_password
-from api.http.deps import audit
 from models import ApiKey, Region, Role, Unit, User
 from models.base import utcnow
 from models.queries import Subject, regions_readable_by

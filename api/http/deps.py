@@ -11,11 +11,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.core.errors import Forbidden, Unauthorized
-from api.core.redaction import map_strings, mask_numbers
 from api.core.security import MAX_ID, api_key_prefix, hash_api_key, read_token, same_hash
 from api.core.settings import Settings
 from api.core.signing import Signing
-from models import ApiKey, AuditEvent, Role, User
+from models import ApiKey, Role, User
 from models.queries import Subject
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
@@ -117,27 +116,3 @@ def require(*roles: Role) -> Any:
 CoordinatorOrAdmin = Annotated[Subject, require(Role.ADMIN, Role.COORDINATOR)]
 ClinicOrAdmin = Annotated[Subject, require(Role.ADMIN, Role.CLINIC)]
 AdminOnly = Annotated[Subject, require(Role.ADMIN)]
-
-
-def audit(
-    session: Session,
-    subject: Subject | None,
-    action: str,
-    object_type: str,
-    object_id: object,
-    region_id: int | None,
-    **detail: Any,
-) -> None:
-    """Append an audit event in the caller's transaction (detail must never hold personal data: any valid
-    personnummer in it is masked, since the log can never be changed afterwards)."""
-    session.add(
-        AuditEvent(
-            actor_id=subject.user_id if subject else None,
-            actor_role=subject.role.value if subject else "system",
-            action=action,
-            object_type=object_type,
-            object_id=mask_numbers(str(object_id)),
-            region_id=region_id,
-            detail=map_strings(detail, mask_numbers),
-        )
-    )

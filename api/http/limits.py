@@ -7,7 +7,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.core.errors import problem_response
+from api.http.errors import problem_response
 
 
 class BodyLimit:

@@ -18,9 +18,9 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.core import job_store as store
+from api.core.audit import audit
 from api.core.errors import Conflict, NotFound
 from api.core.job_store import submit
-from api.http.deps import audit
 from models import Region
 from models.jobs import SolverJob, jobs_readable_by
 from models.queries import Subject

@@ -127,10 +127,8 @@ def run_worker(settings: Settings, concurrency: int = 1, queues: list[str] | Non
 
 
 def main() -> None:
-    """`python -m api.jobs.worker`: as `vardmatch worker` with its defaults, settings from the environment."""
-    from api.cli import app
-
-    app(["worker"], prog_name="vardmatch")
+    """`python -m api.jobs.worker`: a worker with `vardmatch worker`'s defaults, settings from the environment."""
+    run_worker(Settings())
 
 
 if __name__ == "__main__":

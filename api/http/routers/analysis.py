@@ -16,10 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from api import jobs
 from api.core import logs, rounds
-from api.core.errors import Conflict, NotFound, Unprocessable, problem_responses
+from api.core.errors import Conflict, NotFound, Unprocessable
 from api.core.schemas import DiffRead, FairnessRead, PricesRead, WhyNotRead
 from api.core.services import region_for
 from api.http.deps import CoordinatorOrAdmin, RowId, SessionDep, SettingsDep
+from api.http.errors import problem_responses
 from api.http.routers.jobs import JobRead
 from api.http.routers.rounds import wake
 from matching.input.instance import Instance

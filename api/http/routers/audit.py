@@ -13,9 +13,10 @@ from fastapi import APIRouter, Query, Response
 from sqlalchemy import Select, select
 
 from api.core import tabular
-from api.core.errors import Unprocessable, problem_responses
+from api.core.errors import Unprocessable
 from api.core.services import count_rows, region_for
 from api.http.deps import CoordinatorOrAdmin, Offset, SessionDep
+from api.http.errors import problem_responses
 from models import AuditEvent, Region, User
 from models.queries import Subject, audit_readable_by
 

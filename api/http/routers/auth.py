@@ -9,7 +9,8 @@ from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy import select
 
 from api.core import users
-from api.core.errors import NotFound, TooManyRequests, Unauthorized, Unprocessable, problem_responses
+from api.core.audit import audit
+from api.core.errors import NotFound, TooManyRequests, Unauthorized, Unprocessable
 from api.core.schemas import (
     ApiKeyCreated,
     ApiKeyRead,
@@ -35,8 +36,8 @@ from api.http.deps import (
     SettingsDep,
     SigningDep,
     SubjectDep,
-    audit,
 )
+from api.http.errors import problem_responses
 from models import ApiKey, Region, Unit, User
 from models.base import utcnow
 from models.queries import regions_readable_by, users_readable_by, users_writable_by

@@ -11,10 +11,11 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from api.core import books, commitments, rounds, tabular
-from api.core.errors import NotFound, problem_responses
+from api.core.errors import NotFound
 from api.core.schemas import Page
 from api.core.services import page_of, region_for
 from api.http.deps import CoordinatorOrAdmin, Offset, RowId, SessionDep, SubjectDep
+from api.http.errors import problem_responses
 from matching.input import instance as engine
 from matching.reports.outlook import Outlook, outlook
 from models import Commitment, Programme, Proposal, Region, Unit

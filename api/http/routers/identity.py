@@ -6,12 +6,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from api.core.errors import NotFound, Unprocessable, problem_responses
+from api.core.audit import audit
+from api.core.errors import NotFound, Unprocessable
 from api.core.identity import mask
 from api.core.redaction import IdentityText
 from api.core.schemas import IdentityRead
 from api.core.services import region_for
-from api.http.deps import CoordinatorOrAdmin, SessionDep, audit
+from api.http.deps import CoordinatorOrAdmin, SessionDep
+from api.http.errors import problem_responses
 from models import Candidate
 from models.queries import identities_readable_by
 

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from api import jobs
-from api.core.errors import problem_responses
 from api.core.schemas import Page
 from api.core.services import page_of, region_for
 from api.http.deps import CoordinatorOrAdmin, Offset, RowId, SessionDep
+from api.http.errors import problem_responses
 from models.jobs import SolverJob, jobs_readable_by
 
 router = APIRouter(tags=["jobs"])

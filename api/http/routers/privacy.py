@@ -13,9 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.core import privacy, removal, services
 from api.core.access_request import access_request, render_html
-from api.core.errors import NotFound, problem_responses
+from api.core.audit import audit
+from api.core.errors import NotFound
 from api.core.snapshot import KINDS, Kind
-from api.http.deps import CoordinatorOrAdmin, SessionDep, SubjectDep, audit
+from api.http.deps import CoordinatorOrAdmin, SessionDep, SubjectDep
+from api.http.errors import problem_responses
 from models import Candidate, Region, RetentionPolicy
 from models.queries import Subject, candidates_writable_by
 

@@ -10,7 +10,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, File, Query, Request, Response, UploadFile
 
 from api.core import imports, services, tabular
-from api.core.errors import PayloadTooLarge, Unprocessable, problem_responses
+from api.core.audit import audit
+from api.core.errors import PayloadTooLarge, Unprocessable
 from api.core.identity import normalise
 from api.core.schemas import (
     CandidateCreate,
@@ -24,7 +25,8 @@ from api.core.schemas import (
     UnitRead,
 )
 from api.core.snapshot import CANDIDATES, KINDS, OFFERS, Kind
-from api.http.deps import Offset, SessionDep, SettingsDep, SubjectDep, audit
+from api.http.deps import Offset, SessionDep, SettingsDep, SubjectDep
+from api.http.errors import problem_responses
 from models import CandidateIdentity, Region
 from models.queries import Subject
 

@@ -11,7 +11,6 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 
 from api.core import logs, rounds
-from api.core.errors import problem_responses
 from api.core.job_store import round_job
 from api.core.round_views import region_view, round_summaries, round_view
 from api.core.schemas import (
@@ -25,6 +24,7 @@ from api.core.schemas import (
 from api.core.services import count_rows, page_of, region_for
 from api.http import idempotency
 from api.http.deps import ClinicOrAdmin, CoordinatorOrAdmin, Offset, RowId, SessionDep, SettingsDep, SubjectDep
+from api.http.errors import problem_responses
 from api.jobs import job_url
 from matching.input.instance import Instance
 from models import MatchRound, Proposal, Region
