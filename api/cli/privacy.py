@@ -45,7 +45,7 @@ def retention(
     """Anonymise candidates whose identity is past the region's retention period; prints what it did.
 
     Only those candidates change (identity row, identifying free text, their mentions in stored rounds); a second
-    run finds nothing to do. Schedule it daily (cron or a systemd timer)."""
+    run finds nothing to do. The service also runs it daily as a job (VARDMATCH_RETENTION_CRON)."""
     from sqlalchemy import select
 
     from api.core.privacy import run_retention

@@ -6,6 +6,7 @@ import enum
 from datetime import date
 from ipaddress import IPv4Network, IPv6Network
 
+from croniter import croniter
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -81,6 +82,11 @@ class Settings(BaseSettings):
         default=60.0, ge=0, description="on SIGTERM, how long running jobs may finish before they are handed back"
     )
     log_format: str = Field(default="json", pattern="^(json|text)$")
+    retention_cron: str = Field(
+        default="30 2 * * *",
+        description="when retention runs as a job (cron, UTC; empty: never): a procrastinate periodic task on "
+        "PostgreSQL, the pool `serve` starts on SQLite",
+    )
 
     @field_validator("secret_key")
     @classmethod
@@ -88,3 +94,10 @@ class Settings(BaseSettings):
         if value is not None and len(value) < MIN_SECRET_LENGTH:
             raise ValueError(f"VARDMATCH_SECRET_KEY must be at least {MIN_SECRET_LENGTH} characters (or unset)")
         return value
+
+    @field_validator("retention_cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if value.strip() and not croniter.is_valid(value):
+            raise ValueError(f"VARDMATCH_RETENTION_CRON: {value!r} is not a cron expression (e.g. '30 2 * * *')")
+        return value.strip()
