@@ -1,6 +1,6 @@
 """Solver work as jobs: the small interface that a route, a page and a command all use.
 
-- `submit(session, kind, region_id, ...)` queues a job in the caller's transaction (see `store.submit`);
+- `submit(session, kind, region_id, ...)` queues a job in the caller's transaction (`api.core.job_store.submit`);
 - `find(session, subject, job_id)` the job if the subject may read it (404 otherwise);
 - `view(job, region_code)` its status, progress and, once succeeded, its result, as JSON;
 - `cancel(session, subject, job)` stops it (409 if it had already ended).
