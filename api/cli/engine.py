@@ -26,7 +26,7 @@ from api.cli.common import (
 from matching.input.instance import Instance
 from matching.model.solution import Solution
 
-FIXTURES = Path(__file__).resolve().parent.parent.parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 DEMO = FIXTURES / "demo_region.json"
 
 

@@ -13,7 +13,7 @@ from api.core.snapshot import import_instance
 from matching.input.validate import load_instance
 from models import Candidate, CandidateIdentity, Region, Role, Unit, User
 
-DEMO_FILE = Path(__file__).resolve().parent.parent / "fixtures" / "demo_region.json"
+DEMO_FILE = Path(__file__).resolve().parents[2] / "fixtures" / "demo_region.json"
 GIVEN = ("Amina", "Omar", "Leyla", "Yusuf", "Sara", "Hassan", "Mariam", "Ali", "Noor", "Karim")
 FAMILY = ("Testsson", "Exempelsdotter", "Demovic", "Provström", "Fiktiv")
 # Demo passwords: for a local demo only; `serve --demo` refuses to run in production.
