@@ -11,10 +11,10 @@ from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api import rounds, services
-from api.deps import RowId, SessionDep
-from api.errors import Forbidden, Unprocessable
-from api.snapshot import CANDIDATES, OFFERS, SUPERVISORS, UNITS, Kind
+from api.core import rounds, services
+from api.core.errors import Forbidden, Unprocessable
+from api.core.snapshot import CANDIDATES, OFFERS, SUPERVISORS, UNITS, Kind
+from api.http.deps import RowId, SessionDep
 from api.web.pages import page
 from api.web.render import WebRoute, redirect
 from api.web.session import Csrf, WebSubject

@@ -13,9 +13,9 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from api import commitments, services
-from api.deps import Offset, RowId, SessionDep
-from api.errors import Conflict, NotFound, Unprocessable, field_errors
+from api.core import commitments, services
+from api.core.errors import Conflict, NotFound, Unprocessable, field_errors
+from api.http.deps import Offset, RowId, SessionDep
 from api.web.pages import coordinator_only, page
 from api.web.render import WebRoute, redirect
 from api.web.session import Csrf, WebSubject, form_values

@@ -16,9 +16,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from api import jobs, rounds, services
-from api.deps import RowId, SessionDep
-from api.errors import NotFound
+from api import jobs
+from api.core import rounds, services
+from api.core.errors import NotFound
+from api.http.deps import RowId, SessionDep
 from api.web.pages import coordinator_only, page
 from api.web.render import WebRoute, redirect, render
 from api.web.session import Csrf, WebSubject

@@ -19,10 +19,10 @@ from fastapi.responses import Response
 from pydantic_core import to_jsonable_python
 from sqlalchemy.orm import Session
 
-from api import services
-from api.deps import SessionDep
-from api.errors import Forbidden, NotFound, Unprocessable
-from api.snapshot import KINDS, OFFERS, UNITS, Kind, engine_object
+from api.core import services
+from api.core.errors import Forbidden, NotFound, Unprocessable
+from api.core.snapshot import KINDS, OFFERS, UNITS, Kind, engine_object
+from api.http.deps import SessionDep
 from api.web.forms import (
     Field,
     defaults_of,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, select, text
 
-from api.snapshot import import_instance
+from api.core.snapshot import import_instance
 from matching.input.validate import load_instance
 from models import Candidate, MatchRound, Offer, Proposal, Region
 from models.db import make_engine, make_sessionmaker, transaction

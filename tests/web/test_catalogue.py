@@ -54,7 +54,7 @@ def test_api_sentences_are_translated_with_their_values() -> None:
 
 
 def test_cookies_are_secure_outside_development() -> None:
-    from api.settings import Environment, Settings
+    from api.core.settings import Environment, Settings
     from api.web.session import secure_cookies
 
     assert not secure_cookies(Settings(environment=Environment.DEVELOPMENT))
@@ -88,7 +88,7 @@ def _codes_of_fields(fields: list[Field] | tuple[Field, ...]) -> set[str]:
 
 
 def test_every_status_phase_field_and_option_the_pages_show_has_a_swedish_translation() -> None:
-    from api.snapshot import KINDS
+    from api.core.snapshot import KINDS
     from api.web.forms import fields_of
     from models.commitments import CommitmentStatus
     from models.jobs import JobStatus

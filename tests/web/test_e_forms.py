@@ -10,7 +10,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from api.demo import FAMILY, GIVEN
+from api.core.demo import FAMILY, GIVEN
 from tests.web.conftest import USERS, api_token, check_accessible, login, screenshot, solved_round
 
 PERSONNUMMER = re.compile(r"\b(19|20)?\d{6}[-+]?\d{4}\b")

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from api import services
-from api.errors import Unprocessable
-from api.snapshot import CANDIDATES, PROGRAMMES
+from api.core import services
+from api.core.errors import Unprocessable
+from api.core.snapshot import CANDIDATES, PROGRAMMES
 from api.web.forms import errors_by_field, fields_of, read_form, row_count, values_of
 from tests import factories
 
