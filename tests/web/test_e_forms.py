@@ -102,7 +102,7 @@ def test_a_coordinator_edits_a_unit_by_keyboard_and_creates_a_candidate_without_
     page.fill("#f-ladder-theory_test", "2026-05-01")
     page.fill("#f-wishes", "U002, NO-SUCH-OFFER")
     page.click("button:has-text('Spara')")
-    expect(page.locator("#e-wishes-1")).to_contain_text("no such offer or unit")
+    expect(page.locator("#e-wishes-1")).to_contain_text("inget sådant erbjudande eller enhet i regionen")
     page.fill("#f-wishes", "U002")
     page.click("button:has-text('Spara')")
     assert page.url.endswith("/regions/01/candidates")
