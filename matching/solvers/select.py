@@ -12,7 +12,7 @@ from matching.solvers.strategies import (
     GreedyStrategy,
     MipStrategy,
     Strategy,
-    columns,
+    mip_affordable,
 )
 
 METHODS: dict[str, Callable[[], Strategy]] = {
@@ -22,7 +22,6 @@ METHODS: dict[str, Callable[[], Strategy]] = {
     "greedy": GreedyStrategy,
     "lns": LnsStrategy,
 }
-MIP_COLUMNS_PER_SECOND = 1_500  # auto picks the MIP when the model has at most this many columns per second of limit
 
 
 def choose(ctx: Context, method: str) -> Strategy:
@@ -40,10 +39,9 @@ def choose(ctx: Context, method: str) -> Strategy:
             raise ValueError("min-cost flow does not apply: a supervisor, budget or cap constraint can bind")
         return strategy
     flow, mip, large = FlowStrategy(), MipStrategy(), LnsStrategy()
-    size = columns(ctx.prep)
     if flow.applies(ctx):
         return flow
-    if mip.applies(ctx) and size <= MIP_COLUMNS_PER_SECOND * ctx.prep.instance.policy.time_limit_s:
+    if mip.applies(ctx) and mip_affordable(ctx.prep):
         return mip
     # The neighbourhood search runs until the wall clock says stop; deterministic rounds keep to CP-SAT's
     # deterministic time instead, so that a re-run repeats exactly.
