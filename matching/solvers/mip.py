@@ -214,7 +214,7 @@ class Guide:
 
 class Polish(Protocol):
     """Improves one tier of a complete solution (spec column values), earlier tiers held, until `end` or `stop()`;
-    `guides` are the parts to try first. Returns a solution at least as good."""
+    `guides` are the parts to try first. Returns a solution at least as good, and whether it proved the tier."""
 
     def __call__(
         self,
@@ -225,7 +225,7 @@ class Polish(Protocol):
         bound: int,
         guides: list[Guide],
         stop: Callable[[], bool],
-    ) -> FloatArray: ...
+    ) -> tuple[FloatArray, bool]: ...
 
 
 @dataclass
@@ -328,7 +328,10 @@ def lexicographic(
                     guides = [Guide(support, []), Guide(support, later)] if later else [Guide(support, [])]
                 # Beside a running MIP, stop when it is done (it may have proven the tier; its result is compared).
                 stop = exact.done.is_set if running else (lambda: False)
-                pool.append(polish(position, best, list(held), tier_end, target, guides, stop))
+                polished, whole = polish(position, best, list(held), tier_end, target, guides, stop)
+                pool.append(polished)
+                if whole:
+                    lp_bound = min(lp_bound, tier_value(tier, polished))
             # Wait for the MIP until the tier's end (it may be proving); past that, go on without it.
             exact.done.wait(timeout=max(0.0, tier_end - time.monotonic()))
             if exact.done.is_set():

@@ -261,6 +261,10 @@ class MipStrategy(Strategy):
 
     name = "mip_highs"
 
+    def __init__(self, highs: bool | None = None) -> None:
+        # None: HiGHS where it can finish in the time limit (`mip_affordable`); True or False: always or never.
+        self.highs = highs
+
     def applies(self, ctx: Context) -> bool:
         return columns(ctx.prep) <= MIP_MAX_COLUMNS
 
@@ -288,8 +292,8 @@ class MipStrategy(Strategy):
             fallback,
             on_tier=self._progress(ctx, spec),
             rounder=lambda lp: _rounded(ctx, spec, lp),
-            polish=_polish(ctx, spec, use_mip=mip_affordable(prep)),
-            use_mip=mip_affordable(prep),
+            polish=_polish(ctx, spec),
+            use_mip=mip_affordable(prep) if self.highs is None else self.highs,
             parallel=not ctx.deterministic,
             combined=_combined(prep, tiers),
         )
@@ -368,12 +372,11 @@ def mip_affordable(prep: Prepared) -> bool:
     return columns(prep) <= MIP_COLUMNS_PER_SECOND * prep.instance.policy.time_limit_s
 
 
-def _polish(ctx: Context, spec: Spec, *, use_mip: bool) -> Polish:
+def _polish(ctx: Context, spec: Spec) -> Polish:
     """CP-SAT on parts of the model, improving a tier of a complete solution (spec columns in and out)."""
     prep = ctx.prep
     policy = prep.instance.policy
     parts = Parts(spec, ctx.tiers)
-    # Beside HiGHS the parts get the other core; alone, both (except on placement tiers, proven fastest by one).
     polisher = Polisher(
         parts,
         seed=policy.seed,
@@ -389,9 +392,8 @@ def _polish(ctx: Context, spec: Spec, *, use_mip: bool) -> Polish:
         bound: int,
         guides: list[Guide],
         stop: Callable[[], bool],
-    ) -> FloatArray:
+    ) -> tuple[FloatArray, bool]:
         tier = ctx.tiers[position]
-        polisher.workers = 1 if use_mip or ctx.deterministic or position < len(ctx.tiers) - 1 else policy.workers
         found = polisher.improve(
             tier,
             start[parts.core.columns],
@@ -405,7 +407,7 @@ def _polish(ctx: Context, spec: Spec, *, use_mip: bool) -> Polish:
         )
         picks = parts.picks(found)
         ctx.reporter.picks(f"tier {position + 1} of {len(ctx.tiers)}: {tier.name} (parts)", prep, picks, "mip_highs")
-        return spec.vector(*_columns(picks))
+        return spec.vector(*_columns(picks)), polisher.proven
 
     return polish
 

@@ -48,6 +48,7 @@ class Polisher:
     part_seconds: float = 0.15  # the time limit of one part (wall clock, or deterministic time)
     log: PolishLog = field(default_factory=PolishLog)
     size: int = START_CANDIDATES
+    proven: bool = False  # the last `improve` proved its tier (a part that was the whole round)
 
     def __post_init__(self) -> None:
         self.rng = np.random.default_rng(self.seed)
@@ -77,6 +78,7 @@ class Polisher:
         tiers break ties in the other parts."""
         w = start
         value = self._value(tier, w)
+        self.proven = False
         n = self.parts.n_pairs
         count = 0
         queue = list(guides)
@@ -114,6 +116,9 @@ class Polisher:
             self._count(kind, part.improved, part.proven)
             if part.improved:
                 w, value = part.values, self._value(tier, part.values)
+            if part.proven and bool(free.all()):
+                self.proven = True  # the part was the whole round: its optimum is the tier's
+                break
             if kind != "lp":
                 # Parts proven quickly are too easy to find much; parts cut short are too big to finish.
                 grow = 1.25 if part.proven else 0.85
