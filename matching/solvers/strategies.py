@@ -26,7 +26,6 @@ from matching.solvers.cpsat import (
     Model,
     TierResult,
     relative_gap,
-    solve_combined,
     solve_restricted,
     solve_tiers,
     tier_totals,
@@ -322,7 +321,8 @@ class MipStrategy(Strategy):
 
 class CpSatStrategy(Strategy):
     """CP-SAT on the model, from a complete hint: the best of greedy orders and a rounded LP, improved on the LP's
-    support first; one weighted search over the tiers with the LP bound as a cut."""
+    support first; then the tiers as a sequence (most placements, with the LP bound as a cut; then, with that count
+    held as a constraint, the best score, hinted with the first tier's solution)."""
 
     name = "cp_sat"
 
@@ -332,30 +332,32 @@ class CpSatStrategy(Strategy):
         ctx.reporter.report("hint", strategy=self.name)
         hint, lp = _hint(prep, tiers, lp_seconds=min(limit / 4, ctx.deadline.left() / 3))
         ctx.reporter.picks("hint", prep, hint, self.name)
+        bounds: list[int | None] = []
         try:
             weights = tier_weights(prep, tiers)
         except FlowOverflow:
-            picks, results = solve_tiers(Model(prep).build(), tiers, hint)
-            return Outcome(picks, results, self.name)
-        if lp is not None:
+            weights = []
+        if lp is not None and weights:
             # Good solutions mostly use pairs that the LP uses: solving that small model first gives a far better
             # start.
             for support in _lp_supports(prep, tiers, lp, seconds=min(limit / 8, ctx.deadline.left() / 4)):
                 seconds = min(5.0, limit / 6, ctx.deadline.left() / 3)
                 hint = solve_restricted(Model(prep).build(), tiers, weights, support, hint, seconds=seconds)
             ctx.reporter.picks("hint", prep, hint, self.name)
-        # The HiGHS LP bound is often far tighter than CP-SAT's own within the time limit; both are valid.
-        bound = lp.bound if lp is not None else None
+            # The combined LP's first tier is within 1 - 1/weight of that tier's own LP optimum (later tiers are
+            # worth less than one unit of it): a valid cut for the first tier's search.
+            if all(bool((values >= 0).all()) for _, values in tiers[1:]):
+                first = float(np.asarray(tiers[0][1], dtype=np.float64) @ lp.pair)
+                bounds = [math.floor(first + 1 - 1 / weights[0] + 1e-6)]
         # Deterministic rounds get a fixed share, not what the wall clock leaves, so that a re-run repeats exactly.
         remaining = limit / 2 if ctx.deterministic else ctx.deadline.left()
-        picks, results = solve_combined(
+        picks, results = solve_tiers(
             Model(prep).build(),
             tiers,
-            weights,
             hint,
-            ctx.reporter.cp_sat([t.name for t in tiers], weights) if ctx.reporter.callback else None,
-            known_bound=bound,
             seconds=remaining,
+            bounds=bounds,
+            on_tier=lambda found, result: ctx.reporter.result(f"tier {result.name}", prep, found, result, self.name),
         )
         return Outcome(picks, _tighten_last_tier(prep, tiers, results, ctx.deadline.left()), self.name)
 
