@@ -256,7 +256,8 @@ class FlowStrategy(Strategy):
 class MipStrategy(Strategy):
     """The model tier by tier (most placements, then with that count held the best score): per tier the LP, a
     rounded LP, then HiGHS (where it can finish in the time limit) in a thread beside CP-SAT on parts of the model
-    improving the best solution known; the tier ends with the better of the two. Starts from the best greedy order."""
+    improving the best solution known; the tier ends with the better of the two. Starts from the rounded LP (the best
+    greedy order only when that gives nothing)."""
 
     name = "mip_highs"
 
