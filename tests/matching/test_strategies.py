@@ -17,7 +17,7 @@ from matching.reports.verify import verify
 from matching.rules.prepare import prepare
 from matching.solvers.baselines import brute_force, milp
 from matching.solvers.select import METHODS
-from matching.solvers.solve import solve
+from matching.solvers.solve import build_solution, solve
 from matching.solvers.strategies import Context, Deadline, MipStrategy, Reporter, _split, greedy_start
 from matching.solvers.submodel import Parts
 
@@ -142,6 +142,8 @@ def test_without_highs_the_tiers_still_reach_the_reference_optimum(seed: int) ->
     assert [r.objective for r in outcome.results] == [r.objective for r in reference.tiers]
     assert [r.status for r in outcome.results] == ["OPTIMAL", "OPTIMAL"]
     assert satisfied(side_rows(prep), [p.pair for p in outcome.picks])
+    solution = build_solution(prep, outcome.picks, outcome.results, outcome.method, time.monotonic() - started)
+    assert verify(instance, solution) == []
 
 
 @pytest.mark.parametrize("seed", range(7100, 7110))
