@@ -298,6 +298,17 @@ def lexicographic(
             rounded = rounder(lp.values)
             if rounded is not None and _meets(rounded, held):
                 pool.append(rounded)
+        # Where HiGHS works on this tier's own LP, the parts still start from the combined LP: a placement optimum
+        # of the LP that also scores well (on the demo region under load, the placement tier's parts otherwise
+        # handed the score tier a solution 15-20 % below the best score).
+        guide_lp = lp
+        if combined is not None and use_mip and polish is not None and position == 0 and later:
+            scored = backend.solve(combined[0], max(0.05, deadline - time.monotonic()), integral=False)
+            if scored.status == "OPTIMAL" and scored.values is not None:
+                guide_lp = scored
+                rounded = rounder(scored.values) if rounder is not None else None
+                if rounded is not None and _meets(rounded, held):
+                    pool.append(rounded)
         if not pool and callable(fallback):
             pool = [v for v in (fallback(),) if v is not None]
         best = _best(pool, tiers[position:])
@@ -321,10 +332,10 @@ def lexicographic(
                 _exact(backend, tier, lp, best, tier_end, exact)
             if polish is not None and best is not None and not exact.proven:
                 guides = []
-                if lp.values is not None:
+                if guide_lp.values is not None:
                     # First this tier alone (CP-SAT proves a single tier far faster than a weighted one: the
                     # regional placement count in 0.2 s on the LP's support), then with the later tiers breaking ties.
-                    support = lp.values[: backend.spec.n_pairs] > 1e-6
+                    support = guide_lp.values[: backend.spec.n_pairs] > 1e-6
                     guides = [Guide(support, []), Guide(support, later)] if later else [Guide(support, [])]
                 # Beside a running MIP, stop when it is done (it may have proven the tier; its result is compared).
                 stop = exact.done.is_set if running else (lambda: False)
