@@ -11,11 +11,11 @@ from fastapi.responses import Response
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from api import books, commitments, services
-from api.deps import Offset, SessionDep, SettingsDep, SigningDep
-from api.errors import Forbidden, NotFound
-from api.security import LoginLimiter, client_address, verify_password
-from api.snapshot import KINDS, PROGRAMMES, UNITS, engine_object
+from api.core import books, commitments, services
+from api.core.errors import Forbidden, NotFound
+from api.core.security import LoginLimiter, client_address, verify_password
+from api.core.snapshot import KINDS, PROGRAMMES, UNITS, engine_object
+from api.http.deps import Offset, SessionDep, SettingsDep, SigningDep
 from api.web import i18n
 from api.web.charts import money_bars
 from api.web.render import WebRoute, home_path, redirect, render
@@ -29,8 +29,8 @@ from api.web.session import (
     set_cookie,
 )
 from matching.input.instance import Profession
-from models import MatchRound, Region, Role, Unit, User
-from models.queries import Subject, rounds_readable_by
+from models import Commitment, MatchRound, Region, Role, Unit, User
+from models.queries import Subject, commitments_readable_by, rounds_readable_by
 
 router = APIRouter(route_class=WebRoute)
 PAGE_SIZE = 25
@@ -189,6 +189,7 @@ def overview(request: Request, region: str, session: SessionDep, subject: WebSub
             rounds_readable_by(subject).where(MatchRound.region_id == reg.id).order_by(MatchRound.id.desc()).limit(10)
         )
     )
+    held = commitments_readable_by(subject).where(Commitment.region_id == reg.id)
     chart = money_bars(
         [(p["programme_id"], p["budget"], p["committed"], 0) for p in ledger["programmes"]],
         i18n.gettext("Money per programme: budget and committed"),
@@ -204,6 +205,7 @@ def overview(request: Request, region: str, session: SessionDep, subject: WebSub
         ledger=ledger,
         rounds=rounds,
         chart=chart,
+        commitment_count=services.count_rows(session, held),
     )
 
 

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import Engine, Select, func, insert, select, text
 from sqlalchemy.engine import Connection
 
-from api import services
-from api.snapshot import CANDIDATES, OFFERS, Kind
+from api.core import services
+from api.core.snapshot import CANDIDATES, OFFERS, Kind
 from models import Candidate, Offer, Region, Role, Unit
 from models.db import make_engine
 from models.migrate import upgrade

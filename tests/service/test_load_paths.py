@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, event, select
 
-from api import imports
-from api.snapshot import CANDIDATES
+from api.core import imports
+from api.core.snapshot import CANDIDATES
 from matching.input.validate import load_instance
 from models import Candidate, Region, Role, User
 from models.db import make_engine, make_sessionmaker
