@@ -303,7 +303,38 @@ def _compact_rows(
     # A lower side that no column values within bounds can break is left out (rows of non-negative entries).
     lowest = a.minimum(0) @ col_ub
     lb = np.where(lowest >= lb, -np.inf, lb)
-    return a, lb.astype(np.float64), ub.astype(np.float64), kind, owner.astype(np.int64), detail.astype(np.int64)
+    first = _distinct_rows(a, lb, ub)
+    a = sp.csr_array(a[first])
+    return (
+        a,
+        lb[first].astype(np.float64),
+        ub[first].astype(np.float64),
+        kind[first],
+        owner[first].astype(np.int64),
+        detail[first].astype(np.int64),
+    )
+
+
+def _distinct_rows(a: sp.csr_array, lb: FloatArray, ub: FloatArray) -> IntArray:
+    """Indexes of the first of each set of rows with the same entries, their bounds tightened to the set's tightest
+    (`lb` and `ub` are changed in place). A programme without earmarks has a general-money row equal to its budget
+    row, for example; a repeated row only makes the LP degenerate."""
+    rng = np.random.default_rng(0)
+    width = a.shape[1]
+    # Two random projections of each row's entries: rows with equal entries have equal keys (and only those, but for
+    # a chance of about 1e-30).
+    keys = [a @ rng.random(width) for _ in range(2)]
+    order = np.lexsort((*keys, np.diff(a.indptr)))
+    sorted_keys = np.stack([np.diff(a.indptr)[order], *(k[order] for k in keys)])
+    new = np.r_[True, (sorted_keys[:, 1:] != sorted_keys[:, :-1]).any(axis=0)]
+    group = np.cumsum(new) - 1
+    head = order[new]
+    tight_lb = np.full(len(head), -np.inf)
+    tight_ub = np.full(len(head), np.inf)
+    np.maximum.at(tight_lb, group, lb[order])
+    np.minimum.at(tight_ub, group, ub[order])
+    lb[head], ub[head] = tight_lb, tight_ub
+    return np.sort(head)
 
 
 def row_kind_counts(m: RoundMatrix) -> dict[str, int]:
