@@ -319,6 +319,8 @@ def _distinct_rows(a: sp.csr_array, lb: FloatArray, ub: FloatArray) -> IntArray:
     """Indexes of the first of each set of rows with the same entries, their bounds tightened to the set's tightest
     (`lb` and `ub` are changed in place). A programme without earmarks has a general-money row equal to its budget
     row, for example; a repeated row only makes the LP degenerate."""
+    if not a.shape[0]:
+        return np.zeros(0, dtype=np.int64)
     rng = np.random.default_rng(0)
     width = a.shape[1]
     # Two random projections of each row's entries: rows with equal entries have equal keys (and only those, but for
