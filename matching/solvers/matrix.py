@@ -283,8 +283,7 @@ def _compact_rows(
     apart) over the compact columns, plus a row per pinned pair."""
     rows = spec.rows
     keep = (rows.binding | (rows.kind == KINDS.index(CANDIDATE))) & (rows.kind != KINDS.index(FUNDING_CHOICE))
-    a = sp.csr_array(sp.csr_array(rows.matrix[keep]) @ lift)
-    a.eliminate_zeros()
+    a = _product(rows.matrix, np.flatnonzero(keep), lift)
     lb, ub = rows.lb[keep], rows.ub[keep]
     # A row the compact columns leave empty (a choice the compact form makes by construction) is dropped.
     full = (np.diff(a.indptr) > 0) | (lb > 0) | (ub < 0)
@@ -313,6 +312,19 @@ def _compact_rows(
         owner[first].astype(np.int64),
         detail[first].astype(np.int64),
     )
+
+
+PRODUCT_ROWS = 1_000_000  # spec rows multiplied at a time (bounds the peak memory of a stress-scale round)
+
+
+def _product(matrix: sp.csr_matrix, rows: IntArray, lift: sp.csr_array) -> sp.csr_array:
+    """`matrix[rows] @ lift` without explicit zeros, a block of rows at a time."""
+    blocks = []
+    for start in range(0, max(1, len(rows)), PRODUCT_ROWS):
+        block = sp.csr_array(sp.csr_array(matrix[rows[start : start + PRODUCT_ROWS]]) @ lift)
+        block.eliminate_zeros()
+        blocks.append(block)
+    return sp.csr_array(sp.vstack(blocks, format="csr")) if len(blocks) > 1 else blocks[0]
 
 
 def _distinct_rows(a: sp.csr_array, lb: FloatArray, ub: FloatArray) -> IntArray:

@@ -119,3 +119,15 @@ def test_matrix_lp_equals_the_spec_lp(seed: int) -> None:
         assert full.status == 2
         return
     assert compact.value == pytest.approx(-full.fun, rel=1e-7, abs=1e-7)
+
+
+def test_matrix_built_in_blocks_of_rows_is_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    import matching.solvers.matrix as matrix
+
+    prep = prepare(_instance(5))
+    whole = build_matrix(prep)
+    monkeypatch.setattr(matrix, "PRODUCT_ROWS", 7)
+    blocks = build_matrix(prep)
+    assert (whole.a != blocks.a).nnz == 0
+    assert np.array_equal(whole.lb, blocks.lb) and np.array_equal(whole.ub, blocks.ub)
+    assert np.array_equal(whole.kind, blocks.kind) and np.array_equal(whole.owner, blocks.owner)
