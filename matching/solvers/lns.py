@@ -15,10 +15,13 @@ CP-SAT on the whole round, and far faster than HiGHS on the whole round.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import math
+import os
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -197,7 +200,8 @@ def restricted_mip(m: RoundMatrix, c: FloatArray, free: BoolArray, w: FloatArray
     proto.linear_constraint_matrix.coefficients.extend(entries.data.tolist())
     model = mathopt.Model.from_model_proto(proto)
     params = mathopt.SolveParameters(time_limit=datetime.timedelta(seconds=max(0.1, seconds)))
-    result = mathopt.solve(model, mathopt.SolverType.HIGHS, params=params)
+    with _stdout_to_stderr():
+        result = mathopt.solve(model, mathopt.SolverType.HIGHS, params=params)
     if not result.has_primal_feasible_solution():
         return None
     values = result.variable_values()
@@ -208,6 +212,22 @@ def restricted_mip(m: RoundMatrix, c: FloatArray, free: BoolArray, w: FloatArray
     if m.violation(found) > 1e-6 or float(c @ found) <= float(c @ w) + 0.5:
         return None
     return found
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """HiGHS prints some debugging lines to the process's standard output whatever its options say; they would
+    break the JSON that `vardmatch solve --json` and `bench gap --json` print there. While it runs, file
+    descriptor 1 points at standard error (nothing is lost, only moved)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def neighbourhood(

@@ -3,6 +3,7 @@ at least the exact optimum, LNS solutions verify and reach brute force's optimum
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -155,3 +156,15 @@ def test_restricted_mip_improves_the_start_within_its_columns_and_verifies(seed:
     picks = m.picks_of(found)
     solution = build_solution(prep, picks, tier_report(prep, tiers, picks, "FEASIBLE"), "lns", 0.0)
     assert verify(instance, solution) == []
+
+
+def test_what_highs_prints_during_the_restricted_mip_goes_to_standard_error(capfd: pytest.CaptureFixture[str]) -> None:
+    """HiGHS writes debugging lines to file descriptor 1 itself; `--json` output there must stay clean."""
+    from matching.solvers.lns import _stdout_to_stderr
+
+    with _stdout_to_stderr():
+        os.write(1, b"from the solver\n")
+    print("after")
+    out, err = capfd.readouterr()
+    assert out == "after\n"
+    assert err == "from the solver\n"
