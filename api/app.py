@@ -13,17 +13,16 @@ from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 from sqlalchemy.orm import Session, sessionmaker
 
-from api import errors
-from api.http import jobs as jobs_routes
-from api.http import ops
-from api.imports import ImportProcess
+from api.core.imports import ImportProcess
+from api.core.redaction import install_log_filters
+from api.core.security import LoginLimiter
+from api.core.settings import Settings
+from api.core.signing import Signing
+from api.http import errors
+from api.http.limits import BodyLimit
+from api.http.routers import analysis, audit, auth, commitments, identity, ops, privacy, resources, rounds
+from api.http.routers import jobs as jobs_routes
 from api.jobs.local import LocalPool, WorkerProcesses
-from api.limits import BodyLimit
-from api.redaction import install_log_filters
-from api.routers import analysis, audit, auth, commitments, identity, privacy, resources, rounds
-from api.security import LoginLimiter
-from api.settings import Settings
-from api.signing import Signing
 from api.web import install as install_web
 from models.db import make_engine, make_sessionmaker
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import uvicorn
 
-from api import logs
 from api.app import create_app
-from api.demo import DEMO_FILE, DEMO_USERS, load_demo
-from api.settings import Environment, Settings
+from api.core import logs
+from api.core.demo import DEMO_FILE, DEMO_USERS, load_demo
+from api.core.settings import Environment, Settings
 from models.db import make_engine, make_sessionmaker, transaction
 from models.migrate import upgrade
 

@@ -56,10 +56,10 @@ def _database(url: str | None) -> Iterator[str]:
 
 def _prepare(url: str, settings: JobsSettings) -> tuple[int, int]:
     """Migrate, add a generated region and solve its round in this process; (region id, round id)."""
-    from api.rounds import RoundCreate, create_round
-    from api.settings import Settings
-    from api.snapshot import import_instance
-    from api.worker import store_result
+    from api.core.outcomes import store_result
+    from api.core.rounds import RoundCreate, create_round
+    from api.core.settings import Settings
+    from api.core.snapshot import import_instance
     from matching.generators.generate import generate
     from matching.input.instance import Instance
     from matching.solvers.solve import solve
@@ -99,7 +99,7 @@ def _prepare(url: str, settings: JobsSettings) -> tuple[int, int]:
 
 
 def _submit(url: str, region_id: int, round_id: int, settings: JobsSettings) -> list[int]:
-    from api.jobs import store
+    from api.core import job_store as store
     from models import MatchRound
     from models.db import make_engine, make_sessionmaker, transaction
 
@@ -140,7 +140,7 @@ def _wait(url: str, ids: list[int], timeout_s: float) -> list[Any]:
 @contextmanager
 def _workers(url: str, count: int) -> Iterator[None]:
     """count workers: `vardmatch worker` processes (PostgreSQL) or a pool in this process (SQLite)."""
-    from api.settings import Settings
+    from api.core.settings import Settings
 
     settings = Settings(database_url=url, analysis_seconds=0, workers=count)
     if url.startswith("sqlite"):

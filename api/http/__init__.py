@@ -1,2 +1,1 @@
-"""The HTTP layer's new home (routers, dependencies, errors). The older routers still live in api/routers/ and move
-here when nobody else is editing them."""
+"""The HTTP layer: the API's routers, their dependencies, the problem+json handlers and the request limits."""

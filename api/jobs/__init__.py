@@ -1,6 +1,6 @@
 """Solver work as jobs: the small interface that a route, a page and a command all use.
 
-- `submit(session, kind, region_id, ...)` queues a job in the caller's transaction (see `store.submit`);
+- `submit(session, kind, region_id, ...)` queues a job in the caller's transaction (`api.core.job_store.submit`);
 - `find(session, subject, job_id)` the job if the subject may read it (404 otherwise);
 - `view(job, region_code)` its status, progress and, once succeeded, its result, as JSON;
 - `cancel(session, subject, job)` stops it (409 if it had already ended).
@@ -17,10 +17,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.deps import audit
-from api.errors import Conflict, NotFound
-from api.jobs import store
-from api.jobs.store import submit
+from api.core import job_store as store
+from api.core.audit import audit
+from api.core.errors import Conflict, NotFound
+from api.core.job_store import submit
 from models import Region
 from models.jobs import SolverJob, jobs_readable_by
 from models.queries import Subject

@@ -20,10 +20,10 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from api import logs
-from api.jobs import store
+from api.core import job_store as store
+from api.core import logs
+from api.core.settings import Settings
 from api.jobs.kinds import KINDS, JobError, Run, start_round
-from api.settings import Settings
 from models import MatchRound, RoundStatus
 from models.base import utcnow
 from models.db import make_engine, make_sessionmaker, transaction

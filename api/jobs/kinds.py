@@ -3,9 +3,10 @@ database and end in one transaction that stores the outcome and marks the job su
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from pydantic import BaseModel
@@ -13,16 +14,18 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.jobs import store
-from api.schemas import PricesRead, ReproduceRead, StableRead, WhatIfRead, WhyNotRead
-from api.settings import Settings
-from api.worker import analysis_of, store_analysis, store_result
+from api.core import job_store as store
+from api.core.audit import audit
+from api.core.outcomes import analysis_of, store_analysis, store_result
+from api.core.privacy import run_retention
+from api.core.schemas import PricesRead, ReproduceRead, StableRead, WhatIfRead, WhyNotRead
+from api.core.settings import Settings
 from matching.input.instance import Instance, Pair
 from matching.input.validate import InvalidInstance
 from matching.model.solution import Solution
 from matching.reports.changes import Change, apply_changes, describe
 from matching.reports.diff import round_diff
-from models import MatchRound, RoundStatus
+from models import MatchRound, Region, RoundStatus
 from models.base import utcnow
 from models.db import transaction
 from models.jobs import SolverJob
@@ -76,7 +79,7 @@ def _round(run: Run) -> tuple[MatchRound, Instance]:
 
 
 def _solved(run: Run) -> tuple[MatchRound, Instance, Solution]:
-    from api.rounds import stored_solution
+    from api.core.rounds import stored_solution
 
     with run.sessions() as session:
         row = session.get_one(MatchRound, run.job.round_id)
@@ -258,6 +261,23 @@ def why_not_candidate(run: Run) -> None:
     run.done(why_not(instance, solution, params["candidate"], seconds=params["seconds"]).model_dump(mode="json"))
 
 
+def retention(run: Run) -> None:
+    """Anonymise the region's identities past their retention period as of the scheduled day, exactly as `vardmatch
+    retention` does (the same function), in one transaction with the job's success. The result and the audit event
+    hold counts only, never who."""
+    day = date.fromisoformat(run.job.params["day"])
+    with transaction(run.sessions) as session:
+        region = session.get_one(Region, run.job.region_id)
+        (report,) = run_retention(session, day, dry_run=False, regions=[region])
+        reasons = Counter(v.clock.reason for v in report.anonymised if v.clock is not None)
+        result = {"day": day.isoformat(), "anonymised": len(report.anonymised), "kept": report.kept}
+        result |= {"by_reason": dict(sorted(reasons.items())), "policy": report.policy}
+        if report.anonymised:
+            audit(session, None, "retention.run", "region", region.code, region.id, job_id=run.job.id, **result)
+        if not store.finish(session, run.job.id, run.attempt, result):
+            session.rollback()  # cancelled or taken over meanwhile: nothing of this run is kept
+
+
 KINDS: dict[str, Callable[[Run], None]] = {
     "round": solve_round,
     "analysis": analyse_round,
@@ -267,6 +287,7 @@ KINDS: dict[str, Callable[[Run], None]] = {
     "prices": prices,
     "why_not": why_not_all,
     "why_not_candidate": why_not_candidate,
+    "retention": retention,
 }
 
 

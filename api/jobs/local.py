@@ -16,8 +16,9 @@ import time
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.jobs import store
-from api.settings import Settings
+from api.core import job_store as store
+from api.core.settings import Settings
+from api.jobs.scheduled import Schedule
 from models.db import transaction
 
 log = logging.getLogger("vardmatch.jobs")
@@ -91,10 +92,14 @@ class LocalPool:
         self.threads: list[threading.Thread] = []
         self.children: dict[int, Child] = {}
         self.lock = threading.Lock()
+        # What runs on a schedule (retention), ticking in this service: with SQLite nothing else would.
+        self.schedule = Schedule(sessions, settings.retention_cron, self.wake.set) if settings.retention_cron else None
 
     def start(self) -> None:
-        """Hand back what a previous server left running, then start the threads."""
+        """Hand back what a previous server left running, then start the threads (and the schedule)."""
         self.recover()
+        if self.schedule is not None:
+            self.schedule.start()
         threading.Thread(target=warm_up, daemon=True).start()
         for index in range(self.size):
             # The first thread of a pool of several never takes the reports computed after a round: however many
@@ -153,6 +158,8 @@ class LocalPool:
         """Take no more jobs; let running ones finish within the grace time, then stop and hand them back."""
         self.stopping.set()
         self.wake.set()
+        if self.schedule is not None:
+            self.schedule.stopping.set()
         deadline = time.monotonic() + self.settings.shutdown_grace_s
         while time.monotonic() < deadline:
             with self.lock:

@@ -20,10 +20,11 @@ from procrastinate.job_context import JobContext
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from api import logs
-from api.jobs import store
+from api.core import job_store as store
+from api.core import logs
+from api.core.settings import Settings
+from api.jobs import scheduled
 from api.jobs.local import start_child, warm_up
-from api.settings import Settings
 from models.db import make_engine, make_sessionmaker, normalise_url, transaction
 
 log = logging.getLogger("vardmatch.worker")
@@ -40,7 +41,7 @@ def libpq_url(url: str) -> str:
 
 
 def make_app(settings: Settings, sessions: sessionmaker[Session]) -> procrastinate.App:
-    """The procrastinate app with the one task: run a solver job by its id."""
+    """The procrastinate app with its tasks: run a job by its id, and the periodic tick that queues retention."""
     app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=libpq_url(settings.database_url)))
     name = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -71,6 +72,14 @@ def make_app(settings: Settings, sessions: sessionmaker[Session]) -> procrastina
             raise
         if await asyncio.to_thread(hand_back, job_id, attempt, f"its process ended with exit code {code}") == "queued":
             raise HandedBack(f"job {job_id} queued again after attempt {attempt}")
+
+    if settings.retention_cron:
+        # Procrastinate defers the tick once per scheduled time, whichever worker's deferrer is first; the queueing
+        # lock refuses a second tick while one is queued. The tick only queues the day's retention jobs.
+        @app.periodic(cron=settings.retention_cron, periodic_id=scheduled.RETENTION)
+        @app.task(name=scheduled.TICK_TASK, queue=store.BACKGROUND, queueing_lock=scheduled.RETENTION)
+        async def retention_tick(timestamp: int) -> None:
+            await asyncio.to_thread(scheduled.tick, sessions, timestamp)
 
     return app
 
@@ -127,10 +136,8 @@ def run_worker(settings: Settings, concurrency: int = 1, queues: list[str] | Non
 
 
 def main() -> None:
-    """`python -m api.jobs.worker`: as `vardmatch worker` with its defaults, settings from the environment."""
-    from api.cli import app
-
-    app(["worker"], prog_name="vardmatch")
+    """`python -m api.jobs.worker`: a worker with `vardmatch worker`'s defaults, settings from the environment."""
+    run_worker(Settings())
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import Problem
+from api.core.errors import Problem
 from api.web.render import SECURITY_HEADERS, problem_page
 
 STATIC = Path(__file__).parent / "static"

@@ -9,10 +9,10 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from api import users
-from api.deps import SessionDep
-from api.errors import Forbidden, Unprocessable, field_errors
-from api.schemas import RegionCreate, UserCreate
+from api.core import users
+from api.core.errors import Forbidden, Unprocessable, field_errors
+from api.core.schemas import RegionCreate, UserCreate
+from api.http.deps import SessionDep
 from api.web.pages import page
 from api.web.render import WebRoute, redirect
 from api.web.session import Csrf, WebSubject

@@ -11,10 +11,11 @@ from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api import rounds, services
-from api.deps import RowId, SessionDep, audit
-from api.errors import Forbidden, NotFound, Unprocessable
-from api.snapshot import CANDIDATES, OFFERS, SUPERVISORS, UNITS, Kind, engine_object
+from api.core import rounds, services
+from api.core.audit import audit
+from api.core.errors import Forbidden, NotFound, Unprocessable
+from api.core.snapshot import CANDIDATES, OFFERS, SUPERVISORS, UNITS, Kind, engine_object
+from api.http.deps import RowId, SessionDep
 from api.web.forms import defaults_of, fields_of, read_form, values_of
 from api.web.pages import page
 from api.web.render import WebRoute, redirect

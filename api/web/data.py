@@ -10,10 +10,10 @@ from fastapi.params import Query
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
-from api import imports, services, tabular
-from api.deps import SessionDep, SettingsDep
-from api.errors import PayloadTooLarge, Unprocessable
-from api.snapshot import KINDS
+from api.core import imports, services, tabular
+from api.core.errors import PayloadTooLarge, Unprocessable
+from api.core.snapshot import KINDS
+from api.http.deps import SessionDep, SettingsDep
 from api.web.pages import coordinator_only, page
 from api.web.render import WebRoute
 from api.web.session import Csrf, WebSubject, form_values

@@ -11,11 +11,11 @@ from fastapi.responses import Response
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from api import books, commitments, services
-from api.deps import Offset, SessionDep, SettingsDep, SigningDep
-from api.errors import Forbidden, NotFound
-from api.security import LoginLimiter, client_address, verify_password
-from api.snapshot import KINDS, PROGRAMMES, UNITS, engine_object
+from api.core import books, commitments, services
+from api.core.errors import Forbidden, NotFound
+from api.core.security import LoginLimiter, client_address, verify_password
+from api.core.snapshot import KINDS, PROGRAMMES, UNITS, engine_object
+from api.http.deps import Offset, SessionDep, SettingsDep, SigningDep
 from api.web import i18n
 from api.web.charts import money_bars
 from api.web.render import WebRoute, home_path, redirect, render

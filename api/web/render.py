@@ -15,8 +15,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 
-from api.errors import Problem, field_errors
-from api.redaction import mask_numbers
+from api.core.errors import Problem, field_errors
+from api.core.redaction import mask_numbers
 from api.web import i18n
 from api.web.session import LANG_COOKIE, CsrfRefused, LoginRequired, csrf_token, keep_csrf
 from models import Role

@@ -21,11 +21,12 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api import jobs, round_views, rounds, services
-from api.deps import RowId, SessionDep, SettingsDep
-from api.errors import Conflict, Problem, Unprocessable, field_errors
-from api.routers import analysis as analysis_api
-from api.routers import rounds as rounds_api
+from api import jobs
+from api.core import round_views, rounds, services
+from api.core.errors import Conflict, Problem, Unprocessable, field_errors
+from api.http.deps import RowId, SessionDep, SettingsDep
+from api.http.routers import analysis as analysis_api
+from api.http.routers import rounds as rounds_api
 from api.web import i18n
 from api.web.charts import Point, format_series, gap_line, money_bars, objective_lines, parse_series
 from api.web.pages import coordinator_only, page

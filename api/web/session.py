@@ -18,9 +18,9 @@ from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.deps import SessionDep, SigningDep
-from api.security import ALGORITHM, MAX_ID, same_hash
-from api.settings import Environment, Settings
+from api.core.security import ALGORITHM, MAX_ID, same_hash
+from api.core.settings import Environment, Settings
+from api.http.deps import SessionDep, SigningDep
 from models import Region, Role, Unit, User
 from models.base import utcnow
 from models.queries import Subject

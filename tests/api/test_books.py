@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from api.books import Entry, region_books
+from api.core.books import Entry, region_books
 from matching.input.instance import Programme, Unit
 from tests.factories import programme, unit
 

@@ -8,7 +8,7 @@ import re
 import httpx
 
 from api.app import create_app
-from api.settings import Settings
+from api.core.settings import Settings
 
 
 def _get_all(paths: list[str]) -> list[httpx.Response]:

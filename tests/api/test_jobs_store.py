@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.jobs import store
+from api.core import job_store as store
 from models import Region, SolverJob
 from models.db import make_engine, make_sessionmaker, transaction
 from models.migrate import upgrade

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from api import logs
+from api.core import logs
 
 
 def test_a_record_is_one_json_line_with_the_ids_of_its_context() -> None:

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from api.identity import fake_test_personnummer, luhn_digit
-from api.redaction import ERASED, NUMBER, IdentityText, Scrubber, install_log_filters, mask_numbers
+from api.core.identity import fake_test_personnummer, luhn_digit
+from api.core.redaction import ERASED, NUMBER, IdentityText, Scrubber, install_log_filters, mask_numbers
 from models.db import make_engine
 
 PNR = fake_test_personnummer(7)

@@ -7,7 +7,7 @@ import io
 
 from openpyxl import load_workbook
 
-from api.tabular import cell_text, escape_cell, to_xlsx_sheets
+from api.core.tabular import cell_text, escape_cell, to_xlsx_sheets
 
 
 def test_every_formula_start_is_escaped_and_reads_back_exactly() -> None:

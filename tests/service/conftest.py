@@ -18,10 +18,10 @@ import uvicorn
 from fastapi import FastAPI
 
 from api.app import create_app
-from api.identity import fake_test_personnummer
-from api.security import hash_password
-from api.settings import Settings
-from api.snapshot import import_instance
+from api.core.identity import fake_test_personnummer
+from api.core.security import hash_password
+from api.core.settings import Settings
+from api.core.snapshot import import_instance
 from matching.input.validate import load_instance
 from models import Candidate, CandidateIdentity, Region, Role, Unit, User
 from models.db import make_engine, make_sessionmaker, transaction

@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlalchemy import MetaData, select
 
-from api.security import hash_password
-from api.snapshot import import_instance
+from api.core.security import hash_password
+from api.core.snapshot import import_instance
 from matching.input.instance import Instance
 from models import Region, Role, Unit, User
 from models.db import make_engine, make_sessionmaker, transaction

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from api.identity import fake_test_personnummer
+from api.core.identity import fake_test_personnummer
 from tests.service.conftest import FIXTURES, Service
 from tests.service.scope import ScopeCheck
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from api import tabular
+from api.core import tabular
 from tests.service.conftest import Service
 from tests.service.scope import ScopeCheck
 from tests.service.test_access import BODIES, REFS, WHAT_IF

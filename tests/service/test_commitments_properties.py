@@ -1,8 +1,8 @@
 """A property test: random sequences of rounds, publications, accepts, declines, follow-up events and budget cuts
 never leave a programme, earmark, cap or supervisor over its limit, and the books always add up to the krona.
 
-It drives the application layer (api.rounds, api.commitments, api.services) on a real SQLite database, solving
-each round in-process with the real engine so that hundreds of steps stay within seconds.
+It drives the application layer (api.core.rounds, api.core.commitments, api.core.services) on a real SQLite database,
+solving each round in-process with the real engine so that hundreds of steps stay within seconds.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from api import commitments, rounds, services
-from api.errors import Conflict, Problem
-from api.routers.commitments import _books
-from api.settings import Settings
-from api.snapshot import PROGRAMMES, SUPERVISORS, import_instance
-from api.worker import store_result
+from api.core import commitments, rounds, services
+from api.core.errors import Conflict, Problem
+from api.core.outcomes import store_result
+from api.core.settings import Settings
+from api.core.snapshot import PROGRAMMES, SUPERVISORS, import_instance
+from api.http.routers.commitments import _books
 from matching.generators.generate import generate
 from matching.input.instance import Instance
 from matching.solvers.solve import solve

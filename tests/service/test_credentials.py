@@ -19,10 +19,10 @@ import jwt
 import pytest
 from sqlalchemy import select
 
-from api.security import ALGORITHM, client_address
+from api.core.security import ALGORITHM, client_address
+from api.core.settings import Settings
+from api.core.signing import Signing
 from api.server import demo_settings
-from api.settings import Settings
-from api.signing import Signing
 from models import SigningSecret
 from models.base import utcnow
 from models.db import make_engine, make_sessionmaker

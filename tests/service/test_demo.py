@@ -6,9 +6,9 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from api.identity import normalise
+from api.core.identity import normalise
+from api.core.settings import Settings
 from api.server import login_help, prepare_database
-from api.settings import Settings
 from models import Candidate, CandidateIdentity, Offer, User
 from models.db import make_engine, make_sessionmaker
 

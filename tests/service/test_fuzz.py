@@ -35,8 +35,8 @@ from openpyxl import Workbook
 from starlette.routing import BaseRoute
 
 from api.app import create_app
-from api.security import ALGORITHM, create_token
-from api.settings import Settings
+from api.core.security import ALGORITHM, create_token
+from api.core.settings import Settings
 from models.base import utcnow
 from tests.service.conftest import FIXTURES, PASSWORD, Service
 

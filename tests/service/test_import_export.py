@@ -13,7 +13,7 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import select, update
 
-from api import tabular
+from api.core import tabular
 from models import Region, Unit
 from models.db import make_engine
 from tests.factories import candidate, offer, programme, supervisor, unit

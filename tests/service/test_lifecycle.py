@@ -125,8 +125,8 @@ def test_cancel_a_solving_round(service: Service) -> None:
 def test_the_worker_keeps_the_last_figures_through_reports_of_a_phase_alone() -> None:
     # The engine reports phases without figures (prepare, model, explain); the old heartbeat read every report's
     # objective and bound and failed on those.
+    from api.core.settings import Settings
     from api.jobs.child import Heartbeat
-    from api.settings import Settings
     from models import SolverJob
 
     job = SolverJob(id=1, kind="round", round_id=1)

@@ -25,7 +25,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from api.app import create_app
-from api.settings import Settings
+from api.core.settings import Settings
 from models.migrate import upgrade
 from tests.databases import BACKENDS, fresh_database
 from tests.service.conftest import Service, seed, start_service

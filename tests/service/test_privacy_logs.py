@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from api.identity import fake_test_personnummer
+from api.core.identity import fake_test_personnummer
 from matching.input.validate import load_instance
 from tests.factories import candidate, instance_dict, offer, programme, supervisor, unit
 from tests.service.conftest import Service

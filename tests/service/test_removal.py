@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from api.identity import fake_test_personnummer
+from api.core.identity import fake_test_personnummer
 from matching.input.validate import load_instance
 from models import AuditEvent, CandidateIdentity
 from models.db import make_engine, make_sessionmaker

@@ -16,8 +16,8 @@ import pytest
 from typer.testing import CliRunner
 
 from api.cli import app
-from api.identity import fake_test_personnummer
-from api.privacy import add_months
+from api.core.identity import fake_test_personnummer
+from api.core.privacy import add_months
 from matching.input.validate import load_instance
 from tests.factories import candidate, instance_dict, offer, programme, supervisor, unit
 from tests.service.conftest import Service

@@ -15,10 +15,10 @@ from typing import Any
 import httpx
 from sqlalchemy import select, update
 
-from api import tabular
-from api.rounds import RoundCreate, round_date_for
+from api.core import tabular
+from api.core.rounds import RoundCreate, round_date_for
+from api.core.settings import Settings
 from api.server import demo_settings
-from api.settings import Settings
 from models import Candidate, Offer, Region
 from models.db import make_engine, make_sessionmaker
 from tests.service.conftest import Service

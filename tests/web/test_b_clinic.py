@@ -10,7 +10,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from api.demo import FAMILY, GIVEN
+from api.core.demo import FAMILY, GIVEN
 from tests.web.conftest import api_token, check_accessible, login, screenshot, solved_round
 
 

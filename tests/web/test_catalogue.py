@@ -53,7 +53,7 @@ def test_api_sentences_are_translated_with_their_values() -> None:
 
 
 def test_cookies_are_secure_outside_development() -> None:
-    from api.settings import Environment, Settings
+    from api.core.settings import Environment, Settings
     from api.web.session import secure_cookies
 
     assert not secure_cookies(Settings(environment=Environment.DEVELOPMENT))
