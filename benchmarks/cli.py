@@ -347,3 +347,18 @@ def jobs_command(
         typer.echo(f"jobs on {target.split('@')[-1]}: {jobs} what-ifs, workers {workers}", err=True)
         rows += run_jobs(settings)
     typer.echo(json.dumps(rows, indent=1) if as_json else markdown(rows))
+
+
+@bench_app.command("whynot")
+def whynot_command(
+    instance: Annotated[Path, typer.Argument(metavar="INSTANCE.json", help="A round, e.g. fixtures/demo_region.json.")],
+    time_limit: Annotated[float, typer.Option("--time-limit", min=0.01, help="Seconds for solving the round.")] = 10.0,
+    seconds: Annotated[float, typer.Option("--seconds", min=1.0, help="The why-not budget, as `analyse`.")] = 60.0,
+) -> None:
+    """The why-not target: how many unmatched candidates get a verified change or a "none placed them" in budget."""
+    from benchmarks.whynot import measure
+
+    if not instance.is_file():
+        _fail(f"{instance}: no such file")
+    row = measure(instance, time_limit=time_limit, seconds=seconds)
+    typer.echo(" | ".join(f"{k} {v}" for k, v in row.items()))

@@ -6,6 +6,7 @@ a unique column."""
 from __future__ import annotations
 
 import hashlib
+import typing
 from collections import Counter, defaultdict
 from datetime import date, timedelta
 from typing import Any
@@ -19,6 +20,7 @@ from api.core import job_store as jobs
 from api.core.audit import audit
 from api.core.errors import Conflict, NotFound, Unprocessable
 from api.core.removal import refuse_archived
+from api.core.schemas import DeclineReason
 from api.core.settings import Settings
 from api.core.snapshot import Snapshot, build_instance
 from matching.input.instance import MAX_FLOORS, MAX_PAIRS, Floor, Instance, Pair, Policy, Weights
@@ -291,8 +293,36 @@ def publish(session: Session, subject: Subject, row: MatchRound) -> None:
     audit(session, subject, "round.publish", "round", row.id, row.region_id)
 
 
-def answer(session: Session, subject: Subject, round_row: MatchRound, proposal_id: int, accept: bool) -> Proposal:
-    """A clinic accepts or declines a proposal; acceptance places the candidate and takes a slot of the offer."""
+DECLINE_REASONS: tuple[str, ...] = typing.get_args(DeclineReason)
+
+
+def check_decline_reason(accept: bool, reason: str | None) -> None:
+    """422 unless the reason is one of DECLINE_REASONS, given only with a decline."""
+    if reason is None:
+        return
+    if accept:
+        raise Unprocessable(
+            "a reason is given only when declining",
+            errors=[{"field": "reason", "message": "only when declining", "type": "decline_only"}],
+        )
+    if reason not in DECLINE_REASONS:
+        raise Unprocessable(
+            "unknown decline reason",
+            errors=[{"field": "reason", "message": f"one of {', '.join(DECLINE_REASONS)}", "type": "enum"}],
+        )
+
+
+def answer(
+    session: Session,
+    subject: Subject,
+    round_row: MatchRound,
+    proposal_id: int,
+    accept: bool,
+    reason: str | None = None,
+) -> Proposal:
+    """A clinic accepts or declines a proposal (a decline may say why: one of DECLINE_REASONS); acceptance places
+    the candidate and takes a slot of the offer."""
+    check_decline_reason(accept, reason)
     proposal = session.scalar(
         proposals_answerable_by(subject).where(Proposal.id == proposal_id, Proposal.round_id == round_row.id)
     )
@@ -307,7 +337,9 @@ def answer(session: Session, subject: Subject, round_row: MatchRound, proposal_i
     proposal.answer = "accepted" if accept else "declined"
     proposal.answered_at = utcnow()
     proposal.answered_by = subject.user_id
-    audit(session, subject, f"proposal.{proposal.answer}", "proposal", proposal.id, round_row.region_id)
+    proposal.decline_reason = None if accept else reason
+    detail = {} if reason is None else {"reason": reason}
+    audit(session, subject, f"proposal.{proposal.answer}", "proposal", proposal.id, round_row.region_id, **detail)
     session.flush()
     return proposal
 

@@ -122,6 +122,21 @@ class ProposalRead(BaseModel):
     score: int
     breakdown: dict[str, Any]
     answer: str
+    decline_reason: str | None = Field(
+        default=None, description="why the clinic declined: no_supervisor, period, language, specialty, capacity, other"
+    )
+
+
+# Why a clinic declines: a fixed list, so that no free text (which could name a person) is stored or logged.
+DeclineReason = Literal["no_supervisor", "period", "language", "specialty", "capacity", "other"]
+
+
+class Decline(BaseModel):
+    """A clinic's decline, optionally with its reason (a code, never free text)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: DeclineReason | None = None
 
 
 class RoundResult(BaseModel):

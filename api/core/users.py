@@ -78,8 +78,30 @@ def set_password(session: Session, user: User, password: str) -> int:
     """A new password revokes every credential issued before it: the user's tokens (their version moves on) and API
     keys. Returns how many keys were revoked."""
     user.password_hash = hash_password(password)
+    return revoke_credentials(session, user)
+
+
+def revoke_credentials(session: Session, user: User) -> int:
+    """End every token and session issued to the user (their version moves on) and revoke their API keys; returns
+    how many keys were revoked."""
     user.token_version += 1
     revoked = session.execute(
         update(ApiKey).where(ApiKey.user_id == user.id, ApiKey.revoked_at.is_(None)).values(revoked_at=utcnow())
     )
     return int(revoked.rowcount)  # type: ignore[attr-defined]
+
+
+def set_active(session: Session, subject: Subject, user: User, active: bool) -> int:
+    """Deactivate or reactivate a user (admin). A deactivated user cannot log in, and every token, web session and
+    API key issued before stops working for good: reactivation does not bring them back (the user logs in again
+    and makes new keys). An admin cannot deactivate themselves (nobody might be left to undo it). Returns how many
+    API keys were revoked."""
+    if not active and user.id == subject.user_id:
+        raise Conflict("you cannot deactivate yourself; ask another admin", slug="self-deactivation")
+    if user.active == active:
+        return 0
+    user.active = active
+    revoked = 0 if active else revoke_credentials(session, user)
+    action = "user.reactivate" if active else "user.deactivate"
+    audit(session, subject, action, "user", user.id, user.region_id, api_keys_revoked=revoked)
+    return revoked

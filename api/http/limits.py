@@ -1,5 +1,5 @@
-"""Request bodies past a limit are refused with 413 problem+json: by their Content-Length before anything is read,
-or while they stream in. Uploads (`.../import`) have their own, larger limit."""
+"""Request bodies past a limit are refused with 413 (problem+json on the API, a page on the web's pages): by their
+Content-Length or while they stream in. Uploads (`.../import`) have their own, larger limit."""
 
 from __future__ import annotations
 
@@ -8,6 +8,16 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.http.errors import problem_response
+
+# Paths answered with problem+json; the others are the web's pages (api/web), which answer with a page.
+API_PATHS = ("/api/", "/docs", "/openapi", "/healthz", "/readyz", "/metrics")
+
+
+def _refuse(detail: str) -> Receive:
+    async def receive() -> Message:
+        raise HTTPException(413, detail)
+
+    return receive
 
 
 class BodyLimit:
@@ -24,6 +34,10 @@ class BodyLimit:
         detail = f"the request body is limited to {limit} bytes"
         declared = Headers(scope=scope).get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
+            if not scope["path"].startswith(API_PATHS):
+                # A web page: the refusal comes where the page reads its form, and is answered as a page.
+                await self.app(scope, _refuse(detail), send)
+                return
             response = problem_response(413, "payload-too-large", "Payload too large", detail, scope["path"])
             await response(scope, receive, send)
             return

@@ -70,11 +70,21 @@ def _pages_answer_http_errors_with_pages(app: FastAPI) -> None:
 
 def install(app: FastAPI) -> None:
     """Serve the pages, their static assets (from the package: no CDN) and the security headers."""
-    from api.web import admin, clinic, data, pages, rounds
+    from api.web import admin, clinic, commitments, data, jobs, objects, pages, rounds
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    # Order matters: the round pages before the generic /regions/{region}/{kind} pages.
-    for module in (rounds, data, admin, clinic, pages):
-        app.include_router(module.router, include_in_schema=False)
+    # Order matters: the round and commitment pages before the generic /regions/{region}/{kind}/... pages, a new
+    # object's form before the unit page (/units/new), the unit page before the edit forms (/units/{ref}).
+    routers = (
+        rounds.router,
+        jobs.router,
+        commitments.router,
+        data.router,
+        admin.router,
+        objects.new_router,
+        clinic.router,
+    )
+    for router in (*routers, objects.router, pages.router):
+        app.include_router(router, include_in_schema=False)
     app.add_middleware(SecurityHeaders)
     _pages_answer_http_errors_with_pages(app)

@@ -10,14 +10,14 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from api.core import users
-from api.core.errors import Forbidden, Unprocessable, field_errors
+from api.core.errors import Conflict, Forbidden, NotFound, Unprocessable, field_errors
 from api.core.schemas import RegionCreate, UserCreate
-from api.http.deps import SessionDep
+from api.http.deps import RowId, SessionDep
 from api.web.pages import page
 from api.web.render import WebRoute, redirect
 from api.web.session import Csrf, WebSubject
 from models import Region, Unit, User
-from models.queries import Subject, regions_readable_by, users_readable_by
+from models.queries import Subject, regions_readable_by, users_readable_by, users_writable_by
 
 router = APIRouter(route_class=WebRoute)
 
@@ -59,14 +59,16 @@ def create_region(
     return redirect("/admin/regions")
 
 
-def _users_page(request: Request, session: SessionDep, subject: Subject, errors: list[dict[str, str]]) -> Response:
+def _users_page(
+    request: Request, session: SessionDep, subject: Subject, errors: list[dict[str, str]], status_code: int = 422
+) -> Response:
     rows: list[User] = list(session.scalars(users_readable_by(subject).order_by(User.username)))
     regions = {r.id: r.code for r in session.scalars(select(Region))}
     units = {
         u.id: u.ref for u in session.scalars(select(Unit).where(Unit.id.in_([r.unit_id for r in rows if r.unit_id])))
     }
     response = page(request, "admin_users.html", users=rows, regions=regions, units=units, errors=errors, issues=[])
-    response.status_code = 422 if errors else 200
+    response.status_code = status_code if errors else 200
     return response
 
 
@@ -102,5 +104,29 @@ def create_user(
             session,
             subject,
             exc.extra.get("errors") or [{"field": "(form)", "message": exc.detail, "type": exc.slug}],
+        )
+    return redirect("/admin/users")
+
+
+@router.post("/admin/users/{user_id}/active", dependencies=[Csrf])
+def set_active(
+    request: Request,
+    user_id: RowId,
+    session: SessionDep,
+    subject: WebSubject,
+    active: Annotated[str, Form(pattern="^(yes|no)$")],
+) -> Response:
+    """Deactivate or reactivate a user (as PATCH /api/v1/users/{id} with `active`): a deactivated user cannot log
+    in, and their sessions, tokens and API keys stop working."""
+    _admin(subject)
+    user = session.scalar(users_writable_by(subject).where(User.id == user_id))
+    if user is None:
+        raise NotFound(f"user {user_id} not found")
+    try:
+        users.set_active(session, subject, user, active == "yes")
+    except Conflict as exc:
+        session.rollback()
+        return _users_page(
+            request, session, subject, [{"field": "active", "message": exc.detail, "type": exc.slug}], 409
         )
     return redirect("/admin/users")

@@ -74,12 +74,19 @@ def format_series(points: list[Point]) -> str:
 
 
 def gap_line(points: list[Point], title: str, ident: str = "gap") -> Markup:
-    """The gap (as a share of the bound) over elapsed seconds: a line that grows while the round solves."""
+    """The gap (as a share of the bound) over elapsed seconds: a line that grows while the round solves, from the
+    first progress report on. Until the solver has both a solution and a bound there is no gap to draw: that stretch
+    is a dotted line along the top ("not known yet"), so the line starts when solving starts, not when the first
+    bound arrives."""
     height, left, bottom = 200, 50, 30
     plot_w, plot_h = WIDTH - left - 10, height - bottom - 10
-    shown = [p for p in points if p.gap is not None]
-    t_max = max([p.elapsed for p in shown] + [1.0])
-    g_max = max([p.gap or 0.0 for p in shown] + [0.01])
+    known = [p for p in points if p.gap is not None]
+    t_max = max([p.elapsed for p in points] + [1.0])
+    g_max = max([p.gap or 0.0 for p in known] + [0.01])
+
+    def x(t: float) -> str:
+        return f"{left + plot_w * t / t_max:.1f}"
+
     parts = [
         f'<line class="axis" x1="{left}" y1="10" x2="{left}" y2="{10 + plot_h}"/>',
         f'<line class="axis" x1="{left}" y1="{10 + plot_h}" x2="{left + plot_w}" y2="{10 + plot_h}"/>',
@@ -88,11 +95,14 @@ def gap_line(points: list[Point], title: str, ident: str = "gap") -> Markup:
         f'<text x="{left}" y="{height - 5}">0 s</text>',
         f'<text x="{left + plot_w - 40}" y="{height - 5}">{t_max:.1f} s</text>',
     ]
-    if shown:
-        coords = " ".join(
-            f"{left + plot_w * p.elapsed / t_max:.1f},{10 + plot_h - plot_h * (p.gap or 0.0) / g_max:.1f}"
-            for p in shown
-        )
+    if points:
+        # Before the first gap: from the first report to the first gap (or to the latest report if none yet).
+        first_gap = known[0].elapsed if known else points[-1].elapsed
+        unknown = [p.elapsed for p in points if p.elapsed <= first_gap]
+        if unknown and first_gap > unknown[0]:
+            parts.append(f'<polyline class="gap-unknown" points="{x(unknown[0])},10 {x(first_gap)},10"/>')
+    if known:
+        coords = " ".join(f"{x(p.elapsed)},{10 + plot_h - plot_h * (p.gap or 0.0) / g_max:.1f}" for p in known)
         parts.append(f'<polyline class="gap-line" points="{coords}"/>')
     return _svg(title, height, "".join(parts), ident)
 

@@ -1,6 +1,6 @@
 """A unit's page (a clinic's home): the proposals for the unit with what supervision needs to know (never who the
-candidate is), accept or decline with a reason; the unit's offers and supervisors (create, edit, publish,
-withdraw). Every read and write is the API's service call with the page user's subject."""
+candidate is), accept or decline with a reason; the unit's offers and supervisors (publish, withdraw; their forms are in
+api/web/objects.py). Every read and write is the API's service call with the page user's subject."""
 
 from __future__ import annotations
 
@@ -12,21 +12,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.core import rounds, services
-from api.core.audit import audit
-from api.core.errors import Forbidden, NotFound, Unprocessable
-from api.core.snapshot import CANDIDATES, OFFERS, SUPERVISORS, UNITS, Kind, engine_object
+from api.core.errors import Forbidden, Unprocessable
+from api.core.snapshot import CANDIDATES, OFFERS, SUPERVISORS, UNITS, Kind
 from api.http.deps import RowId, SessionDep
-from api.web.forms import defaults_of, fields_of, read_form, values_of
 from api.web.pages import page
 from api.web.render import WebRoute, redirect
-from api.web.session import Csrf, WebSubject, form_values
+from api.web.session import Csrf, WebSubject
 from models import Candidate, MatchRound, Proposal, Region, Role, Unit
 from models.queries import Subject, candidates_readable_by, proposals_readable_by
 from models.rounds import RoundStatus
 
 router = APIRouter(route_class=WebRoute)
-# Why a clinic declines: a fixed list, so that no free text (which could name a person) reaches the audit trail.
-DECLINE_REASONS = ("no_supervisor", "period", "language", "specialty", "capacity", "other")
 EDITABLE = {"offers": OFFERS, "supervisors": SUPERVISORS}
 
 
@@ -65,8 +61,9 @@ def unit_page(request: Request, region: str, ref: str, session: SessionDep, subj
         proposals=unit_proposals(session, subject, reg, unit),
         offers=_objects(session, OFFERS, subject, reg, unit),
         supervisors=_objects(session, SUPERVISORS, subject, reg, unit),
-        reasons=DECLINE_REASONS,
+        reasons=rounds.DECLINE_REASONS,
         may_edit=subject.role is not Role.CLINIC or subject.unit_id == unit.id,
+        may_edit_unit=subject.role is not Role.CLINIC,
     )
 
 
@@ -92,122 +89,15 @@ def answer_proposal(
         raise Forbidden("this needs the role admin or clinic")
     row = rounds.get_round(session, subject, reg, round_id)
     accept = decision == "accept"
-    if not accept and reason not in DECLINE_REASONS:
+    if not accept and reason not in rounds.DECLINE_REASONS:
         raise Unprocessable(
             "1 invalid field(s)", errors=[{"field": "reason", "message": "choose a reason", "type": "reason"}]
         )
-    proposal = rounds.answer(session, subject, row, proposal_id, accept)
-    if not accept:
-        audit(session, subject, "proposal.decline_reason", "proposal", proposal.id, reg.id, reason=reason)
+    proposal = rounds.answer(session, subject, row, proposal_id, accept, None if accept else reason)
     target = back if back.startswith(f"/regions/{reg.code}/") else f"/regions/{reg.code}/units/"
     if target.endswith("/units/"):
         target += _unit_ref_of(session, proposal.unit_id)
     return redirect(target + "#proposals")
-
-
-def _form_page(
-    request: Request,
-    reg: Region,
-    kind: Kind,
-    values: dict[str, str],
-    creating: bool,
-    errors: list[dict[str, Any]] | None = None,
-    status_code: int = 200,
-) -> Response:
-    response = page(
-        request,
-        "object_form.html",
-        region=reg.code,
-        reg=reg,
-        kind=kind.name,
-        fields=fields_of(kind.engine_type),
-        values=values,
-        creating=creating,
-        errors=errors or [],
-        issues=[],
-    )
-    response.status_code = status_code
-    return response
-
-
-def _kind(kind_name: str) -> Kind:
-    kind = EDITABLE.get(kind_name)
-    if kind is None:
-        raise NotFound(f"no page {kind_name}")
-    return kind
-
-
-@router.get("/regions/{region}/{kind_name}/new")
-def new_object(request: Request, region: str, kind_name: str, session: SessionDep, subject: WebSubject) -> Response:
-    """A form for a new offer or supervisor with the engine's defaults (a clinic's: at its own unit)."""
-    kind = _kind(kind_name)
-    reg = services.region_for(session, subject, region)
-    values = defaults_of(kind.engine_type)
-    if subject.unit_id:
-        unit = session.get(Unit, subject.unit_id)
-        values["unit_id"] = unit.ref if unit else ""
-    if kind is OFFERS:
-        values["status"] = "draft"
-    return _form_page(request, reg, kind, values, creating=True)
-
-
-@router.get("/regions/{region}/{kind_name}/{ref}")
-def edit_object(
-    request: Request, region: str, kind_name: str, ref: str, session: SessionDep, subject: WebSubject
-) -> Response:
-    """The form of an offer or supervisor the subject may read (404 otherwise, as in the API)."""
-    kind = _kind(kind_name)
-    reg = services.region_for(session, subject, region)
-    row = services.get_object(session, kind, subject, reg, ref)
-    # The whole object, defaults included: a default left out of the form (a ticked box) would be saved as unset.
-    return _form_page(request, reg, kind, values_of(engine_object(kind, row).model_dump(mode="json")), creating=False)
-
-
-@router.post("/regions/{region}/{kind_name}/new", dependencies=[Csrf])
-def create_object(request: Request, region: str, kind_name: str, session: SessionDep, subject: WebSubject) -> Response:
-    """Create an offer or supervisor through the API's service (same checks, same refusals)."""
-    return _create(request, session, subject, region, _kind(kind_name), form_values(request))
-
-
-@router.post("/regions/{region}/{kind_name}/{ref}", dependencies=[Csrf])
-def save_object(
-    request: Request, region: str, kind_name: str, ref: str, session: SessionDep, subject: WebSubject
-) -> Response:
-    """Save an edited offer or supervisor through the API's service."""
-    return _update(request, session, subject, region, _kind(kind_name), ref, form_values(request))
-
-
-def _create(
-    request: Request, session: Session, subject: Subject, region: str, kind: Kind, values: dict[str, str]
-) -> Response:
-    reg = services.region_for(session, subject, region)
-    data = read_form(fields_of(kind.engine_type), values)
-    try:
-        obj = services.validate(kind, data)
-        row = services.create_object(session, kind, subject, reg, obj)
-    except Unprocessable as exc:
-        session.rollback()
-        return _form_page(request, reg, kind, values, True, exc.extra.get("errors"), 422)
-    return redirect(_after_save(session, reg, kind, row))
-
-
-def _update(
-    request: Request, session: Session, subject: Subject, region: str, kind: Kind, ref: str, values: dict[str, str]
-) -> Response:
-    reg = services.region_for(session, subject, region)
-    row = services.get_object(session, kind, subject, reg, ref, write=True)
-    data = read_form(fields_of(kind.engine_type), {**values, "id": ref})
-    try:
-        services.update_object(session, kind, subject, reg, row, data)
-    except Unprocessable as exc:
-        session.rollback()
-        return _form_page(request, reg, kind, values, False, exc.extra.get("errors"), 422)
-    return redirect(_after_save(session, reg, kind, row))
-
-
-def _after_save(session: Session, reg: Region, kind: Kind, row: Any) -> str:
-    unit = session.get(Unit, row.unit_id)
-    return f"/regions/{reg.code}/units/{unit.ref}" if unit else f"/regions/{reg.code}/{kind.name}"
 
 
 @router.post("/regions/{region}/offers/{ref}/status", dependencies=[Csrf])

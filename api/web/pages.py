@@ -29,8 +29,8 @@ from api.web.session import (
     set_cookie,
 )
 from matching.input.instance import Profession
-from models import MatchRound, Region, Role, Unit, User
-from models.queries import Subject, rounds_readable_by
+from models import Commitment, MatchRound, Region, Role, Unit, User
+from models.queries import Subject, commitments_readable_by, rounds_readable_by
 
 router = APIRouter(route_class=WebRoute)
 PAGE_SIZE = 25
@@ -189,6 +189,7 @@ def overview(request: Request, region: str, session: SessionDep, subject: WebSub
             rounds_readable_by(subject).where(MatchRound.region_id == reg.id).order_by(MatchRound.id.desc()).limit(10)
         )
     )
+    held = commitments_readable_by(subject).where(Commitment.region_id == reg.id)
     chart = money_bars(
         [(p["programme_id"], p["budget"], p["committed"], 0) for p in ledger["programmes"]],
         i18n.gettext("Money per programme: budget and committed"),
@@ -204,6 +205,7 @@ def overview(request: Request, region: str, session: SessionDep, subject: WebSub
         ledger=ledger,
         rounds=rounds,
         chart=chart,
+        commitment_count=services.count_rows(session, held),
     )
 
 

@@ -143,6 +143,7 @@ def nav_for(request: Request, region_code: str | None) -> list[tuple[str, str]]:
             (f"{base}/supervisors", gettext("Supervisors")),
             (f"{base}/programmes", gettext("Programmes")),
             (f"{base}/units", gettext("Units")),
+            (f"{base}/commitments", gettext("Commitments")),
             (f"{base}/import", gettext("Import")),
         ]
     return items

@@ -1,7 +1,8 @@
 """Round pages for coordinators: start a round with its policy, watch it solve (htmx polling: objective, bound and
 the gap as a growing SVG line; cancel), review the result (proposals by unit and profession with the clinics'
 answers, money against budgets and caps, fairness, shadow prices, why-not), pin or forbid from the table and
-re-run, read the diff, try a what-if, publish.
+re-run, read the diff, publish. A what-if, the stable comparison, a reproduction and a candidate's why-not are
+queued as jobs whose pages follow them (api/web/jobs.py).
 
 Starting, re-running and the reports call the API's own route functions with the page user's subject, so a page
 does exactly what the API does (idempotency, checks, refusals) and shows nothing the API would refuse.
@@ -21,19 +22,19 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api import jobs
 from api.core import round_views, rounds, services
-from api.core.errors import Conflict, Problem, Unprocessable, field_errors
+from api.core.errors import Problem, Unprocessable, field_errors
 from api.http.deps import RowId, SessionDep, SettingsDep
 from api.http.routers import analysis as analysis_api
 from api.http.routers import rounds as rounds_api
 from api.web import i18n
 from api.web.charts import Point, format_series, gap_line, money_bars, objective_lines, parse_series
+from api.web.jobs import job_page_url
 from api.web.pages import coordinator_only, page
 from api.web.render import WebRoute, redirect, render
 from api.web.session import Csrf, WebSubject, form_list, form_values
 from matching.input.instance import Instance, Pair, Weights
-from models import AuditEvent, MatchRound, Proposal, Region, Unit
+from models import MatchRound, Proposal, Region, Unit
 from models.queries import Subject, proposals_readable_by, rounds_readable_by
 from models.rounds import RoundStatus
 
@@ -152,7 +153,8 @@ def start_round(
 def _progress_context(row: MatchRound, series: str) -> dict[str, Any]:
     progress = row.progress or {}
     points = parse_series(series)
-    if progress.get("elapsed") is not None and progress.get("gap") is not None:
+    # Every report is a point (from the first on), with or without a gap yet: the line starts when solving does.
+    if progress.get("elapsed") is not None:
         point = Point(float(progress["elapsed"]), progress.get("objective"), progress.get("bound"), progress.get("gap"))
         if not points or points[-1].elapsed != point.elapsed:
             points.append(point)
@@ -176,7 +178,7 @@ def round_page(request: Request, region: str, round_id: RowId, session: SessionD
         "view": round_views.round_view(session, subject, row, reg),
     }
     if row.status in (RoundStatus.QUEUED, RoundStatus.SOLVING):
-        return page(request, "round_live.html", **context, **_progress_context(row, ""))
+        return page(request, "round_live.html", **context, polled=False, **_progress_context(row, ""))
     if row.result is None:
         return page(request, "round_failed.html", **context)
     return page(request, "round_review.html", **context, **review(session, subject, reg, row))
@@ -196,7 +198,8 @@ def round_progress(
     row = rounds.get_round(session, subject, reg, round_id)
     if row.status not in (RoundStatus.QUEUED, RoundStatus.SOLVING):
         return Response(status_code=204, headers={"HX-Refresh": "true"})
-    context = {"reg": reg, "round": row, **_progress_context(row, series)}
+    # The status in the page's heading goes along (out of band): queued, then solving.
+    context = {"reg": reg, "round": row, "polled": True, **_progress_context(row, series)}
     return render(request, "partials/progress.html", **context)
 
 
@@ -207,11 +210,10 @@ def _by_unit_and_profession(session: Session, subject: Subject, row: MatchRound)
     units = {u.id: u for u in session.scalars(select(Unit).where(Unit.id.in_({p.unit_id for p in proposals})))}
     instance = Instance.model_validate_json(row.snapshot)
     profession = {c.id: c.profession.value for c in instance.candidates}
-    reasons = _decline_reasons(session, row, [p.id for p in proposals if p.answer == "declined"])
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for p in sorted(proposals, key=lambda p: (units[p.unit_id].ref, profession.get(p.candidate_ref, ""), p.id)):
         key = (units[p.unit_id].ref, profession.get(p.candidate_ref, ""))
-        groups[key].append({"p": p, "reason": reasons.get(p.id, "")})
+        groups[key].append({"p": p, "reason": p.decline_reason or ""})
     return [
         {"unit": unit, "unit_name": _unit_name(units, unit), "profession": prof, "rows": items}
         for (unit, prof), items in groups.items()
@@ -220,19 +222,6 @@ def _by_unit_and_profession(session: Session, subject: Subject, row: MatchRound)
 
 def _unit_name(units: dict[int, Unit], ref: str) -> str:
     return next((u.name for u in units.values() if u.ref == ref), "")
-
-
-def _decline_reasons(session: Session, row: MatchRound, ids: list[int]) -> dict[int, str]:
-    if not ids:
-        return {}
-    events = session.scalars(
-        select(AuditEvent).where(
-            AuditEvent.action == "proposal.decline_reason",
-            AuditEvent.region_id == row.region_id,
-            AuditEvent.object_id.in_([str(i) for i in ids]),
-        )
-    )
-    return {int(e.object_id): str((e.detail or {}).get("reason", "")) for e in events}
 
 
 def _money(instance: Instance, explanation: dict[str, Any]) -> dict[str, Any]:
@@ -321,15 +310,15 @@ def candidate_page(
     ref: str,
     session: SessionDep,
     subject: WebSubject,
-    settings: SettingsDep,
 ) -> Response:
-    """One candidate of the round: the match with its score breakdown, or why not and the smallest change."""
+    """One candidate of the round: the match with its score breakdown, or why not and the smallest change (from
+    the round's stored reports; else a button computes it as a job)."""
     reg = _region(session, subject, region)
     row = rounds.get_round(session, subject, reg, round_id)
     explained = rounds.candidate_explanation(session, row, ref)
     why = None
     if explained["match"] is None and row.result is not None:
-        why = _why_not(request, reg.code, round_id, ref, session, subject, settings)
+        why = stored_why_not(request, reg.code, round_id, ref, session, subject)
     return page(
         request,
         "round_candidate.html",
@@ -344,27 +333,32 @@ def candidate_page(
     )
 
 
-def _job_result(request: Request, queued: Response, timeout_s: float) -> dict[str, Any]:
-    """The result of the job a route queued (202), once it has ended; 409 if it failed or is still running."""
-    job_id = int(json.loads(bytes(queued.body))["id"])
-    job = jobs.wait(request.app.state.sessions, job_id, timeout_s)
-    if job is None or job.status != "succeeded" or job.result is None:
-        why = (job.error or {}).get("detail", job.status) if job is not None else "still running"
-        raise Conflict(f"job {job_id} gave no result ({why}); see /api/v1/jobs/{job_id}", slug="job-state")
-    return dict(job.result)
-
-
-def _why_not(
-    request: Request, region: str, round_id: int, ref: str, session: Session, subject: Subject, settings: Any
-) -> Any:
-    """The candidate's stored why-not, or one computed now as a job (with a short budget) and waited for."""
+def stored_why_not(request: Request, region: str, round_id: int, ref: str, session: Session, subject: Subject) -> Any:
+    """The candidate's why-not as the round's reports stored it, or None until they hold it (the page then offers to
+    compute it as a job)."""
     try:
         return analysis_api.candidate_why_not(region, round_id, ref, request, session, subject)
     except Problem as exc:
         if exc.slug != "report-not-ready":
             raise
-    queued = analysis_api.candidate_why_not_job(region, round_id, ref, request, session, subject, settings, 5.0)
-    return _job_result(request, queued, timeout_s=60)
+    return None
+
+
+@router.post("/regions/{region}/rounds/{round_id}/candidates/{ref}/why-not", dependencies=[Csrf])
+def why_not_job(
+    request: Request,
+    region: str,
+    round_id: RowId,
+    ref: str,
+    session: SessionDep,
+    subject: WebSubject,
+    settings: SettingsDep,
+) -> Response:
+    """Search for the smallest change that places the candidate, as a job (the API's route); the browser follows
+    it on the job's page."""
+    reg = _region(session, subject, region)
+    queued = analysis_api.candidate_why_not_job(reg.code, round_id, ref, request, session, subject, settings, 5.0)
+    return redirect(job_page_url(reg.code, round_id, queued))
 
 
 @router.get("/regions/{region}/rounds/{round_id}/diff")
@@ -391,7 +385,7 @@ def what_if(
 ) -> Response:
     """Re-solve the round with one changed figure (nothing stored) and show before and after."""
     reg = _region(session, subject, region)
-    row = rounds.get_round(session, subject, reg, round_id)
+    rounds.get_round(session, subject, reg, round_id)
     field = WHAT_IF_FIELDS[target][0]
     try:
         number = int(value.replace(" ", "").replace("\u00a0", ""))
@@ -407,6 +401,28 @@ def what_if(
     except Problem as exc:
         exc.extra.setdefault("errors", [])
         raise
-    # The what-if is a job; this page waits for it (reads only) so that the answer to the form shows the result.
-    result = _job_result(request, queued, timeout_s=4 * time_limit_s + 60)
-    return page(request, "round_what_if.html", region=reg.code, reg=reg, round=row, w=result)
+    return redirect(job_page_url(reg.code, round_id, queued))
+
+
+@router.post("/regions/{region}/rounds/{round_id}/stable", dependencies=[Csrf])
+def stable_job(
+    request: Request,
+    region: str,
+    round_id: RowId,
+    session: SessionDep,
+    subject: WebSubject,
+    settings: SettingsDep,
+    seconds: Annotated[float, Form(gt=0, le=600)] = 5.0,
+) -> Response:
+    """Deferred acceptance, the optimiser and the optimiser without blocking pairs on this round, as a job."""
+    reg = _region(session, subject, region)
+    queued = analysis_api.stable(reg.code, round_id, request, session, subject, settings, seconds)
+    return redirect(job_page_url(reg.code, round_id, queued))
+
+
+@router.post("/regions/{region}/rounds/{round_id}/reproduce", dependencies=[Csrf])
+def reproduce_job(request: Request, region: str, round_id: RowId, session: SessionDep, subject: WebSubject) -> Response:
+    """Solve the stored snapshot again and compare, as a job."""
+    reg = _region(session, subject, region)
+    queued = analysis_api.reproduce(reg.code, round_id, request, session, subject)
+    return redirect(job_page_url(reg.code, round_id, queued))

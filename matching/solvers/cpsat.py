@@ -240,45 +240,67 @@ def solve_tiers(
     picks: list[Pick],
     progress: Progress | None = None,
     progress_interval: float = 1.0,
+    *,
+    seconds: float | None = None,
+    bounds: Sequence[int | None] = (),
+    on_tier: Callable[[list[Pick], TierResult], None] | None = None,
 ) -> tuple[list[Pick], list[TierResult]]:
-    """Maximise each tier in turn, holding earlier tiers at their best value.
+    """Maximise each tier in turn, each earlier tier held at what it reached, each search hinted with the previous
+    tier's solution (or `picks`), within `seconds` in all (the policy's limit by default); `on_tier` hears of each
+    tier's solution and result.
 
-    Each tier but the last gets half the time left; a tier that finds nothing keeps the previous tier's solution.
+    A tier but the last gets up to half the time left, and stops as soon as it reaches its known bound (`bounds`,
+    e.g. the LP's, added as a cut so that reaching it proves the tier). A tier that finds nothing keeps the previous
+    tier's solution, and its value is held, so no later tier can lose what an earlier one reached.
     """
     policy = built.prep.instance.policy
-    deadline = time.monotonic() + policy.time_limit_s
+    budget = policy.time_limit_s if seconds is None else seconds
+    deadline = time.monotonic() + budget
+    spent = 0.0  # deterministic time used (deterministic rounds share out `budget` by it, never by the clock)
     results: list[TierResult] = []
     current = picks if built.accepts(picks) else []
     for position, (name, values) in enumerate(tiers):
         used = np.flatnonzero(values)
         expr = cp_model.LinearExpr.weighted_sum([built.x[k] for k in used], [int(values[k]) for k in used])
         built.model.maximize(expr)
+        known = bounds[position] if position < len(bounds) else None
+        if known is not None:
+            built.model.add(expr <= known)  # a valid cut: reaching it proves the tier at once
         built.hint(current or picks)
         share = 1.0 if position == len(tiers) - 1 else 0.5
         solver = cp_model.CpSolver()
-        _configure(solver, policy, max(0.1, share * (deadline - time.monotonic())))
+        left = budget - spent if policy.deterministic else deadline - time.monotonic()
+        _configure(solver, policy, max(0.05, share * left))
         started = time.monotonic()
         watcher = _Watcher(name, progress, progress_interval) if progress else None
         status = solver.solve(built.model, watcher)
-        seconds = time.monotonic() - started
+        elapsed = time.monotonic() - started
+        spent += solver.response_proto.deterministic_time
         if status == cp_model.INFEASIBLE or status == cp_model.MODEL_INVALID:
-            results.append(TierResult(name, solver.status_name(status), 0, 0, seconds))
+            results.append(TierResult(name, solver.status_name(status), 0, 0, elapsed))
             return [], results
         if status == cp_model.UNKNOWN and not current:
-            results.append(TierResult(name, "UNKNOWN", 0, 0, seconds))
+            results.append(TierResult(name, "UNKNOWN", 0, 0, elapsed))
             return [], results
         if status == cp_model.UNKNOWN:
             # No solution in time: keep the previous one (it satisfies every earlier tier) and report its value.
             value = int(values[[p.pair for p in current]].sum()) if current else 0
-            results.append(TierResult(name, "FEASIBLE", value, round(solver.best_objective_bound), seconds))
+            bound = max(value, known if known is not None else tier_ceiling(built.prep, values))
+            results.append(TierResult(name, "OPTIMAL" if bound == value else "FEASIBLE", value, bound, elapsed))
             built.model.add(expr >= value)
+            if on_tier is not None:
+                on_tier(current, results[-1])
             continue
-        objective = round(solver.objective_value)
-        results.append(
-            TierResult(name, solver.status_name(status), objective, round(solver.best_objective_bound), seconds)
-        )
-        current = built.read(solver)
-        built.model.add(expr >= objective)
+        found = built.read(solver)
+        if current and tier_totals(current, tiers[: position + 1]) > tier_totals(found, tiers[: position + 1]):
+            found = current  # the hint was better than what the search kept (never seen; kept for safety)
+        value = int(values[[p.pair for p in found]].sum()) if found else 0
+        bound = max(value, math.floor(solver.best_objective_bound + 1e-6))
+        results.append(TierResult(name, "OPTIMAL" if bound == value else "FEASIBLE", value, bound, elapsed))
+        current = found
+        built.model.add(expr >= value)
+        if on_tier is not None:
+            on_tier(current, results[-1])
     return current, results
 
 

@@ -8,9 +8,11 @@ OR-Tools; the HiGHS inside the OR-Tools wheel can.
 from __future__ import annotations
 
 import math
+import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import scipy.sparse as sp
@@ -85,7 +87,11 @@ class LinearBackend:
         self._column_pair = pair_of[self.core.columns]
         self._always = self.core.columns >= spec.over_at
 
-    def _load(self, objective: FloatArray, integral: bool, allowed: BoolArray | None) -> mbh.ModelBuilderHelper:
+    def _load(
+        self, objective: FloatArray, integral: bool, allowed: BoolArray | None, extra: Sequence[Held] = ()
+    ) -> tuple[
+        mbh.ModelBuilderHelper, tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, sp.csr_matrix]
+    ]:
         core, n = self.core, self.spec.n_pairs
         var_ub = core.var_ub
         if allowed is not None:
@@ -93,36 +99,44 @@ class LinearBackend:
             # lets presolve drop them all).
             var_ub = np.where(allowed[self._column_pair] | self._always, var_ub, 0.0)
         matrix, lb, ub = core.matrix, core.lb, core.ub
-        if self.held:
+        # A copy: a solve in a thread may read this while the next tier adds a row.
+        held = [*self.held, *extra]
+        if held:
             # x columns come first in the core, so a tier over the pairs is a row over its first n columns.
-            extra = sp.csr_matrix(
-                np.vstack([np.asarray(h.values, dtype=np.float64) for h in self.held]), shape=(len(self.held), n)
+            rows = sp.csr_matrix(
+                np.vstack([np.asarray(h.values, dtype=np.float64) for h in held]), shape=(len(held), n)
             )
-            extra.resize((len(self.held), matrix.shape[1]))
-            matrix = sp.csr_matrix(sp.vstack([matrix, extra], format="csr"))
-            lb = np.concatenate([lb, [h.at_least for h in self.held]])
-            ub = np.concatenate([ub, np.full(len(self.held), math.inf)])
+            rows.resize((len(held), matrix.shape[1]))
+            matrix = sp.csr_matrix(sp.vstack([matrix, rows], format="csr"))
+            lb = np.concatenate([lb, [h.at_least for h in held]])
+            ub = np.concatenate([ub, np.full(len(held), math.inf)])
         helper = mbh.ModelBuilderHelper()
         arrays = (core.var_lb, var_ub, objective[core.columns], lb, ub, sp.csr_matrix(matrix, dtype=np.float64))
-        # The helper may keep views of these arrays until the solve: hold them as long as the helper lives.
-        self._alive = arrays
+        # The helper may keep views of these arrays until the solve: the caller holds them as long as the helper
+        # lives (locally: a MIP left running in a thread must not lose them when the next solve starts).
         helper.fill_model_from_sparse_data(*arrays)  # type: ignore[arg-type]
         helper.set_maximize(True)
         if integral:
             for i in np.flatnonzero(core.integer).tolist():
                 helper.set_var_integrality(i, True)
-        return helper
+        return helper, arrays
 
     def solve(
-        self, values: IntArray, seconds: float, *, integral: bool | None = None, allowed: BoolArray | None = None
+        self,
+        values: IntArray,
+        seconds: float,
+        *,
+        integral: bool | None = None,
+        allowed: BoolArray | None = None,
+        extra: Sequence[Held] = (),
     ) -> LinearResult:
-        """Maximise `values` over the pairs within `seconds`, the held tiers kept (as an LP unless `integral`), only
-        `allowed` pairs used when given (a neighbourhood: its bound is not the round's)."""
+        """Maximise `values` over the pairs within `seconds`, the held tiers and `extra` rows kept (as an LP unless
+        `integral`), only `allowed` pairs used when given (a neighbourhood: its bound is not the round's)."""
         integral = self.integral if integral is None else integral
         # No solution hints: with hints, the HiGHS of the OR-Tools 9.15 wheel crashes the process (seen on the demo
         # region); a tier that finds nothing falls back to the caller's solution instead.
         started = time.monotonic()
-        helper = self._load(self.spec.objective(values), integral, allowed)
+        helper, arrays = self._load(self.spec.objective(values), integral, allowed, extra)
         name = self.solver if integral else self.lp_solver
         solver = mbh.ModelSolverHelper(name)
         # HiGHS overruns its limit by up to a third on these models (presolve and root LP are not interrupted).
@@ -143,7 +157,7 @@ class LinearBackend:
         reduced = None
         if not integral and status == _OPTIMAL:
             # c - A^T y over the loaded columns; x columns come first.
-            loaded_objective, matrix = self._alive[2], self._alive[5]
+            loaded_objective, matrix = arrays[2], arrays[5]
             reduced = (loaded_objective - matrix.T @ duals)[: self.spec.n_pairs]
         return LinearResult(
             "OPTIMAL" if status == _OPTIMAL else "FEASIBLE",
@@ -190,69 +204,261 @@ def tier_value(tier: Tier, v: FloatArray) -> int:
     return round(float(np.asarray(tier.values, dtype=np.float64) @ np.round(v[: len(tier.values)])))
 
 
+@dataclass(frozen=True)
+class Guide:
+    """A part to search first: its pairs, and the later tiers that break ties there (none: the tier alone)."""
+
+    pairs: BoolArray
+    later: list[IntArray]
+
+
+class Polish(Protocol):
+    """Improves one tier of a complete solution (spec column values), earlier tiers held, until `end` or `stop()`;
+    `guides` are the parts to try first. Returns a solution at least as good, and whether it proved the tier."""
+
+    def __call__(
+        self,
+        position: int,
+        start: FloatArray,
+        held: list[tuple[IntArray, int]],
+        end: float,
+        bound: int,
+        guides: list[Guide],
+        stop: Callable[[], bool],
+    ) -> tuple[FloatArray, bool]: ...
+
+
+@dataclass
+class _Exact:
+    """The MIP side of one tier (reduced-cost neighbourhoods, then the whole tier), run in a thread."""
+
+    found: list[FloatArray] = field(default_factory=list)
+    proven: bool = False
+    bound: int | None = None
+    infeasible: bool = False
+    seconds: float = 0.0
+    done: threading.Event = field(default_factory=threading.Event)
+
+
 def lexicographic(
     backend: LinearBackend,
     tiers: list[Tier],
     deadline: float,
-    fallback: FloatArray | None = None,
+    fallback: FloatArray | Callable[[], FloatArray | None] | None = None,
     on_tier: Callable[[int, str, int, int, FloatArray], None] | None = None,
     rounder: Callable[[FloatArray], FloatArray | None] | None = None,
+    polish: Polish | None = None,
+    use_mip: bool = True,
+    parallel: bool = True,
+    combined: tuple[IntArray, int] | None = None,
 ) -> tuple[FloatArray | None, list[TierOutcome]]:
     """Each tier in turn at its best, the earlier ones held at theirs; a tier cut short by the deadline is held at
     what it reached. Returns the last column values (None without a solution) and each tier's outcome.
 
     Each tier first solves its LP: where a known solution (`fallback`, e.g. greedy's, or an earlier tier's) already
-    reaches the LP bound, the tier is proven without a MIP. A known solution also stands in where the MIP finds
-    nothing better in time. `rounder` turns an LP solution into a feasible one (or None), added to the known ones."""
+    reaches the LP bound, the tier is proven without a MIP. `rounder` turns an LP solution into a feasible one (or
+    None), added to the known ones. Otherwise HiGHS works on the tier (`use_mip`) in a thread while `polish`
+    improves the best known solution on this one, until HiGHS proves the tier or the tier's time is up: the tier
+    ends with the better of the two, so a MIP that finds nothing in time never costs the later tiers their start.
+    HiGHS overruns its time limit under load; a MIP still running at the tier's end is left to finish on its own and
+    its result is dropped. Without `parallel` (deterministic rounds), the MIP runs first and the polish after it.
+
+    While a tier is searched, the next tier's LP (this one held at its LP floor) is solved in another thread: it is
+    the next tier's LP whenever this tier reaches its floor. `combined` (the tiers as one value per pair, each
+    outweighing the later ones, and the first tier's weight) is the first tier's LP objective where HiGHS is not
+    used: one LP then gives the support of the first tier's best-scoring LP optimum, where CP-SAT finds the most
+    placements at a good score (on regional rounds, as good as HiGHS's at 60 s) far faster than on an arbitrary
+    one; the first tier's own LP, for its bound, is then solved beside the search."""
     outcomes: list[TierOutcome] = []
-    pool = [v for v in (fallback,) if v is not None]  # known solutions; filtered to those meeting held tiers
+    # Known solutions, filtered to those meeting held tiers. A fallback given as a function is only asked for when
+    # the first tier's LP gives no solution.
+    pool = [fallback] if fallback is not None and not callable(fallback) else []
+    held: list[tuple[IntArray, int]] = []
+    ahead: _Ahead | None = None
     for position, tier in enumerate(tiers):
-        lp = backend.solve(tier.values, max(0.05, deadline - time.monotonic()), integral=False)
+        started = time.monotonic()
+        later = [t.values for t in tiers[position + 1 :]]
+        weighted = combined is not None and not use_mip and polish is not None and position == 0 and bool(later)
+        lp = ahead.result(held[-1][1], deadline) if ahead is not None else None
+        if lp is None:
+            objective = combined[0] if weighted and combined is not None else tier.values
+            lp = backend.solve(objective, max(0.05, deadline - time.monotonic()), integral=False)
         if lp.status == "INFEASIBLE":
             outcomes.append(TierOutcome(tier, "INFEASIBLE", 0, 0, lp.seconds))
             return None, outcomes
         lp_bound = _floor(lp.bound) if lp.status == "OPTIMAL" else _ceiling(backend, tier)
+        target = lp_bound  # where the search of this tier stops: the bound, or what the bound almost surely is
+        if weighted and combined is not None and lp.values is not None and lp.status == "OPTIMAL":
+            # The combined LP may give up a sliver of this tier for the later ones: its own value P is within
+            # 1 - 1/weight of the tier's LP optimum, so floor(P + 1 - 1/weight) is a bound; the tier's own LP, solved
+            # beside the search, tightens it.
+            reached = float(np.asarray(tier.values, dtype=np.float64) @ lp.values[: len(tier.values)])
+            lp_bound, target = _floor(reached + 1 - 1 / combined[1]), _floor(reached)
         if rounder is not None and lp.values is not None:
             rounded = rounder(lp.values)
-            if rounded is not None and all(tier_value(Tier("", h.values), rounded) >= h.at_least for h in backend.held):
+            if rounded is not None and _meets(rounded, held):
                 pool.append(rounded)
-        best = max(pool, key=lambda v: tier_value(tier, v), default=None)
-        seconds = lp.seconds
-        status = "FEASIBLE"
-        proven = False
-        if lp.reduced is not None and lp.values is not None and (best is None or tier_value(tier, best) < lp_bound):
-            best, proven, spent = _neighbourhoods(backend, tier, lp, best, pool, deadline)
-            seconds += spent
-            status = "OPTIMAL" if proven else status
-        if not proven and (best is None or tier_value(tier, best) < lp_bound):
+        # Where HiGHS works on this tier's own LP, the parts still start from the combined LP: a placement optimum
+        # of the LP that also scores well (on the demo region under load, the placement tier's parts otherwise
+        # handed the score tier a solution 15-20 % below the best score).
+        guide_lp = lp
+        if combined is not None and use_mip and polish is not None and position == 0 and later:
+            scored = backend.solve(combined[0], max(0.05, deadline - time.monotonic()), integral=False)
+            if scored.status == "OPTIMAL" and scored.values is not None:
+                guide_lp = scored
+                rounded = rounder(scored.values) if rounder is not None else None
+                if rounded is not None and _meets(rounded, held):
+                    pool.append(rounded)
+        if not pool and callable(fallback):
+            pool = [v for v in (fallback(),) if v is not None]
+        best = _best(pool, tiers[position:])
+        proven = best is not None and tier_value(tier, best) >= target
+        ahead = None
+        if later and lp.status == "OPTIMAL" and polish is not None:
+            own = tier if weighted else None
+            ahead = _Ahead(backend, tiers[position + 1], tier, own, target, deadline, parallel)
+        if not proven:
             left = deadline - time.monotonic()
             # Every tier but the last leaves the next ones time: earlier tiers are usually the quicker ones.
-            share = left if position == len(tiers) - 1 else left * 0.6
-            result = (
-                backend.solve(tier.values, share)
-                if left > 0.05
-                else LinearResult("UNKNOWN", None, 0.0, math.inf, np.zeros(0), 0.0)
-            )
-            seconds += result.seconds
-            if result.status == "INFEASIBLE":
-                outcomes.append(TierOutcome(tier, "INFEASIBLE", 0, 0, seconds))
-                return None, outcomes
-            if result.values is not None:
-                pool.append(result.values)
-                best = max(pool, key=lambda v: tier_value(tier, v))
-            lp_bound = min(lp_bound, _floor(result.bound))
-            status = "OPTIMAL" if result.status == "OPTIMAL" else status
+            tier_end = deadline if not later else time.monotonic() + 0.6 * max(0.0, left)
+            exact = _Exact()
+            running = use_mip and left > 0.05 and parallel
+            if not use_mip or left <= 0.05:
+                exact.done.set()
+            elif parallel:
+                args = (backend, tier, lp, best, tier_end, exact)
+                threading.Thread(target=_exact, args=args, name="highs-tier").start()
+            else:
+                _exact(backend, tier, lp, best, tier_end, exact)
+            if polish is not None and best is not None and not exact.proven:
+                guides = []
+                if guide_lp.values is not None:
+                    # First this tier alone (CP-SAT proves a single tier far faster than a weighted one: the
+                    # regional placement count in 0.2 s on the LP's support), then with the later tiers breaking ties.
+                    support = guide_lp.values[: backend.spec.n_pairs] > 1e-6
+                    guides = [Guide(support, []), Guide(support, later)] if later else [Guide(support, [])]
+                # Beside a running MIP, stop when it is done (it may have proven the tier; its result is compared).
+                stop = exact.done.is_set if running else (lambda: False)
+                polished, whole = polish(position, best, list(held), tier_end, target, guides, stop)
+                pool.append(polished)
+                if whole:
+                    lp_bound = min(lp_bound, tier_value(tier, polished))
+            # Wait for the MIP until the tier's end (it may be proving); past that, go on without it.
+            exact.done.wait(timeout=max(0.0, tier_end - time.monotonic()))
+            if exact.done.is_set():
+                if exact.infeasible:
+                    outcomes.append(TierOutcome(tier, "INFEASIBLE", 0, 0, time.monotonic() - started))
+                    return None, outcomes
+                pool.extend(exact.found)
+                proven = exact.proven
+                if exact.bound is not None:
+                    lp_bound = min(lp_bound, exact.bound)
+            pool = [v for v in pool if _meets(v, held)]
+            best = _best(pool, tiers[position:])
+        if weighted and ahead is not None:
+            lp_bound = min(lp_bound, ahead.bound(deadline))
+            proven = best is not None and tier_value(tier, best) >= lp_bound
         if best is None:
-            outcomes.append(TierOutcome(tier, "UNKNOWN", 0, 0, seconds))
+            outcomes.append(TierOutcome(tier, "UNKNOWN", 0, 0, time.monotonic() - started))
             return None, outcomes
         value = tier_value(tier, best)
-        bound = value if status == "OPTIMAL" or value >= lp_bound else max(value, lp_bound)
-        outcomes.append(TierOutcome(tier, "OPTIMAL" if bound == value else "FEASIBLE", value, bound, seconds))
+        bound = value if proven or value >= lp_bound else max(value, lp_bound)
+        status = "OPTIMAL" if bound == value else "FEASIBLE"
+        outcomes.append(TierOutcome(tier, status, value, bound, time.monotonic() - started + lp.seconds))
         backend.hold(tier.values, value - 0.5)
+        held.append((tier.values, value))
         pool = [v for v in pool if tier_value(tier, v) >= value]
         if on_tier is not None:
             on_tier(position, tier.name, value, bound, best)
-    return (pool[-1] if pool else None), outcomes
+    return _best(pool, tiers), outcomes
+
+
+def _meets(v: FloatArray, held: list[tuple[IntArray, int]]) -> bool:
+    return all(tier_value(Tier("", values), v) >= at for values, at in held)
+
+
+def _best(pool: list[FloatArray], tiers: list[Tier]) -> FloatArray | None:
+    """The best known solution, tiers compared in order."""
+    return max(pool, key=lambda v: [tier_value(t, v) for t in tiers], default=None)
+
+
+class _Ahead:
+    """Beside a tier's search, in a thread (at once without `parallel`): the tier's own LP when `own` is given (its
+    bound, when its first LP was the combined one), then the next tier's LP with this tier held at its floor."""
+
+    def __init__(
+        self,
+        backend: LinearBackend,
+        following: Tier,
+        tier: Tier,
+        own: Tier | None,
+        floor: int,
+        deadline: float,
+        parallel: bool,
+    ) -> None:
+        self.floor = floor
+        self.own_bound = 2**62  # the tier's own LP bound, once solved
+        self.lp: LinearResult | None = None
+        self.own_done = threading.Event()
+        self.done = threading.Event()
+
+        def work() -> None:
+            try:
+                if own is not None:
+                    result = backend.solve(own.values, max(0.05, deadline - time.monotonic()), integral=False)
+                    if result.status == "OPTIMAL":
+                        self.own_bound = _floor(result.bound)
+                    self.own_done.set()
+                left = max(0.05, deadline - time.monotonic())
+                at = Held(tier.values, self.floor - 0.5)
+                self.lp = backend.solve(following.values, left, integral=False, extra=[at])
+            finally:
+                self.own_done.set()
+                self.done.set()
+
+        if parallel:
+            threading.Thread(target=work, name="lp-ahead").start()
+        else:
+            work()
+
+    def bound(self, deadline: float) -> int:
+        """The tier's own LP bound (waiting for its LP until the deadline; a huge number without it)."""
+        self.own_done.wait(timeout=max(0.0, deadline - time.monotonic()))
+        return self.own_bound
+
+    def result(self, value: int, deadline: float) -> LinearResult | None:
+        """The LP, when the tier ended at its floor (else it is not the next tier's LP) and it finished in time."""
+        if value != self.floor:
+            return None
+        self.done.wait(timeout=max(0.0, deadline - time.monotonic()))
+        return self.lp if self.done.is_set() and self.lp is not None and self.lp.status == "OPTIMAL" else None
+
+
+def _exact(
+    backend: LinearBackend, tier: Tier, lp: LinearResult, best: FloatArray | None, end: float, out: _Exact
+) -> None:
+    """HiGHS on the tier: reduced-cost neighbourhoods that may prove it, then the whole tier until `end`."""
+    started = time.monotonic()
+    try:
+        pool: list[FloatArray] = [best] if best is not None else []
+        lp_bound = _floor(lp.bound) if lp.status == "OPTIMAL" else 2**62
+        proven = False
+        if lp.reduced is not None and lp.values is not None:
+            best, proven, _ = _neighbourhoods(backend, tier, lp, best, pool, end)
+        if not proven and (best is None or tier_value(tier, best) < lp_bound) and end - time.monotonic() > 0.05:
+            result = backend.solve(tier.values, end - time.monotonic())
+            if result.status == "INFEASIBLE":
+                out.infeasible = True
+                return
+            if result.values is not None:
+                pool.append(result.values)
+            out.bound = _floor(result.bound)
+            proven = result.status == "OPTIMAL"
+        out.found = pool
+        out.proven = proven
+    finally:
+        out.seconds = time.monotonic() - started
+        out.done.set()
 
 
 def _neighbourhoods(

@@ -12,7 +12,7 @@ from matching.solvers.strategies import (
     GreedyStrategy,
     MipStrategy,
     Strategy,
-    columns,
+    mip_affordable,
 )
 
 METHODS: dict[str, Callable[[], Strategy]] = {
@@ -22,17 +22,16 @@ METHODS: dict[str, Callable[[], Strategy]] = {
     "greedy": GreedyStrategy,
     "lns": LnsStrategy,
 }
-MIP_COLUMNS_PER_SECOND = 1_500  # auto picks the MIP when the model has at most this many columns per second of limit
 
 
 def choose(ctx: Context, method: str) -> Strategy:
     """The strategy for a round: the one asked for, or by structure and size (`auto`).
 
-    `auto`: min-cost flow where nothing can bind; the lexicographic MIP where the model is small for its time limit
-    (it proves the demo region, 9,900 columns, in about 5 s at 10 s, but needs longer than 2 s on a regional round
-    of 18,000 columns); otherwise the LP-guided large-neighbourhood search, which at 2 s on the regional benchmark
-    placed as many as or more than CP-SAT from its hint (146 and 142 against 146 and 135); CP-SAT where the tiers
-    cannot be combined in 64 bits (which the neighbourhood search needs) and in deterministic mode.
+    `auto`: min-cost flow where nothing can bind; the lexicographic MIP strategy up to MIP_MAX_COLUMNS columns
+    (HiGHS inside it only where it can finish in the time limit: it proves the demo region, 9,900 columns, in about
+    5 s; beside it, and alone on regional rounds at 2 s, CP-SAT on LP-guided parts, which placed 148 and 143 there
+    like HiGHS at 60 s); otherwise the LP-guided large-neighbourhood search; CP-SAT where the tiers cannot be
+    combined in 64 bits (which the neighbourhood search needs) and in deterministic mode where HiGHS would not fit.
     """
     if method != "auto":
         strategy = METHODS[method]()
@@ -40,10 +39,10 @@ def choose(ctx: Context, method: str) -> Strategy:
             raise ValueError("min-cost flow does not apply: a supervisor, budget or cap constraint can bind")
         return strategy
     flow, mip, large = FlowStrategy(), MipStrategy(), LnsStrategy()
-    size = columns(ctx.prep)
     if flow.applies(ctx):
         return flow
-    if mip.applies(ctx) and size <= MIP_COLUMNS_PER_SECOND * ctx.prep.instance.policy.time_limit_s:
+    # Deterministic rounds too large for HiGHS in their limit keep to CP-SAT (one search in deterministic time).
+    if mip.applies(ctx) and (mip_affordable(ctx.prep) or not ctx.deterministic):
         return mip
     # The neighbourhood search runs until the wall clock says stop; deterministic rounds keep to CP-SAT's
     # deterministic time instead, so that a re-run repeats exactly.

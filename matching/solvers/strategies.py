@@ -26,16 +26,17 @@ from matching.solvers.cpsat import (
     Model,
     TierResult,
     relative_gap,
-    solve_combined,
     solve_restricted,
     solve_tiers,
     tier_totals,
 )
 from matching.solvers.flow import FlowOverflow, max_weight_assignment
 from matching.solvers.greedy import Pick, Preference, greedy, pinned_pairs, place_in_order
-from matching.solvers.mip import LinearBackend, lexicographic
+from matching.solvers.mip import Guide, LinearBackend, Polish, lexicographic
 from matching.solvers.objective import combined_values, tier_ceiling, tier_weights
 from matching.solvers.relaxation import Relaxation, relax
+from matching.solvers.submodel import Parts
+from matching.solvers.tiered import Polisher
 
 ProgressValue = float | int | str
 Progress = Callable[[dict[str, ProgressValue]], None]
@@ -44,6 +45,9 @@ EXPLAIN_SHARE = 0.05  # of the time limit, kept for the reasons of the unmatched
 LP_HINT_MAX_ROWS = 100_000  # funding rows; national rounds (~350k) take HiGHS over a minute
 MIP_MAX_COLUMNS = 60_000  # pairs + supervisor rows + funding rows up to which the MIP backend is tried at all
 NODES_PER_SECOND = 200  # deterministic mode: HiGHS's node budget per second of time limit, instead of the clock
+MIP_COLUMNS_PER_SECOND = 1_500  # HiGHS is run on a tier when the model has at most this many columns per second
+PART_SHARE, PART_SECONDS_MIN, PART_SECONDS_MAX = 1 / 15, 0.1, 1.0  # time limit of one CP-SAT part: share of the limit
+DETERMINISTIC_PARTS = 10  # parts per tier in deterministic mode (each with a deterministic time limit)
 
 
 @dataclass(frozen=True)
@@ -250,10 +254,16 @@ class FlowStrategy(Strategy):
 
 
 class MipStrategy(Strategy):
-    """The model as a MIP for HiGHS, tier by tier (most placements, then with that count held the best score),
-    starting from the best greedy order, which stands in wherever HiGHS finds nothing in time."""
+    """The model tier by tier (most placements, then with that count held the best score): per tier the LP, a
+    rounded LP, then HiGHS (where it can finish in the time limit) in a thread beside CP-SAT on parts of the model
+    improving the best solution known; the tier ends with the better of the two. Starts from the rounded LP (the best
+    greedy order only when that gives nothing)."""
 
     name = "mip_highs"
+
+    def __init__(self, highs: bool | None = None) -> None:
+        # None: HiGHS where it can finish in the time limit (`mip_affordable`); True or False: always or never.
+        self.highs = highs
 
     def applies(self, ctx: Context) -> bool:
         return columns(ctx.prep) <= MIP_MAX_COLUMNS
@@ -261,14 +271,18 @@ class MipStrategy(Strategy):
     def run(self, ctx: Context) -> Outcome:
         prep, tiers, spec = ctx.prep, ctx.tiers, ctx.spec
         ctx.reporter.report("hint", strategy=self.name)
-        start = greedy_start(prep, tiers)
-        fallback = spec.vector(*_columns(start)) if satisfied(side_rows(prep), [p.pair for p in start]) else None
-        ctx.reporter.picks("hint", prep, start, self.name)
+
+        def fallback() -> FloatArray | None:
+            # Asked for only when the rounded LP gives nothing: greedy costs 0.1-0.3 s on a loaded regional round.
+            start = greedy_start(prep, tiers)
+            ctx.reporter.picks("hint", prep, start, self.name)
+            return spec.vector(*_columns(start)) if satisfied(side_rows(prep), [p.pair for p in start]) else None
+
         backend = LinearBackend(spec, full=True)
         end = ctx.deadline.search_end
+        limit = prep.instance.policy.time_limit_s
         if ctx.deterministic:
             # Node budgets instead of the clock (a wall-clock guard stays far out): the same input, the same result.
-            limit = prep.instance.policy.time_limit_s
             backend.deterministic_nodes = max(50, int(NODES_PER_SECOND * limit))
             end = time.monotonic() + 10 * limit + 60
         values, outcomes = lexicographic(
@@ -278,6 +292,10 @@ class MipStrategy(Strategy):
             fallback,
             on_tier=self._progress(ctx, spec),
             rounder=lambda lp: _rounded(ctx, spec, lp),
+            polish=_polish(ctx, spec),
+            use_mip=mip_affordable(prep) if self.highs is None else self.highs,
+            parallel=not ctx.deterministic,
+            combined=_combined(prep, tiers),
         )
         results = [TierResult(o.tier.name, o.status, o.objective, o.bound, o.seconds) for o in outcomes]
         if values is None:
@@ -304,7 +322,8 @@ class MipStrategy(Strategy):
 
 class CpSatStrategy(Strategy):
     """CP-SAT on the model, from a complete hint: the best of greedy orders and a rounded LP, improved on the LP's
-    support first; one weighted search over the tiers with the LP bound as a cut."""
+    support first; then the tiers as a sequence (most placements, with the LP bound as a cut; then, with that count
+    held as a constraint, the best score, hinted with the first tier's solution)."""
 
     name = "cp_sat"
 
@@ -314,30 +333,32 @@ class CpSatStrategy(Strategy):
         ctx.reporter.report("hint", strategy=self.name)
         hint, lp = _hint(prep, tiers, lp_seconds=min(limit / 4, ctx.deadline.left() / 3))
         ctx.reporter.picks("hint", prep, hint, self.name)
+        bounds: list[int | None] = []
         try:
             weights = tier_weights(prep, tiers)
         except FlowOverflow:
-            picks, results = solve_tiers(Model(prep).build(), tiers, hint)
-            return Outcome(picks, results, self.name)
-        if lp is not None:
+            weights = []
+        if lp is not None and weights:
             # Good solutions mostly use pairs that the LP uses: solving that small model first gives a far better
             # start.
             for support in _lp_supports(prep, tiers, lp, seconds=min(limit / 8, ctx.deadline.left() / 4)):
                 seconds = min(5.0, limit / 6, ctx.deadline.left() / 3)
                 hint = solve_restricted(Model(prep).build(), tiers, weights, support, hint, seconds=seconds)
             ctx.reporter.picks("hint", prep, hint, self.name)
-        # The HiGHS LP bound is often far tighter than CP-SAT's own within the time limit; both are valid.
-        bound = lp.bound if lp is not None else None
+            # The combined LP's first tier is within 1 - 1/weight of that tier's own LP optimum (later tiers are
+            # worth less than one unit of it): a valid cut for the first tier's search.
+            if all(bool((values >= 0).all()) for _, values in tiers[1:]):
+                first = float(np.asarray(tiers[0][1], dtype=np.float64) @ lp.pair)
+                bounds = [math.floor(first + 1 - 1 / weights[0] + 1e-6)]
         # Deterministic rounds get a fixed share, not what the wall clock leaves, so that a re-run repeats exactly.
         remaining = limit / 2 if ctx.deterministic else ctx.deadline.left()
-        picks, results = solve_combined(
+        picks, results = solve_tiers(
             Model(prep).build(),
             tiers,
-            weights,
             hint,
-            ctx.reporter.cp_sat([t.name for t in tiers], weights) if ctx.reporter.callback else None,
-            known_bound=bound,
             seconds=remaining,
+            bounds=bounds,
+            on_tier=lambda found, result: ctx.reporter.result(f"tier {result.name}", prep, found, result, self.name),
         )
         return Outcome(picks, _tighten_last_tier(prep, tiers, results, ctx.deadline.left()), self.name)
 
@@ -345,6 +366,61 @@ class CpSatStrategy(Strategy):
 def columns(prep: Prepared) -> int:
     """Columns of the full model: pairs, supervisor rows and funding rows."""
     return len(prep.pairs) + len(prep.supervisors.pair) + len(prep.pairs.fund_pair)
+
+
+def mip_affordable(prep: Prepared) -> bool:
+    """HiGHS can be expected to finish a tier in the time limit: at most MIP_COLUMNS_PER_SECOND columns per second
+    (it proves the demo region, 9,900 columns, in about 5 s; a regional round of 18,000 columns takes 2-4 s per tier
+    and overruns a 2 s limit)."""
+    return columns(prep) <= MIP_COLUMNS_PER_SECOND * prep.instance.policy.time_limit_s
+
+
+def _polish(ctx: Context, spec: Spec) -> Polish:
+    """CP-SAT on parts of the model, improving a tier of a complete solution (spec columns in and out)."""
+    prep = ctx.prep
+    policy = prep.instance.policy
+    parts = Parts(spec, ctx.tiers)
+    polisher = Polisher(
+        parts,
+        seed=policy.seed,
+        deterministic=ctx.deterministic,
+        part_seconds=max(PART_SECONDS_MIN, min(PART_SECONDS_MAX, policy.time_limit_s * PART_SHARE)),
+    )
+
+    def polish(
+        position: int,
+        start: FloatArray,
+        held: list[tuple[IntArray, int]],
+        end: float,
+        bound: int,
+        guides: list[Guide],
+        stop: Callable[[], bool],
+    ) -> tuple[FloatArray, bool]:
+        tier = ctx.tiers[position]
+        found = polisher.improve(
+            tier,
+            start[parts.core.columns],
+            held,
+            end,
+            bound=bound,
+            guides=[(g.pairs, g.later) for g in guides],
+            later=[t.values for t in ctx.tiers[position + 1 :]],
+            stop=stop,
+            max_parts=DETERMINISTIC_PARTS if ctx.deterministic else None,
+        )
+        picks = parts.picks(found)
+        ctx.reporter.picks(f"tier {position + 1} of {len(ctx.tiers)}: {tier.name} (parts)", prep, picks, "mip_highs")
+        return spec.vector(*_columns(picks)), polisher.proven
+
+    return polish
+
+
+def _combined(prep: Prepared, tiers: list[Tier]) -> tuple[IntArray, int] | None:
+    """The tiers as one value per pair, and the first tier's weight (None past 64 bits)."""
+    try:
+        return combined_values(prep, tiers), tier_weights(prep, tiers)[0]
+    except FlowOverflow:
+        return None
 
 
 def _rounded(ctx: Context, spec: Spec, lp: FloatArray) -> FloatArray | None:
@@ -409,10 +485,10 @@ def _values(prep: Prepared, tiers: list[Tier]) -> tuple[IntArray, bool]:
         return tiers[-1][1], False
 
 
-def greedy_start(prep: Prepared, tiers: list[Tier]) -> list[Pick]:
+def greedy_start(prep: Prepared, tiers: list[Tier], orders: int = 3) -> list[Pick]:
     """The best of a few greedy orders: a complete, feasible start (side rules aside) in well under a second."""
     values, _ = _values(prep, tiers)
-    candidates = [place_in_order(prep, order) for order in _orders(prep, values)]
+    candidates = [place_in_order(prep, order) for order in _orders(prep, values)[:orders]]
     return max(candidates, key=lambda picks: tier_totals(picks, tiers))
 
 

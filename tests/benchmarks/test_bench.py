@@ -172,3 +172,23 @@ def test_phases_name_every_step_of_the_engine(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     for step in ("prepare: eligibility", "hint: LP", "model build", "CP-SAT search", "explain"):
         assert f"| {step}" in result.stdout
+
+
+def test_whynot_counts_every_unmatched_candidate(tmp_path: Path) -> None:
+    from matching.generators.generate import generate
+
+    path = tmp_path / "round.json"
+    path.write_text(generate(14, 5, seed=3, binding_budgets=True).model_dump_json(), encoding="utf-8")
+    result = CliRunner().invoke(bench_app, ["whynot", str(path), "--time-limit", "2", "--seconds", "20"])
+    assert result.exit_code == 0, result.output
+    row = dict(part.rsplit(" ", 1) for part in result.stdout.strip().split(" | "))
+    unmatched = int(row["unmatched"])
+    assert unmatched > 0
+    assert int(row["verified"]) + int(row["none_placed"]) + int(row["not_computed"]) == unmatched
+    assert int(row["answered"]) == int(row["verified"]) + int(row["none_placed"])
+    assert row["target_met"] in ("yes", "no")
+
+
+def test_whynot_refuses_a_missing_file(tmp_path: Path) -> None:
+    result = CliRunner().invoke(bench_app, ["whynot", str(tmp_path / "nothing.json")])
+    assert result.exit_code == 2 and "no such file" in result.output

@@ -3,19 +3,23 @@ MIP, and the one model (the spec) holds every solution and catches what breaks i
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
 from matching.generators.generate import generate
 from matching.input.instance import Floor, Instance
+from matching.model.side import satisfied, side_rows
 from matching.model.solution import Solution
 from matching.model.spec import BUDGET, build_spec, objective_tiers
 from matching.reports.verify import verify
 from matching.rules.prepare import prepare
 from matching.solvers.baselines import brute_force, milp
 from matching.solvers.select import METHODS
-from matching.solvers.solve import solve
-from matching.solvers.strategies import Reporter, _split
+from matching.solvers.solve import build_solution, solve
+from matching.solvers.strategies import Context, Deadline, MipStrategy, Reporter, _split, greedy_start
+from matching.solvers.submodel import Parts
 
 EXACT = ("mip", "cp_sat")
 
@@ -121,3 +125,45 @@ def test_the_weighted_progress_is_split_back_into_tiers() -> None:
     reporter.cp_sat(["placements", "score"], [1001, 1])({"objective": 3953.0, "bound": 5004.0})
     assert seen[-1]["placements"] == 3 and seen[-1]["score"] == 950
     assert seen[-1]["tier"] == "placements" and seen[-1]["bound"] == 4
+
+
+@pytest.mark.parametrize("seed", range(7000, 7012))
+def test_without_highs_the_tiers_still_reach_the_reference_optimum(seed: int) -> None:
+    # HiGHS finding nothing in time (use_mip=False) used to leave each tier with whatever the earlier tier or the
+    # rounded LP had; CP-SAT on parts (here the whole round: it is small) now carries each tier to its optimum.
+    instance = _policy(generate(14 + seed % 6, 8, seed=seed, binding_budgets=True), time_limit_s=10.0)
+    prep = prepare(instance)
+    tiers = objective_tiers(prep)
+    reference = milp(prep, tiers, time_limit=60.0)
+    started = time.monotonic()
+    ctx = Context(prep, tiers, Deadline(started, 10.0), Reporter(None, started))
+    outcome = MipStrategy(highs=False).run(ctx)
+    assert reference.status == "OPTIMAL"
+    assert [r.objective for r in outcome.results] == [r.objective for r in reference.tiers]
+    assert [r.status for r in outcome.results] == ["OPTIMAL", "OPTIMAL"]
+    assert satisfied(side_rows(prep), [p.pair for p in outcome.picks])
+    solution = build_solution(prep, outcome.picks, outcome.results, outcome.method, time.monotonic() - started)
+    assert verify(instance, solution) == []
+
+
+@pytest.mark.parametrize("seed", range(7100, 7110))
+def test_a_part_changes_only_its_own_pairs_and_never_gets_worse(seed: int) -> None:
+    instance = _policy(generate(40, 20, seed=seed, binding_budgets=True))
+    prep = prepare(instance)
+    tiers = objective_tiers(prep)
+    spec = build_spec(prep, tiers)
+    parts = Parts(spec, tiers)
+    start = parts.of(greedy_start(prep, tiers))
+    rng = np.random.default_rng(seed)
+    free = np.isin(prep.pairs.cand, rng.choice(len(instance.candidates), size=12, replace=False))
+    placed = parts.totals(start)[0]
+    part = parts.solve(free, start, tiers[1].values, 5.0, held=[(tiers[0].values, placed)])
+    n = spec.n_pairs
+    assert np.array_equal(part.values[:n][~free], start[:n][~free])
+    assert parts.totals(part.values)[0] >= placed
+    assert parts.totals(part.values)[1] >= parts.totals(start)[1]
+    picks = parts.picks(part.values)
+    full = spec.vector(
+        *(np.array([getattr(p, f) for p in picks], dtype=np.int64) for f in ("pair", "supervisor", "fund_row"))
+    )
+    assert len(spec.violations(full)) == 0

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select, text
 
-from models.db import make_engine
+from api.core.snapshot import import_instance
+from matching.input.validate import load_instance
+from models import Candidate, MatchRound, Offer, Proposal, Region
+from models.db import make_engine, make_sessionmaker, transaction
 from models.migrate import downgrade, pending_changes, upgrade
 from tests.databases import BACKENDS, fresh_database
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "small"
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -26,5 +33,73 @@ def test_upgrade_from_empty_matches_models_and_round_trips(backend: str, tmp_pat
         assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
         upgrade(url)
         assert pending_changes(engine) == []
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_0007_copies_decline_reasons_from_the_audit_log_and_goes_down_again(backend: str, tmp_path: Path) -> None:
+    url = fresh_database(backend, tmp_path)
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        with transaction(make_sessionmaker(engine)) as session:
+            region = Region(code="01", name="Region Test")
+            session.add(region)
+            session.flush()
+            import_instance(session, region, load_instance(FIXTURES / "one_slot_two_candidates.json"))
+            offer = session.scalars(select(Offer)).first()
+            assert offer is not None
+            candidates = list(session.scalars(select(Candidate).order_by(Candidate.id)))
+            row = MatchRound(
+                region_id=region.id,
+                status="published",
+                round_date=date(2027, 1, 15),
+                request={},
+                snapshot="{}",
+                input_hash="x",
+            )
+            session.add(row)
+            session.flush()
+            for candidate, answer in zip(candidates, ("declined", "accepted"), strict=False):
+                session.add(
+                    Proposal(
+                        round_id=row.id,
+                        candidate_id=candidate.id,
+                        offer_id=offer.id,
+                        unit_id=offer.unit_id,
+                        candidate_ref=candidate.ref,
+                        offer_ref=offer.ref,
+                        supervisor_ref="S1",
+                        programme_ref="P1",
+                        start=date(2027, 3, 1),
+                        months=3,
+                        total_cost=1,
+                        grant=1,
+                        unit_share=0,
+                        score=1,
+                        breakdown={},
+                        answer=answer,
+                    )
+                )
+        downgrade(url, "0006_issue11_jobs")
+        assert "decline_reason" not in {c["name"] for c in inspect(engine).get_columns("proposal")}
+        with engine.begin() as connection:
+            ids = [i for (i,) in connection.execute(text("SELECT id FROM proposal ORDER BY id"))]
+            # How the web page recorded reasons before 0007; the second names a proposal that was accepted, the
+            # third a reason that is no code of the list: neither is copied.
+            for object_id, reason in ((ids[0], "no_supervisor"), (ids[1], "period"), (ids[0], "Anna Andersson")):
+                connection.execute(
+                    text(
+                        "INSERT INTO audit_event (at, actor_role, action, object_type, object_id, detail) "
+                        "VALUES (:at, 'clinic', 'proposal.decline_reason', 'proposal', :id, :detail)"
+                    ),
+                    {"at": datetime.now(UTC), "id": str(object_id), "detail": json.dumps({"reason": reason})},
+                )
+        upgrade(url)
+        assert pending_changes(engine) == []
+        with engine.connect() as connection:
+            stored = dict(connection.execute(text("SELECT id, decline_reason FROM proposal")).all())
+        assert stored == {ids[0]: "no_supervisor", ids[1]: None}
     finally:
         engine.dispose()

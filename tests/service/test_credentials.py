@@ -225,6 +225,27 @@ def test_an_admin_password_change_revokes_tokens_and_api_keys(service: Service) 
     assert ok(_get(service, "/me", {"Authorization": f"Bearer {fresh}"}))["username"] == name
 
 
+def test_a_deactivated_user_cannot_log_in_and_their_tokens_and_keys_stop_for_good(service: Service) -> None:
+    name, user_id = _new_user(service)
+    token = ok(_login(service, name))["access_token"]
+    key = ok(service.call(name, "POST", "/me/api-keys", params={"name": "script"}), 201)["key"]
+    deactivated = ok(service.call("admin", "PATCH", f"/users/{user_id}", json={"active": False}))
+    assert deactivated["active"] is False
+    assert _login(service, name).status_code == 401
+    assert _get(service, "/me", {"Authorization": f"Bearer {token}"}).status_code == 401
+    assert _get(service, "/me", {"X-API-Key": key}).status_code == 401
+    assert ok(service.call("admin", "PATCH", f"/users/{user_id}", json={"active": True}))["active"] is True
+    # Reactivated: a new login works, but what was issued before the deactivation stays dead.
+    fresh = ok(_login(service, name))["access_token"]
+    assert ok(_get(service, "/me", {"Authorization": f"Bearer {fresh}"}))["username"] == name
+    assert _get(service, "/me", {"Authorization": f"Bearer {token}"}).status_code == 401
+    assert _get(service, "/me", {"X-API-Key": key}).status_code == 401
+    admin_id = ok(service.call("admin", "GET", "/me"))["id"]
+    refused = service.call("admin", "PATCH", f"/users/{admin_id}", json={"active": False})
+    assert refused.status_code == 409 and refused.json()["type"].endswith("self-deactivation")
+    assert service.call("coord01", "PATCH", f"/users/{user_id}", json={"active": False}).status_code == 403
+
+
 def test_changing_ones_own_password(service: Service) -> None:
     name, _ = _new_user(service, "admin")
     old = {"Authorization": "Bearer " + ok(_login(service, name))["access_token"]}

@@ -82,8 +82,13 @@ def test_round_lifecycle(service: Service) -> None:
     url = f"/regions/01/rounds/{second['id']}/proposals/{mine[0]['id']}"
     assert service.call("clinic_u1", "POST", url + "/accept").status_code == 404
     assert service.call("coord01", "POST", url + "/accept").status_code == 403
-    declined = service.call("clinic_u2", "POST", url + "/decline")
+    free_text = service.call("clinic_u2", "POST", url + "/decline", json={"reason": "Anna was rude"})
+    assert free_text.status_code == 422 and free_text.json()["errors"][0]["field"] == "reason"
+    declined = service.call("clinic_u2", "POST", url + "/decline", json={"reason": "no_supervisor"})
     assert declined.status_code == 200 and declined.json()["answer"] == "declined"
+    assert declined.json()["decline_reason"] == "no_supervisor"
+    listed = service.call("coord01", "GET", f"/regions/01/rounds/{second['id']}/proposals").json()["items"]
+    assert {p["id"]: p["decline_reason"] for p in listed}[mine[0]["id"]] == "no_supervisor"
     assert service.call("clinic_u2", "POST", url + "/accept").status_code == 409
     for p in theirs:
         r = service.call("clinic_u1", "POST", f"/regions/01/rounds/{second['id']}/proposals/{p['id']}/accept")

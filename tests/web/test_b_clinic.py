@@ -116,6 +116,7 @@ def test_a_clinic_creates_publishes_and_withdraws_an_offer(page: Page, base_url:
     page.fill("#f-months", "tre")
     page.click("button:has-text('Spara')")
     expect(page.locator("table.errors")).to_contain_text("months")
+    expect(page.locator("#e-months-1")).to_contain_text("Ange ett heltal")  # and next to the field
     check_accessible(page)
     page.fill("#f-months", "3")
     page.click("button:has-text('Spara')")

@@ -8,6 +8,7 @@ from pathlib import Path
 from babel.messages.extract import extract_from_dir
 
 from api.web import i18n
+from api.web.forms import Field
 from matching.input.instance import Policy, Weights
 from matching.reports.statement import objective_statement
 
@@ -77,3 +78,49 @@ def test_the_most_specific_sentence_pattern_wins() -> None:
         )
     finally:
         i18n.current_locale.reset(token)
+
+
+def _codes_of_fields(fields: list[Field] | tuple[Field, ...]) -> set[str]:
+    codes: set[str] = set()
+    for field in fields:
+        codes |= {field.label, *field.options} | _codes_of_fields(field.columns)
+    return codes
+
+
+def test_every_status_phase_field_and_option_the_pages_show_has_a_swedish_translation() -> None:
+    from api.core.snapshot import KINDS
+    from api.web.forms import fields_of
+    from models.commitments import CommitmentStatus
+    from models.jobs import JobStatus
+    from models.rounds import RoundStatus
+
+    codes = {s.value for s in RoundStatus} | {s.value for s in JobStatus} | {s.value for s in CommitmentStatus}
+    # The progress of a job or round: its phase, and the solver's step (matching/solvers report them).
+    codes |= {"starting", "solving", "done", "prepare", "model", "hint", "search", "explain", "bound", "greedy"}
+    codes |= {"deferred_acceptance", "optimiser", "optimiser_no_blocking", "OPTIMAL", "FEASIBLE", "INFEASIBLE"}
+    for kind in KINDS.values():
+        codes |= _codes_of_fields(fields_of(kind.engine_type))
+    swedish = i18n.catalogue("sv").messages
+    assert "queued" in codes and "tier" not in codes
+    assert sorted(c for c in codes if c not in swedish) == []
+    token = i18n.current_locale.set("sv")
+    try:
+        assert i18n.sentence("tier 2 of 2: score") == "nivå 2 av 2: poäng"
+        assert i18n.sentence("Input should be greater than or equal to 0") == "Ange minst 0"
+    finally:
+        i18n.current_locale.reset(token)
+
+
+def test_the_catalogue_compiles_without_errors() -> None:
+    from io import BytesIO
+
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
+    with (i18n.TRANSLATIONS / "sv" / "LC_MESSAGES" / "messages.po").open("rb") as handle:
+        catalog = read_po(handle, locale="sv")
+    problems = [(message.id, errors) for message, errors in catalog.check() if errors]
+    assert problems == []
+    compiled = BytesIO()
+    write_mo(compiled, catalog)
+    assert len(compiled.getvalue()) > 10_000

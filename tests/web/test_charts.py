@@ -20,3 +20,29 @@ def test_the_gap_line_has_one_point_per_report_and_labels_are_escaped() -> None:
     assert "Gap &lt;over&gt; time" in svg and "<script" not in svg
     bars = money_bars([("P<1>", 100, 30, 20)], "Money")
     assert "P&lt;1&gt;" in bars and bars.count("<rect") == 3
+
+
+def _polyline(svg: str, css: str) -> list[tuple[float, float]]:
+    found = svg.split(f'<polyline class="{css}" points="')
+    if len(found) < 2:
+        return []
+    return [(float(x), float(y)) for x, y in (p.split(",") for p in found[1].split('"')[0].split())]
+
+
+def test_the_gap_line_starts_at_the_first_progress_report_before_any_gap_is_known() -> None:
+    # Reports from 0.5 s on; the first gap comes at 4 s (the solver has a solution and a bound only then).
+    reports = [
+        Point(0.5, None, None, None),
+        Point(1.5, None, None, None),
+        Point(4.0, 90, 100, 0.1),
+        Point(5, 95, 100, 0.05),
+    ]
+    svg = gap_line(reports, "Gap")
+    unknown, known = _polyline(svg, "gap-unknown"), _polyline(svg, "gap-line")
+    x_of = {p.elapsed: 50 + (640 - 50 - 10) * p.elapsed / 5 for p in reports}
+    assert [round(x) for x, _ in unknown] == [round(x_of[0.5]), round(x_of[4.0])]  # from the first report on
+    assert [round(x) for x, _ in known] == [round(x_of[4.0]), round(x_of[5])]
+    # Nothing known yet: the line still grows with the reports, along the top.
+    early = gap_line(reports[:2], "Gap")
+    assert [round(x) for x, _ in _polyline(early, "gap-unknown")] == [round(50 + 580 * 0.5 / 1.5), 50 + 580]
+    assert _polyline(early, "gap-line") == []

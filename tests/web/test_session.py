@@ -63,3 +63,12 @@ def test_a_session_signed_with_another_secret_is_refused(base_url: str) -> None:
     with httpx.Client(base_url=base_url, follow_redirects=False, cookies={"vm_session": forged}) as client:
         answer = client.get("/")
     assert answer.status_code in (302, 303) and answer.headers["location"] == "/login"
+
+
+def test_a_body_past_the_limit_is_refused_with_a_page_on_pages_and_problem_json_on_the_api(base_url: str) -> None:
+    big = {"username": "x" * 2_000_000, "password": "y", "csrf": "z"}
+    page = httpx.post(f"{base_url}/login", data=big, timeout=60)
+    assert page.status_code == 413 and page.headers["content-type"].startswith("text/html")
+    assert '<html lang="sv">' in page.text and "1000000" in page.text
+    api = httpx.post(f"{base_url}{API}/auth/token", data=big, timeout=60)
+    assert api.status_code == 413 and api.headers["content-type"] == "application/problem+json"

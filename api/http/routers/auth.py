@@ -225,10 +225,11 @@ def get_user(user_id: RowId, session: SessionDep, subject: SubjectDep) -> Any:
 
 
 @router.patch(
-    "/users/{user_id}", response_model=UserRead, tags=["users"], responses=problem_responses(401, 403, 404, 422)
+    "/users/{user_id}", response_model=UserRead, tags=["users"], responses=problem_responses(401, 403, 404, 409, 422)
 )
 def update_user(user_id: RowId, body: UserUpdate, session: SessionDep, subject: AdminOnly) -> Any:
-    """Change a user's password or deactivate them (admin)."""
+    """Change a user's password, or deactivate (every token and API key of theirs stops working for good) or
+    reactivate them (admin)."""
     user = session.scalar(users_writable_by(subject).where(User.id == user_id))
     if user is None:
         raise NotFound(f"user {user_id} not found")
@@ -236,7 +237,7 @@ def update_user(user_id: RowId, body: UserUpdate, session: SessionDep, subject: 
     if body.password is not None:
         revoked = users.set_password(session, user, body.password)
     if body.active is not None:
-        user.active = body.active
+        revoked += users.set_active(session, subject, user, body.active)
     audit(
         session,
         subject,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Body, Header, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
@@ -15,6 +15,7 @@ from api.core.job_store import round_job
 from api.core.round_views import region_view, round_summaries, round_view
 from api.core.schemas import (
     CandidateExplanation,
+    Decline,
     Page,
     ProposalRead,
     RoundExplanation,
@@ -216,10 +217,12 @@ def list_proposals(
     return page_of(session, statement, Proposal.id, limit, offset, ProposalRead.model_validate)
 
 
-def _answer(region: str, round_id: int, proposal_id: int, session: Any, subject: Any, accept: bool) -> Any:
+def _answer(
+    region: str, round_id: int, proposal_id: int, session: Any, subject: Any, accept: bool, reason: str | None = None
+) -> Any:
     reg = region_for(session, subject, region)
     row = rounds.get_round(session, subject, reg, round_id)
-    return ProposalRead.model_validate(rounds.answer(session, subject, row, proposal_id, accept))
+    return ProposalRead.model_validate(rounds.answer(session, subject, row, proposal_id, accept, reason))
 
 
 @router.post("/{round_id}/proposals/{proposal_id}/accept", response_model=ProposalRead, responses=ERRORS)
@@ -232,10 +235,16 @@ def accept_proposal(
 
 @router.post("/{round_id}/proposals/{proposal_id}/decline", response_model=ProposalRead, responses=ERRORS)
 def decline_proposal(
-    region: str, round_id: RowId, proposal_id: RowId, session: SessionDep, subject: ClinicOrAdmin
+    region: str,
+    round_id: RowId,
+    proposal_id: RowId,
+    session: SessionDep,
+    subject: ClinicOrAdmin,
+    body: Annotated[Decline | None, Body()] = None,
 ) -> Any:
-    """Decline a proposal for your unit; the pair is forbidden in later rounds."""
-    return _answer(region, round_id, proposal_id, session, subject, False)
+    """Decline a proposal for your unit, optionally with a reason (`{"reason": "no_supervisor"}`: a code, shown to
+    the coordinator); the pair is forbidden in later rounds."""
+    return _answer(region, round_id, proposal_id, session, subject, False, body.reason if body else None)
 
 
 @router.get("/{round_id}/explanation", response_model=RoundExplanation, responses=ERRORS)
