@@ -69,6 +69,7 @@ class GapResult:
     bound: int | None  # proven lower bound on cost (min) or upper bound on profit (max)
     seconds: float
     assignment: list[int] | None = None  # agent of each job (0-based)
+    checked: bool | None = None  # the assignment keeps every capacity and costs `objective` (`evaluate`)
 
     def as_dict(self) -> dict[str, Any]:
         """The fields `vardmatch bench gap --json` prints."""
@@ -79,6 +80,7 @@ class GapResult:
             "bound": self.bound,
             "status": self.status,
             "seconds": round(self.seconds, 3),
+            "checked": self.checked,
         }
 
 
@@ -380,7 +382,8 @@ def _result(
     ceiling = int(np.maximum.reduceat(prep.scores.total, np.searchsorted(prep.pairs.cand, np.arange(n))).sum())
     bound = to_units(min(score.bound, ceiling), shift, n, sense)
     status = "OPTIMAL" if score.status == "OPTIMAL" else "FEASIBLE"
-    return GapResult(problem.file, problem.index, status, objective, bound, seconds, assignment)
+    checked = evaluate(problem, assignment) == objective
+    return GapResult(problem.file, problem.index, status, objective, bound, seconds, assignment, checked)
 
 
 def solve_plain(
@@ -415,14 +418,16 @@ def solve_plain(
         if sense == "min"
         else math.floor(solver.best_objective_bound + 1e-6)
     )
+    objective = round(solver.objective_value)
     return GapResult(
         problem.file,
         problem.index,
         solver.status_name(status),
-        round(solver.objective_value),
+        objective,
         bound,
         seconds,
         assignment,
+        evaluate(problem, assignment) == objective,
     )
 
 

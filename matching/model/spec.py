@@ -133,7 +133,9 @@ class _Coo:
 
 def _cat(parts: Sequence[npt.NDArray[Any]], dtype: type) -> Any:
     """The parts as one array of `dtype` (empty when there are none)."""
-    return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
+    # copy=False: the concatenation is already a new array; a second copy of the round's ~100 M entries (stress
+    # scale) would add gigabytes to the peak.
+    return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype=dtype)
 
 
 @dataclass(frozen=True)

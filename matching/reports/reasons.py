@@ -11,18 +11,49 @@ from matching.rules.eligibility import check_pairs
 from matching.rules.ledger import Ledger
 from matching.rules.prepare import Prepared
 
+CHECK_BATCH = 200_000  # (candidate, offer) pairs checked at once for the candidates without an eligible offer
 
-def _rule_counts(prep: Prepared, ci: int) -> dict[str, int]:
-    """Per rule, how many offers of the candidate's profession it excludes (all offers if none share it)."""
+
+def _rule_counts(prep: Prepared, candidates: list[int]) -> dict[int, dict[str, int]]:
+    """Per candidate, per rule, how many offers of the candidate's profession it excludes (all offers if none share
+    it). The candidates' pairs are checked in batches: one call per candidate took most of the explanations' time in
+    national rounds."""
     t = prep.tables
-    same = np.flatnonzero(np.array(t.offers.profession, dtype=object) == t.candidates.profession[ci])
-    offers = same if len(same) else np.arange(len(prep.instance.offers))
-    checks = check_pairs(prep.instance, t, np.full(len(offers), ci), offers)
-    counts: Counter[str] = Counter()
-    for name, mask in checks.rules.items():
-        if (~mask).any():
-            counts[name] = int((~mask).sum())
-    return dict(counts)
+    profession = np.array(t.offers.profession, dtype=object)
+    every = np.arange(len(prep.instance.offers))
+    offers_of: dict[object, np.ndarray] = {}
+    for ci in candidates:
+        key = t.candidates.profession[ci]
+        if key not in offers_of:
+            same = np.flatnonzero(profession == key)
+            offers_of[key] = same if len(same) else every
+    out: dict[int, dict[str, int]] = {}
+    batch: list[int] = []
+    size = 0
+    for position, ci in enumerate(candidates):
+        batch.append(ci)
+        size += len(offers_of[t.candidates.profession[ci]])
+        if size >= CHECK_BATCH or position == len(candidates) - 1:
+            out.update(_count_batch(prep, batch, [offers_of[t.candidates.profession[c]] for c in batch]))
+            batch, size = [], 0
+    return out
+
+
+def _count_batch(prep: Prepared, candidates: list[int], offers: list[np.ndarray]) -> dict[int, dict[str, int]]:
+    """`_rule_counts` for one batch: the candidates' pairs in one check."""
+    lengths = np.array([len(o) for o in offers], dtype=np.int64)
+    cand = np.repeat(np.array(candidates, dtype=np.int64), lengths)
+    checks = check_pairs(prep.instance, prep.tables, cand, np.concatenate(offers).astype(np.int64))
+    owner = np.repeat(np.arange(len(candidates)), lengths)
+    failed = {name: np.bincount(owner[~mask], minlength=len(candidates)) for name, mask in checks.rules.items()}
+    out: dict[int, dict[str, int]] = {}
+    for i, ci in enumerate(candidates):
+        counts: Counter[str] = Counter()
+        for name, per in failed.items():
+            if per[i]:
+                counts[name] = int(per[i])
+        out[ci] = dict(counts)
+    return out
 
 
 def explain_unmatched(prep: Prepared, assignments: list[Assignment], ledger: Ledger) -> list[Unmatched]:
@@ -33,13 +64,16 @@ def explain_unmatched(prep: Prepared, assignments: list[Assignment], ledger: Led
     for a in assignments:
         holders.setdefault(a.offer_id, []).append(a)
     bounds = np.searchsorted(pairs.cand, np.arange(len(inst.candidates) + 1))
+    fund_bounds = np.searchsorted(pairs.fund_pair, np.arange(len(pairs) + 1))  # funding rows are sorted by pair
+    without = [ci for ci, cand in enumerate(inst.candidates) if cand.id not in matched and bounds[ci] == bounds[ci + 1]]
+    rule_counts = _rule_counts(prep, without)
     out = []
     for ci, cand in enumerate(inst.candidates):
         if cand.id in matched:
             continue
         rows = np.arange(bounds[ci], bounds[ci + 1])
         if not len(rows):
-            rules = _rule_counts(prep, ci)
+            rules = rule_counts[ci]
             out.append(
                 Unmatched(
                     candidate_id=cand.id,
@@ -50,12 +84,17 @@ def explain_unmatched(prep: Prepared, assignments: list[Assignment], ledger: Led
                 )
             )
             continue
-        out.append(_classify(prep, cand.id, rows, holders, ledger))
+        out.append(_classify(prep, cand.id, rows, holders, ledger, fund_bounds))
     return out
 
 
 def _classify(
-    prep: Prepared, cid: str, rows: np.ndarray, holders: dict[str, list[Assignment]], ledger: Ledger
+    prep: Prepared,
+    cid: str,
+    rows: np.ndarray,
+    holders: dict[str, list[Assignment]],
+    ledger: Ledger,
+    fund_bounds: np.ndarray,
 ) -> Unmatched:
     inst, pairs = prep.instance, prep.pairs
     starved: set[str] = set()
@@ -68,7 +107,7 @@ def _classify(
         start = int(prep.tables.offers.start_month[pairs.offer[k]])
         if ledger.free_supervisor(offer.id, start, int(pairs.months[k])) is None:
             continue
-        funders = np.flatnonzero(pairs.fund_pair == k)
+        funders = np.arange(fund_bounds[k], fund_bounds[k + 1])
         progs = [inst.programmes[int(pairs.fund_programme[r])].id for r in funders]
         if any(ledger.money_fits(p, offer.id, int(pairs.fund_grant[r])) for p, r in zip(progs, funders, strict=True)):
             return Unmatched(

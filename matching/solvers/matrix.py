@@ -12,13 +12,13 @@ Columns, in four blocks:
 - `o`: per (programme, earmark) of a programme whose budget binds, the earmarked spending that overflows into the
   programme's general money (earmarks are spent first).
 
-`placed` maps columns to the pair they place. Rows, each with a kind and an owner: a candidate at most once, an
-offer within its slots, a pair's supervisor choice (`placed - sum z = 0`), a supervisor's seats in a month, a
-programme's budget, its general money and each earmark, a (programme, unit) cap, pins and the policy's side rows.
-Only what can bind is modelled (the analysis of `matching.rules.prepare`). The one model of the round is
-`matching.model.spec`; this is its compact form for strategies that price and restrict columns: national rounds
-have 15,600 rows here against about 150,000 with an `x` and a choice row per pair, which is what makes the LP
-fast enough to repeat.
+`placed` maps columns to the pair they place. The rows are not written here: they are the rows of the round's one
+model (`matching.model.spec`) that can bind, with their labels (kind, owner, detail), multiplied by `lift`, the
+sparse map from compact columns to spec columns (a placing column sets its pair's `x`, its `y` and its only
+supervisor's `z`). A choice the compact form makes by construction (one programme per pair: a pair's `y` columns
+are apart by its candidate row) leaves an empty row, which is dropped; pins (the spec's lower bounds on `x`) become
+rows. National rounds have about 15,600 rows here against about 150,000 in the spec, which is what makes the LP
+fast enough to repeat; `to_spec` maps a compact solution back, and the tests check both forms accept the same ones.
 
 A sub-model keeps some columns and moves the others to the right-hand side at their values
 (`matching.solvers.lns.sub_model`): that is a neighbourhood or an independent part; a column-generation master keeps
@@ -27,86 +27,20 @@ some columns at zero.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 import scipy.sparse as sp
 
-from matching.model.side import side_rows
+from matching.model.spec import CANDIDATE, FUNDING_CHOICE, KINDS, Spec, build_spec, objective_tiers
 from matching.rules.prepare import Prepared
 from matching.rules.tables import BoolArray, FloatArray, IntArray
-from matching.solvers.greedy import Pick, pinned_pairs
+from matching.solvers.greedy import Pick
 
-ROW_KINDS = (
-    "candidate",
-    "offer",
-    "supervisor_choice",
-    "seats",
-    "budget",
-    "general",
-    "earmark",
-    "unit_cap",
-    "pin",
-    "side",
-    "held",
-)
+# The spec's kinds of row (same indexes), then the rows only the compact form has: a pinned pair placed, and a tier
+# held at its value.
+ROW_KINDS = (*KINDS, "pin", "held")
 KIND = {name: i for i, name in enumerate(ROW_KINDS)}
-
-
-@dataclass
-class _Triplets:
-    """Rows collected as (row, column, value) triplets, with bounds and labels where `bounds` is set."""
-
-    rows: list[IntArray] = field(default_factory=list)
-    cols: list[IntArray] = field(default_factory=list)
-    vals: list[FloatArray] = field(default_factory=list)
-    lb: list[FloatArray] = field(default_factory=list)
-    ub: list[FloatArray] = field(default_factory=list)
-    kind: list[IntArray] = field(default_factory=list)
-    owner: list[IntArray] = field(default_factory=list)
-    count: int = 0
-
-    def block(
-        self,
-        row: npt.NDArray[Any],
-        col: npt.NDArray[Any],
-        val: npt.NDArray[Any],
-        lb: npt.NDArray[Any] | float,
-        ub: npt.NDArray[Any] | float,
-        kind: str,
-        owner: npt.NDArray[Any],
-        n_rows: int,
-        *,
-        bounds: bool = True,
-    ) -> None:
-        """`n_rows` new rows; entry i goes to new row `row[i]` (0-based within the block)."""
-        self.rows.append(np.asarray(row, dtype=np.int64) + self.count)
-        self.cols.append(np.asarray(col, dtype=np.int64))
-        self.vals.append(np.asarray(val, dtype=np.float64))
-        if bounds:
-            self.lb.append(np.broadcast_to(np.asarray(lb, dtype=np.float64), (n_rows,)).copy())
-            self.ub.append(np.broadcast_to(np.asarray(ub, dtype=np.float64), (n_rows,)).copy())
-            self.kind.append(np.full(n_rows, KIND[kind], dtype=np.int64))
-            self.owner.append(np.broadcast_to(np.asarray(owner, dtype=np.int64), (n_rows,)).copy())
-        self.count += n_rows
-
-    def skip(self, n_rows: int) -> None:
-        """Rows with no entries here (their entries and labels are in the other set)."""
-        self.count += n_rows
-
-    def matrix(self, n_cols: int) -> sp.csr_array:
-        """The entries as a CSR matrix of `count` rows."""
-        return sp.csr_array(
-            (self.cat(self.vals, np.float64), (self.cat(self.rows, np.int64), self.cat(self.cols, np.int64))),
-            shape=(self.count, n_cols),
-        )
-
-    @staticmethod
-    def cat(parts: list[npt.NDArray[Any]], dtype: type) -> npt.NDArray[Any]:
-        """Concatenated parts (empty when none)."""
-        return np.concatenate([*parts, np.zeros(0, dtype=dtype)]).astype(dtype)
 
 
 @dataclass(frozen=True)
@@ -128,6 +62,8 @@ class RoundMatrix:
     overflow: list[tuple[int, int]]  # o columns: (programme, earmark)
     placed: sp.csr_array  # pairs x columns: 1 where the column places the pair (its x, or one of its y)
     single_supervisor: IntArray  # per pair, its only supervisor that can run out of seats, else -1
+    lift: sp.csr_array  # spec columns x compact columns: the spec's column values of compact ones (`to_spec`)
+    detail: IntArray  # per row, the spec's detail (month, earmark, unit), -1 where there is none
 
     @property
     def n_pairs(self) -> int:
@@ -187,6 +123,7 @@ class RoundMatrix:
             ub=np.concatenate([self.ub, [r[3] for r in rows]]),
             kind=np.concatenate([self.kind, np.full(len(rows), KIND[kind])]),
             owner=np.concatenate([self.owner, np.arange(len(rows))]),
+            detail=np.concatenate([self.detail, np.full(len(rows), -1)]),
         )
 
     def columns_of(self, picks: list[Pick]) -> FloatArray:
@@ -194,20 +131,28 @@ class RoundMatrix:
         w = np.zeros(self.n_cols, dtype=np.float64)
         if not picks:
             return w
+        pair = np.array([p.pair for p in picks], dtype=np.int64)
+        fund = np.array([p.fund_row for p in picks], dtype=np.int64)
+        sup = np.array([p.supervisor for p in picks], dtype=np.int64)
         x_col = np.full(self.n_pairs, -1, dtype=np.int64)
         x_col[self.x_pairs] = np.arange(len(self.x_pairs))
         y_col = np.full(len(self.prep.pairs.fund_pair), -1, dtype=np.int64)
         y_col[self.fund_rows] = self.y_at + np.arange(len(self.fund_rows))
+        w[np.where(x_col[pair] >= 0, x_col[pair], y_col[np.maximum(fund, 0)])] = 1.0
+        # z columns by (pair, supervisor), sorted as the option rows are (by pair, then supervisor).
         sups = self.prep.supervisors
-        z_key = {(int(sups.pair[r]), int(sups.choice[r])): self.z_at + j for j, r in enumerate(self.sup_rows.tolist())}
-        for p in picks:
-            col = x_col[p.pair] if x_col[p.pair] >= 0 else y_col[p.fund_row]
-            w[col] = 1.0
-            z = z_key.get((p.pair, p.supervisor))
-            if z is not None:
-                w[z] = 1.0
+        width = max(1, len(self.prep.instance.supervisors))
+        keys = sups.pair[self.sup_rows] * width + sups.choice[self.sup_rows]
+        wanted = pair * width + sup
+        at = np.minimum(np.searchsorted(keys, wanted), max(0, len(keys) - 1))
+        hit = (keys[at] == wanted) if len(keys) else np.zeros(len(pair), dtype=bool)
+        w[self.z_at + at[hit]] = 1.0
         w[self.o_at :] = self.overflow_values(w)
         return w
+
+    def to_spec(self, w: FloatArray) -> FloatArray:
+        """The spec's column values (`x`, the `z` and `y` the compact columns carry, overflow) of compact ones."""
+        return np.asarray(self.lift @ w, dtype=np.float64)
 
     def overflow_values(self, w: FloatArray) -> FloatArray:
         """The least overflow of each (programme, earmark) that the funding columns of `w` need."""
@@ -246,24 +191,25 @@ def _replace(m: RoundMatrix, **changes: object) -> RoundMatrix:
     return RoundMatrix(**fields)
 
 
-def build_matrix(prep: Prepared) -> RoundMatrix:
-    """Every row of the round that can bind, as one CSR matrix built from arrays (no Python object per pair)."""
+def build_matrix(prep: Prepared, spec: Spec | None = None) -> RoundMatrix:
+    """The rows of the round's spec that can bind, in the compact columns: `spec.rows` times the matrix that lifts
+    compact columns to spec columns (`lift`), with empty rows dropped and redundant lower sides relaxed; pins (the
+    spec's column bounds on `x`) become rows. Built from arrays (no Python object per pair)."""
+    spec = spec if spec is not None else build_spec(prep, objective_tiers(prep))
     pairs, sups = prep.pairs, prep.supervisors
     n = len(pairs)
     fund_rows = np.flatnonzero(prep.free_programme[pairs.fund_pair] < 0)
     x_pairs = np.flatnonzero(prep.free_programme >= 0)
     modelled = np.flatnonzero(prep.free_supervisor[sups.pair] < 0)
     options = np.bincount(sups.pair[modelled], minlength=n)
-    single = np.full(n, -1, dtype=np.int64)
     lone = modelled[options[sups.pair[modelled]] == 1]
+    lone_of_pair = np.full(n, -1, dtype=np.int64)
+    lone_of_pair[sups.pair[lone]] = lone
+    single = np.full(n, -1, dtype=np.int64)
     single[sups.pair[lone]] = sups.choice[lone]
     sup_rows = modelled[options[sups.pair[modelled]] > 1]
-    overflow = [
-        (g, k)
-        for g, prog in enumerate(prep.instance.programmes)
-        if prep.budget_binding[g]
-        for k in range(len(prog.earmarks))
-    ]
+    marks = [i for i, (g, _) in enumerate(spec.marks) if prep.budget_binding[g]]
+    overflow = [spec.marks[i] for i in marks]
     z_at = len(x_pairs)
     y_at = z_at + len(sup_rows)
     o_at = y_at + len(fund_rows)
@@ -278,24 +224,21 @@ def build_matrix(prep: Prepared) -> RoundMatrix:
         ),
         shape=(n, n_cols),
     )
-    by_pair, by_col = _Triplets(), _Triplets()
-    _assignment(prep, by_pair, by_col)
-    _supervisor_rows(prep, by_pair, by_col, sup_rows, lone, z_at)
-    _money(prep, by_pair, by_col, fund_rows, y_at, o_at, overflow)
-    _side(prep, by_pair, by_col)
-    a = sp.csr_array(by_pair.matrix(n) @ placed + by_col.matrix(n_cols))
+    lift = _lift(spec, placed, lone_of_pair, sup_rows, fund_rows, marks, (z_at, y_at, o_at, n_cols))
+    col_lb = np.zeros(n_cols)
     col_ub = np.ones(n_cols)
-    col_ub[o_at:] = [float(prep.tables.limits.budget_left(g)) for g, _ in overflow]
+    col_ub[o_at:] = spec.var_ub[spec.over_at + np.array(marks, dtype=np.int64)]
+    a, lb, ub, kind, owner, detail = _compact_rows(spec, lift, placed, col_ub)
     integer = np.ones(n_cols, dtype=bool)
     integer[o_at:] = False
     return RoundMatrix(
         prep=prep,
         a=a,
-        lb=by_pair.cat(by_pair.lb, np.float64),
-        ub=by_pair.cat(by_pair.ub, np.float64),
-        kind=by_pair.cat(by_pair.kind, np.int64),
-        owner=by_pair.cat(by_pair.owner, np.int64),
-        col_lb=np.zeros(n_cols),
+        lb=lb,
+        ub=ub,
+        kind=kind,
+        owner=owner,
+        col_lb=col_lb,
         col_ub=col_ub,
         integer=integer,
         x_pairs=x_pairs,
@@ -304,152 +247,108 @@ def build_matrix(prep: Prepared) -> RoundMatrix:
         overflow=overflow,
         placed=placed,
         single_supervisor=single,
+        lift=lift,
+        detail=detail,
     )
 
 
-def _assignment(prep: Prepared, by_pair: _Triplets, by_col: _Triplets) -> None:
-    """Each candidate at most once; each offer within its slots (only offers with more pairs than slots)."""
-    pairs = prep.pairs
-    n_c = len(prep.instance.candidates)
-    k = np.arange(len(pairs))
-    by_pair.block(pairs.cand, k, np.ones(len(k)), -np.inf, 1.0, "candidate", np.arange(n_c), n_c)
-    by_col.skip(n_c)
-    slots = prep.tables.offers.slots
-    crowded = np.bincount(pairs.offer, minlength=len(slots)) > slots
-    row_of = np.cumsum(crowded) - 1
-    use = crowded[pairs.offer]
-    owners = np.flatnonzero(crowded)
-    by_pair.block(
-        row_of[pairs.offer[use]], k[use], np.ones(int(use.sum())), -np.inf, slots[owners], "offer", owners, len(owners)
-    )
-    by_col.skip(len(owners))
-
-
-def _supervisor_rows(
-    prep: Prepared, by_pair: _Triplets, by_col: _Triplets, sup_rows: IntArray, lone: IntArray, z_at: int
-) -> None:
-    """A pair with several supervisors who can run out takes one (`placed - sum z = 0`); a supervisor's trainees in
-    a month stay within the free seats, where more could come than there are seats."""
-    sups = prep.supervisors
-    owners, row = np.unique(sups.pair[sup_rows], return_inverse=True)
-    by_pair.block(
-        np.arange(len(owners)), owners, np.ones(len(owners)), 0.0, 0.0, "supervisor_choice", owners, len(owners)
-    )
-    by_col.block(
-        row,
-        z_at + np.arange(len(sup_rows)),
-        -np.ones(len(sup_rows)),
-        0.0,
-        0.0,
-        "supervisor_choice",
-        owners,
-        len(owners),
-        bounds=False,
-    )
-    z_col = np.full(len(sups.pair), -1, dtype=np.int64)
-    z_col[sup_rows] = z_at + np.arange(len(sup_rows))
-    lone_row = np.zeros(len(sups.pair), dtype=bool)
-    lone_row[lone] = True
-    p_rows: list[IntArray] = []
-    p_pairs: list[IntArray] = []
-    c_rows: list[IntArray] = []
-    c_cols: list[IntArray] = []
-    rhs: list[float] = []
-    seat_owner: list[int] = []
-    for seat in prep.seat_rows:
-        on_pair = seat.rows[lone_row[seat.rows]]
-        on_z = z_col[seat.rows]
-        on_z = on_z[on_z >= 0]
-        if len(on_pair) + len(on_z) <= seat.seats:
-            continue
-        p_rows.append(np.full(len(on_pair), len(rhs)))
-        p_pairs.append(sups.pair[on_pair])
-        c_rows.append(np.full(len(on_z), len(rhs)))
-        c_cols.append(on_z)
-        rhs.append(float(max(0, seat.seats)))
-        seat_owner.append(seat.supervisor)
-    if not rhs:
-        return
-    flat_p, flat_c = np.concatenate(p_pairs), np.concatenate(c_cols)
-    count = len(rhs)
-    by_pair.block(
-        np.concatenate(p_rows),
-        flat_p,
-        np.ones(len(flat_p)),
-        -np.inf,
-        np.array(rhs),
-        "seats",
-        np.array(seat_owner),
-        count,
-    )
-    by_col.block(
-        np.concatenate(c_rows),
-        flat_c,
-        np.ones(len(flat_c)),
-        0.0,
-        0.0,
-        "seats",
-        np.array(seat_owner),
-        count,
-        bounds=False,
-    )
-
-
-def _money(
-    prep: Prepared,
-    by_pair: _Triplets,
-    by_col: _Triplets,
+def _lift(
+    spec: Spec,
+    placed: sp.csr_array,
+    lone_of_pair: IntArray,
+    sup_rows: IntArray,
     fund_rows: IntArray,
-    y_at: int,
-    o_at: int,
-    overflow: list[tuple[int, int]],
-) -> None:
-    """Budgets (earmarks spent first, the overflow drawing on general money) and (programme, unit) caps."""
-    pairs, limits = prep.pairs, prep.tables.limits
-    prog = pairs.fund_programme[fund_rows]
-    mark = pairs.fund_earmark[fund_rows]
-    grant = pairs.fund_grant[fund_rows].astype(np.float64)
-    unit = prep.tables.offers.unit[pairs.offer[pairs.fund_pair[fund_rows]]]
-    cols = y_at + np.arange(len(fund_rows))
-    o_col = {gk: o_at + i for i, gk in enumerate(overflow)}
-    rows: list[tuple[IntArray, FloatArray, float, str, int]] = []
-    for g in np.flatnonzero(prep.budget_binding).tolist():
-        mine = prog == g
-        if not mine.any():
-            continue
-        rows.append((cols[mine], grant[mine], float(limits.budget_left(g)), "budget", g))
-        marks = len(limits.earmark_left[g])
-        if not marks:
-            continue
-        plain = mine & (mark < 0)
-        over = np.array([o_col[(g, k)] for k in range(marks)], dtype=np.int64)
-        general = np.concatenate([grant[plain], np.ones(marks)])
-        rows.append((np.concatenate([cols[plain], over]), general, float(limits.general_left[g]), "general", g))
-        for k in range(marks):
-            drawn = mine & (mark == k)
-            # Spending on the earmark beyond what is left of it is overflow: spend(k) - overflow(k) <= left(k).
-            spend = np.concatenate([grant[drawn], [-1.0]])
-            rows.append(
-                (np.concatenate([cols[drawn], [over[k]]]), spend, float(limits.earmark_left[g][k]), "earmark", g)
-            )
-    binding = prep.unit_cap_binding[prog, unit]
-    n_units = max(1, len(prep.instance.units))
-    for key in np.unique(prog[binding] * n_units + unit[binding]).tolist():
-        at = binding & (prog * n_units + unit == key)
-        rows.append((cols[at], grant[at], float(limits.unit_cap_left.reshape(-1)[key]), "unit_cap", key))
-    for cols_i, vals, rhs, kind, owner in rows:
-        by_pair.block(np.zeros(0), np.zeros(0), np.zeros(0), -np.inf, rhs, kind, np.array([owner]), 1)
-        by_col.block(np.zeros(len(cols_i)), cols_i, vals, 0.0, 0.0, kind, np.array([owner]), 1, bounds=False)
+    marks: list[int],
+    at: tuple[int, int, int, int],
+) -> sp.csr_array:
+    """Spec columns x compact columns: a column that places a pair sets the pair's `x`, its funding row's `y` (a
+    `y` column) and its only supervisor that can run out (`z`); a `z` or overflow column is its spec column."""
+    z_at, y_at, o_at, n_cols = at
+    placing = sp.coo_array(placed)
+    col, pair = placing.col.astype(np.int64), placing.row.astype(np.int64)
+    lone = lone_of_pair[pair]
+    is_y = col >= y_at
+    rows = [pair, spec.sup_at + lone[lone >= 0], spec.fund_at + fund_rows[col[is_y] - y_at]]
+    cols = [col, col[lone >= 0], col[is_y]]
+    rows += [spec.sup_at + sup_rows, spec.over_at + np.array(marks, dtype=np.int64)]
+    cols += [z_at + np.arange(len(sup_rows)), o_at + np.arange(len(marks))]
+    row, column = np.concatenate(rows), np.concatenate(cols)
+    return sp.csr_array((np.ones(len(row)), (row, column)), shape=(spec.n_vars, n_cols))
 
 
-def _side(prep: Prepared, by_pair: _Triplets, by_col: _Triplets) -> None:
-    """Pins (placed at least once) and the policy's side rows (floors, no blocking pairs)."""
-    pins = np.asarray(pinned_pairs(prep), dtype=np.int64)
-    by_pair.block(np.arange(len(pins)), pins, np.ones(len(pins)), 1.0, np.inf, "pin", pins, len(pins))
-    by_col.skip(len(pins))
-    for i, (cols, coef, rhs) in enumerate(side_rows(prep)):
-        by_pair.block(np.zeros(len(cols)), cols, coef, float(rhs), np.inf, "side", np.array([i]), 1)
-        by_col.skip(1)
+def _compact_rows(
+    spec: Spec, lift: sp.csr_array, placed: sp.csr_array, col_ub: FloatArray
+) -> tuple[sp.csr_array, FloatArray, FloatArray, IntArray, IntArray, IntArray]:
+    """The spec's rows that can bind (and every candidate row: with `x` gone, only it keeps a pair's funding columns
+    apart) over the compact columns, plus a row per pinned pair."""
+    rows = spec.rows
+    keep = (rows.binding | (rows.kind == KINDS.index(CANDIDATE))) & (rows.kind != KINDS.index(FUNDING_CHOICE))
+    a = _product(rows.matrix, np.flatnonzero(keep), lift)
+    lb, ub = rows.lb[keep], rows.ub[keep]
+    # A row the compact columns leave empty (a choice the compact form makes by construction) is dropped.
+    full = (np.diff(a.indptr) > 0) | (lb > 0) | (ub < 0)
+    a = sp.csr_array(a[full])
+    lb, ub = lb[full], ub[full]
+    kind = rows.kind[keep][full].astype(np.int64)
+    owner, detail = rows.owner[keep][full], rows.detail[keep][full]
+    pins = np.flatnonzero(spec.var_lb[: spec.n_pairs] > 0)
+    if len(pins):
+        a = sp.csr_array(sp.vstack([a, placed[pins]], format="csr"))
+        lb = np.concatenate([lb, np.ones(len(pins))])
+        ub = np.concatenate([ub, np.full(len(pins), np.inf)])
+        kind = np.concatenate([kind, np.full(len(pins), KIND["pin"])])
+        owner = np.concatenate([owner, pins])
+        detail = np.concatenate([detail, np.full(len(pins), -1)])
+    # A lower side that no column values within bounds can break is left out (rows of non-negative entries).
+    lowest = a.minimum(0) @ col_ub
+    lb = np.where(lowest >= lb, -np.inf, lb)
+    first = _distinct_rows(a, lb, ub)
+    a = sp.csr_array(a[first])
+    return (
+        a,
+        lb[first].astype(np.float64),
+        ub[first].astype(np.float64),
+        kind[first],
+        owner[first].astype(np.int64),
+        detail[first].astype(np.int64),
+    )
+
+
+PRODUCT_ROWS = 1_000_000  # spec rows multiplied at a time (bounds the peak memory of a stress-scale round)
+
+
+def _product(matrix: sp.csr_matrix, rows: IntArray, lift: sp.csr_array) -> sp.csr_array:
+    """`matrix[rows] @ lift` without explicit zeros, a block of rows at a time."""
+    blocks = []
+    for start in range(0, max(1, len(rows)), PRODUCT_ROWS):
+        block = sp.csr_array(sp.csr_array(matrix[rows[start : start + PRODUCT_ROWS]]) @ lift)
+        block.eliminate_zeros()
+        blocks.append(block)
+    return sp.csr_array(sp.vstack(blocks, format="csr")) if len(blocks) > 1 else blocks[0]
+
+
+def _distinct_rows(a: sp.csr_array, lb: FloatArray, ub: FloatArray) -> IntArray:
+    """Indexes of the first of each set of rows with the same entries, their bounds tightened to the set's tightest
+    (`lb` and `ub` are changed in place). A programme without earmarks has a general-money row equal to its budget
+    row, for example; a repeated row only makes the LP degenerate."""
+    if not a.shape[0]:
+        return np.zeros(0, dtype=np.int64)
+    rng = np.random.default_rng(0)
+    width = a.shape[1]
+    # Two random projections of each row's entries: rows with equal entries have equal keys (and only those, but for
+    # a chance of about 1e-30).
+    keys = [a @ rng.random(width) for _ in range(2)]
+    order = np.lexsort((*keys, np.diff(a.indptr)))
+    sorted_keys = np.stack([np.diff(a.indptr)[order], *(k[order] for k in keys)])
+    new = np.r_[True, (sorted_keys[:, 1:] != sorted_keys[:, :-1]).any(axis=0)]
+    group = np.cumsum(new) - 1
+    head = order[new]
+    tight_lb = np.full(len(head), -np.inf)
+    tight_ub = np.full(len(head), np.inf)
+    np.maximum.at(tight_lb, group, lb[order])
+    np.minimum.at(tight_ub, group, ub[order])
+    lb[head], ub[head] = tight_lb, tight_ub
+    return np.sort(head)
 
 
 def row_kind_counts(m: RoundMatrix) -> dict[str, int]:

@@ -136,7 +136,8 @@ def test_cli_json_lists_every_instance_of_every_file() -> None:
     assert [(Path(r["file"]).name, r["index"]) for r in rows] == [
         ("tiny3.txt", 1), ("tiny3.txt", 2), ("tiny3.txt", 3), ("single2x6.txt", 1)
     ]  # fmt: skip
-    assert all(set(r) == {"file", "index", "objective", "bound", "status", "seconds"} for r in rows)
+    assert all(set(r) == {"file", "index", "objective", "bound", "status", "seconds", "checked"} for r in rows)
+    assert all(r["checked"] for r in rows)
     expected = [brute_force(p, "max") for p in problems("tiny3.txt", "single2x6.txt")]
     assert [r["objective"] for r in rows] == expected
 
@@ -166,6 +167,8 @@ def test_the_plain_baseline_agrees_and_is_reported_beside(sense: str) -> None:
     result = runner.invoke(bench_app, ["gap", str(GAP / "tight4x8.txt"), "--sense", sense, "--plain", "--json"])
     [row] = json.loads(result.stdout)
     assert row["objective"] == row["plain_objective"] and row["plain_status"] == "OPTIMAL"
+    # Both assignments were checked against the capacities and their cost recomputed from the file.
+    assert row["checked"] is True and row["plain_checked"] is True
 
 
 @pytest.mark.parametrize("sense", ["min", "max"])

@@ -3,6 +3,7 @@ at least the exact optimum, LNS solutions verify and reach brute force's optimum
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -25,7 +26,8 @@ from matching.solvers.colgen import (
 from matching.solvers.decompose import pair_components
 from matching.solvers.greedy import pinned_pairs
 from matching.solvers.lagrange import repair, subgradient
-from matching.solvers.large import LnsStrategy
+from matching.solvers.large import LnsStrategy, start_solution
+from matching.solvers.lns import attractive_pairs, restricted_columns, restricted_mip
 from matching.solvers.matrix import build_matrix
 from matching.solvers.objective import combined_values, tier_weights
 from matching.solvers.solve import build_solution
@@ -130,3 +132,39 @@ def test_priced_repair_gives_a_verified_solution_below_the_lagrangian_bound(seed
     assert verify(instance, solution) == []
     assert m.violation(m.columns_of(picks)) <= 1e-6
     assert int(values[[p.pair for p in picks]].sum()) <= result.bound + 1e-6
+
+
+@pytest.mark.parametrize("seed", range(4000, 4008))
+def test_restricted_mip_improves_the_start_within_its_columns_and_verifies(seed: int) -> None:
+    instance = _policy(generate(60, 25, seed=seed, binding_budgets=True))
+    prep = prepare(instance)
+    tiers = objective_tiers(prep)
+    m = build_matrix(prep)
+    values = combined_values(prep, tiers)
+    c = m.objective(values)
+    lp, bound, _, _ = generate_columns(m, c, first_columns(m), time.monotonic() + 30)
+    profit = c - m.a.T @ lp.price
+    start = start_solution(m, values, lp.price, lp.w, attractive_pairs(m, profit, lp.w, c, 0.02))
+    w = m.columns_of(start)
+    free = restricted_columns(m, profit, w, lp.w, 40)
+    assert free[w > 0.5].all() and free[lp.w > 1e-6].all()
+    found = restricted_mip(m, c, free, w, 5.0)
+    assert found is not None  # the priced start is never optimal on these rounds
+    assert m.violation(found) <= 1e-6
+    assert not found[~free].any()
+    assert float(c @ w) < float(c @ found) <= bound + 1e-6
+    picks = m.picks_of(found)
+    solution = build_solution(prep, picks, tier_report(prep, tiers, picks, "FEASIBLE"), "lns", 0.0)
+    assert verify(instance, solution) == []
+
+
+def test_what_highs_prints_during_the_restricted_mip_goes_to_standard_error(capfd: pytest.CaptureFixture[str]) -> None:
+    """HiGHS writes debugging lines to file descriptor 1 itself; `--json` output there must stay clean."""
+    from matching.solvers.lns import _stdout_to_stderr
+
+    with _stdout_to_stderr():
+        os.write(1, b"from the solver\n")
+    print("after")
+    out, err = capfd.readouterr()
+    assert out == "after\n"
+    assert err == "from the solver\n"

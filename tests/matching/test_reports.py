@@ -124,3 +124,33 @@ def test_what_if_added_entries_say_why() -> None:
     diff = round_diff(before, more, solve(more.with_policy(keep=(Pair(candidate_id="C1", offer_id="O1"),))))
     [added] = diff.added
     assert added.candidate_id == "C2" and added.why.startswith("placed at O1; before: out_competed")
+
+
+def test_rule_counts_in_batches_equal_one_check_per_candidate() -> None:
+    """The reasons of candidates without an eligible offer count the same rules whether their pairs are checked in
+    one batch, one candidate at a time, or directly."""
+    import numpy as np
+
+    from matching.generators.generate import generate
+    from matching.reports import reasons
+    from matching.rules.eligibility import check_pairs
+    from matching.rules.prepare import prepare
+
+    prep = prepare(generate(80, 20, seed=5))
+    without = [c for c in range(len(prep.instance.candidates)) if c not in set(prep.pairs.cand.tolist())]
+    assert len(without) > 3
+    together = reasons._rule_counts(prep, without)
+    old_batch = reasons.CHECK_BATCH
+    try:
+        reasons.CHECK_BATCH = 1
+        alone = reasons._rule_counts(prep, without)
+    finally:
+        reasons.CHECK_BATCH = old_batch
+    assert together == alone
+    t = prep.tables
+    for ci in without[:5]:
+        same = np.flatnonzero(np.array(t.offers.profession, dtype=object) == t.candidates.profession[ci])
+        offers = same if len(same) else np.arange(len(prep.instance.offers))
+        checks = check_pairs(prep.instance, t, np.full(len(offers), ci), offers)
+        direct = {name: int((~mask).sum()) for name, mask in checks.rules.items() if (~mask).any()}
+        assert together[ci] == direct
