@@ -41,6 +41,9 @@ from matching.rules.tables import distance_km, last_full_month, month_index
 from matching.solvers.solve import solve
 
 MIN_TRY_SECONDS = 0.05  # below this a re-solve cannot say anything; stop instead
+NOTHING_TO_TRY = (
+    "no change to try: every offer fails a rule that no change to the candidate, a slot, a seat or money meets"
+)
 NEAREST_SHOWN = 5
 MAX_OPENABLE = 50  # offers a change to the candidate could open, fewest failed rules first, that are tried
 # Pair rules no change to the candidate can meet: an offer failing one is not tried.
@@ -209,15 +212,94 @@ def why_not(
 def why_not_all(instance: Instance, solution: Solution, *, seconds_total: float, per_candidate: float) -> list[WhyNot]:
     """why_not for every unmatched candidate, in the solution's order, within `seconds_total` in all.
 
-    Once the budget is used up, the remaining candidates get their cause and facts but no change ("not computed").
+    Batched: the candidates' changes are tried level by level (every candidate's smallest change first, then each
+    one's next), and a change that several candidates would try is solved once for all of them, so each gets the
+    same smallest change as `why_not` would give, with far fewer re-solves. `per_candidate` caps one re-solve's
+    time. Once the budget is used up, the remaining candidates get their cause and facts but no change ("not
+    computed"), or the changes tried so far ("time budget used up after N tries").
     """
     started = time.monotonic()
     r = _round(instance, solution)
+    with_tries = seconds_total >= MIN_TRY_SECONDS
+    plans: dict[str, _Plan] = {}
+    for u in solution.unmatched:
+        ci = r.prep.tables.candidates.index[u.candidate_id]
+        facts, tries = _facts_and_tries(r, ci, u, with_tries=with_tries)
+        plans[u.candidate_id] = _Plan(ci, facts, _todo(tries, 8))
+    _run_levels(r, plans, started, seconds_total, per_candidate)
     out = []
     for u in solution.unmatched:
-        left = seconds_total - (time.monotonic() - started)
-        out.append(_why_not(r, u.candidate_id, max(0.0, min(per_candidate, left)), 8))
+        plan = plans[u.candidate_id]
+        note = _plan_note(plan, with_tries, 8)
+        out.append(_result(r, u.candidate_id, plan.facts, plan.tried, plan.found, note))
     return out
+
+
+@dataclass
+class _Plan:
+    """One candidate in the batched path: the changes to try, smallest first, and what trying them found."""
+
+    ci: int
+    facts: dict[str, Any]
+    todo: list[_Try]
+    tried: int = 0
+    found: tuple[tuple[Change, ...], Solution] | None = None
+    done: bool = False  # found, or every change tried
+
+
+def _run_levels(r: _Round, plans: dict[str, _Plan], started: float, seconds: float, cap: float) -> bool:
+    """Try level k of every open candidate's changes, each distinct change solved once; True if time ran out.
+
+    A change's re-solve is kept (by key) for later levels, where another candidate may try the same change.
+    """
+    solved: dict[str, Solution | None] = {}
+    for level in range(max((len(p.todo) for p in plans.values()), default=0)):
+        groups: dict[str, tuple[_Try, list[str]]] = {}
+        for cid, plan in plans.items():
+            if plan.done:
+                continue
+            if level >= len(plan.todo):
+                plan.done = True
+                continue
+            t = plan.todo[level]
+            groups.setdefault(_key(t), (t, []))[1].append(cid)
+        # The biggest groups first: one solve answers the most candidates.
+        todo = sorted(groups.items(), key=lambda kv: -len(kv[1][1]))
+        for n, (key, (t, cids)) in enumerate(todo):
+            if key not in solved:
+                left = seconds - (time.monotonic() - started)
+                if left < MIN_TRY_SECONDS:
+                    return True
+                per_solve = min(cap, left / (len(todo) - n))
+                solved[key] = _resolve(r, t, per_solve)
+            for cid in cids:
+                _record(r, plans[cid], t, solved[key])
+    return False
+
+
+def _record(r: _Round, plan: _Plan, t: _Try, solution: Solution | None) -> None:
+    if solution is None:
+        return  # not a change that can be made: not counted as a try, as in `_run`
+    plan.tried += 1
+    cid = r.instance.candidates[plan.ci].id
+    if any(a.candidate_id == cid for a in solution.assignments):
+        plan.found, plan.done = (t.changes, solution), True
+
+
+def _plan_note(plan: _Plan, with_tries: bool, max_tries: int) -> str:
+    if plan.found is not None:
+        return _found_note(next(t for t in plan.todo if t.changes == plan.found[0]))
+    if not with_tries:
+        return "not computed: time budget used up"
+    if not plan.todo:
+        return NOTHING_TO_TRY
+    if not plan.done:
+        if plan.tried == 0:
+            return "not computed: time budget used up"
+        return f"time budget used up after {plan.tried} tries; none placed this candidate"
+    if len(plan.todo) >= max_tries:
+        return f"no single change within {max_tries} tries placed this candidate"
+    return f"none of the {plan.tried} changes tried placed this candidate"
 
 
 def _why_not(r: _Round, cid: str, seconds: float, max_tries: int) -> WhyNot:
@@ -229,6 +311,18 @@ def _why_not(r: _Round, cid: str, seconds: float, max_tries: int) -> WhyNot:
     ci = r.prep.tables.candidates.index[cid]
     facts, tries = _facts_and_tries(r, ci, unmatched, with_tries=seconds >= MIN_TRY_SECONDS)
     tried, found, note = _run(r, ci, tries, seconds, max_tries)
+    return _result(r, cid, facts, tried, found, note)
+
+
+def _result(
+    r: _Round,
+    cid: str,
+    facts: dict[str, Any],
+    tried: int,
+    found: tuple[tuple[Change, ...], Solution] | None,
+    note: str,
+) -> WhyNot:
+    unmatched = r.unmatched[cid]
     result = {**facts, "candidate_id": cid, "cause": unmatched.reason, "tries": tried, "note": note}
     if tried == 0 and note.startswith("not computed"):
         result["computed"] = False
@@ -612,46 +706,60 @@ def _part_time_fix(cand: Candidate, offer: Offer) -> float | None:
 # --- running the tries ------------------------------------------------------------------------------------------
 
 
+def _todo(tries: list[_Try], max_tries: int) -> list[_Try]:
+    """The distinct changes to try, smallest first, at most max_tries."""
+    unique: dict[str, _Try] = {}
+    for t in sorted(tries, key=lambda t: t.rank):
+        unique.setdefault(_key(t), t)
+    return list(unique.values())[:max_tries]
+
+
+def _key(t: _Try) -> str:
+    return "|".join(c.key() for c in t.changes) + (f"@{t.time_factor}" if t.time_factor != 1 else "")
+
+
+def _resolve(r: _Round, t: _Try, limit: float) -> Solution | None:
+    """Re-solve the round with the change, the round's proposals pinned (so it never places fewer than the round);
+    None when the change cannot be made (e.g. a capacity past its maximum). A solve for longer (time factor) gets
+    the factor times the round's limit, within `limit`."""
+    try:
+        changed = apply_changes(r.instance, t.changes)
+    except InvalidInstance:
+        return None
+    limit = min(r.instance.policy.time_limit_s * t.time_factor, limit)
+    try:
+        return solve(changed.with_policy(time_limit_s=max(limit, 0.01), pins=_pins(r, changed)))
+    except InvalidInstance:
+        return None  # the change broke a pin
+
+
+def _pins(r: _Round, changed: Instance) -> tuple[Pair, ...]:
+    """The round's proposals as pins, with the coordinator's own pins (no pair twice)."""
+    return tuple(dict.fromkeys([*changed.policy.pins, *r.keep]))
+
+
 def _run(
     r: _Round, ci: int, tries: list[_Try], seconds: float, max_tries: int
 ) -> tuple[int, tuple[tuple[Change, ...], Solution] | None, str]:
     """Re-solve with each change, smallest first, until one places the candidate: (tries, found, note)."""
     cid = r.instance.candidates[ci].id
-    unique: dict[str, _Try] = {}
-    for t in sorted(tries, key=lambda t: t.rank):
-        unique.setdefault("|".join(c.key() for c in t.changes), t)
-    todo = list(unique.values())[:max_tries]
+    todo = _todo(tries, max_tries)
     if seconds < MIN_TRY_SECONDS:
         return 0, None, "not computed: time budget used up"
     if not todo:
-        return (
-            0,
-            None,
-            "no change to try: every offer fails a rule that no change to the candidate, a slot, a seat or money meets",
-        )
+        return 0, None, NOTHING_TO_TRY
     started, tried = time.monotonic(), 0
-    policy = r.instance.policy
     for n, t in enumerate(todo):
         left = seconds - (time.monotonic() - started)
         if left < MIN_TRY_SECONDS:
             if tried == 0:
                 return 0, None, "not computed: time budget used up"
             return tried, None, f"time budget used up after {tried} tries; none placed this candidate"
-        try:
-            changed = apply_changes(r.instance, t.changes)
-        except InvalidInstance:
-            continue  # e.g. a capacity past its maximum: not a change that can be made
-        limit = (
-            min(policy.time_limit_s * t.time_factor, left)
-            if t.time_factor > 1
-            else min(policy.time_limit_s, left / (len(todo) - n))
-        )
-        changed = changed.with_policy(time_limit_s=max(limit, 0.01), keep=r.keep)
+        limit = left if t.time_factor > 1 else left / (len(todo) - n)
+        solution = _resolve(r, t, limit)
+        if solution is None:
+            continue
         tried += 1
-        try:
-            solution = solve(changed)
-        except InvalidInstance:
-            continue  # the change broke a pin
         if any(a.candidate_id == cid for a in solution.assignments):
             return tried, (t.changes, solution), _found_note(t)
     if len(todo) >= max_tries:
