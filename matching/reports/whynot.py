@@ -33,20 +33,26 @@ from matching.input.instance import (
 )
 from matching.input.validate import InvalidInstance
 from matching.model.solution import Assignment, Out, Reason, Solution, Unmatched
+from matching.model.spec import build_spec, objective_tiers
 from matching.reports.changes import Change, apply_changes, describe, fact_count
+from matching.reports.verify import verify
 from matching.rules.eligibility import PairChecks, check_pairs
 from matching.rules.ledger import Ledger, Use
 from matching.rules.prepare import Prepared, prepare
 from matching.rules.tables import distance_km, last_full_month, month_index
-from matching.solvers.solve import solve
+from matching.solvers.greedy import Pick
+from matching.solvers.solve import build_solution, solve
+from matching.solvers.strategies import tier_report
+from matching.solvers.submodel import Parts
 
 MIN_TRY_SECONDS = 0.05  # below this a re-solve cannot say anything; stop instead
 NOTHING_TO_TRY = (
     "no change to try: every offer fails a rule that no change to the candidate, a slot, a seat or money meets"
 )
 NEAREST_SHOWN = 5
-# One batched re-solve's time: with the round's proposals pinned, 0.3 s finds the extra placement as often as 1 s
-# on the demo region (10 of 25 against 11), and 0.1 s often returns less than the round.
+# One batched re-solve's time limit. The part solve (proposals fixed) proves its optimum in about 0.05 s on the demo
+# region; a full re-solve with the proposals pinned finds the extra placement at 0.3 s about as often as at 1 s
+# (10 of 25 against 11) and at 0.1 s often returns less than the round.
 RESOLVE_SECONDS = 0.3
 MAX_OPENABLE = 50  # offers a change to the candidate could open, fewest failed rules first, that are tried
 # Pair rules no change to the candidate can meet: an offer failing one is not tried.
@@ -277,6 +283,8 @@ def _run_levels(r: _Round, plans: dict[str, _Plan], started: float, seconds: flo
                 solved[key] = _resolve(r, t, per_solve)
             for cid in cids:
                 _record(r, plans[cid], t, solved[key])
+    for plan in plans.values():
+        plan.done = True  # every planned change was tried
     return False
 
 
@@ -722,18 +730,84 @@ def _key(t: _Try) -> str:
 
 
 def _resolve(r: _Round, t: _Try, limit: float) -> Solution | None:
-    """Re-solve the round with the change, the round's proposals pinned (so it never places fewer than the round);
-    None when the change cannot be made (e.g. a capacity past its maximum). A solve for longer (time factor) gets
-    the factor times the round's limit, within `limit`."""
+    """Re-solve the round with the change, the round's proposals kept (so it never places fewer than the round);
+    None when the change cannot be made (e.g. a capacity past its maximum).
+
+    First CP-SAT on the changed instance with every proposal of the round fixed and only the unmatched candidates'
+    pairs free, from the round's solution as a complete hint (a tenth of a full re-solve's time); its solution
+    counts only when it passes `verify` on the changed instance. Otherwise, or for a solve for longer (time
+    factor), the whole round is solved again with the proposals pinned.
+    """
     try:
         changed = apply_changes(r.instance, t.changes)
     except InvalidInstance:
         return None
     limit = min(r.instance.policy.time_limit_s * t.time_factor, limit)
+    if t.time_factor == 1:
+        found = _part_solve(r, changed, limit)
+        if found is not None:
+            return found
     try:
         return solve(changed.with_policy(time_limit_s=max(limit, 0.01), pins=_pins(r, changed)))
     except InvalidInstance:
         return None  # the change broke a pin
+
+
+def _part_solve(r: _Round, changed: Instance, seconds: float) -> Solution | None:
+    """CP-SAT on the unmatched candidates' pairs of the changed instance, the round's proposals fixed: a verified
+    solution, or None when the round's proposals do not carry over or the result does not pass `verify`."""
+    started = time.monotonic()
+    prep = prepare(changed)
+    kept = _round_picks(prep, r.solution)
+    if kept is None:
+        return None
+    tiers = objective_tiers(prep)
+    parts = Parts(build_spec(prep, tiers), tiers)
+    left = np.array([prep.tables.candidates.index[c] for c in r.unmatched], dtype=np.int64)
+    free = np.isin(prep.pairs.cand, left)
+    policy = changed.policy
+    part = parts.solve(
+        free,
+        parts.of(kept),
+        tiers[0].values,
+        max(0.01, seconds - (time.monotonic() - started)),
+        later=[tier.values for tier in tiers[1:]],
+        seed=policy.seed,
+        deterministic=policy.deterministic,
+    )
+    picks = parts.picks(part.values) if part.improved else kept
+    status = "OPTIMAL" if part.proven else "FEASIBLE"
+    solution = build_solution(
+        prep, picks, tier_report(prep, tiers, picks, status), "why_not_part", time.monotonic() - started
+    )
+    return None if verify(changed, solution) else solution
+
+
+def _round_picks(prep: Prepared, solution: Solution) -> list[Pick] | None:
+    """The round's assignments as picks of `prep` (pair, supervisor, funding row); None if one is not a pair."""
+    t, pairs = prep.tables, prep.pairs
+    fund_bounds = np.searchsorted(pairs.fund_pair, np.arange(len(pairs) + 1))
+    programmes = {g.id: i for i, g in enumerate(prep.instance.programmes)}
+    picks = []
+    for a in solution.assignments:
+        ci, oi = t.candidates.index[a.candidate_id], t.offers.index[a.offer_id]
+        lo, hi = np.searchsorted(pairs.cand, [ci, ci + 1])
+        at = [k for k in range(int(lo), int(hi)) if int(pairs.offer[k]) == oi]
+        if not at:
+            return None
+        k = at[0]
+        g = programmes[a.programme_id]
+        prog = prep.instance.programmes[g]
+        mark = next((i for i, e in enumerate(prog.earmarks) if e.id == a.earmark_id), -1)
+        rows = [
+            row
+            for row in range(int(fund_bounds[k]), int(fund_bounds[k + 1]))
+            if int(pairs.fund_programme[row]) == g and int(pairs.fund_earmark[row]) == mark
+        ]
+        if not rows:
+            return None
+        picks.append(Pick(pair=k, supervisor=t.supervisor_index[a.supervisor_id], fund_row=rows[0]))
+    return picks
 
 
 def _pins(r: _Round, changed: Instance) -> tuple[Pair, ...]:
