@@ -1,8 +1,10 @@
 """Why a candidate was not matched, and the smallest change to the round's input that would have placed them.
 
 The cause and its facts come from the solution's state of capacity and money. The change is found by trying
-small changes, smallest first, and re-solving the whole round with each (keeping the earlier proposals where
-possible); a change counts only when the re-solve places the candidate.
+small changes, smallest first, and re-solving the round with each, the round's proposals kept (CP-SAT on the
+unmatched candidates' pairs of the changed instance, or the whole round with the proposals pinned); a change counts
+only when the re-solve places the candidate and its solution passes `verify` on the changed instance. For many
+candidates the changes are tried level by level and each distinct change is solved once for all who try it.
 """
 
 from __future__ import annotations
@@ -847,7 +849,7 @@ def _run(
 def _found_note(t: _Try) -> str:
     if not t.changes:
         return "placed by solving the same input for twice as long"
-    return "placed by re-solving the round with this change, keeping the earlier proposals where possible"
+    return "placed by re-solving the round with this change, the round's proposals kept"
 
 
 # --- sizes, kinds and text --------------------------------------------------------------------------------------

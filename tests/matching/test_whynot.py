@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from matching.generators.generate import generate
 from matching.input.instance import Instance
 from matching.model.solution import Solution
 from matching.model.spec import objective_tiers
@@ -366,3 +367,27 @@ def test_a_matched_or_unknown_candidate_is_refused() -> None:
         why_not(instance, solution, "C1")
     with pytest.raises(ValueError, match="unknown"):
         why_not(instance, solution, "C9")
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_the_batched_path_gives_the_same_smallest_changes_as_one_by_one(seed: int) -> None:
+    instance = generate(30, 12, seed=seed, binding_budgets=True).with_policy(time_limit_s=2, deterministic=True)
+    solution = solve(instance)
+    batched = why_not_all(instance, solution, seconds_total=60, per_candidate=2)
+    single = [why_not(instance, solution, u.candidate_id, seconds=30) for u in solution.unmatched]
+    assert [w.candidate_id for w in batched] == [u.candidate_id for u in solution.unmatched]
+    assert any(w.verified for w in batched) and any(w.computed and not w.verified for w in batched)
+    for b, s in zip(batched, single, strict=True):
+        assert (b.change, b.verified, b.tries, b.placed_at, b.note) == (
+            s.change,
+            s.verified,
+            s.tries,
+            s.placed_at,
+            s.note,
+        )
+        assert b.computed
+    for w in batched:
+        if w.verified:
+            # The round's proposals are kept: the re-solve places everyone the round placed, and this candidate.
+            assert w.placements_after is not None and w.placements_after > solution.placements
+            assert w.displaced == []
