@@ -757,7 +757,8 @@ def _resolve(r: _Round, t: _Try, limit: float) -> Solution | None:
 
 def _part_solve(r: _Round, changed: Instance, seconds: float) -> Solution | None:
     """CP-SAT on the unmatched candidates' pairs of the changed instance, the round's proposals fixed: a verified
-    solution, or None when the round's proposals do not carry over or the result does not pass `verify`."""
+    solution, or None when the round's proposals do not carry over, the part was neither improved nor proven in
+    time, or the result does not pass `verify`."""
     started = time.monotonic()
     prep = prepare(changed)
     kept = _round_picks(prep, r.solution)
@@ -777,6 +778,8 @@ def _part_solve(r: _Round, changed: Instance, seconds: float) -> Solution | None
         seed=policy.seed,
         deterministic=policy.deterministic,
     )
+    if not part.proven and not part.improved:
+        return None  # out of time before anything was shown: the full re-solve answers instead
     picks = parts.picks(part.values) if part.improved else kept
     status = "OPTIMAL" if part.proven else "FEASIBLE"
     solution = build_solution(
