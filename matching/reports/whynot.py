@@ -778,9 +778,11 @@ def _part_solve(r: _Round, changed: Instance, seconds: float) -> Solution | None
         seed=policy.seed,
         deterministic=policy.deterministic,
     )
-    if not part.proven and not part.improved:
-        return None  # out of time before anything was shown: the full re-solve answers instead
-    picks = parts.picks(part.values) if part.improved else kept
+    if not part.improved:
+        # Proven: no assignment places more (or scores higher) than the round's own, which places nobody new; that
+        # is the answer and needs no new solution. Not proven in time: the full re-solve answers instead.
+        return r.solution if part.proven else None
+    picks = parts.picks(part.values)
     status = "OPTIMAL" if part.proven else "FEASIBLE"
     solution = build_solution(
         prep, picks, tier_report(prep, tiers, picks, status), "why_not_part", time.monotonic() - started
