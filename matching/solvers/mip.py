@@ -215,6 +215,7 @@ def _proto(arrays: Arrays, integer: BoolArray) -> model_pb2.ModelProto:
     """The arrays as a MathOpt model (maximising), variables and rows numbered as the arrays' columns and rows."""
     var_lb, var_ub, objective, lb, ub, matrix = arrays
     entries = sp.coo_matrix(matrix)
+    entries.sum_duplicates()  # MathOpt rejects a (row, column) given twice
     proto = model_pb2.ModelProto()
     proto.variables.ids.extend(range(len(var_lb)))
     proto.variables.lower_bounds.extend(var_lb.tolist())
@@ -227,9 +228,8 @@ def _proto(arrays: Arrays, integer: BoolArray) -> model_pb2.ModelProto:
     proto.linear_constraints.ids.extend(range(len(lb)))
     proto.linear_constraints.lower_bounds.extend(lb.tolist())
     proto.linear_constraints.upper_bounds.extend(ub.tolist())
-    # MathOpt wants the entries sorted by row, then column, without zeros.
-    order = np.lexsort((entries.col, entries.row))
-    keep = order[entries.data[order] != 0]
+    # MathOpt wants the entries sorted by row, then column (as summing duplicates leaves them), without zeros.
+    keep = np.flatnonzero(entries.data != 0)
     proto.linear_constraint_matrix.row_ids.extend(entries.row[keep].tolist())
     proto.linear_constraint_matrix.column_ids.extend(entries.col[keep].tolist())
     proto.linear_constraint_matrix.coefficients.extend(entries.data[keep].tolist())
