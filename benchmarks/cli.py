@@ -40,6 +40,11 @@ Progress = Annotated[
 AsJson = Annotated[bool, typer.Option("--json", help="Print the results as JSON instead of markdown.")]
 
 
+def is_checkout(path: Path) -> bool:
+    """Whether `path` holds a checkout of Vårdmatch: api/cli.py before api/ was split into layers, api/cli/ after."""
+    return (path / "api" / "cli.py").is_file() or (path / "api" / "cli" / "__init__.py").is_file()
+
+
 def _fail(message: str) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(2)
@@ -300,8 +305,8 @@ def load_command(
     for target in targets:
         if target != "sqlite" and not target.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
             _fail(f"--database: {target!r} is neither sqlite nor a postgresql:// URL")
-        if before is not None and not (before / "api" / "cli.py").is_file():
-            _fail(f"--before: {before} holds no checkout of Vårdmatch (no api/cli.py)")
+        if before is not None and not is_checkout(before):
+            _fail(f"--before: {before} holds no checkout of Vårdmatch (no api/cli)")
         for source, code in [(before, "before"), (None, "after")] if before else [(None, "this")]:
             settings = LoadSettings(
                 database_url=None if target == "sqlite" else target,

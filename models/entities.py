@@ -36,7 +36,7 @@ class _Owned:
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     # Set when a delete finds the object named by a stored round or a commitment: it is kept for them (so every
-    # stored round reproduces) but leaves lists, edits and new rounds (api/removal.py).
+    # stored round reproduces) but leaves lists, edits and new rounds (api/core/removal.py).
     archived_at: Mapped[datetime | None]
 
 
@@ -87,7 +87,7 @@ class Candidate(_Owned, Base):
     profession: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), default="waiting")
     withdrawn_at: Mapped[datetime | None]  # the candidate left the queue (retention counts from here)
-    # Identity and identifying free text erased, on request or by retention (api/privacy.py); the ref stays.
+    # Identity and identifying free text erased, on request or by retention (api/core/privacy.py); the ref stays.
     erased_at: Mapped[datetime | None]
 
 

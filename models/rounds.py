@@ -85,7 +85,7 @@ class Proposal(Base):
     score: Mapped[int]
     breakdown: Mapped[dict[str, Any]]
     answer: Mapped[str] = mapped_column(String(16), default="pending")
-    # Why the clinic declined: a code of api.rounds.DECLINE_REASONS (never free text, which could name a person).
+    # Why the clinic declined: a code of api.core.rounds.DECLINE_REASONS (never free text, which could name a person).
     decline_reason: Mapped[str | None] = mapped_column(String(32))
     answered_at: Mapped[datetime | None]
     answered_by: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))

@@ -3,6 +3,8 @@ failing with a clear message, solving with progress, plain-text tables and the c
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -18,6 +20,22 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def keep_stdout_for_output() -> None:
+    """From here on, what Python prints goes to standard output and what native code writes there goes to standard
+    error. HiGHS prints debugging lines straight to file descriptor 1 whatever its options say, sometimes from a
+    thread that outlives the solve, and one such line would break the JSON a command prints for a pipe. Only where
+    Python's standard output is the process's own (not a test runner's capture)."""
+    try:
+        if sys.stdout.fileno() != 1:
+            return
+    except (AttributeError, OSError, ValueError):
+        return
+    sys.stdout.flush()
+    output = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = open(output, "w", encoding=sys.stdout.encoding or "utf-8", closefd=True)  # noqa: SIM115
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

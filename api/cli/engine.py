@@ -17,6 +17,7 @@ from api.cli.common import (
     Workers,
     app,
     fail,
+    keep_stdout_for_output,
     read_instance,
     read_solution,
     solve_instance,
@@ -45,6 +46,7 @@ def solve(
     progress: Annotated[bool, typer.Option("--progress", help="Show solver progress on stderr.")] = False,
 ) -> None:
     """Solve a round from an instance file and print the solution."""
+    keep_stdout_for_output()
     if method not in ("auto", "mip", "cp_sat", "lns", "flow", "greedy"):
         fail(f"--method: {method!r} is not one of auto, mip, cp_sat, lns, flow, greedy")
     instance = with_policy(
@@ -68,6 +70,7 @@ def demo(
     instance_path: Annotated[Path, typer.Option("--instance", help="Another instance to run.")] = DEMO,
 ) -> None:
     """Run a full round on the demo region (Region Stockholm) and print a readable summary."""
+    keep_stdout_for_output()
     instance = with_policy(read_instance(instance_path), time_limit_s=time_limit)
     solution = solve_instance(instance, "auto", progress=not as_json)
     typer.echo(solution.model_dump_json(indent=1) if as_json else summary(instance, solution))

@@ -52,7 +52,6 @@ class Settings(BaseSettings):
     default_round_date: date | None = Field(default=None, description="a round's date when it names none (demo)")
     lease_s: float = Field(default=15.0, gt=0, description="a solving round whose heartbeat is older is failed")
     solver_nice: int = Field(default=10, ge=0, le=19, description="how much a solver process yields to the service")
-    start_grace_s: float = Field(default=60.0, ge=0, description="extra lease for a solver process to start up")
     max_body_bytes: int = Field(default=1_000_000, ge=1, description="most bytes of a request body (but uploads)")
     max_upload_bytes: int = Field(default=5_000_000, ge=1, description="most bytes of an uploaded file")
     max_unpacked_bytes: int = Field(default=50_000_000, ge=1, description="most an XLSX upload may unpack to")

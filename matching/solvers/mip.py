@@ -1,12 +1,18 @@
-"""The LP/MIP backend: the spec's core loaded in bulk into OR-Tools' model builder, solved by HiGHS (or GLOP, SCIP).
+"""The LP/MIP backend: the spec's core loaded in bulk, LPs solved by GLOP through OR-Tools' model builder, MIPs by
+HiGHS through MathOpt (or SCIP through the model builder).
 
 Lexicographic tiers are a sequence of solves: most placements first, then, with that count held, the best score
 (never one weighted sum, whose huge coefficients slow every MIP solver down). `highspy` cannot be loaded beside
 OR-Tools; the HiGHS inside the OR-Tools wheel can.
+
+MIPs go to HiGHS through MathOpt, not the model builder: in OR-Tools 9.15 the model builder reports a HiGHS MIP
+stopped by its time or node limit as UNKNOWN with no solution, dropping the incumbent HiGHS found and its bound;
+MathOpt returns both (FEASIBLE).
 """
 
 from __future__ import annotations
 
+import datetime
 import math
 import threading
 import time
@@ -17,6 +23,9 @@ from typing import Protocol
 import numpy as np
 import scipy.sparse as sp
 from ortools.linear_solver.python import model_builder_helper as mbh
+from ortools.math_opt import model_pb2
+from ortools.math_opt.python import mathopt
+from ortools.math_opt.solvers import highs_pb2
 
 from matching.model.spec import Core, Spec, Tier
 from matching.rules.tables import BoolArray, FloatArray, IntArray
@@ -40,6 +49,10 @@ class LinearResult:
     reduced: FloatArray | None = None  # LP only: per pair column, its reduced cost (maximising: <= 0 at zero)
 
 
+# A model as arrays: column lower and upper bounds, objective, row lower and upper bounds, row matrix.
+Arrays = tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, sp.csr_matrix]
+
+
 @dataclass(frozen=True)
 class Held:
     """A row over the pair columns kept at or above a level: an earlier tier at its optimum."""
@@ -48,17 +61,9 @@ class Held:
     at_least: float
 
 
-def _parameters(solver: str, integral: bool, deterministic_nodes: int | None) -> str:
-    if solver != "highs":
-        return ""
-    lines = ["output_flag=false"]
-    if integral:
-        # Values are integers: a gap below one proves the integer optimum, however large the objective.
-        lines += ["mip_rel_gap=0", "mip_abs_gap=0.999"]
-        if deterministic_nodes is not None:
-            # A node budget instead of the wall clock: the same input then gives the same result.
-            lines += ["threads=1", f"mip_max_nodes={deterministic_nodes}"]
-    return "\n".join(lines)
+def _parameters(solver: str) -> str:
+    # The model builder runs HiGHS only for LPs (lp_solver="highs"); MIPs go to HiGHS through MathOpt.
+    return "output_flag=false" if solver == "highs" else ""
 
 
 class LinearBackend:
@@ -87,11 +92,8 @@ class LinearBackend:
         self._column_pair = pair_of[self.core.columns]
         self._always = self.core.columns >= spec.over_at
 
-    def _load(
-        self, objective: FloatArray, integral: bool, allowed: BoolArray | None, extra: Sequence[Held] = ()
-    ) -> tuple[
-        mbh.ModelBuilderHelper, tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, sp.csr_matrix]
-    ]:
+    def _arrays(self, objective: FloatArray, allowed: BoolArray | None, extra: Sequence[Held]) -> Arrays:
+        """The model as arrays: column bounds, objective, row bounds and the row matrix (held tiers included)."""
         core, n = self.core, self.spec.n_pairs
         var_ub = core.var_ub
         if allowed is not None:
@@ -110,16 +112,18 @@ class LinearBackend:
             matrix = sp.csr_matrix(sp.vstack([matrix, rows], format="csr"))
             lb = np.concatenate([lb, [h.at_least for h in held]])
             ub = np.concatenate([ub, np.full(len(held), math.inf)])
+        return (core.var_lb, var_ub, objective[core.columns], lb, ub, sp.csr_matrix(matrix, dtype=np.float64))
+
+    def _load(self, arrays: Arrays, integral: bool) -> mbh.ModelBuilderHelper:
         helper = mbh.ModelBuilderHelper()
-        arrays = (core.var_lb, var_ub, objective[core.columns], lb, ub, sp.csr_matrix(matrix, dtype=np.float64))
         # The helper may keep views of these arrays until the solve: the caller holds them as long as the helper
         # lives (locally: a MIP left running in a thread must not lose them when the next solve starts).
         helper.fill_model_from_sparse_data(*arrays)  # type: ignore[arg-type]
         helper.set_maximize(True)
         if integral:
-            for i in np.flatnonzero(core.integer).tolist():
+            for i in np.flatnonzero(self.core.integer).tolist():
                 helper.set_var_integrality(i, True)
-        return helper, arrays
+        return helper
 
     def solve(
         self,
@@ -136,12 +140,15 @@ class LinearBackend:
         # No solution hints: with hints, the HiGHS of the OR-Tools 9.15 wheel crashes the process (seen on the demo
         # region); a tier that finds nothing falls back to the caller's solution instead.
         started = time.monotonic()
-        helper, arrays = self._load(self.spec.objective(values), integral, allowed, extra)
+        arrays = self._arrays(self.spec.objective(values), allowed, extra)
+        if integral and self.solver == "highs":
+            return self._highs_mip(arrays, seconds, started)
+        helper = self._load(arrays, integral)
         name = self.solver if integral else self.lp_solver
         solver = mbh.ModelSolverHelper(name)
         # HiGHS overruns its limit by up to a third on these models (presolve and root LP are not interrupted).
         solver.set_time_limit_in_seconds(max(0.05, 0.75 * seconds))
-        solver.set_solver_specific_parameters(_parameters(name, integral, self.deterministic_nodes))
+        solver.set_solver_specific_parameters(_parameters(name))
         solver.solve(helper)
         status = solver.status()
         elapsed = time.monotonic() - started
@@ -169,9 +176,64 @@ class LinearBackend:
             reduced,
         )
 
+    def _highs_mip(self, arrays: Arrays, seconds: float, started: float) -> LinearResult:
+        """The MIP by HiGHS through MathOpt: at a time or node limit, HiGHS's incumbent (FEASIBLE) and its bound."""
+        model = mathopt.Model.from_model_proto(_proto(arrays, self.core.integer))
+        params = mathopt.SolveParameters(
+            # HiGHS overruns its limit by up to a third on these models (presolve and root LP are not interrupted).
+            time_limit=datetime.timedelta(seconds=max(0.05, 0.75 * seconds)),
+            # Values are integers: a gap below one proves the integer optimum, however large the objective.
+            relative_gap_tolerance=0.0,
+            absolute_gap_tolerance=0.999,
+            # A node budget instead of the wall clock: the same input then gives the same result.
+            node_limit=self.deterministic_nodes,
+            # MathOpt has no thread count for HiGHS; its own option does.
+            highs=highs_pb2.HighsOptionsProto(int_options={"threads": 1} if self.deterministic_nodes else {}),
+        )
+        result = mathopt.solve(model, mathopt.SolverType.HIGHS, params=params)
+        elapsed = time.monotonic() - started
+        reason = result.termination.reason
+        if reason == mathopt.TerminationReason.INFEASIBLE:
+            return LinearResult("INFEASIBLE", None, 0.0, 0.0, np.zeros(0), elapsed)
+        # Maximising: the dual bound is an upper bound (infinite when HiGHS has none).
+        bound = float(result.termination.objective_bounds.dual_bound)
+        if not result.has_primal_feasible_solution():
+            return LinearResult("UNKNOWN", None, 0.0, bound if math.isfinite(bound) else math.inf, np.zeros(0), elapsed)
+        full = np.zeros(self.spec.n_vars, dtype=np.float64)
+        full[self.core.columns] = result.variable_values(list(model.variables()))
+        objective = float(result.objective_value())
+        optimal = reason == mathopt.TerminationReason.OPTIMAL
+        bound = objective if optimal else max(objective, bound)
+        return LinearResult("OPTIMAL" if optimal else "FEASIBLE", full, objective, bound, np.zeros(0), elapsed)
+
     def hold(self, values: IntArray, at_least: float) -> None:
         """Keep a tier at or above a level in every later solve."""
         self.held.append(Held(values, at_least))
+
+
+def _proto(arrays: Arrays, integer: BoolArray) -> model_pb2.ModelProto:
+    """The arrays as a MathOpt model (maximising), variables and rows numbered as the arrays' columns and rows."""
+    var_lb, var_ub, objective, lb, ub, matrix = arrays
+    entries = sp.coo_matrix(matrix)
+    entries.sum_duplicates()  # MathOpt rejects a (row, column) given twice
+    proto = model_pb2.ModelProto()
+    proto.variables.ids.extend(range(len(var_lb)))
+    proto.variables.lower_bounds.extend(var_lb.tolist())
+    proto.variables.upper_bounds.extend(var_ub.tolist())
+    proto.variables.integers.extend(integer.tolist())
+    proto.objective.maximize = True
+    used = np.flatnonzero(objective)
+    proto.objective.linear_coefficients.ids.extend(used.tolist())
+    proto.objective.linear_coefficients.values.extend(objective[used].tolist())
+    proto.linear_constraints.ids.extend(range(len(lb)))
+    proto.linear_constraints.lower_bounds.extend(lb.tolist())
+    proto.linear_constraints.upper_bounds.extend(ub.tolist())
+    # MathOpt wants the entries sorted by row, then column (as summing duplicates leaves them), without zeros.
+    keep = np.flatnonzero(entries.data != 0)
+    proto.linear_constraint_matrix.row_ids.extend(entries.row[keep].tolist())
+    proto.linear_constraint_matrix.column_ids.extend(entries.col[keep].tolist())
+    proto.linear_constraint_matrix.coefficients.extend(entries.data[keep].tolist())
+    return proto
 
 
 def _full_core(spec: Spec) -> Core:

@@ -41,3 +41,15 @@ def test_a_short_load_run_reports_every_request_without_errors(backend: str) -> 
     after = replace(report, settings=replace(settings, code="after"))
     table = markdown([report, after])
     assert f"| {report.backend} | loaded | all paged lists | after |" in table
+
+
+def test_before_accepts_checkouts_before_and_after_the_split_of_api(tmp_path) -> None:
+    from benchmarks.cli import is_checkout
+
+    old, new, other = tmp_path / "old", tmp_path / "new", tmp_path / "other"
+    (old / "api").mkdir(parents=True)
+    (old / "api" / "cli.py").write_text("")
+    (new / "api" / "cli").mkdir(parents=True)
+    (new / "api" / "cli" / "__init__.py").write_text("")
+    other.mkdir()
+    assert is_checkout(old) and is_checkout(new) and not is_checkout(other)
