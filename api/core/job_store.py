@@ -99,7 +99,9 @@ def claim(session: Session, job_id: int, worker: str, max_attempts: int) -> int 
     )
     if attempt is None:
         return None
-    return _started(session, job_id, attempt, max_attempts, now)
+    # The time after the claim, not before it: on SQLite the claim may wait for the write lock of a job finishing
+    # (and freeing its lock) meanwhile, and a start stamped before that finish would look like an overlap.
+    return _started(session, job_id, attempt, max_attempts, utcnow())
 
 
 def claim_next(session: Session, worker: str, max_attempts: int, *, background: bool = True) -> tuple[int, int] | None:
@@ -126,7 +128,7 @@ def claim_next(session: Session, worker: str, max_attempts: int, *, background: 
     if row is None:
         return None
     job_id, attempt = row
-    started = _started(session, job_id, attempt, max_attempts, now)
+    started = _started(session, job_id, attempt, max_attempts, utcnow())  # after the claim, as in `claim`
     return (job_id, started) if started is not None else None
 
 

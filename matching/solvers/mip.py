@@ -375,6 +375,10 @@ def lexicographic(
             pool = [v for v in (fallback(),) if v is not None]
         best = _best(pool, tiers[position:])
         proven = best is not None and tier_value(tier, best) >= target
+        if on_tier is not None and best is not None and not proven:
+            # The tier's start (its first solution against the LP's bound) is progress too: a person watching the
+            # round sees the gap from here on, not only when a tier ends.
+            on_tier(position, tier.name, tier_value(tier, best), max(tier_value(tier, best), lp_bound), best)
         ahead = None
         if later and lp.status == "OPTIMAL" and polish is not None:
             own = tier if weighted else None
