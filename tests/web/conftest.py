@@ -108,6 +108,8 @@ def login(page: Page, username: str) -> None:
 
 def check_accessible(page: Page) -> None:
     """axe-core finds no WCAG 2.1 A/AA violation on the page as it is now."""
+    # After a click that navigates, the new document may not exist yet (axe then fails on a null document).
+    page.wait_for_load_state("load")
     result = Axe().run(page, options=WCAG_21_AA)
     violations = result.response["violations"]
     detail = [(v["id"], v["help"], [n["target"] for n in v["nodes"]][:5]) for v in violations]

@@ -169,6 +169,7 @@ def commitment(base_url: str) -> dict[str, Any]:
 def test_a_coordinator_follows_up_a_commitment(page: Page, base_url: str, commitment: dict[str, Any]) -> None:
     login(page, "samordnare")
     page.click("#follow-up-link")
+    page.wait_for_url("**/regions/01/commitments")
     check_accessible(page)
     page.select_option("#status", "accepted")
     page.fill("#unit", "U002")
