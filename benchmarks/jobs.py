@@ -8,16 +8,15 @@ from __future__ import annotations
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, make_url, select, text
+from sqlalchemy import create_engine, select, text
+
+from benchmarks.scratch import scratch_database
 
 
 @dataclass
@@ -32,26 +31,6 @@ class JobsSettings:
     time_limit_s: float = 1.0
     seed: int = 3
     timeout_s: float = 600.0
-
-
-@contextmanager
-def _database(url: str | None) -> Iterator[str]:
-    if url is None or url.startswith("sqlite"):
-        with tempfile.TemporaryDirectory(prefix="vardmatch-jobs-") as folder:
-            yield f"sqlite:///{Path(folder) / 'jobs.sqlite'}"
-        return
-    from models.db import normalise_url
-
-    name = f"vardmatch_jobs_{uuid.uuid4().hex[:12]}"
-    server = create_engine(normalise_url(url), isolation_level="AUTOCOMMIT")
-    with server.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with server.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        server.dispose()
 
 
 def _prepare(url: str, settings: JobsSettings) -> tuple[int, int]:
@@ -199,7 +178,7 @@ def run_jobs(settings: JobsSettings) -> list[dict[str, Any]]:
     rows = []
     backend = "sqlite" if settings.database_url is None or settings.database_url.startswith("sqlite") else "postgresql"
     for count in settings.workers:
-        with _database(settings.database_url) as url:
+        with scratch_database(settings.database_url, "jobs") as url:
             region_id, round_id = _prepare(url, settings)
             with _workers(url, count):
                 started = time.monotonic()

@@ -19,7 +19,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -29,9 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, make_url, text
 
-from models.db import normalise_url
+from benchmarks.scratch import scratch_database
 
 HOST = "127.0.0.1"
 REGION = "/api/v1/regions/01"
@@ -142,21 +140,12 @@ def _free_port() -> int:
 
 @contextmanager
 def _database(url: str | None) -> Iterator[str]:
-    """A database for the run: a fresh SQLite file, or a new database on the PostgreSQL server, dropped after."""
-    if url is None or url.startswith("sqlite"):
-        with tempfile.TemporaryDirectory(prefix="vardmatch-load-") as folder:
-            yield url or f"sqlite:///{Path(folder) / 'load.sqlite'}"
+    """A database for the run: the SQLite file named, a fresh one, or a new database on the PostgreSQL server."""
+    if url is not None and url.startswith("sqlite"):
+        yield url
         return
-    name = f"vardmatch_load_{uuid.uuid4().hex[:12]}"
-    server = create_engine(normalise_url(url), isolation_level="AUTOCOMMIT")
-    with server.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with server.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        server.dispose()
+    with scratch_database(url, "load") as made:
+        yield made
 
 
 @contextmanager
