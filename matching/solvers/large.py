@@ -27,6 +27,7 @@ from matching.solvers.cpsat import TierResult, _split_bound, tier_totals
 from matching.solvers.decompose import pair_components
 from matching.solvers.flow import FlowOverflow
 from matching.solvers.greedy import Pick, Preference, pinned_pairs, place_in_order
+from matching.solvers.knapsack import held_bound
 from matching.solvers.lagrange import evaluate, priced_preference, structure, subgradient
 from matching.solvers.lns import (
     attractive_pairs,
@@ -41,6 +42,7 @@ from matching.solvers.strategies import Context, CpSatStrategy, Outcome, Strateg
 
 LP_SHARE = 0.45  # of the search time, at most, for the LP bound
 LAGRANGE_SHARE = 0.15  # of the search time left, for subgradient steps when the LP did not finish
+KNAPSACK_SHARE = 0.1  # of the time left after the start, at most, for the knapsack bound where it applies
 FIRST_TIER_SHARE = 0.2  # of the search time left, for an open tier searched on its own before the weighted sum
 EXPLAIN_SECONDS_PER_CANDIDATE = 0.6e-3  # kept after the search for the solution's explanations
 # The LP stops once its bound is within this share of the last tier's range: the degenerate tail of column
@@ -109,6 +111,8 @@ class LnsStrategy(Strategy):
         policy = prep.instance.policy
         search_end = self.search_end(ctx)
         first_open = hold_proven(m, tiers, weights, picks, known)[2] == 0
+        if known is not None and lp.ok:
+            known = sharper_bound(m, tiers, weights, picks, known, c, price, KNAPSACK_SHARE * ctx.deadline.left())
         if m.n_cols > WHOLE_MAX_COLUMNS and lp.ok and first_open and not policy.deterministic:
             # While the first tier is open (national rounds: the start places fewer than the LP), HiGHS closes most
             # of that gap. Where the start already proves it (GAP places every job), CP-SAT's neighbourhoods did
@@ -185,6 +189,27 @@ class LnsStrategy(Strategy):
             return picks
         better = m.picks_of(found)
         return better if tier_totals(better, tiers) > tier_totals(picks, tiers) else picks
+
+
+def sharper_bound(
+    m: RoundMatrix,
+    tiers: list[Tier],
+    weights: list[int],
+    picks: list[Pick],
+    known: int,
+    c: FloatArray,
+    price: FloatArray,
+    seconds: float,
+) -> int:
+    """`known`, or the knapsack bound (`matching.solvers.knapsack`) on the tiers the start leaves open plus the
+    proven tiers' totals where that is lower (GAP-like rounds: every row but the candidates' a small knapsack)."""
+    held_m, open_values, open_at = hold_proven(m, tiers, weights, picks, known)
+    totals = tier_totals(picks, tiers)
+    held_total = sum(w * t for w, t in zip(weights[:open_at], totals[:open_at], strict=True))
+    found = held_bound(held_m, c, held_m.objective(open_values), price, held_m.columns_of(picks), seconds)
+    if found is None or not math.isfinite(found):
+        return known
+    return min(known, held_total + math.floor(found + 1e-6))
 
 
 def hold_proven(
