@@ -101,3 +101,23 @@ def test_a_round_whose_budgets_are_no_small_knapsack_gets_no_bound() -> None:
     # Budgets in kronor: the tables would not fit, and dropping the budgets would leave a bound below the LP's.
     prep = prepare(generate(30, 12, seed=3, binding_budgets=True))
     assert knapsacks(build_matrix(prep)) is None
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_from_an_early_master_the_first_bound_is_no_worse_than_the_masters(seed: int) -> None:
+    # The strategy stops column generation early; its candidate prices alone then start far above the bound the
+    # master proves with its budget prices. The start charges each candidate what the master's bound charges it.
+    problem = generate_gap("e", 10, 150, seed=seed)
+    scores, _ = scores_for(problem, "min")
+    prep = prepared(problem, scores, Policy(time_limit_s=5, workers=1))
+    m = build_matrix(prep)
+    tiers = objective_tiers(prep)
+    full = m.objective(combined_values(prep, tiers))
+    loose = 1e-3 * float(prep.scores.total.sum())
+    lp, bound, converged, _ = generate_columns(m, full, first_columns(m), time.monotonic() + 30, tolerance=loose)
+    assert lp.ok and converged
+    held = hold(m, np.ones(len(prep.pairs), dtype=np.int64), problem.jobs)
+    c = held.objective(prep.scores.total)
+    first = held_bound(held, held.objective(combined_values(prep, tiers)), c, lp.price, np.zeros(held.n_cols), 0)
+    weight = float(full.max() - c.max())
+    assert first is not None and first + problem.jobs * weight <= bound + 1e-6
