@@ -5,7 +5,9 @@ fractionally), among the offers of a few units, one programme's pairs or one cou
 incumbent's own pairs there. Every other column keeps its incumbent value and moves to the right-hand side, so the
 sub-model has the same rows with what is left of each slot, seat, budget and cap. CP-SAT solves it from the
 incumbent as a complete hint (so it never returns worse), and a better sub-solution replaces the incumbent's part.
-This repeats, with neighbourhoods growing when they stop paying off, until the deadline.
+This repeats, with neighbourhoods growing when they stop paying off, until the deadline. Every other step is an
+offer group instead (`matching.solvers.groups`: a few offers and everyone placed there, every pair among them free),
+and the other steps go mostly to the kind that gained the most per second so far.
 
 Before that, `restricted_mip` gives HiGHS (through MathOpt) one larger sub-model: every column left out of the
 few thousand with the best reduced profit at the LP's prices (and the incumbent's and the LP's own) held at zero.
@@ -39,9 +41,7 @@ from matching.solvers.matrix import RoundMatrix
 Report = Callable[[str, list[Pick]], None]
 # Kinds of neighbourhood: offer groups (`matching.solvers.groups`) and the pair neighbourhoods of `neighbourhood`.
 KINDS = ["offers", "anywhere", "rins", "programme", "unit", "county"]
-PAIR_KINDS = len(
-    [k for k in KINDS if k != "offers"]
-)  # kinds of pair neighbourhoods: a round of this many failures widens them
+PAIR_KINDS = len(KINDS) - 1  # this many failed pair neighbourhoods in a row widen them
 MIN_SIZE = 300  # pairs, smallest pair neighbourhood
 FADE = 0.8  # weight of a kind's earlier gain and time against its latest step's
 FIRST_TRY = 1.5  # seconds, at most, for each kind's first neighbourhood
@@ -275,12 +275,6 @@ def neighbourhood(
         county = prep.tables.offers.municipality[pairs.offer] // 100
         order = rng.permutation(np.unique(county))
         take = _grow(pool, county, order, size)
-    elif kind == "candidates":
-        # A random set of candidates with every pair they have: each may go anywhere the others leave room.
-        per_candidate = np.bincount(pairs.cand, minlength=len(prep.instance.candidates))
-        order = rng.permutation(len(per_candidate))
-        chosen = order[np.cumsum(per_candidate[order]) <= size]
-        take = np.isin(pairs.cand, chosen)
     else:
         take = _limit(pool, inc_pairs, size, rng)
     # Candidates whose incumbent pair stays fixed cannot move; offer rows keep their fixed slots automatically.
