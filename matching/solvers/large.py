@@ -113,7 +113,7 @@ class LnsStrategy(Strategy):
         policy = prep.instance.policy
         search_end = self.search_end(ctx)
         first_open = hold_proven(m, tiers, weights, picks, known)[2] == 0
-        if known is not None and lp.ok:
+        if known is not None and lp.ok and m.n_cols > WHOLE_MAX_COLUMNS:
             known = sharper_bound(m, tiers, weights, picks, known, c, price, KNAPSACK_SHARE * ctx.deadline.left())
         if m.n_cols > WHOLE_MAX_COLUMNS and lp.ok and first_open and not policy.deterministic:
             # While the first tier is open (national rounds: the start places fewer than the LP), HiGHS closes most
@@ -147,10 +147,15 @@ class LnsStrategy(Strategy):
                     return Outcome(current, done, self.name)
                 if policy.deterministic or search_end - time.monotonic() <= 0.3:
                     break
+                if known is not None and lp.ok:
+                    # Not proven whole: the knapsack bound now (before, it would have taken the time CP-SAT needs
+                    # to prove OR-Library's sizes at 2 s).
+                    seconds = KNAPSACK_SHARE * (search_end - time.monotonic())
+                    known = sharper_bound(m, tiers, weights, current, known, c, price, seconds)
                 continue
 
-            def proven(found: FloatArray, at: int = open_at) -> bool:
-                return at < len(tiers) - 1 and hold_proven(m, tiers, weights, m.picks_of(found), known)[2] > at
+            def proven(found: FloatArray, at: int = open_at, bound: int | None = known) -> bool:
+                return at < len(tiers) - 1 and hold_proven(m, tiers, weights, m.picks_of(found), bound)[2] > at
 
             # Each tier first on its own for a short while (a tier of equal values is easy alone, hard under a
             # weighted sum), then with the tiers after it.
