@@ -88,7 +88,7 @@ def run_command(
     from benchmarks.sweep import coerce_param, parse_assignment
 
     chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
-    unknown = [m for m in chosen if m not in (*METHODS, "auto", "lns", "mip", "lp_colgen")]
+    unknown = [m for m in chosen if m not in (*METHODS, "auto", "lns", "lagrange", "mip", "lp_colgen")]
     if unknown or not chosen:
         _fail(f"--methods: unknown {', '.join(unknown) or '(none given)'}; known: {', '.join(METHODS)}, auto")
     try:

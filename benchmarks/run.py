@@ -188,7 +188,7 @@ def plan_instance(spec: InstanceSpec, path: Path, settings: Settings) -> list[Pl
         elif method == "lp_colgen":
             task = Task(str(path), "lp_colgen")
             planned.append(Planned(spec, method, method, task, settings.lp_cap + settings.grace))
-        elif method in ("auto", "lns", "mip"):
+        elif method in ("auto", "lns", "lagrange", "mip"):
             # The engine's own dispatch (flow where it applies, else CP-SAT), or the large-round strategy (LP bound
             # by column generation, priced repair, LNS), with the first CP-SAT configuration's limit and workers.
             cp = _cp_sat(spec, path, settings.configs[0], settings)
@@ -296,7 +296,7 @@ def _row(run: Planned, result: dict[str, Any], child: ChildRun | None) -> Row:
         variant=spec.variant,
         method=run.method,
         config=run.config,
-        time_limit=run.task.time_limit if run.method in ("cp_sat", "highs", "auto", "lns", "mip") else None,
+        time_limit=run.task.time_limit if run.method in ("cp_sat", "highs", "auto", "lns", "lagrange", "mip") else None,
         wall_s=round(child.wall_s, 3) if child else 0.0,
         peak_mb=round(child.peak_mb, 1) if child else None,
         base_mb=result.get("base_rss_mb"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from matching.solvers.large import LnsStrategy
+from matching.solvers.priced import PricedStrategy
 from matching.solvers.strategies import (
     Context,
     CpSatStrategy,
@@ -21,6 +22,7 @@ METHODS: dict[str, Callable[[], Strategy]] = {
     "cp_sat": CpSatStrategy,
     "greedy": GreedyStrategy,
     "lns": LnsStrategy,
+    "lagrange": PricedStrategy,
 }
 
 
