@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from ortools.graph.python import min_cost_flow
 
 from matching.model.side import side_rows
 from matching.model.spec import objective_tiers
@@ -48,11 +49,13 @@ BUDGET, GENERAL, EARMARK, CAP, SEATS = range(5)
 WALK_PAIRS_PER_CANDIDATE = 4  # pairs of high worth per unplaced candidate walked after the flow's pairs
 WALK_EVERY = 4  # subgradient steps between two walks (a walk costs about as much as a step at stress scale)
 PART_PAIRS_PER_CANDIDATE = 2  # pairs by value and as many by cheapest funding, per candidate, in the part
-FIRST_PART_SHARE = 0.25  # of the search time, up to the end of the first part's search (for its LP prices)
-PART_SHARE = 0.75  # of the search time, up to the end of the second part's search; the rest: the bound and the fill
+FIRST_PART_SHARE = 0.3  # of the search time, up to the end of the first part's search (for its LP prices)
+PART_SHARE = 0.7  # of the search time, up to the end of the second part's search; the rest: the bound and the fill
 WORTH_PAIRS_PER_CANDIDATE = 3  # pairs of positive reduced profit per candidate added for the second part
 FILL_RESERVE = 1.0  # subgradient steps' worth of time kept for the fill
-STEP_THETA = 0.1  # first step size: from LP prices, small steps (a large first step lost what the LP had found)
+STEP_THETA = 0.3  # Polyak step size of the money prices
+STEP_PATIENCE = 2  # steps without a better bound before the step size halves
+MIN_PAIRS = 500_000  # `auto` picks this strategy from this many pairs (stress: 5 M; national: 84,000)
 
 
 @dataclass(frozen=True)
@@ -276,6 +279,103 @@ def _activity(
     return out[:-1]
 
 
+@dataclass(frozen=True)
+class SeatNetwork:
+    """Supervisor seats inside the flow instead of priced: each offer sends its pairs through the seats of its
+    supervisors in the offer's start month (every stay is under way in its first month). Stays that started earlier
+    and still run are not counted against those seats, and an offer may use any of its supervisors who can take
+    some pair of it: a relaxation of the seat rows, so the flow still bounds every solution."""
+
+    offer_sup_offer: IntArray  # arcs offer -> (supervisor, month) node
+    offer_sup_node: IntArray
+    node_seats: IntArray  # per (supervisor, month) node: free seats
+    offer_free: BoolArray  # per offer: some pair of it has a supervisor who can never run out of seats
+
+
+def seat_network(prep: Prepared) -> SeatNetwork:
+    """The offers' supervisors who can run out of seats, as nodes (supervisor, the offer's start month)."""
+    opts, pairs = prep.supervisors, prep.pairs
+    n_offers = len(prep.instance.offers)
+    offer_of_option = pairs.offer[opts.pair]
+    free_option = ~opts.binding[opts.choice]
+    offer_free = np.zeros(n_offers, dtype=bool)
+    offer_free[offer_of_option[free_option]] = True
+    bound_options = np.flatnonzero(~free_option)
+    start = prep.tables.offers.start_month
+    keys = np.unique(offer_of_option[bound_options] * len(opts.binding) + opts.choice[bound_options])
+    offer, sup = keys // len(opts.binding), keys % len(opts.binding)
+    width = int(start.max()) + 1 if len(start) else 1
+    nodes, node = np.unique(sup * width + start[offer], return_inverse=True)
+    limits = prep.tables.limits
+    seats = np.array([max(0, limits.seats_left(int(k // width), int(k % width))) for k in nodes], dtype=np.int64)
+    return SeatNetwork(offer, node.reshape(-1), seats, offer_free)
+
+
+def network_bound(
+    prep: Prepared, r: Relaxed, net: SeatNetwork, values: IntArray, price: FloatArray
+) -> tuple[float, FloatArray]:
+    """The bound with money priced (`price`; seat prices are ignored) and seats in the flow (`SeatNetwork`), and what
+    the flow's pairs draw on each row with their cheapest funding."""
+    p = np.append(np.where(r.kind == SEATS, 0.0, price), 0.0)
+    fund_cost = r.grant * (p[r.fund_budget] + p[r.fund_draw] + p[r.fund_cap])
+    money = _segment_min(fund_cost, r.fund_start)
+    money[r.free_money] = 0.0
+    worth = values - money
+    gain = np.where(worth > 0, np.ceil(worth), 0).astype(np.int64)
+    pairs = np.flatnonzero(gain > 0)
+    n_c, n_o, n_s = len(prep.instance.candidates), len(prep.instance.offers), len(net.node_seats)
+    # Nodes: source, candidates, offers in, offers out, (supervisor, month), sink.
+    source, c_at, i_at, o_at, s_at = 0, 1, 1 + n_c, 1 + n_c + n_o, 1 + n_c + 2 * n_o
+    sink = s_at + n_s
+    big = n_c
+    flow = min_cost_flow.SimpleMinCostFlow()
+    tails = np.concatenate(
+        [
+            np.zeros(n_c, dtype=np.int64),
+            c_at + prep.pairs.cand[pairs],
+            i_at + np.arange(n_o),
+            o_at + net.offer_sup_offer,
+            o_at + np.flatnonzero(net.offer_free),
+            s_at + np.arange(n_s),
+            [source],
+        ]
+    )
+    heads = np.concatenate(
+        [
+            c_at + np.arange(n_c),
+            i_at + prep.pairs.offer[pairs],
+            o_at + np.arange(n_o),
+            s_at + net.offer_sup_node,
+            np.full(int(net.offer_free.sum()), sink),
+            np.full(n_s, sink),
+            [sink],
+        ]
+    )
+    caps = np.concatenate(
+        [
+            np.ones(n_c + len(pairs), dtype=np.int64),
+            prep.tables.offers.slots.astype(np.int64),
+            np.full(len(net.offer_sup_offer) + int(net.offer_free.sum()), big, dtype=np.int64),
+            net.node_seats,
+            [n_c],
+        ]
+    )
+    costs = np.zeros(len(tails), dtype=np.int64)
+    costs[n_c : n_c + len(pairs)] = -gain[pairs]
+    arcs = flow.add_arcs_with_capacity_and_unit_cost(tails, heads, caps, costs)
+    supplies = np.zeros(sink + 1, dtype=np.int64)
+    supplies[source], supplies[sink] = n_c, -n_c
+    flow.set_nodes_supplies(np.arange(sink + 1), supplies)
+    if flow.solve() != flow.OPTIMAL:
+        raise RuntimeError("min-cost flow of the seat network did not finish")
+    chosen = pairs[flow.flows(arcs[n_c : n_c + len(pairs)]) > 0]
+    total = int(gain[chosen].sum())
+    seats_free = np.where(r.kind == SEATS, 0.0, price)
+    activity = _activity(prep, r, chosen, fund_cost, money, np.zeros(r.seats.shape[1]), np.zeros(len(prep.pairs)))
+    activity[r.kind == SEATS] = 0.0
+    return float(total) + float(seats_free @ r.rhs), activity
+
+
 @dataclass
 class Subgradient:
     """Subgradient steps on the prices (Polyak steps towards the best solution known), keeping the best bound."""
@@ -287,19 +387,19 @@ class Subgradient:
     theta: float = 1.0
     stall: int = 0
     patience: int = 3
-    momentum: float = 0.5  # share of the previous direction kept (damps the zig-zag of seat prices)
+    momentum: float = 0.0  # share of the previous direction kept (0.5 damped the zig-zag of seat prices a little)
     direction: FloatArray | None = None
 
-    def step(self, at: Priced, target: float) -> None:
-        """Move the prices from the evaluation `at` (made at self.price)."""
+    def step(self, bound: float, activity: FloatArray, target: float) -> None:
+        """Move the prices from an evaluation at self.price: its bound and its rows' activity."""
         r = self.r
-        if at.bound < self.best_bound - 1e-9 * max(1.0, abs(at.bound)):
-            self.best_bound, self.best_price, self.stall = at.bound, self.price.copy(), 0
+        if bound < self.best_bound - 1e-9 * max(1.0, abs(bound)):
+            self.best_bound, self.best_price, self.stall = bound, self.price.copy(), 0
         else:
             self.stall += 1
             if self.stall >= self.patience:
                 self.theta, self.stall = self.theta / 2, 0
-        g = at.activity - r.rhs
+        g = activity - r.rhs
         # A row with slack and no price cannot move: its price is already at 0.
         g[(g < 0) & (self.price <= 0)] = 0.0
         # Rows in their own units (SEK, seats): relative steps treat them alike.
@@ -310,7 +410,7 @@ class Subgradient:
         norm = float(((g / size) ** 2).sum())
         if norm < 1e-12:
             return
-        step = self.theta * max(at.bound - target, 1e-6 * abs(at.bound)) / norm
+        step = self.theta * max(bound - target, 1e-6 * abs(bound)) / norm
         price = np.maximum(0.0, self.price + step * g / size**2)
         # An earmark never costs more than its programme's general money (see the module docstring).
         mark = np.flatnonzero(r.kind == EARMARK)
@@ -512,25 +612,30 @@ class PricedStrategy(Strategy):
         if prices is not None:
             price = prices_from_matrix(r, *prices)
         ctx.reporter.picks("search (part of the round)", prep, best, self.name)
-        # 2. The bound: subgradient steps on the whole round from the part's LP prices, each a valid bound.
-        sub_grad = Subgradient(r, price, theta=STEP_THETA, momentum=0.0)
-        sub_grad.step(at, float(best_value))
-        last: Priced | None = at if prices is None else None
+        # 3. The bound: money priced, seats in the flow (`network_bound`), subgradient steps on the money prices
+        #    from the part's LP prices until the time for the fill; each step is a proven bound.
+        net = seat_network(prep)
+        sub_grad = Subgradient(r, np.where(r.kind == SEATS, 0.0, price), theta=STEP_THETA, patience=STEP_PATIENCE)
         step_seconds = 0.0
-        while last is None or time.monotonic() + step_seconds + FILL_RESERVE * step_seconds < end:
+        while not step_seconds or time.monotonic() + (1 + FILL_RESERVE) * step_seconds < end:
             began = time.monotonic()
-            last = evaluate(prep, r, values, sub_grad.price)
-            sub_grad.step(last, float(best_value))
+            bound, activity = network_bound(prep, r, net, values, sub_grad.price)
+            sub_grad.step(bound, activity, float(best_value))
             step_seconds = time.monotonic() - began
             ctx.reporter.report(
-                "bound", tier="combined", objective=float(best_value), bound=sub_grad.best_bound, strategy=self.name
+                "bound",
+                tier="combined",
+                objective=float(best_value),
+                bound=min(at.bound, sub_grad.best_bound),
+                strategy=self.name,
             )
             if sub_grad.best_bound <= best_value + 1:
                 break
-        # 3. Fill: every candidate still unplaced tries its pairs of best worth at the last prices.
-        best = fill(prep, best, last, values)
+        # 4. Fill: every candidate still unplaced tries its pairs of best worth at the part's prices.
+        best = fill(prep, best, at, values)
         ctx.reporter.picks("search (filled)", prep, best, self.name)
-        known = math.floor(sub_grad.best_bound + 1e-6) if math.isfinite(sub_grad.best_bound) else None
+        proven = min(at.bound, sub_grad.best_bound)
+        known = math.floor(proven + 1e-6) if math.isfinite(proven) else None
         results = _split_bound(prep, best, tiers, weights, known, time.monotonic() - started)
         return Outcome(best, results, self.name)
 

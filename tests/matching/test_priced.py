@@ -22,10 +22,12 @@ from matching.solvers.priced import (
     PricedStrategy,
     Subgradient,
     evaluate,
+    network_bound,
     part_pairs,
     prices_from_matrix,
     relax,
     restrict,
+    seat_network,
 )
 from matching.solvers.solve import build_solution
 from matching.solvers.strategies import Context, Deadline, Reporter
@@ -59,10 +61,13 @@ def test_the_lagrangian_bound_is_above_the_mip_optimum_at_any_prices(seed: int) 
     sub = Subgradient(r, np.zeros(r.n_rows))
     for _ in range(10):
         at = evaluate(prep, r, values, sub.price)
-        sub.step(at, float(optimum))
+        sub.step(at.bound, at.activity, float(optimum))
     prices.append(sub.price)
+    net = seat_network(prep)
     for price in prices:
         assert evaluate(prep, r, values, price).bound >= optimum - 1e-6
+        # Seats in the flow (relaxed to each offer's start month) instead of priced: a bound too.
+        assert network_bound(prep, r, net, values, price)[0] >= optimum - 1e-6
     assert sub.best_bound >= optimum - 1e-6
 
 
