@@ -52,6 +52,7 @@ ROW_FIELDS = (
     "finish_s",
     "seconds",
     "wall_s",
+    "cpu_s",
     "peak_mb",
     "base_mb",
     "violations",
@@ -105,6 +106,7 @@ class ChildRun:
     result: dict[str, Any]
     wall_s: float
     peak_mb: float
+    cpu_s: float = 0.0  # user + system CPU time: what the run would take alone on a quiet core
 
 
 @dataclass
@@ -143,7 +145,8 @@ def run_child(task: Task, cap: float, tick: Tick | None = None) -> ChildRun:
             raise
         wall = time.monotonic() - started
         result = _child_result(result_path, log_path, status, killed, cap)
-    return ChildRun(result=result, wall_s=wall, peak_mb=usage.ru_maxrss / 1024)
+    cpu = usage.ru_utime + usage.ru_stime
+    return ChildRun(result=result, wall_s=wall, peak_mb=usage.ru_maxrss / 1024, cpu_s=cpu)
 
 
 def _wait(proc: subprocess.Popen[bytes], started: float, cap: float, tick: Tick | None) -> tuple[int, Any, bool]:
@@ -303,6 +306,7 @@ def _row(run: Planned, result: dict[str, Any], child: ChildRun | None) -> Row:
         config=run.config,
         time_limit=run.task.time_limit if run.method in ("cp_sat", "highs", "auto", "lns", "lagrange", "mip") else None,
         wall_s=round(child.wall_s, 3) if child else 0.0,
+        cpu_s=round(child.cpu_s, 3) if child else None,
         peak_mb=round(child.peak_mb, 1) if child else None,
         base_mb=result.get("base_rss_mb"),
         seconds=round(sum(phases), 3) if len(phases) == 3 else None,

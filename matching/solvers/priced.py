@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,14 +47,12 @@ from matching.solvers.strategies import EXPLAIN_SHARE, Context, Deadline, Outcom
 
 # Row kinds of the relaxation.
 BUDGET, GENERAL, EARMARK, CAP, SEATS = range(5)
-WALK_PAIRS_PER_CANDIDATE = 4  # pairs of high worth per unplaced candidate walked after the flow's pairs
-WALK_EVERY = 4  # subgradient steps between two walks (a walk costs about as much as a step at stress scale)
+WALK_PAIRS_PER_CANDIDATE = 4  # pairs of best worth per unplaced candidate tried by the fill
 PART_PAIRS_PER_CANDIDATE = 2  # pairs by value and as many by cheapest funding, per candidate, in the part
-FIRST_PART_SHARE = 0.3  # of the search time, up to the end of the first part's search (for its LP prices)
-PART_SHARE = 0.7  # of the search time, up to the end of the second part's search; the rest: the bound and the fill
-WORTH_PAIRS_PER_CANDIDATE = 3  # pairs of positive reduced profit per candidate added for the second part
+PART_SHARE = 0.5  # of the search time, for the part's search; the rest for the bound and the fill
+LINE_STEPS = 2  # golden-section steps on one price per SEK (2 steps: 4 evaluations of the bound)
 FILL_RESERVE = 1.0  # subgradient steps' worth of time kept for the fill
-STEP_THETA = 0.3  # Polyak step size of the money prices
+STEP_THETA = 1.0  # Polyak step size of the money prices (national: 1,331 -> 1,248 in 7 steps, LP 1,198)
 STEP_PATIENCE = 2  # steps without a better bound before the step size halves
 MIN_PAIRS = 500_000  # `auto` picks this strategy from this many pairs (stress: 5 M; national: 84,000)
 
@@ -311,11 +310,9 @@ def seat_network(prep: Prepared) -> SeatNetwork:
     return SeatNetwork(offer, node.reshape(-1), seats, offer_free)
 
 
-def network_bound(
-    prep: Prepared, r: Relaxed, net: SeatNetwork, values: IntArray, price: FloatArray
-) -> tuple[float, FloatArray]:
-    """The bound with money priced (`price`; seat prices are ignored) and seats in the flow (`SeatNetwork`), and what
-    the flow's pairs draw on each row with their cheapest funding."""
+def network_bound(prep: Prepared, r: Relaxed, net: SeatNetwork, values: IntArray, price: FloatArray) -> Priced:
+    """The bound with money priced (`price`; seat prices are ignored) and seats in the flow (`SeatNetwork`), with
+    what the flow's pairs draw on each row with their cheapest funding (no seat rows)."""
     p = np.append(np.where(r.kind == SEATS, 0.0, price), 0.0)
     fund_cost = r.grant * (p[r.fund_budget] + p[r.fund_draw] + p[r.fund_cap])
     money = _segment_min(fund_cost, r.fund_start)
@@ -371,9 +368,10 @@ def network_bound(
     chosen = pairs[flow.flows(arcs[n_c : n_c + len(pairs)]) > 0]
     total = int(gain[chosen].sum())
     seats_free = np.where(r.kind == SEATS, 0.0, price)
-    activity = _activity(prep, r, chosen, fund_cost, money, np.zeros(r.seats.shape[1]), np.zeros(len(prep.pairs)))
+    no_seats = np.zeros(r.seats.shape[1])
+    activity = _activity(prep, r, chosen, fund_cost, money, no_seats, np.zeros(len(prep.pairs)))
     activity[r.kind == SEATS] = 0.0
-    return float(total) + float(seats_free @ r.rhs), activity
+    return Priced(float(total) + float(seats_free @ r.rhs), worth, chosen, activity, fund_cost, no_seats)
 
 
 @dataclass
@@ -389,6 +387,7 @@ class Subgradient:
     patience: int = 3
     momentum: float = 0.0  # share of the previous direction kept (0.5 damped the zig-zag of seat prices a little)
     direction: FloatArray | None = None
+    scaled: bool = True  # steps relative to each row's limit (else plain Polyak steps in the rows' own units)
 
     def step(self, bound: float, activity: FloatArray, target: float) -> None:
         """Move the prices from an evaluation at self.price: its bound and its rows' activity."""
@@ -403,7 +402,7 @@ class Subgradient:
         # A row with slack and no price cannot move: its price is already at 0.
         g[(g < 0) & (self.price <= 0)] = 0.0
         # Rows in their own units (SEK, seats): relative steps treat them alike.
-        size = np.maximum(1.0, np.abs(r.rhs))
+        size = np.maximum(1.0, np.abs(r.rhs)) if self.scaled else np.ones(r.n_rows)
         if self.direction is not None and self.momentum > 0:
             g = g + self.momentum * self.direction
         self.direction = g
@@ -475,18 +474,6 @@ def priced_preference(prep: Prepared, at: Priced) -> Preference:
     return Preference(supervisor=sup, funding=fund)
 
 
-def walk(prep: Prepared, at: Priced, values: IntArray) -> list[Pick]:
-    """A solution from prices: pins, the subproblem's pairs by worth, then each candidate's pairs of best worth (up to
-    WALK_PAIRS_PER_CANDIDATE each), every pair placed where it still fits."""
-    pins = pinned_pairs(prep)
-    first = at.chosen[np.argsort(-at.worth[at.chosen], kind="stable")]
-    order = np.lexsort((-np.asarray(values), -at.worth, prep.pairs.cand))
-    rank = np.arange(len(order)) - np.searchsorted(prep.pairs.cand[order], prep.pairs.cand[order])
-    rest = order[rank < WALK_PAIRS_PER_CANDIDATE]
-    rest = rest[np.argsort(-at.worth[rest], kind="stable")]
-    return place_in_order(prep, [*pins, *first, *rest], preference=priced_preference(prep, at))
-
-
 def part_pairs(prep: Prepared, values: IntArray, per_candidate: int) -> IntArray:
     """Each candidate's `per_candidate` pairs of highest value and as many of cheapest funding (then value), with the
     pins: the part of the round that the neighbourhood search works on."""
@@ -502,22 +489,6 @@ def part_pairs(prep: Prepared, values: IntArray, per_candidate: int) -> IntArray
         keep[order[rank < per_candidate]] = True
     keep[pinned_pairs(prep)] = True
     return np.flatnonzero(keep)
-
-
-def priced_out_pairs(prep: Prepared, at: Priced, m: RoundMatrix, price: FloatArray, per_candidate: int) -> IntArray:
-    """Pairs of positive reduced profit at a part's LP prices (worth at its row prices less its candidate's and its
-    offer's price), the best `per_candidate` of each candidate."""
-    pairs, inst = prep.pairs, prep.instance
-    cand_price = np.zeros(len(inst.candidates))
-    offer_price = np.zeros(len(inst.offers))
-    for name, out in (("candidate", cand_price), ("offer", offer_price)):
-        rows = np.flatnonzero(m.kind == KIND[name])
-        np.maximum.at(out, m.owner[rows], np.maximum(price[rows], 0.0))
-    reduced = at.worth - cand_price[pairs.cand] - offer_price[pairs.offer]
-    wanted = np.flatnonzero(reduced > 1e-6)
-    order = wanted[np.lexsort((-reduced[wanted], pairs.cand[wanted]))]
-    rank = np.arange(len(order)) - np.searchsorted(pairs.cand[order], pairs.cand[order])
-    return order[rank < per_candidate]
 
 
 def fill(prep: Prepared, picks: list[Pick], at: Priced | None, values: IntArray) -> list[Pick]:
@@ -547,6 +518,35 @@ def fill(prep: Prepared, picks: list[Pick], at: Priced | None, values: IntArray)
     rest = rest[np.argsort(-worth[rest], kind="stable")]
     preference = priced_preference(prep, at) if at is not None else None
     return [*picks, *place_in_order(prep, rest, ledger=ledger, preference=preference)]
+
+
+def _uniform_prices(
+    prep: Prepared, r: Relaxed, values: IntArray, bound: Callable[[FloatArray], float]
+) -> list[FloatArray]:
+    """One price per SEK on every grant (general money and earmarks), searched on a few points around a placement's
+    value over a median grant (at national size the best such price bounded 11 % above the LP, and subgradient steps
+    from there 4 %): the prices tried, in order."""
+    grants = prep.pairs.fund_grant
+    base = float(np.max(values)) / max(1.0, float(np.median(grants))) if len(grants) else 0.0
+    shape = np.isin(r.kind, [GENERAL, EARMARK]).astype(np.float64)
+    tried: dict[float, float] = {}
+    out: list[FloatArray] = []
+
+    def at(factor: float) -> float:
+        if factor not in tried:
+            out.append(factor * base * shape)
+            tried[factor] = bound(out[-1])
+        return tried[factor]
+
+    low, high = 0.2, 1.6
+    for _ in range(LINE_STEPS):
+        # Golden-section steps on a convex function of the factor (the bound is convex in the prices).
+        a, b = high - 0.618 * (high - low), low + 0.618 * (high - low)
+        if at(a) <= at(b):
+            high = b
+        else:
+            low = a
+    return out
 
 
 class _Part(LnsStrategy):
@@ -592,49 +592,42 @@ class PricedStrategy(Strategy):
         ctx.reporter.report("model", strategy=self.name)
         r = relax(prep)
         end = self.search_end(ctx)
-        # 1. A first part: each candidate's best pairs by value and by cheapest money, solved by the LP-guided
-        #    neighbourhood search for a short while, for its LP prices (and a first solution).
+        # 1. A part of the round: each candidate's best pairs by value and by cheapest money, solved by the LP-guided
+        #    neighbourhood search (`lns`): the solution, and LP prices for the bound.
         keep = part_pairs(prep, values, PART_PAIRS_PER_CANDIDATE)
-        best, prices = self._solve_part(ctx, keep, started + FIRST_PART_SHARE * (end - started), values)
+        best, prices = self._solve_part(ctx, keep, started + PART_SHARE * (end - started), values)
         best_value = _total(best, values)
-        price = prices_from_matrix(r, *prices) if prices is not None else np.zeros(r.n_rows)
-        # 2. Those prices on the whole round: a bound, and each pair's worth. The second part is each candidate's
-        #    pairs of best worth there (column generation over pairs, one round) with the first part's solution.
-        at = evaluate(prep, r, values, price)
-        ctx.reporter.report("bound", tier="combined", objective=float(best_value), bound=at.bound, strategy=self.name)
-        if prices is not None:
-            # Column generation over pairs, one round: the pairs the first part's LP would want (positive reduced
-            # profit, the best few per candidate) join it.
-            keep = np.union1d(keep, priced_out_pairs(prep, at, *prices, WORTH_PAIRS_PER_CANDIDATE))
-        found, prices = self._solve_part(ctx, keep, started + PART_SHARE * (end - started), values)
-        if _total(found, values) > best_value:
-            best, best_value = found, _total(found, values)
-        if prices is not None:
-            price = prices_from_matrix(r, *prices)
-        ctx.reporter.picks("search (part of the round)", prep, best, self.name)
-        # 3. The bound: money priced, seats in the flow (`network_bound`), subgradient steps on the money prices
-        #    from the part's LP prices until the time for the fill; each step is a proven bound.
+        # 2. The bound: money priced, seats in the flow (`network_bound`), each evaluation a proven bound. Start from
+        #    the better of the part's LP prices and one price per SEK for every grant (a short line search), then
+        #    subgradient steps until the time for the fill.
         net = seat_network(prep)
+        tried: list[Priced] = []
+
+        def bound_at(price: FloatArray) -> Priced:
+            tried.append(network_bound(prep, r, net, values, np.where(r.kind == SEATS, 0.0, price)))
+            ctx.reporter.report(
+                "bound", tier="combined", objective=float(best_value), bound=tried[-1].bound, strategy=self.name
+            )
+            return tried[-1]
+
+        starts = [prices_from_matrix(r, *prices)] if prices is not None else []
+        starts += _uniform_prices(prep, r, values, lambda p: bound_at(p).bound)
+        first = min(range(len(tried)), key=lambda i: tried[i].bound)
+        price = starts[first] if first < len(starts) else np.zeros(r.n_rows)
         sub_grad = Subgradient(r, np.where(r.kind == SEATS, 0.0, price), theta=STEP_THETA, patience=STEP_PATIENCE)
         step_seconds = 0.0
         while not step_seconds or time.monotonic() + (1 + FILL_RESERVE) * step_seconds < end:
             began = time.monotonic()
-            bound, activity = network_bound(prep, r, net, values, sub_grad.price)
-            sub_grad.step(bound, activity, float(best_value))
+            at = bound_at(sub_grad.price)
+            sub_grad.step(at.bound, at.activity, float(best_value))
             step_seconds = time.monotonic() - began
-            ctx.reporter.report(
-                "bound",
-                tier="combined",
-                objective=float(best_value),
-                bound=min(at.bound, sub_grad.best_bound),
-                strategy=self.name,
-            )
-            if sub_grad.best_bound <= best_value + 1:
+            if at.bound <= best_value + 1:
                 break
-        # 4. Fill: every candidate still unplaced tries its pairs of best worth at the part's prices.
-        best = fill(prep, best, at, values)
+        # 3. Fill: every candidate still unplaced tries its pairs of best worth at the prices of the best bound.
+        tightest = min(tried, key=lambda t: t.bound)
+        best = fill(prep, best, tightest, values)
         ctx.reporter.picks("search (filled)", prep, best, self.name)
-        proven = min(at.bound, sub_grad.best_bound)
+        proven = tightest.bound
         known = math.floor(proven + 1e-6) if math.isfinite(proven) else None
         results = _split_bound(prep, best, tiers, weights, known, time.monotonic() - started)
         return Outcome(best, results, self.name)
@@ -658,4 +651,4 @@ class PricedStrategy(Strategy):
         return LnsStrategy.search_end(ctx)
 
 
-__all__ = ["PricedStrategy", "Relaxed", "TierResult", "evaluate", "relax", "walk"]
+__all__ = ["PricedStrategy", "Relaxed", "TierResult", "evaluate", "network_bound", "relax"]

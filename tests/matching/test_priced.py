@@ -67,7 +67,7 @@ def test_the_lagrangian_bound_is_above_the_mip_optimum_at_any_prices(seed: int) 
     for price in prices:
         assert evaluate(prep, r, values, price).bound >= optimum - 1e-6
         # Seats in the flow (relaxed to each offer's start month) instead of priced: a bound too.
-        assert network_bound(prep, r, net, values, price)[0] >= optimum - 1e-6
+        assert network_bound(prep, r, net, values, price).bound >= optimum - 1e-6
     assert sub.best_bound >= optimum - 1e-6
 
 
