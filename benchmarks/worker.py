@@ -98,7 +98,8 @@ def run(task: Task) -> dict[str, Any]:
         return out | _lp_colgen(prep, values)
     if task.method == "flow" and not prep.is_flow:
         return out | {"status": "N/A", "error": "min-cost flow does not apply: a supervisor, budget or cap can bind"}
-    return out | _solve(instance, prep, values, task, started - out["prepare_s"])
+    # `started` is when prepare began: the time limit and the trajectory count from there (end to end, as `solve`).
+    return out | _solve(instance, prep, values, task, started)
 
 
 def _ceiling(prep: Prepared, values: IntArray) -> int:
