@@ -621,7 +621,10 @@ class PricedStrategy(Strategy):
         while not step_seconds or time.monotonic() + (1 + FILL_RESERVE) * step_seconds < end:
             began = time.monotonic()
             at = bound_at(sub_grad.price)
-            sub_grad.step(at.bound, at.activity, float(best_value))
+            # Polyak steps towards halfway between the bound and the best solution: towards the solution alone, the
+            # steps overshot at stress scale (no better bound in a run; halfway: 10,643 -> 10,203 in 7 steps).
+            target = (min(sub_grad.best_bound, at.bound) + best_value) / 2
+            sub_grad.step(at.bound, at.activity, target)
             step_seconds = time.monotonic() - began
             if at.bound <= best_value + 1:
                 break
