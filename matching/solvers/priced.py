@@ -1,17 +1,22 @@
 """Rounds too large for any LP: Lagrangian prices on the prepared arrays (`PricedStrategy`, method `lagrange`).
 
 At stress scale (50,000 candidates x 20,000 offers, 5 M pairs, 20 M funding rows) neither the model (`spec`, 10 M
-rows) nor its compact form (`matrix`, 21 M columns) fits in memory and time. This strategy never builds either. It
-prices the rows that can bind, straight from `Prepared`: each programme's budget, general money and earmarks, each
-(programme, unit) cap, and each supervisor's seats per month (`prep.seat_rows`). At prices `p >= 0` a pair is worth
-its value less the priced money of its cheapest funding row and the priced seats of its cheapest supervisor, and the
-best assignment at those worths (each candidate once, each offer within its slots) is one min-cost flow. That flow's
-value plus `p` times the rows' limits is an upper bound on every solution's value, whatever `p` is (weak duality of
-the Lagrangian relaxation): the proven bound. Subgradient steps move `p` towards the tightest bound.
+rows) nor its compact form (`matrix`, 21 M columns) fits in memory and time. This strategy never builds either for
+the whole round. It prices the rows that can bind, straight from `Prepared`: each programme's budget, general money
+and earmarks, each (programme, unit) cap and (in `evaluate`) each supervisor's seats per month. At prices `p >= 0` a
+pair is worth its value less the priced money of its cheapest funding row (and priced seats of its cheapest
+supervisor), and the best assignment at those worths is one min-cost flow. That flow's value plus `p` times the rows'
+limits is an upper bound on every solution's value, whatever `p` is (weak duality of the Lagrangian relaxation): the
+proven bound. `network_bound` keeps the seats in the flow instead (each offer's pairs pass through its supervisors'
+seats in the offer's start month), which at the sizes measured bounds far tighter than priced seats.
 
-Solutions: the flow's pairs at the current prices, best worth first, then the other pairs of high worth, walked by
-the greedy that checks every rule (`matching.solvers.greedy.place_in_order`, supervisors and funding rows in order
-of their priced cost). Every few steps a new walk at the newer prices; the best is kept.
+1. A solution from a part of the round (`restrict`: each candidate's two pairs of highest value and two of cheapest
+   funding), solved by the `lns` strategy: a solution of the part is one of the whole round (same rows, fewer pairs).
+2. Money prices: the part's LP prices (`prices_from_matrix` maps its rows by label) or one price per SEK on every
+   grant (golden-section steps), whichever bounds lower; then subgradient steps until the deadline, every
+   evaluation a proven bound.
+3. Fill: every candidate still unplaced tries its pairs of best worth at the tightest prices, walked by the greedy
+   that checks every rule (`matching.solvers.greedy.place_in_order`).
 
 Earmarks: the model (`matching.model.spec`) spends an earmark's money first and its overflow from general money.
 With the earmark's price at most its programme's general price, the relaxation never gains from overflow, so an
@@ -37,23 +42,21 @@ from matching.rules.limits import NO_CAP
 from matching.rules.prepare import Options, Prepared, SeatRow
 from matching.rules.scoring import Scores
 from matching.rules.tables import BoolArray, FloatArray, IntArray
-from matching.solvers.colgen import first_columns, generate_columns
 from matching.solvers.cpsat import TierResult, _split_bound
 from matching.solvers.flow import FlowOverflow, max_weight_assignment
 from matching.solvers.greedy import Pick, Preference, pinned_pairs, place_in_order
 from matching.solvers.large import LnsStrategy
-from matching.solvers.matrix import KIND, RoundMatrix, build_matrix
-from matching.solvers.objective import combined_values, tier_ceiling, tier_weights
+from matching.solvers.matrix import KIND, RoundMatrix
+from matching.solvers.objective import combined_values, tier_weights
 from matching.solvers.strategies import EXPLAIN_SHARE, Context, Deadline, Outcome, Strategy
 
 # Row kinds of the relaxation.
 BUDGET, GENERAL, EARMARK, CAP, SEATS = range(5)
 WALK_PAIRS_PER_CANDIDATE = 4  # pairs of best worth per unplaced candidate tried by the fill
 PART_PAIRS_PER_CANDIDATE = 2  # pairs by value and as many by cheapest funding, per candidate, in the part
-LP_SHARE = 0.25  # of the search time, up to the end of the small part's LP (for the money prices)
-PART_SHARE = 0.65  # of the search time, up to the end of the larger part's search; the rest for the bound and fill
-LP_TOLERANCE = 1e-3  # of the last tier's range: the small part's LP stops there (as `large.STRATEGY_PROOF_TOLERANCE`)
-LINE_STEPS = 2  # golden-section steps on one price per SEK (2 steps: 4 evaluations of the bound)
+PART_SHARE = 0.55  # of the search time, for the part's search; the rest for the bound and the fill
+LINE_STEPS = 1  # golden-section steps on one price per SEK (2 evaluations of the bound each; a stress run with 2
+# left no time for subgradient steps, which took the bound 4 % lower in 7 steps)
 FILL_RESERVE = 0.5  # subgradient steps' worth of time kept for the fill (a step: 6-12 s at stress, the fill 9 s)
 EXPLAIN_SECONDS_PER_CANDIDATE = 1.0e-3  # kept after the search for the explanations
 EXPLAIN_MAX_SHARE = 0.25  # of the time limit, at most, kept for them
@@ -525,18 +528,6 @@ def fill(prep: Prepared, picks: list[Pick], at: Priced | None, values: IntArray)
     return [*picks, *place_in_order(prep, rest, ledger=ledger, preference=preference)]
 
 
-def _part_lp_prices(prep: Prepared, r: Relaxed, values: IntArray, end: float) -> FloatArray | None:
-    """Prices of the relaxed rows from the LP of each candidate's best pair by value and cheapest by funding, solved
-    by column generation until `end` (None when it has no prices by then)."""
-    sub, _ = restrict(prep, part_pairs(prep, values, 1))
-    m = build_matrix(sub)
-    tiers = objective_tiers(sub)
-    c = m.objective(combined_values(sub, tiers))
-    tolerance = LP_TOLERANCE * max(1, tier_ceiling(sub, tiers[-1][1]))
-    lp, _, _, _ = generate_columns(m, c, first_columns(m), end, tolerance=tolerance)
-    return prices_from_matrix(r, m, lp.price) if lp.ok else None
-
-
 def _uniform_prices(
     prep: Prepared, r: Relaxed, values: IntArray, bound: Callable[[FloatArray], float]
 ) -> list[FloatArray]:
@@ -609,13 +600,16 @@ class PricedStrategy(Strategy):
         ctx.reporter.report("model", strategy=self.name)
         r = relax(prep)
         end = self.search_end(ctx)
-        # 1. Money prices: the LP of a small part of the round (each candidate's best pair by value and cheapest by
-        #    funding) by column generation, solved to the end where it can be (at national size its prices bound
-        #    the whole round 4.7 % above the LP with seats in the flow; one price per SEK: 11 %).
+        # 1. A part of the round: each candidate's best pairs by value and by cheapest money, solved by the LP-guided
+        #    neighbourhood search (`lns`): the solution, and LP prices for the bound.
+        keep = part_pairs(prep, values, PART_PAIRS_PER_CANDIDATE)
+        best, prices = self._solve_part(ctx, keep, started + PART_SHARE * (end - started), values)
+        best_value = _total(best, values)
+        # 2. The bound: money priced, seats in the flow (`network_bound`), each evaluation a proven bound. Start from
+        #    the better of the part's LP prices and one price per SEK for every grant (a short line search), then
+        #    subgradient steps until the time for the fill.
         net = seat_network(prep)
         tried: list[Priced] = []
-        best: list[Pick] = []
-        best_value = 0
 
         def bound_at(price: FloatArray) -> Priced:
             tried.append(network_bound(prep, r, net, values, np.where(r.kind == SEATS, 0.0, price)))
@@ -624,21 +618,10 @@ class PricedStrategy(Strategy):
             )
             return tried[-1]
 
-        price = _part_lp_prices(prep, r, values, started + LP_SHARE * (end - started))
-        if price is not None:
-            bound_at(price)
-        # 2. A solution: a larger part of the round (two pairs by value and two by cheapest funding per candidate),
-        #    solved by the LP-guided neighbourhood search (`lns`); it is a solution of the whole round.
-        keep = part_pairs(prep, values, PART_PAIRS_PER_CANDIDATE)
-        best, prices = self._solve_part(ctx, keep, started + PART_SHARE * (end - started), values)
-        best_value = _total(best, values)
-        if price is None:
-            # No LP prices: the part's, or one price per SEK on every grant (golden-section steps).
-            starts = [prices_from_matrix(r, *prices)] if prices is not None else []
-            starts += _uniform_prices(prep, r, values, lambda p: bound_at(p).bound)
-            price = starts[min(range(len(tried)), key=lambda i: tried[i].bound)]
-        # 3. The bound: money priced, seats in the flow (`network_bound`), subgradient steps on the money prices
-        #    until the time for the fill; every evaluation is a proven bound.
+        starts = [prices_from_matrix(r, *prices)] if prices is not None else []
+        starts += _uniform_prices(prep, r, values, lambda p: bound_at(p).bound)
+        first = min(range(len(tried)), key=lambda i: tried[i].bound)
+        price = starts[first] if first < len(starts) else np.zeros(r.n_rows)
         sub_grad = Subgradient(r, np.where(r.kind == SEATS, 0.0, price), theta=STEP_THETA, patience=STEP_PATIENCE)
         step_seconds = 0.0
         while not step_seconds or time.monotonic() + (1 + FILL_RESERVE) * step_seconds < end:
