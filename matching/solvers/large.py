@@ -65,6 +65,7 @@ class LnsStrategy(Strategy):
     """LP bound by column generation, LP-priced repair, then LP-guided large-neighbourhood search."""
 
     name = "lns"
+    prices: tuple[RoundMatrix, FloatArray] | None = None  # the round's matrix and its LP prices, once known
 
     def applies(self, ctx: Context) -> bool:
         try:
@@ -105,6 +106,7 @@ class LnsStrategy(Strategy):
             start = lp.price if lp.ok else None
             bound = min(bound, subgradient(m, values, seconds=seconds, steps=200, start=start).bound)
         price = lp.price if lp.ok else np.zeros(len(m.lb))
+        self.prices = (m, price) if lp.ok else None  # read by `matching.solvers.priced` to warm-start its bound
         profit = c - m.a.T @ price
         attractive = attractive_pairs(m, profit, lp.w, c, 0.02)
         picks = start_solution(m, values, price, lp.w, attractive)
