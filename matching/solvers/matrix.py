@@ -342,7 +342,12 @@ def _distinct_rows(a: sp.csr_array, lb: FloatArray, ub: FloatArray) -> IntArray:
     sorted_keys = np.stack([np.diff(a.indptr)[order], *(k[order] for k in keys)])
     new = np.r_[True, (sorted_keys[:, 1:] != sorted_keys[:, :-1]).any(axis=0)]
     group = np.cumsum(new) - 1
-    head = order[new]
+    # The row kept is the one whose upper bound the set takes (the first such): its label (kind, owner) must name
+    # the limit the row holds. An offer's slots row that equals its only supervisor's seat row with fewer seats
+    # is a seat row: the Lagrangian relaxation keeps offer rows in its flow at their slots and prices seat rows, so
+    # a seat limit labelled as an offer would vanish from it.
+    by_ub = np.lexsort((np.arange(len(order)), ub[order], group))
+    head = order[by_ub[np.r_[True, group[by_ub][1:] != group[by_ub][:-1]]]]
     tight_lb = np.full(len(head), -np.inf)
     tight_ub = np.full(len(head), np.inf)
     np.maximum.at(tight_lb, group, lb[order])

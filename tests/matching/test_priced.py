@@ -15,7 +15,7 @@ from matching.reports.verify import verify
 from matching.rules.prepare import prepare
 from matching.solvers import lagrange
 from matching.solvers.baselines import milp
-from matching.solvers.colgen import first_columns, generate_columns
+from matching.solvers.colgen import first_columns, generate_columns, solve_lp
 from matching.solvers.matrix import build_matrix
 from matching.solvers.objective import combined_values, tier_weights
 from matching.solvers.priced import (
@@ -85,6 +85,28 @@ def test_prices_from_the_compact_lp_give_the_compact_lagrangian_bound(seed: int)
     theirs = lagrange.evaluate(m, lagrange.structure(m), c, lp.price)[0]
     # The same relaxation at the same prices: equal up to rounding the gains up (at most 1 per candidate).
     assert abs(mine - theirs) <= len(instance.candidates) + 1e-6 * abs(theirs)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_lagrangian_bound_at_the_lps_prices_is_the_lp_value(seed: int) -> None:
+    """The subproblem (each candidate once, each offer within its slots, a supervisor per pair) is a flow, so at
+    the LP's optimal prices of the relaxed rows the Lagrangian bound is the LP's value, not above it. An offer row
+    merged with its only supervisor's tighter seat row once kept the offer's label: the flow then counted the
+    offer's slots and no seat price (60 x 30 seed 5: 17.6 placements against the LP's 13.6)."""
+    instance = generate(60, 30, seed=seed, programmes=2)
+    prep = prepare(instance)
+    values = combined_values(prep, objective_tiers(prep))
+    m = build_matrix(prep)
+    c = m.objective(values)
+    lp = solve_lp(m, c)  # every column: the exact LP and its prices
+    assert lp.ok
+    # Gains are rounded up to integers for the flow: at most 1 per candidate above the exact value.
+    slack = len(instance.candidates) + 1e-6 * abs(lp.value)
+    compact = lagrange.evaluate(m, lagrange.structure(m), c, lp.price)[0]
+    assert lp.value - 1e-6 * abs(lp.value) <= compact <= lp.value + slack
+    r = relax(prep)
+    priced = evaluate(prep, r, values, prices_from_matrix(r, m, lp.price)).bound
+    assert lp.value - 1e-6 * abs(lp.value) <= priced <= lp.value + slack
 
 
 @pytest.mark.parametrize("seed", range(400, 410))
