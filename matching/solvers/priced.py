@@ -7,8 +7,9 @@ and earmarks, each (programme, unit) cap and (in `evaluate`) each supervisor's s
 pair is worth its value less the priced money of its cheapest funding row (and priced seats of its cheapest
 supervisor), and the best assignment at those worths is one min-cost flow. That flow's value plus `p` times the rows'
 limits is an upper bound on every solution's value, whatever `p` is (weak duality of the Lagrangian relaxation): the
-proven bound. `network_bound` keeps the seats in the flow instead (each offer's pairs pass through its supervisors'
-seats in the offer's start month), which at the sizes measured bounds far tighter than priced seats.
+proven bound. `network_bound` also keeps the seats in the flow (each offer's pairs pass through its supervisors'
+seats in the offer's start month) under the priced seat rows: with the part's LP prices it bounds tighter than
+either alone (national:0, 30 s: 1,212 placements against 1,254 for the network alone; LP 1,198).
 
 1. A solution from a part of the round (`restrict`: each candidate's two pairs of highest value and two of cheapest
    funding), solved by the `lns` strategy: a solution of the part is one of the whole round (same rows, fewer pairs).
@@ -319,13 +320,22 @@ def seat_network(prep: Prepared) -> SeatNetwork:
 
 
 def network_bound(prep: Prepared, r: Relaxed, net: SeatNetwork, values: IntArray, price: FloatArray) -> Priced:
-    """The bound with money priced (`price`; seat prices are ignored) and seats in the flow (`SeatNetwork`), with
-    what the flow's pairs draw on each row with their cheapest funding (no seat rows)."""
-    p = np.append(np.where(r.kind == SEATS, 0.0, price), 0.0)
+    """The bound with money and seats priced (`price`) and seats in the flow as well (`SeatNetwork`), with what the
+    flow's pairs draw on each row with their cheapest funding and supervisor.
+
+    The network holds each supervisor's seats in an offer's start month only; the seat rows priced on top hold them
+    in every month (a Lagrangian relaxation may keep a relaxed copy of a row it prices). A pair pays its cheapest
+    supervisor's priced seats, whichever supervisor its flow goes through: never more than it would pay, so the
+    bound stays valid. At seat prices 0 this is the network alone; at the LP's prices it is at most the LP's value
+    (the priced relaxation `evaluate` is, and this one keeps more rows)."""
+    p = np.append(price, 0.0)
     fund_cost = r.grant * (p[r.fund_budget] + p[r.fund_draw] + p[r.fund_cap])
     money = _segment_min(fund_cost, r.fund_start)
     money[r.free_money] = 0.0
-    worth = values - money
+    option_cost = r.seats.T @ price[r.seat_at :] if r.seats.shape[0] else np.zeros(r.seats.shape[1])
+    seat = _segment_min(option_cost, r.sup_start)
+    seat[r.free_seat] = 0.0
+    worth = values - money - seat
     gain = np.where(worth > 0, np.ceil(worth), 0).astype(np.int64)
     pairs = np.flatnonzero(gain > 0)
     n_c, n_o, n_s = len(prep.instance.candidates), len(prep.instance.offers), len(net.node_seats)
@@ -375,11 +385,8 @@ def network_bound(prep: Prepared, r: Relaxed, net: SeatNetwork, values: IntArray
         raise RuntimeError("min-cost flow of the seat network did not finish")
     chosen = pairs[flow.flows(arcs[n_c : n_c + len(pairs)]) > 0]
     total = int(gain[chosen].sum())
-    seats_free = np.where(r.kind == SEATS, 0.0, price)
-    no_seats = np.zeros(r.seats.shape[1])
-    activity = _activity(prep, r, chosen, fund_cost, money, no_seats, np.zeros(len(prep.pairs)))
-    activity[r.kind == SEATS] = 0.0
-    return Priced(float(total) + float(seats_free @ r.rhs), worth, chosen, activity, fund_cost, no_seats)
+    activity = _activity(prep, r, chosen, fund_cost, money, option_cost, seat)
+    return Priced(float(total) + float(price @ r.rhs), worth, chosen, activity, fund_cost, option_cost)
 
 
 @dataclass
@@ -605,14 +612,14 @@ class PricedStrategy(Strategy):
         keep = part_pairs(prep, values, PART_PAIRS_PER_CANDIDATE)
         best, prices = self._solve_part(ctx, keep, started + PART_SHARE * (end - started), values)
         best_value = _total(best, values)
-        # 2. The bound: money priced, seats in the flow (`network_bound`), each evaluation a proven bound. Start from
-        #    the better of the part's LP prices and one price per SEK for every grant (a short line search), then
-        #    subgradient steps until the time for the fill.
+        # 2. The bound: money and seats priced, seats in the flow too (`network_bound`), each evaluation a proven
+        #    bound. Start from the better of the part's LP prices (seats too) and one price per SEK for every grant
+        #    (a short line search), then subgradient steps until the time for the fill.
         net = seat_network(prep)
         tried: list[Priced] = []
 
         def bound_at(price: FloatArray) -> Priced:
-            tried.append(network_bound(prep, r, net, values, np.where(r.kind == SEATS, 0.0, price)))
+            tried.append(network_bound(prep, r, net, values, price))
             ctx.reporter.report(
                 "bound", tier="combined", objective=float(best_value), bound=tried[-1].bound, strategy=self.name
             )
@@ -622,7 +629,7 @@ class PricedStrategy(Strategy):
         starts += _uniform_prices(prep, r, values, lambda p: bound_at(p).bound)
         first = min(range(len(tried)), key=lambda i: tried[i].bound)
         price = starts[first] if first < len(starts) else np.zeros(r.n_rows)
-        sub_grad = Subgradient(r, np.where(r.kind == SEATS, 0.0, price), theta=STEP_THETA, patience=STEP_PATIENCE)
+        sub_grad = Subgradient(r, price, theta=STEP_THETA, patience=STEP_PATIENCE)
         step_seconds = 0.0
         while not step_seconds or time.monotonic() + (1 + FILL_RESERVE) * step_seconds < end:
             began = time.monotonic()
