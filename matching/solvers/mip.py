@@ -23,12 +23,13 @@ from typing import Protocol
 import numpy as np
 import scipy.sparse as sp
 from ortools.linear_solver.python import model_builder_helper as mbh
-from ortools.math_opt import model_pb2
+from ortools.math_opt import model_pb2, parameters_pb2, rpc_pb2
 from ortools.math_opt.python import mathopt
 from ortools.math_opt.solvers import highs_pb2
 
 from matching.model.spec import Core, Spec, Tier
 from matching.rules.tables import BoolArray, FloatArray, IntArray
+from matching.solvers import highs_worker
 
 # Statuses of the model builder, as the engine names them.
 _OPTIMAL, _FEASIBLE = mbh.SolveStatus.OPTIMAL, mbh.SolveStatus.FEASIBLE
@@ -133,16 +134,18 @@ class LinearBackend:
         integral: bool | None = None,
         allowed: BoolArray | None = None,
         extra: Sequence[Held] = (),
+        stop: threading.Event | None = None,
     ) -> LinearResult:
         """Maximise `values` over the pairs within `seconds`, the held tiers and `extra` rows kept (as an LP unless
-        `integral`), only `allowed` pairs used when given (a neighbourhood: its bound is not the round's)."""
+        `integral`), only `allowed` pairs used when given (a neighbourhood: its bound is not the round's). A HiGHS
+        MIP runs in a worker process: setting `stop`, or `seconds` passing, ends it at once (UNKNOWN, no solution)."""
         integral = self.integral if integral is None else integral
         # No solution hints: with hints, the HiGHS of the OR-Tools 9.15 wheel crashes the process (seen on the demo
         # region); a tier that finds nothing falls back to the caller's solution instead.
         started = time.monotonic()
         arrays = self._arrays(self.spec.objective(values), allowed, extra)
         if integral and self.solver == "highs":
-            return self._highs_mip(arrays, seconds, started)
+            return self._highs_mip(arrays, seconds, started, stop)
         helper = self._load(arrays, integral)
         name = self.solver if integral else self.lp_solver
         solver = mbh.ModelSolverHelper(name)
@@ -176,9 +179,10 @@ class LinearBackend:
             reduced,
         )
 
-    def _highs_mip(self, arrays: Arrays, seconds: float, started: float) -> LinearResult:
-        """The MIP by HiGHS through MathOpt: at a time or node limit, HiGHS's incumbent (FEASIBLE) and its bound."""
-        model = mathopt.Model.from_model_proto(_proto(arrays, self.core.integer))
+    def _highs_mip(self, arrays: Arrays, seconds: float, started: float, stop: threading.Event | None) -> LinearResult:
+        """The MIP by HiGHS through MathOpt, in a worker process: at a time or node limit, HiGHS's incumbent
+        (FEASIBLE) and its bound; stopped, or past `seconds` (HiGHS overruns its own limit), nothing (UNKNOWN)."""
+        proto = _proto(arrays, self.core.integer)
         params = mathopt.SolveParameters(
             # HiGHS overruns its limit by up to a third on these models (presolve and root LP are not interrupted).
             time_limit=datetime.timedelta(seconds=max(0.05, 0.75 * seconds)),
@@ -190,7 +194,17 @@ class LinearBackend:
             # MathOpt has no thread count for HiGHS; its own option does.
             highs=highs_pb2.HighsOptionsProto(int_options={"threads": 1} if self.deterministic_nodes else {}),
         )
-        result = mathopt.solve(model, mathopt.SolverType.HIGHS, params=params)
+        request = rpc_pb2.SolveRequest(
+            solver_type=parameters_pb2.SOLVER_TYPE_HIGHS, model=proto, parameters=params.to_proto()
+        )
+        # Deterministic rounds stop by the node budget, never by the clock (the caller's guard is far out).
+        wall = seconds if self.deterministic_nodes is None else 10 * seconds + 60
+        try:
+            answer = highs_worker.solve(request, stop=stop, wall_limit=max(0.05, wall))
+        except highs_worker.Stopped:
+            return LinearResult("UNKNOWN", None, 0.0, math.inf, np.zeros(0), time.monotonic() - started)
+        model = mathopt.Model.from_model_proto(proto)
+        result = mathopt.parse_solve_result(answer, model, validate=False)
         elapsed = time.monotonic() - started
         reason = result.termination.reason
         if reason == mathopt.TerminationReason.INFEASIBLE:
@@ -300,6 +314,7 @@ class _Exact:
     infeasible: bool = False
     seconds: float = 0.0
     done: threading.Event = field(default_factory=threading.Event)
+    stop: threading.Event = field(default_factory=threading.Event)  # set: the HiGHS solve ends at once
 
 
 def lexicographic(
@@ -322,8 +337,10 @@ def lexicographic(
     None), added to the known ones. Otherwise HiGHS works on the tier (`use_mip`) in a thread while `polish`
     improves the best known solution on this one, until HiGHS proves the tier or the tier's time is up: the tier
     ends with the better of the two, so a MIP that finds nothing in time never costs the later tiers their start.
-    HiGHS overruns its time limit under load; a MIP still running at the tier's end is left to finish on its own and
-    its result is dropped. Without `parallel` (deterministic rounds), the MIP runs first and the polish after it.
+    HiGHS overruns its time limit under load: a MIP still running at the tier's end is stopped (its worker process
+    killed, so it keeps no core from the next tier) and its result dropped; so is one that the polish makes
+    unnecessary by reaching the tier's bound. Without `parallel` (deterministic rounds), the MIP runs first and the
+    polish after it.
 
     While a tier is searched, the next tier's LP (this one held at its LP floor) is solved in another thread: it is
     the next tier's LP whenever this tier reaches its floor. `combined` (the tiers as one value per pair, each
@@ -396,6 +413,7 @@ def lexicographic(
                 threading.Thread(target=_exact, args=args, name="highs-tier").start()
             else:
                 _exact(backend, tier, lp, best, tier_end, exact)
+            whole = False
             if polish is not None and best is not None and not exact.proven:
                 guides = []
                 if guide_lp.values is not None:
@@ -409,8 +427,11 @@ def lexicographic(
                 pool.append(polished)
                 if whole:
                     lp_bound = min(lp_bound, tier_value(tier, polished))
-            # Wait for the MIP until the tier's end (it may be proving); past that, go on without it.
+            if whole or (pool and _best_value(pool, tier) >= target):
+                exact.stop.set()  # the search proved the tier: nothing left for the MIP to find or prove
+            # Wait for the MIP until the tier's end (it may be proving); past that, stop it and go on without it.
             exact.done.wait(timeout=max(0.0, tier_end - time.monotonic()))
+            exact.stop.set()
             if exact.done.is_set():
                 if exact.infeasible:
                     outcomes.append(TierOutcome(tier, "INFEASIBLE", 0, 0, time.monotonic() - started))
@@ -441,6 +462,10 @@ def lexicographic(
 
 def _meets(v: FloatArray, held: list[tuple[IntArray, int]]) -> bool:
     return all(tier_value(Tier("", values), v) >= at for values, at in held)
+
+
+def _best_value(pool: list[FloatArray], tier: Tier) -> int:
+    return max(tier_value(tier, v) for v in pool)
 
 
 def _best(pool: list[FloatArray], tiers: list[Tier]) -> FloatArray | None:
@@ -510,9 +535,10 @@ def _exact(
         lp_bound = _floor(lp.bound) if lp.status == "OPTIMAL" else 2**62
         proven = False
         if lp.reduced is not None and lp.values is not None:
-            best, proven, _ = _neighbourhoods(backend, tier, lp, best, pool, end)
-        if not proven and (best is None or tier_value(tier, best) < lp_bound) and end - time.monotonic() > 0.05:
-            result = backend.solve(tier.values, end - time.monotonic())
+            best, proven, _ = _neighbourhoods(backend, tier, lp, best, pool, end, out.stop)
+        left = end - time.monotonic()
+        if not proven and (best is None or tier_value(tier, best) < lp_bound) and left > 0.05 and not out.stop.is_set():
+            result = backend.solve(tier.values, left, stop=out.stop)
             if result.status == "INFEASIBLE":
                 out.infeasible = True
                 return
@@ -534,6 +560,7 @@ def _neighbourhoods(
     best: FloatArray | None,
     pool: list[FloatArray],
     deadline: float,
+    stop: threading.Event | None = None,
 ) -> tuple[FloatArray | None, bool, float]:
     """The MIP on neighbourhoods chosen by the LP's reduced costs, widened until it proves the tier.
 
@@ -553,11 +580,11 @@ def _neighbourhoods(
     proven = False
     # Reduced costs carry the LP's rounding: a margin relative to the objective keeps the proof on the safe side.
     margin = 1e-6 * max(1.0, abs(lp.objective))
-    while time.monotonic() < deadline - 0.05:
+    while time.monotonic() < deadline - 0.05 and not (stop is not None and stop.is_set()):
         allowed = used | (lp.reduced >= -width)
         whole = bool(allowed.all())
         seconds = deadline - time.monotonic() if whole else 0.5 * (deadline - time.monotonic())
-        result = backend.solve(tier.values, seconds, allowed=None if whole else allowed)
+        result = backend.solve(tier.values, seconds, allowed=None if whole else allowed, stop=stop)
         if result.values is not None:
             pool.append(result.values)
             best = max(pool, key=lambda v: tier_value(tier, v))
