@@ -17,7 +17,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -198,7 +198,7 @@ class LinearBackend:
             solver_type=parameters_pb2.SOLVER_TYPE_HIGHS, model=proto, parameters=params.to_proto()
         )
         # Deterministic rounds stop by the node budget, never by the clock (the caller's guard is far out).
-        wall = seconds if self.deterministic_nodes is None else 10 * seconds + 60
+        wall = started + seconds - time.monotonic() if self.deterministic_nodes is None else 10 * seconds + 60
         try:
             answer = highs_worker.solve(request, stop=stop, wall_limit=max(0.05, wall))
         except highs_worker.Stopped:
@@ -354,6 +354,7 @@ def lexicographic(
     pool = [fallback] if fallback is not None and not callable(fallback) else []
     held: list[tuple[IntArray, int]] = []
     ahead: _Ahead | None = None
+    first: _Ahead | None = None  # the first tier's own LP, when that tier was searched on the combined LP
     for position, tier in enumerate(tiers):
         started = time.monotonic()
         later = [t.values for t in tiers[position + 1 :]]
@@ -402,8 +403,10 @@ def lexicographic(
             ahead = _Ahead(backend, tiers[position + 1], tier, own, target, deadline, parallel)
         if not proven:
             left = deadline - time.monotonic()
-            # Every tier but the last leaves the next ones time: earlier tiers are usually the quicker ones.
-            tier_end = deadline if not later else time.monotonic() + 0.6 * max(0.0, left)
+            # Every tier but the last leaves the next ones time (earlier tiers are usually the quicker ones), but
+            # most goes to the earlier tier, which outweighs the later ones: under load the regional placement
+            # count on the LP's part needed more than 0.6 of what was left.
+            tier_end = deadline if not later else time.monotonic() + 0.7 * max(0.0, left)
             exact = _Exact()
             running = use_mip and left > 0.05 and parallel
             if not use_mip or left <= 0.05:
@@ -443,8 +446,10 @@ def lexicographic(
             pool = [v for v in pool if _meets(v, held)]
             best = _best(pool, tiers[position:])
         if weighted and ahead is not None:
-            lp_bound = min(lp_bound, ahead.bound(deadline))
+            # Without waiting: the own LP comes after the next tier's; the bound is tightened at the end if needed.
+            lp_bound = min(lp_bound, ahead.bound(time.monotonic()))
             proven = best is not None and tier_value(tier, best) >= lp_bound
+            first = ahead
         if best is None:
             outcomes.append(TierOutcome(tier, "UNKNOWN", 0, 0, time.monotonic() - started))
             return None, outcomes
@@ -457,6 +462,11 @@ def lexicographic(
         pool = [v for v in pool if tier_value(tier, v) >= value]
         if on_tier is not None:
             on_tier(position, tier.name, value, bound, best)
+    if first is not None and outcomes and outcomes[0].status != "OPTIMAL":
+        # The first tier's own LP, if solved by now, may prove the value it was held at.
+        top = outcomes[0]
+        bound = max(top.objective, min(top.bound, first.bound(time.monotonic())))
+        outcomes[0] = replace(top, bound=bound, status="OPTIMAL" if bound == top.objective else top.status)
     return _best(pool, tiers), outcomes
 
 
@@ -494,15 +504,17 @@ class _Ahead:
         self.done = threading.Event()
 
         def work() -> None:
+            # The next tier's LP first: the next tier waits for it (its support guides the search there), while
+            # the own LP only tightens this tier's bound, which can be read at the end of the round.
             try:
+                left = max(0.05, deadline - time.monotonic())
+                at = Held(tier.values, self.floor - 0.5)
+                self.lp = backend.solve(following.values, left, integral=False, extra=[at])
+                self.done.set()
                 if own is not None:
                     result = backend.solve(own.values, max(0.05, deadline - time.monotonic()), integral=False)
                     if result.status == "OPTIMAL":
                         self.own_bound = _floor(result.bound)
-                    self.own_done.set()
-                left = max(0.05, deadline - time.monotonic())
-                at = Held(tier.values, self.floor - 0.5)
-                self.lp = backend.solve(following.values, left, integral=False, extra=[at])
             finally:
                 self.own_done.set()
                 self.done.set()
@@ -513,7 +525,7 @@ class _Ahead:
             work()
 
     def bound(self, deadline: float) -> int:
-        """The tier's own LP bound (waiting for its LP until the deadline; a huge number without it)."""
+        """The tier's own LP bound (waiting for its LP until `deadline`; a huge number without it)."""
         self.own_done.wait(timeout=max(0.0, deadline - time.monotonic()))
         return self.own_bound
 
