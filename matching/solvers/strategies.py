@@ -22,6 +22,7 @@ from matching.model.side import satisfied, side_rows
 from matching.model.spec import Spec, Tier, build_spec
 from matching.rules.prepare import Prepared
 from matching.rules.tables import FloatArray, IntArray
+from matching.solvers import highs_worker
 from matching.solvers.cpsat import (
     Model,
     TierResult,
@@ -285,6 +286,9 @@ class MipStrategy(Strategy):
             # Node budgets instead of the clock (a wall-clock guard stays far out): the same input, the same result.
             backend.deterministic_nodes = max(50, int(NODES_PER_SECOND * limit))
             end = time.monotonic() + 10 * limit + 60
+        use_mip = mip_affordable(prep) if self.highs is None else self.highs
+        if use_mip:
+            highs_worker.warm()  # HiGHS's process starts (and loads OR-Tools) while the LP is solved
         values, outcomes = lexicographic(
             backend,
             tiers,
@@ -293,7 +297,7 @@ class MipStrategy(Strategy):
             on_tier=self._progress(ctx, spec),
             rounder=lambda lp: _rounded(ctx, spec, lp),
             polish=_polish(ctx, spec),
-            use_mip=mip_affordable(prep) if self.highs is None else self.highs,
+            use_mip=use_mip,
             parallel=not ctx.deterministic,
             combined=_combined(prep, tiers),
         )

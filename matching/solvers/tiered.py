@@ -111,6 +111,7 @@ class Polisher:
                 seed=self.seed + self.log.parts,
                 workers=self.workers,
                 deterministic=self.deterministic,
+                until=end,
             )
             count += 1
             self._count(kind, part.improved, part.proven)
