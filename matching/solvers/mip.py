@@ -17,7 +17,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -264,6 +264,9 @@ def _full_core(spec: Spec) -> Core:
     )
 
 
+LATE = 0.1  # seconds before the deadline after which a tier starts no LP of its own
+
+
 @dataclass(frozen=True)
 class TierOutcome:
     """One tier of a lexicographic solve."""
@@ -354,12 +357,15 @@ def lexicographic(
     pool = [fallback] if fallback is not None and not callable(fallback) else []
     held: list[tuple[IntArray, int]] = []
     ahead: _Ahead | None = None
-    first: _Ahead | None = None  # the first tier's own LP, when that tier was searched on the combined LP
     for position, tier in enumerate(tiers):
         started = time.monotonic()
         later = [t.values for t in tiers[position + 1 :]]
         weighted = combined is not None and not use_mip and polish is not None and position == 0 and bool(later)
         lp = ahead.result(held[-1][1], deadline) if ahead is not None else None
+        if lp is None and pool and deadline - time.monotonic() < LATE:
+            # Out of time (a large round on a loaded machine: the first LP alone took most of a 2 s limit): no new
+            # LP, which GLOP would finish past the deadline; the tier keeps the best solution known.
+            lp = LinearResult("UNKNOWN", None, 0.0, math.inf, np.zeros(0), 0.0)
         if lp is None:
             objective = combined[0] if weighted and combined is not None else tier.values
             lp = backend.solve(objective, max(0.05, deadline - time.monotonic()), integral=False)
@@ -446,10 +452,8 @@ def lexicographic(
             pool = [v for v in pool if _meets(v, held)]
             best = _best(pool, tiers[position:])
         if weighted and ahead is not None:
-            # Without waiting: the own LP comes after the next tier's; the bound is tightened at the end if needed.
-            lp_bound = min(lp_bound, ahead.bound(time.monotonic()))
+            lp_bound = min(lp_bound, ahead.bound(deadline))
             proven = best is not None and tier_value(tier, best) >= lp_bound
-            first = ahead
         if best is None:
             outcomes.append(TierOutcome(tier, "UNKNOWN", 0, 0, time.monotonic() - started))
             return None, outcomes
@@ -462,11 +466,6 @@ def lexicographic(
         pool = [v for v in pool if tier_value(tier, v) >= value]
         if on_tier is not None:
             on_tier(position, tier.name, value, bound, best)
-    if first is not None and outcomes and outcomes[0].status != "OPTIMAL":
-        # The first tier's own LP, if solved by now, may prove the value it was held at.
-        top = outcomes[0]
-        bound = max(top.objective, min(top.bound, first.bound(time.monotonic())))
-        outcomes[0] = replace(top, bound=bound, status="OPTIMAL" if bound == top.objective else top.status)
     return _best(pool, tiers), outcomes
 
 
@@ -504,17 +503,17 @@ class _Ahead:
         self.done = threading.Event()
 
         def work() -> None:
-            # The next tier's LP first: the next tier waits for it (its support guides the search there), while
-            # the own LP only tightens this tier's bound, which can be read at the end of the round.
+            # The own LP first: it proves the tier (the regional placement count), which the table of results
+            # counts on; solved after the next tier's LP (tried), it was not done by the end of a loaded 2 s round.
             try:
-                left = max(0.05, deadline - time.monotonic())
-                at = Held(tier.values, self.floor - 0.5)
-                self.lp = backend.solve(following.values, left, integral=False, extra=[at])
-                self.done.set()
                 if own is not None:
                     result = backend.solve(own.values, max(0.05, deadline - time.monotonic()), integral=False)
                     if result.status == "OPTIMAL":
                         self.own_bound = _floor(result.bound)
+                    self.own_done.set()
+                left = max(0.05, deadline - time.monotonic())
+                at = Held(tier.values, self.floor - 0.5)
+                self.lp = backend.solve(following.values, left, integral=False, extra=[at])
             finally:
                 self.own_done.set()
                 self.done.set()
