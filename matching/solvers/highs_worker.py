@@ -40,10 +40,14 @@ class Worker:
     """One worker process: a HiGHS MIP at a time."""
 
     def __init__(self) -> None:
+        # The worker imports this very module: the directory holding this `matching` goes first on its path.
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "matching.solvers.highs_worker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": path},
         )
 
     def alive(self) -> bool:
