@@ -36,6 +36,10 @@ class Stopped(Exception):
     """The solve was stopped (asked to, or past its wall-clock limit) and its worker killed."""
 
 
+class WorkerDied(RuntimeError):
+    """The worker process ended without an answer (killed from outside, or crashed)."""
+
+
 class Worker:
     """One worker process: a HiGHS MIP at a time."""
 
@@ -63,7 +67,7 @@ class Worker:
 
     def solve(self, request: rpc_pb2.SolveRequest, stop: threading.Event | None, kill_at: float) -> bytes:
         """The serialized `SolveResponse`; raises Stopped when `stop` is set or `kill_at` (monotonic) passes
-        first (the worker is then killed), RuntimeError when the worker died."""
+        first (the worker is then killed), WorkerDied when the worker ended without an answer."""
         assert self.process.stdin is not None and self.process.stdout is not None
         payload = request.SerializeToString()
         try:
@@ -71,7 +75,7 @@ class Worker:
             self.process.stdin.flush()
         except BrokenPipeError as exc:
             self.kill()
-            raise RuntimeError("the HiGHS worker process ended") from exc
+            raise WorkerDied("the HiGHS worker process ended") from exc
         out = self.process.stdout
         while not select.select([out], [], [], POLL_SECONDS)[0]:
             if (stop is not None and stop.is_set()) or time.monotonic() > kill_at:
@@ -81,7 +85,7 @@ class Worker:
             return _read(out)
         except EOFError as exc:
             self.kill()
-            raise RuntimeError("the HiGHS worker process ended") from exc
+            raise WorkerDied("the HiGHS worker process ended") from exc
 
 
 _idle: list[Worker] = []
@@ -121,7 +125,8 @@ def solve(
     request: rpc_pb2.SolveRequest, *, stop: threading.Event | None = None, wall_limit: float = 3600.0
 ) -> result_pb2.SolveResultProto:
     """Solve in a worker process: MathOpt's result; raises Stopped when `stop` is set or `wall_limit` seconds pass
-    before the result (the worker is killed, so no core is kept busy), RuntimeError on a solver error."""
+    before the result (the worker is killed, so no core is kept busy), WorkerDied when the worker ended without an
+    answer, RuntimeError on a solver error."""
     kill_at = time.monotonic() + wall_limit
     worker = _take()
     data = worker.solve(request, stop, kill_at)

@@ -201,7 +201,9 @@ class LinearBackend:
         wall = started + seconds - time.monotonic() if self.deterministic_nodes is None else 10 * seconds + 60
         try:
             answer = highs_worker.solve(request, stop=stop, wall_limit=max(0.05, wall))
-        except highs_worker.Stopped:
+        except (highs_worker.Stopped, highs_worker.WorkerDied):
+            # Stopped, or HiGHS's process ended without an answer (the HiGHS of this wheel has crashed a process
+            # before, on hints): no solution from this solve; the round goes on with what the other search found.
             return LinearResult("UNKNOWN", None, 0.0, math.inf, np.zeros(0), time.monotonic() - started)
         model = mathopt.Model.from_model_proto(proto)
         result = mathopt.parse_solve_result(answer, model, validate=False)

@@ -3,6 +3,8 @@ core, and the next solve still works. MathOpt's SolveInterrupter does not stop t
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 
@@ -73,3 +75,15 @@ def _request(backend: LinearBackend, tier: int) -> rpc_pb2.SolveRequest:
     values = objective_tiers(backend.spec.prep)[tier].values
     proto = _proto(backend._arrays(backend.spec.objective(values), None, ()), backend.core.integer)
     return rpc_pb2.SolveRequest(solver_type=parameters_pb2.SOLVER_TYPE_HIGHS, model=proto)
+
+
+def test_a_worker_killed_from_outside_mid_solve_is_reported_and_replaced(regional: LinearBackend) -> None:
+    worker = highs_worker.Worker()
+    request = _request(regional, 1)  # the regional score tier: HiGHS runs far longer than the kill below
+    threading.Timer(0.5, lambda: os.kill(worker.process.pid, signal.SIGKILL)).start()
+    with pytest.raises(highs_worker.WorkerDied):
+        worker.solve(request, None, time.monotonic() + 120.0)
+    assert not worker.alive()
+    small, tier = _small()
+    after = small.solve(objective_tiers(small.spec.prep)[tier].values, 60.0)
+    assert after.status == "OPTIMAL" and after.values is not None
