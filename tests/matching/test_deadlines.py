@@ -1,5 +1,6 @@
 """Deadlines inside a round: a CP-SAT part stops at the caller's deadline (`until`), counted after its model is
-built; a tier that starts past the search's deadline solves no LP of its own (GLOP would finish it late)."""
+built; a tier that starts past the search's deadline solves no LP of its own (GLOP would finish it late); two
+seeds race on the LP's part only where a core is free."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from matching.rules.prepare import prepare
 from matching.solvers.mip import LinearBackend, LinearResult, lexicographic, tier_value
 from matching.solvers.strategies import _columns, greedy_start
 from matching.solvers.submodel import Parts
+from matching.solvers.tiered import racing
 
 
 def test_a_part_with_a_long_limit_stops_at_until_and_never_gets_worse() -> None:
@@ -59,3 +61,12 @@ def test_tiers_that_start_past_the_deadline_keep_the_start_and_solve_no_lp() -> 
     assert values is not None and len(spec.violations(values)) == 0
     assert [o.objective for o in outcomes] == [tier_value(t, start) for t in tiers]
     assert all(o.bound >= o.objective for o in outcomes)
+
+
+def test_two_seeds_race_on_the_lps_part_only_where_a_core_is_free() -> None:
+    assert racing((0.3, 2)) == 2
+    assert racing((1.0, 2)) == 2
+    # The shared 2-core machine at load 5: two searches would each get half a core.
+    assert racing((5.0, 2)) == 1
+    assert racing((1.5, 2)) == 1
+    assert racing((0.0, 1)) == 1
