@@ -2,7 +2,8 @@
 
     .venv/bin/python docs/measure_round_reads.py --compare /tmp/vardmatch-before   # before and after, one command
 
-builds the demo region in a fresh SQLite file, runs three short rounds and publishes the last, then times N GETs
+builds the demo region in a fresh SQLite file, runs three short rounds and publishes the last, waits for their
+reports, then times N GETs
 of a round (its progress: what the live page and `wait` loops poll) as the coordinator and as a clinic user, and
 N GETs of the round list as each. With --compare DIR it first runs the same in a child process with DIR (the code
 before) first on PYTHONPATH, then with this checkout, twice each in turn, and prints the ratio of the medians.
@@ -61,6 +62,15 @@ def _round(client: Any, headers: dict[str, str], key: str) -> int:
     return round_id
 
 
+def _quiet(client: Any, headers: dict[str, str]) -> None:
+    """Wait until the reports after each round (jobs) are done: they would compete with the reads timed."""
+    while any(
+        client.get("/regions/01/jobs", params={"status": status}, headers=headers).json()["total"]
+        for status in ("queued", "running")
+    ):
+        time.sleep(0.5)
+
+
 def measure(n: int) -> dict[str, float]:
     """Seconds for n GETs of each read, on a fresh demo database."""
     import httpx
@@ -72,6 +82,7 @@ def measure(n: int) -> dict[str, float]:
             coordinator, clinic = _token(client, "samordnare"), _token(client, "klinik")
             ids = [_round(client, coordinator, f"measure-{i}") for i in range(3)]
             client.post(f"/regions/01/rounds/{ids[-1]}/publish", headers=coordinator).raise_for_status()
+            _quiet(client, coordinator)
             reads = {
                 "round_as_coordinator": (f"/regions/01/rounds/{ids[-1]}", coordinator),
                 "round_as_clinic": (f"/regions/01/rounds/{ids[-1]}", clinic),

@@ -60,6 +60,8 @@ class MatchRound(Base):
     # Reports computed after solving: fairness per group, floor prices, shadow prices, why-not summary. Large, so
     # deferred: views ask the database whether they are there (api.core.round_views.analysis_states).
     analysis: Mapped[dict[str, Any] | None] = mapped_column(deferred=True)
+    # The error that stopped the reports (also in `analysis`), apart so that views need not read the reports.
+    analysis_error: Mapped[str | None] = mapped_column(Text)
     previous_round_id: Mapped[int | None] = mapped_column(ForeignKey("match_round.id"))
     created_by: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -113,7 +113,7 @@ def _redact_snapshot(text: str, refs: set[str], scrubber: Scrubber) -> str:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False) if changed else text
 
 
-ROUND_TEXT = ("name", "failure", "request", "result", "analysis", "progress")
+ROUND_TEXT = ("name", "failure", "request", "result", "analysis", "analysis_error", "progress")
 
 
 def _redact_rounds(session: Session, region_id: int, refs: set[str], scrubber: Scrubber) -> int:

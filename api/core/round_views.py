@@ -140,7 +140,7 @@ def _common(row: MatchRound, region: Region) -> dict[str, Any]:
 def analysis_states(session: Session, round_ids: Iterable[int]) -> dict[int, str | None]:
     """The rounds whose reports are stored, each with the error that stopped them (None when they were computed),
     asked of the database: the reports themselves are large and stay unread."""
-    statement = select(MatchRound.id, MatchRound.analysis["error"].as_string()).where(
+    statement = select(MatchRound.id, MatchRound.analysis_error).where(
         MatchRound.id.in_(list(round_ids)), MatchRound.analysis.is_not(None)
     )
     return {round_id: error for round_id, error in session.execute(statement)}

@@ -132,8 +132,12 @@ def test_0009_indexes_stored_rounds_drops_worker_pid_and_keeps_their_proposals(b
                     request={},
                     snapshot=body,
                     input_hash="x",
+                    analysis=analysis,
                 )
-                for body in (json.dumps(snapshot), "not json")
+                for body, analysis in (
+                    (json.dumps(snapshot), {"error": "ValueError: no"}),
+                    ("not json", {"fairness": []}),
+                )
             ]
             session.add_all(rows)
             session.flush()
@@ -158,7 +162,7 @@ def test_0009_indexes_stored_rounds_drops_worker_pid_and_keeps_their_proposals(b
             )
         downgrade(url, "0008_issue13_load")
         columns = {c["name"] for c in inspect(engine).get_columns("match_round")}
-        assert "worker_pid" in columns and "unit_index" not in columns
+        assert "worker_pid" in columns and not {"unit_index", "analysis_error"} & columns
         with engine.begin() as connection:
             connection.execute(text("UPDATE match_round SET worker_pid = 4242"))
         upgrade(url)
@@ -171,6 +175,7 @@ def test_0009_indexes_stored_rounds_drops_worker_pid_and_keeps_their_proposals(b
                 "policy": {"seed": 3},  # no pairs or floors: they name candidates
             }
             assert unreadable.unit_index is None
+            assert (indexed.analysis_error, unreadable.analysis_error) == ("ValueError: no", None)
             # Dropping the column lost no proposal (a table copy on SQLite would have cascaded a delete to them).
             assert session.scalars(select(Proposal.round_id)).all() == [indexed.id]
     finally:

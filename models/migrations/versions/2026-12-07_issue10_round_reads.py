@@ -1,5 +1,5 @@
-"""round reads: match_round.unit_index (what a clinic's view needs of the snapshot, filled for stored rounds) and
-the unused match_round.worker_pid dropped
+"""round reads: match_round.unit_index (what a clinic's view needs of the snapshot) and .analysis_error (the
+error of the reports), filled for stored rounds; the unused match_round.worker_pid dropped
 
 Revision ID: 0009_round_reads
 Revises: 0008_issue13_load
@@ -8,6 +8,7 @@ Create Date: 2026-12-07 09:00:00
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -35,16 +36,29 @@ def _unit_index(snapshot: dict[str, Any]) -> dict[str, Any]:
 
 def upgrade() -> None:
     op.add_column("match_round", sa.Column("unit_index", sa.JSON(), nullable=True))
+    op.add_column("match_round", sa.Column("analysis_error", sa.Text(), nullable=True))
     rounds = sa.table(
-        "match_round", sa.column("id", sa.Integer), sa.column("snapshot", sa.Text), sa.column("unit_index", sa.JSON)
+        "match_round",
+        sa.column("id", sa.Integer),
+        sa.column("snapshot", sa.Text),
+        sa.column("analysis", sa.JSON),
+        sa.column("unit_index", sa.JSON),
+        sa.column("analysis_error", sa.Text),
     )
     connection = op.get_bind()
-    for round_id, snapshot in connection.execute(sa.select(rounds.c.id, rounds.c.snapshot)).all():
-        try:
-            index = _unit_index(json.loads(snapshot))
-        except (ValueError, TypeError, KeyError, AttributeError):
-            continue  # an unreadable snapshot: the view reads the snapshot itself, as before
-        connection.execute(rounds.update().where(rounds.c.id == round_id).values(unit_index=index))
+    # One round at a time: a region's snapshots and reports together can be large.
+    for (round_id,) in connection.execute(sa.select(rounds.c.id)).all():
+        snapshot, analysis = connection.execute(
+            sa.select(rounds.c.snapshot, rounds.c.analysis).where(rounds.c.id == round_id)
+        ).one()
+        values: dict[str, Any] = {}
+        # An unreadable snapshot gets no index: the view reads the snapshot itself, as before.
+        with contextlib.suppress(ValueError, TypeError, KeyError, AttributeError):
+            values["unit_index"] = _unit_index(json.loads(snapshot))
+        if isinstance(analysis, dict) and analysis.get("error") is not None:
+            values["analysis_error"] = str(analysis["error"])
+        if values:
+            connection.execute(rounds.update().where(rounds.c.id == round_id).values(**values))
     # A plain ALTER on SQLite too (3.35+): a batch copy of match_round would delete the proposals that cascade from
     # it while foreign keys are on.
     op.drop_column("match_round", "worker_pid")
@@ -52,4 +66,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.add_column("match_round", sa.Column("worker_pid", sa.Integer(), nullable=True))
+    op.drop_column("match_round", "analysis_error")
     op.drop_column("match_round", "unit_index")
