@@ -77,6 +77,9 @@ def run_command(
     ] = None,
     highs_cap: HighsCap = 120.0,
     lp_cap: LpCap = 300.0,
+    lp: Annotated[
+        bool, typer.Option("--lp/--no-lp", help="Run the full LP as the reference bound (needs 19.5 GB at stress).")
+    ] = True,
     grace: Grace = 120.0,
     out: Out = Path("benchmarks/results/latest"),
     progress: Progress = None,
@@ -88,7 +91,7 @@ def run_command(
     from benchmarks.sweep import coerce_param, parse_assignment
 
     chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
-    unknown = [m for m in chosen if m not in (*METHODS, "auto", "lns", "mip", "lp_colgen")]
+    unknown = [m for m in chosen if m not in (*METHODS, "auto", "lns", "lagrange", "mip", "lp_colgen")]
     if unknown or not chosen:
         _fail(f"--methods: unknown {', '.join(unknown) or '(none given)'}; known: {', '.join(METHODS)}, auto")
     try:
@@ -96,7 +99,7 @@ def run_command(
     except ValueError as exc:
         _fail(f"--param: {exc}")
     config = SolverConfig(workers=workers, hint=hint, deterministic=deterministic, seed=seed, params=params)
-    settings = Settings(methods=chosen, configs=(config,), highs_cap=highs_cap, lp_cap=lp_cap, grace=grace)
+    settings = Settings(methods=chosen, configs=(config,), highs_cap=highs_cap, lp_cap=lp_cap, lp=lp, grace=grace)
     result = bench(_specs(instances), with_time_limit(settings, time_limit), out, progress)
     paths = write_all(result, out)
     typer.echo(json.dumps(clean(result.rows), indent=1) if as_json else markdown(result))

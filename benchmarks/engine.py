@@ -22,9 +22,10 @@ from matching.solvers.flow import FlowOverflow
 from matching.solvers.greedy import Pick
 from matching.solvers.objective import tier_weights
 from matching.solvers.solve import solve_prepared
+from matching.solvers.strategies import Deadline
 
 Tiers = list[tuple[str, IntArray]]
-METHODS = ("cp_sat", "flow", "greedy", "auto", "lns", "mip")
+METHODS = ("cp_sat", "flow", "greedy", "auto", "lns", "lagrange", "mip")
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,16 @@ class _NoHintModel(Model):
         self.model.clear_hints()  # type: ignore[no-untyped-call]
 
 
-def run_engine(prep: Prepared, method: str, *, hint: bool = True, progress: Progress | None = None) -> Outcome:
-    """Solve with the engine's own dispatch (`cp_sat`, `flow`, `greedy` or `auto`); `hint=False` starts CP-SAT cold."""
+def run_engine(
+    prep: Prepared,
+    method: str,
+    *,
+    hint: bool = True,
+    progress: Progress | None = None,
+    started: float | None = None,
+) -> Outcome:
+    """Solve with the engine's own dispatch (`cp_sat`, `flow`, `greedy` or `auto`); `hint=False` starts CP-SAT cold.
+    `started` (monotonic): when the round's time limit began, as `solve` counts it (before prepare); now if None."""
     if method not in METHODS:
         raise ValueError(f"unknown engine method {method!r}; known: {', '.join(METHODS)}")
     tiers = objective_tiers(prep)
@@ -55,7 +64,8 @@ def run_engine(prep: Prepared, method: str, *, hint: bool = True, progress: Prog
         picks, results = _solve_cold(prep, tiers, progress)
         used = "cp_sat"
     else:
-        picks, results, used = solve_prepared(prep, tiers, method, progress)  # type: ignore[arg-type]
+        deadline = Deadline(started, prep.instance.policy.time_limit_s) if started is not None else None
+        picks, results, used = solve_prepared(prep, tiers, method, progress, deadline=deadline)  # type: ignore[arg-type]
     return Outcome(picks, results, used, overall_status(results), combined_bound(prep, tiers, results))
 
 

@@ -52,6 +52,7 @@ ROW_FIELDS = (
     "finish_s",
     "seconds",
     "wall_s",
+    "cpu_s",
     "peak_mb",
     "base_mb",
     "violations",
@@ -83,6 +84,7 @@ class Settings:
     configs: tuple[SolverConfig, ...] = (SolverConfig(),)
     highs_cap: float = 120.0  # HiGHS time limit; the child is killed at 1.25 x cap + grace
     lp_cap: float = 300.0
+    lp: bool = True  # the full LP as the reference bound (at stress scale it needs 19.5 GB: `--no-lp`)
     grace: float = 120.0  # seconds allowed for loading and preparing before a child counts as overrunning
 
 
@@ -104,6 +106,7 @@ class ChildRun:
     result: dict[str, Any]
     wall_s: float
     peak_mb: float
+    cpu_s: float = 0.0  # user + system CPU time: what the run would take alone on a quiet core
 
 
 @dataclass
@@ -142,7 +145,8 @@ def run_child(task: Task, cap: float, tick: Tick | None = None) -> ChildRun:
             raise
         wall = time.monotonic() - started
         result = _child_result(result_path, log_path, status, killed, cap)
-    return ChildRun(result=result, wall_s=wall, peak_mb=usage.ru_maxrss / 1024)
+    cpu = usage.ru_utime + usage.ru_stime
+    return ChildRun(result=result, wall_s=wall, peak_mb=usage.ru_maxrss / 1024, cpu_s=cpu)
 
 
 def _wait(proc: subprocess.Popen[bytes], started: float, cap: float, tick: Tick | None) -> tuple[int, Any, bool]:
@@ -181,14 +185,16 @@ def _child_result(result_path: Path, log_path: Path, status: int, killed: bool, 
 
 def plan_instance(spec: InstanceSpec, path: Path, settings: Settings) -> list[Planned]:
     """The runs for one instance: the LP bound first, then each method (CP-SAT once per configuration)."""
-    planned = [Planned(spec, "lp", "lp", Task(str(path), "lp"), settings.lp_cap + settings.grace)]
+    planned = (
+        [Planned(spec, "lp", "lp", Task(str(path), "lp"), settings.lp_cap + settings.grace)] if settings.lp else []
+    )
     for method in settings.methods:
         if method == "cp_sat":
             planned += [_cp_sat(spec, path, config, settings) for config in settings.configs]
         elif method == "lp_colgen":
             task = Task(str(path), "lp_colgen")
             planned.append(Planned(spec, method, method, task, settings.lp_cap + settings.grace))
-        elif method in ("auto", "lns", "mip"):
+        elif method in ("auto", "lns", "lagrange", "mip"):
             # The engine's own dispatch (flow where it applies, else CP-SAT), or the large-round strategy (LP bound
             # by column generation, priced repair, LNS), with the first CP-SAT configuration's limit and workers.
             cp = _cp_sat(spec, path, settings.configs[0], settings)
@@ -227,7 +233,9 @@ def bench(
     started = datetime.now(UTC)
     rows: list[Row] = []
     trajectories: dict[str, list[list[float]]] = {}
-    total = len(specs) * (1 + sum(len(settings.configs) if m == "cp_sat" else 1 for m in settings.methods))
+    total = len(specs) * (
+        int(settings.lp) + sum(len(settings.configs) if m == "cp_sat" else 1 for m in settings.methods)
+    )
     with tqdm(total=total, unit="run", disable=_bar_disabled(progress), file=sys.stderr, dynamic_ncols=True) as bar:
         for spec in specs:
             bar.set_description(f"{spec.label}: generating")
@@ -296,8 +304,9 @@ def _row(run: Planned, result: dict[str, Any], child: ChildRun | None) -> Row:
         variant=spec.variant,
         method=run.method,
         config=run.config,
-        time_limit=run.task.time_limit if run.method in ("cp_sat", "highs", "auto", "lns", "mip") else None,
+        time_limit=run.task.time_limit if run.method in ("cp_sat", "highs", "auto", "lns", "lagrange", "mip") else None,
         wall_s=round(child.wall_s, 3) if child else 0.0,
+        cpu_s=round(child.cpu_s, 3) if child else None,
         peak_mb=round(child.peak_mb, 1) if child else None,
         base_mb=result.get("base_rss_mb"),
         seconds=round(sum(phases), 3) if len(phases) == 3 else None,

@@ -30,7 +30,7 @@ from matching.solvers.matrix import build_matrix
 from matching.solvers.objective import combined_values
 from matching.solvers.solve import build_solution
 
-SOLVER_METHODS = ("cp_sat", "highs", "greedy", "flow", "auto", "lns", "mip")
+SOLVER_METHODS = ("cp_sat", "highs", "greedy", "flow", "auto", "lns", "lagrange", "mip")
 METHODS = (*SOLVER_METHODS, "lp", "lp_colgen")
 
 
@@ -98,7 +98,8 @@ def run(task: Task) -> dict[str, Any]:
         return out | _lp_colgen(prep, values)
     if task.method == "flow" and not prep.is_flow:
         return out | {"status": "N/A", "error": "min-cost flow does not apply: a supervisor, budget or cap can bind"}
-    return out | _solve(instance, prep, values, task, started - out["prepare_s"])
+    # `started` is when prepare began: the time limit and the trajectory count from there (end to end, as `solve`).
+    return out | _solve(instance, prep, values, task, started)
 
 
 def _ceiling(prep: Prepared, values: IntArray) -> int:
@@ -146,7 +147,7 @@ def _solve(instance: Instance, prep: Prepared, values: IntArray, task: Task, t0:
             trajectory.append([round(time.monotonic() - t0, 3), float(p["objective"]), float(p["bound"])])
 
     started = time.monotonic()
-    outcome = _outcome(prep, values, task, watch)
+    outcome = _outcome(prep, values, task, watch, t0)
     solve_s = time.monotonic() - started
     started = time.monotonic()
     solution = build_solution(prep, outcome.picks, outcome.tiers, outcome.method, solve_s)
@@ -167,12 +168,14 @@ def _solve(instance: Instance, prep: Prepared, values: IntArray, task: Task, t0:
     }
 
 
-def _outcome(prep: Prepared, values: IntArray, task: Task, watch: Any) -> Outcome:
+def _outcome(prep: Prepared, values: IntArray, task: Task, watch: Any, t0: float) -> Outcome:
     if task.method == "highs":
         return run_highs(prep, values, task.time_limit)
     if task.method not in SOLVER_METHODS:
         raise ValueError(f"unknown method {task.method!r}; known: {', '.join(METHODS)}")
-    return run_engine(prep, task.method, hint=task.hint, progress=watch if task.method == "cp_sat" else None)
+    # The time limit counts from before prepare, as `matching.solvers.solve.solve` counts it (end to end).
+    progress = watch if task.method == "cp_sat" else None
+    return run_engine(prep, task.method, hint=task.hint, progress=progress, started=t0)
 
 
 def main(argv: list[str]) -> int:

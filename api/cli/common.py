@@ -94,7 +94,7 @@ TimeLimit = Annotated[float | None, typer.Option("--time-limit", min=0.01, help=
 Seed = Annotated[int | None, typer.Option("--seed", min=0, help="Random seed of the solver.")]
 Workers = Annotated[int | None, typer.Option("--workers", min=1, max=64, help="Solver threads.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the solution as JSON.")]
-Method = Annotated[str, typer.Option("--method", help="auto, mip, cp_sat, lns, flow or greedy.")]
+Method = Annotated[str, typer.Option("--method", help="auto, mip, cp_sat, lns, lagrange, flow or greedy.")]
 
 
 def text_table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:

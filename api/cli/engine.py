@@ -47,8 +47,8 @@ def solve(
 ) -> None:
     """Solve a round from an instance file and print the solution."""
     keep_stdout_for_output()
-    if method not in ("auto", "mip", "cp_sat", "lns", "flow", "greedy"):
-        fail(f"--method: {method!r} is not one of auto, mip, cp_sat, lns, flow, greedy")
+    if method not in ("auto", "mip", "cp_sat", "lns", "lagrange", "flow", "greedy"):
+        fail(f"--method: {method!r} is not one of auto, mip, cp_sat, lns, lagrange, flow, greedy")
     instance = with_policy(
         read_instance(instance_path),
         time_limit_s=time_limit,

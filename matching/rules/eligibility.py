@@ -183,15 +183,35 @@ def _forbidden_keys(instance: Instance, tables: Tables) -> IntArray:
     return np.array(sorted(keys), dtype=np.int64)
 
 
+_PAIR_RULE_ORDER = (
+    "offer_status",
+    "profession",
+    "forbidden",
+    "ladder_stage",
+    "practical_test",
+    "language",
+    "language_proof",
+    "special_authorisation",
+    "availability",
+    "period_length",
+    "commute",
+    "supervisor",
+)
+
+
 def _pair_rules(
-    instance: Instance, tables: Tables, cand: IntArray, offer: IntArray, costs: PairCosts
+    instance: Instance, tables: Tables, cand: IntArray, offer: IntArray, costs: PairCosts | None
 ) -> dict[str, BoolArray]:
-    """The pair rules (all but `funding`) on the pairs (cand[k], offer[k])."""
+    """The pair rules (all but `funding`) on the pairs (cand[k], offer[k]). Without `costs`, only what needs none:
+    the rules that need the stay's length are left out and `availability` checks the start alone (a prefilter that
+    every eligible pair passes)."""
     c, o = tables.candidates, tables.offers
     start = o.start[offer]
-    end_month = o.start_month[offer] + costs.months - 1
     distance = distance_km()[c.municipality[cand], o.municipality[offer]]
     keys = cand * len(instance.offers) + offer
+    available = c.available_from[cand] <= start
+    if costs is not None:
+        available &= o.start_month[offer] + costs.months - 1 <= c.available_until[cand]
     rules = {
         "offer_status": o.published[offer],
         "profession": c.profession_code[cand] == o.profession_code[offer],
@@ -201,12 +221,13 @@ def _pair_rules(
         "language": c.cefr[cand] >= o.min_cefr[offer],
         "language_proof": ~o.needs_proof[offer] | c.proof_accepted[cand],
         "special_authorisation": ~o.needs_authorisation[offer] | c.authorised[cand],
-        "availability": (c.available_from[cand] <= start) & (end_month <= c.available_until[cand]),
-        "period_length": costs.months <= o.months[offer],
+        "availability": available,
         "commute": distance <= c.max_commute[cand],
-        "supervisor": costs.months <= o.supervisor_reach[offer],
     }
-    return {name: np.asarray(mask, dtype=bool) for name, mask in rules.items()}
+    if costs is not None:
+        rules["period_length"] = costs.months <= o.months[offer]
+        rules["supervisor"] = costs.months <= o.supervisor_reach[offer]
+    return {name: np.asarray(rules[name], dtype=bool) for name in _PAIR_RULE_ORDER if name in rules}
 
 
 def check_pairs(instance: Instance, tables: Tables, cand: IntArray, offer: IntArray) -> PairChecks:
@@ -259,7 +280,12 @@ def eligible_pairs(instance: Instance, tables: Tables | None = None) -> Eligible
         for lo in range(0, len(cands), step):
             chunk = cands[lo : lo + step]
             cand, offer = np.repeat(chunk, len(offers)), np.tile(offers, len(chunk))
-            # Most pairs fail a cheap pair rule: check programmes only for the rest, and keep only eligible rows.
+            # Most pairs fail the commute or another rule that needs no costs: those first, the costs and every rule
+            # only for the rest (the same pairs pass; at stress scale this was most of prepare's time).
+            near = np.ones(len(cand), dtype=bool)
+            for mask in _pair_rules(instance, tables, cand, offer, None).values():
+                near &= mask
+            cand, offer = cand[np.flatnonzero(near)], offer[np.flatnonzero(near)]
             passing = np.ones(len(cand), dtype=bool)
             for mask in _pair_rules(instance, tables, cand, offer, pair_costs(tables, cand, offer)).values():
                 passing &= mask
@@ -291,12 +317,14 @@ def _concatenate(parts: list[Eligible]) -> Eligible:
 
     offsets = np.cumsum([0, *[len(p) for p in parts]])[:-1]
     c, o = cat([p.cand for p in parts]), cat([p.offer for p in parts])
-    order = np.lexsort((o, c))
+    # One integer key per pair and a stable sort (each chunk's funding rows are already in programme order within
+    # a pair): several times faster than lexsort on two keys at stress scale.
+    order = np.argsort(c * (int(o.max()) + 1 if len(o) else 1) + o, kind="stable")
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
     fund_pair = rank[cat([p.fund_pair + off for p, off in zip(parts, offsets, strict=True)])]
     fund_programme = cat([p.fund_programme for p in parts])
-    f_order = np.lexsort((fund_programme, fund_pair))
+    f_order = np.argsort(fund_pair, kind="stable")
     return Eligible(
         cand=c[order],
         offer=o[order],

@@ -27,6 +27,7 @@ from matching.solvers.cpsat import TierResult, _split_bound, tier_totals
 from matching.solvers.decompose import pair_components
 from matching.solvers.flow import FlowOverflow
 from matching.solvers.greedy import Pick, Preference, pinned_pairs, place_in_order
+from matching.solvers.knapsack import held_bound
 from matching.solvers.lagrange import evaluate, priced_preference, structure, subgradient
 from matching.solvers.lns import (
     attractive_pairs,
@@ -41,6 +42,9 @@ from matching.solvers.strategies import Context, CpSatStrategy, Outcome, Strateg
 
 LP_SHARE = 0.45  # of the search time, at most, for the LP bound
 LAGRANGE_SHARE = 0.15  # of the search time left, for subgradient steps when the LP did not finish
+WHOLE_SHARE = 0.25  # of the search time, for CP-SAT on a small round whole before its neighbourhoods
+WHOLE_SECONDS = 2.0  # at least (all of a short limit: OR-Library's sizes are proven whole)
+KNAPSACK_SHARE = 0.1  # of the time left after the start, at most, for the knapsack bound where it applies
 FIRST_TIER_SHARE = 0.2  # of the search time left, for an open tier searched on its own before the weighted sum
 EXPLAIN_SECONDS_PER_CANDIDATE = 0.6e-3  # kept after the search for the solution's explanations
 # The LP stops once its bound is within this share of the last tier's range: the degenerate tail of column
@@ -61,6 +65,7 @@ class LnsStrategy(Strategy):
     """LP bound by column generation, LP-priced repair, then LP-guided large-neighbourhood search."""
 
     name = "lns"
+    prices: tuple[RoundMatrix, FloatArray] | None = None  # the round's matrix and its LP prices, once known
 
     def applies(self, ctx: Context) -> bool:
         try:
@@ -101,6 +106,7 @@ class LnsStrategy(Strategy):
             start = lp.price if lp.ok else None
             bound = min(bound, subgradient(m, values, seconds=seconds, steps=200, start=start).bound)
         price = lp.price if lp.ok else np.zeros(len(m.lb))
+        self.prices = (m, price) if lp.ok else None  # read by `matching.solvers.priced` to warm-start its bound
         profit = c - m.a.T @ price
         attractive = attractive_pairs(m, profit, lp.w, c, 0.02)
         picks = start_solution(m, values, price, lp.w, attractive)
@@ -109,6 +115,8 @@ class LnsStrategy(Strategy):
         policy = prep.instance.policy
         search_end = self.search_end(ctx)
         first_open = hold_proven(m, tiers, weights, picks, known)[2] == 0
+        if known is not None and lp.ok and m.n_cols > WHOLE_MAX_COLUMNS:
+            known = sharper_bound(m, tiers, weights, picks, known, c, price, KNAPSACK_SHARE * ctx.deadline.left())
         if m.n_cols > WHOLE_MAX_COLUMNS and lp.ok and first_open and not policy.deterministic:
             # While the first tier is open (national rounds: the start places fewer than the LP), HiGHS closes most
             # of that gap. Where the start already proves it (GAP places every job), CP-SAT's neighbourhoods did
@@ -119,7 +127,7 @@ class LnsStrategy(Strategy):
         def report(kind: str, found: list[Pick]) -> None:
             ctx.reporter.picks(f"search ({kind})", prep, found, self.name)
 
-        current, first, phases = picks, True, 0
+        current, first, phases, whole_tried = picks, True, 0, False
         while True:
             # Tiers proven optimal are held as rows; the search then works on the first open tier and those after.
             held_m, open_values, open_at = hold_proven(m, tiers, weights, current, known)
@@ -127,16 +135,29 @@ class LnsStrategy(Strategy):
             if first:
                 w = solve_parts(held_m, held_m.objective(open_values), w, ctx)
                 first = False
-            if held_m.n_cols <= WHOLE_MAX_COLUMNS:
-                # Small enough to solve whole, tier by tier: CP-SAT from the incumbent, which may prove each.
+            if held_m.n_cols <= WHOLE_MAX_COLUMNS and not whole_tried:
+                # Small enough to solve whole, tier by tier: CP-SAT from the incumbent, which may prove each. Where
+                # it does not prove them in its share, neighbourhoods go on from its incumbent: on GAP rounds of
+                # 5-10 x 100 they did better than CP-SAT on the whole round for the rest of the time.
+                whole_tried = True
                 workers = 1 if policy.deterministic else policy.workers
-                current, done = solve_whole(m, tiers, current, search_end, policy.seed, workers)
+                left = search_end - time.monotonic()
+                end = min(search_end, time.monotonic() + max(WHOLE_SECONDS, WHOLE_SHARE * left))
+                end = search_end if policy.deterministic else end
+                current, done = solve_whole(m, tiers, current, end, policy.seed, workers)
                 if done is not None:
                     return Outcome(current, done, self.name)
-                break
+                if policy.deterministic or search_end - time.monotonic() <= 0.3:
+                    break
+                if known is not None and lp.ok:
+                    # Not proven whole: the knapsack bound now (before, it would have taken the time CP-SAT needs
+                    # to prove OR-Library's sizes at 2 s).
+                    seconds = KNAPSACK_SHARE * (search_end - time.monotonic())
+                    known = sharper_bound(m, tiers, weights, current, known, c, price, seconds)
+                continue
 
-            def proven(found: FloatArray, at: int = open_at) -> bool:
-                return at < len(tiers) - 1 and hold_proven(m, tiers, weights, m.picks_of(found), known)[2] > at
+            def proven(found: FloatArray, at: int = open_at, bound: int | None = known) -> bool:
+                return at < len(tiers) - 1 and hold_proven(m, tiers, weights, m.picks_of(found), bound)[2] > at
 
             # Each tier first on its own for a short while (a tier of equal values is easy alone, hard under a
             # weighted sum), then with the tiers after it.
@@ -185,6 +206,27 @@ class LnsStrategy(Strategy):
             return picks
         better = m.picks_of(found)
         return better if tier_totals(better, tiers) > tier_totals(picks, tiers) else picks
+
+
+def sharper_bound(
+    m: RoundMatrix,
+    tiers: list[Tier],
+    weights: list[int],
+    picks: list[Pick],
+    known: int,
+    c: FloatArray,
+    price: FloatArray,
+    seconds: float,
+) -> int:
+    """`known`, or the knapsack bound (`matching.solvers.knapsack`) on the tiers the start leaves open plus the
+    proven tiers' totals where that is lower (GAP-like rounds: every row but the candidates' a small knapsack)."""
+    held_m, open_values, open_at = hold_proven(m, tiers, weights, picks, known)
+    totals = tier_totals(picks, tiers)
+    held_total = sum(w * t for w, t in zip(weights[:open_at], totals[:open_at], strict=True))
+    found = held_bound(held_m, c, held_m.objective(open_values), price, held_m.columns_of(picks), seconds)
+    if found is None or not math.isfinite(found):
+        return known
+    return min(known, held_total + math.floor(found + 1e-6))
 
 
 def hold_proven(

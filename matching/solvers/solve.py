@@ -20,7 +20,7 @@ from matching.solvers.greedy import Pick
 from matching.solvers.select import choose
 from matching.solvers.strategies import Context, Deadline, Progress, Reporter
 
-Method = Literal["auto", "cp_sat", "flow", "greedy", "mip", "lns"]
+Method = Literal["auto", "cp_sat", "flow", "greedy", "mip", "lns", "lagrange"]
 
 
 def check_pins(prep: Prepared) -> None:

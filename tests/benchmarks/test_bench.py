@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from benchmarks.cli import bench_app
 from benchmarks.instances import InstanceSpec, parse_spec
 from benchmarks.report import target_verdict
-from benchmarks.run import ROW_FIELDS, best_bound, finish_rows, relative_gap, run_child
+from benchmarks.run import ROW_FIELDS, Settings, best_bound, finish_rows, plan_instance, relative_gap, run_child
 from benchmarks.worker import Task
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -133,6 +133,14 @@ def test_instance_specs() -> None:
     for bad in ("galactic:1", "regional:-1", "regional:1:cheap", "regional:1:flow:extra", ":1"):
         with pytest.raises(ValueError, match="instance"):
             parse_spec(bad)
+
+
+def test_no_lp_plans_no_lp_run(tmp_path: Path) -> None:
+    path = tmp_path / "round.json"
+    spec = parse_spec("tiny:0")
+    with_lp = plan_instance(spec, path, Settings(methods=("lagrange",)))
+    without = plan_instance(spec, path, Settings(methods=("lagrange",), lp=False))
+    assert [p.method for p in with_lp] == ["lp", "lagrange"] and [p.method for p in without] == ["lagrange"]
 
 
 def _row(method: str, status: str, objective: float | None, own: float | None = None) -> dict[str, Any]:

@@ -1,0 +1,668 @@
+"""Rounds too large for any LP: Lagrangian prices on the prepared arrays (`PricedStrategy`, method `lagrange`).
+
+At stress scale (50,000 candidates x 20,000 offers, 5 M pairs, 20 M funding rows) neither the model (`spec`, 10 M
+rows) nor its compact form (`matrix`, 21 M columns) fits in memory and time. This strategy never builds either for
+the whole round. It prices the rows that can bind, straight from `Prepared`: each programme's budget, general money
+and earmarks, each (programme, unit) cap and (in `evaluate`) each supervisor's seats per month. At prices `p >= 0` a
+pair is worth its value less the priced money of its cheapest funding row (and priced seats of its cheapest
+supervisor), and the best assignment at those worths is one min-cost flow. That flow's value plus `p` times the rows'
+limits is an upper bound on every solution's value, whatever `p` is (weak duality of the Lagrangian relaxation): the
+proven bound. `network_bound` keeps the seats in the flow instead (each offer's pairs pass through its supervisors'
+seats in the offer's start month), which at the sizes measured bounds far tighter than priced seats.
+
+1. A solution from a part of the round (`restrict`: each candidate's two pairs of highest value and two of cheapest
+   funding), solved by the `lns` strategy: a solution of the part is one of the whole round (same rows, fewer pairs).
+2. Money prices: the part's LP prices (`prices_from_matrix` maps its rows by label) or one price per SEK on every
+   grant (golden-section steps), whichever bounds lower; then subgradient steps until the deadline, every
+   evaluation a proven bound.
+3. Fill: every candidate still unplaced tries its pairs of best worth at the tightest prices, walked by the greedy
+   that checks every rule (`matching.solvers.greedy.place_in_order`).
+
+Earmarks: the model (`matching.model.spec`) spends an earmark's money first and its overflow from general money.
+With the earmark's price at most its programme's general price, the relaxation never gains from overflow, so an
+earmarked grant costs budget + earmark prices and any other grant budget + general prices.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from ortools.graph.python import min_cost_flow
+
+from matching.model.side import side_rows
+from matching.model.spec import objective_tiers
+from matching.rules.eligibility import Eligible
+from matching.rules.ledger import Ledger, Use
+from matching.rules.limits import NO_CAP
+from matching.rules.prepare import Options, Prepared, SeatRow
+from matching.rules.scoring import Scores
+from matching.rules.tables import BoolArray, FloatArray, IntArray
+from matching.solvers.cpsat import TierResult, _split_bound
+from matching.solvers.flow import FlowOverflow, max_weight_assignment
+from matching.solvers.greedy import Pick, Preference, pinned_pairs, place_in_order
+from matching.solvers.large import LnsStrategy
+from matching.solvers.matrix import KIND, RoundMatrix
+from matching.solvers.objective import combined_values, tier_weights
+from matching.solvers.strategies import EXPLAIN_SHARE, Context, Deadline, Outcome, Strategy
+
+# Row kinds of the relaxation.
+BUDGET, GENERAL, EARMARK, CAP, SEATS = range(5)
+WALK_PAIRS_PER_CANDIDATE = 4  # pairs of best worth per unplaced candidate tried by the fill
+PART_PAIRS_PER_CANDIDATE = 2  # pairs by value and as many by cheapest funding, per candidate, in the part
+PART_SHARE = 0.55  # of the search time, for the part's search; the rest for the bound and the fill
+LINE_STEPS = 1  # golden-section steps on one price per SEK (2 evaluations of the bound each; a stress run with 2
+# left no time for subgradient steps, which took the bound 4 % lower in 7 steps)
+FILL_RESERVE = 0.5  # subgradient steps' worth of time kept for the fill (a step: 6-12 s at stress, the fill 9 s)
+EXPLAIN_SECONDS_PER_CANDIDATE = 1.0e-3  # kept after the search for the explanations
+EXPLAIN_MAX_SHARE = 0.25  # of the time limit, at most, kept for them
+STEP_THETA = 1.0  # Polyak step size of the money prices (national: 1,331 -> 1,248 in 7 steps, LP 1,198)
+STEP_PATIENCE = 2  # steps without a better bound before the step size halves
+MIN_PAIRS = 500_000  # `auto` picks this strategy from this many pairs (stress: 5 M; national: 84,000)
+
+
+@dataclass(frozen=True)
+class Relaxed:
+    """The rows that can bind, as `<=` rows with a price each, and how pairs draw on them."""
+
+    rhs: FloatArray  # per row: its limit
+    kind: IntArray  # per row: BUDGET, GENERAL, EARMARK, CAP or SEATS
+    general_of: IntArray  # per row: for an earmark, its programme's general row; else -1
+    # Per funding row, the rows its grant draws on (len(rhs) where none: a price slot that stays 0).
+    fund_budget: IntArray
+    fund_draw: IntArray  # the general row, or the earmark row for an earmarked grant
+    fund_cap: IntArray
+    grant: FloatArray
+    fund_start: IntArray  # per pair, its first funding row (funding rows are sorted by pair); n_pairs + 1 entries
+    seats: sp.csr_array  # seat rows (relaxed rows of kind SEATS, in order) x supervisor option rows
+    seat_at: int  # first row of kind SEATS
+    sup_start: IntArray  # per pair, its first supervisor option row; n_pairs + 1 entries
+    free_money: BoolArray  # per pair: a funding row whose rows can never bind
+    free_seat: BoolArray  # per pair: a supervisor who can never run out of seats
+    row_of: dict[tuple[int, int, int], int]  # (kind, owner, detail) -> row: programme, earmark or unit, or month
+
+    @property
+    def n_rows(self) -> int:
+        """Priced rows."""
+        return len(self.rhs)
+
+
+def relax(prep: Prepared) -> Relaxed:
+    """The binding rows of a prepared round, as `Relaxed`."""
+    pairs, limits, inst = prep.pairs, prep.tables.limits, prep.instance
+    n_prog, n_units = len(inst.programmes), max(1, len(inst.units))
+    rhs: list[float] = []
+    kind: list[int] = []
+    general_of: list[int] = []
+
+    row_of: dict[tuple[int, int, int], int] = {}
+
+    def add(limit: float, what: int, owner: int, detail: int = -1, general: int = -1) -> int:
+        rhs.append(float(limit))
+        kind.append(what)
+        general_of.append(general)
+        row_of[(what, owner, detail)] = len(rhs) - 1
+        return len(rhs) - 1
+
+    budget_row = np.full(n_prog, -1, dtype=np.int64)
+    general_row = np.full(n_prog, -1, dtype=np.int64)
+    width = max([1, *(len(p.earmarks) for p in inst.programmes)])
+    earmark_row = np.full((n_prog, width), -1, dtype=np.int64)
+    for g in np.flatnonzero(prep.budget_binding).tolist():
+        budget_row[g] = add(limits.budget_left(g), BUDGET, g)
+        general_row[g] = add(float(limits.general_left[g]), GENERAL, g)
+        for k in range(len(inst.programmes[g].earmarks)):
+            earmark_row[g, k] = add(float(limits.earmark_left[g][k]), EARMARK, g, k, int(general_row[g]))
+    cap_row = np.full((n_prog, n_units), -1, dtype=np.int64)
+    for g, u in zip(*np.nonzero(prep.unit_cap_binding), strict=True):
+        if limits.unit_cap_left[g, u] != NO_CAP:
+            cap_row[g, u] = add(float(limits.unit_cap_left[g, u]), CAP, int(g), int(u))
+    seat_at = len(rhs)
+    seat_rows = _distinct_seat_rows(prep)
+    for r in seat_rows:
+        at = add(max(0, r.seats), SEATS, r.supervisor, r.month)
+        for month in r.months:
+            row_of[(SEATS, r.supervisor, month)] = at
+    n = len(rhs)
+    prog, mark = pairs.fund_programme, pairs.fund_earmark
+    unit = prep.tables.offers.unit[pairs.offer[pairs.fund_pair]]
+
+    def slot(rows: IntArray) -> IntArray:
+        return np.where(rows >= 0, rows, n).astype(np.int32)
+
+    draw = np.where(mark >= 0, earmark_row[prog, np.maximum(mark, 0)], general_row[prog])
+    lengths = np.array([len(r.rows) for r in seat_rows], dtype=np.int64)
+    members = np.concatenate([r.rows for r in seat_rows]) if seat_rows else np.zeros(0, dtype=np.int64)
+    seats = sp.csr_array(
+        (np.ones(len(members)), (np.repeat(np.arange(len(seat_rows)), lengths), members)),
+        shape=(len(seat_rows), len(prep.supervisors.pair)),
+    )
+    n_pairs = len(pairs)
+    return Relaxed(
+        rhs=np.array(rhs, dtype=np.float64),
+        kind=np.array(kind, dtype=np.int64),
+        general_of=np.array(general_of, dtype=np.int64),
+        fund_budget=slot(budget_row[prog]),
+        fund_draw=slot(draw),
+        fund_cap=slot(cap_row[prog, unit]),
+        grant=pairs.fund_grant.astype(np.float64),
+        fund_start=np.searchsorted(pairs.fund_pair, np.arange(n_pairs + 1)),
+        seats=seats,
+        seat_at=seat_at,
+        sup_start=np.searchsorted(prep.supervisors.pair, np.arange(n_pairs + 1)),
+        free_money=prep.free_programme >= 0,
+        free_seat=prep.free_supervisor >= 0,
+        row_of=row_of,
+    )
+
+
+# Row kinds of the compact matrix (`matching.solvers.matrix`) that are priced here, and the sign of their price.
+_MATRIX_KINDS = {"budget": (BUDGET, 1.0), "general": (GENERAL, 1.0), "earmark": (EARMARK, -1.0)}
+_MATRIX_KINDS |= {"unit_cap": (CAP, 1.0), "supervisor": (SEATS, 1.0)}
+
+
+def prices_from_matrix(r: Relaxed, m: RoundMatrix, price: FloatArray) -> FloatArray:
+    """Prices of the relaxed rows from LP prices of a compact matrix of (part of) the round, matched by label. An
+    earmark row there is a `>=` row (its price is <= 0). Rows the matrix merged get the price of the row it kept."""
+    out = np.zeros(r.n_rows)
+    for name, (what, sign) in _MATRIX_KINDS.items():
+        for i in np.flatnonzero(m.kind == KIND[name]).tolist():
+            detail = -1 if what in (BUDGET, GENERAL) else int(m.detail[i])
+            row = r.row_of.get((what, int(m.owner[i]), detail))
+            if row is not None:
+                out[row] = max(0.0, sign * float(price[i]))
+    mark = np.flatnonzero(r.kind == EARMARK)
+    out[mark] = np.minimum(out[mark], out[r.general_of[mark]])
+    return out
+
+
+@dataclass(frozen=True)
+class _Seats:
+    """Seat rows of one supervisor with the same option rows, merged at the fewest seats."""
+
+    supervisor: int
+    month: int  # the first of them
+    months: list[int]
+    rows: IntArray
+    seats: int
+
+
+def _distinct_seat_rows(prep: Prepared) -> list[_Seats]:
+    """The seat rows of supervisors who can run out, those with the same option rows merged: priced apart, such
+    rows split one price between them and the bound counts the larger limit (the compact matrix merges them too,
+    so its LP prices map onto them)."""
+    out: list[_Seats] = []
+    seen: dict[tuple[int, bytes], int] = {}
+    for r in prep.seat_rows:
+        if not prep.supervisors.binding[r.supervisor]:
+            continue
+        key = (r.supervisor, np.sort(r.rows).tobytes())
+        if key in seen:
+            kept = out[seen[key]]
+            kept.months.append(r.month)
+            out[seen[key]] = _Seats(r.supervisor, kept.month, kept.months, kept.rows, min(kept.seats, r.seats))
+            continue
+        seen[key] = len(out)
+        out.append(_Seats(r.supervisor, r.month, [r.month], r.rows, r.seats))
+    return out
+
+
+@dataclass(frozen=True)
+class Priced:
+    """One evaluation of the relaxation at a price vector."""
+
+    bound: float  # the Lagrangian bound (valid for every price vector)
+    worth: FloatArray  # per pair: value less its cheapest priced funding and supervisor
+    chosen: IntArray  # the subproblem's pairs
+    activity: FloatArray  # per row: what the subproblem's pairs draw
+    fund_cost: FloatArray  # per funding row: its priced money
+    option_cost: FloatArray  # per supervisor option row: its priced seats
+
+
+def _segment_min(cost: FloatArray, start: IntArray) -> FloatArray:
+    """Per segment [start[i], start[i + 1]) the least cost (inf for an empty segment)."""
+    out = np.full(len(start) - 1, np.inf)
+    full = start[:-1] < start[1:]
+    if len(cost):
+        out[full] = np.minimum.reduceat(cost, start[:-1][full])
+    return out
+
+
+def _first_at_least(cost: FloatArray, best: FloatArray, owner: IntArray, wanted: BoolArray) -> IntArray:
+    """Per wanted owner, the first row whose cost is its best (rows sorted by owner); -1 where there is none."""
+    rows = np.flatnonzero(wanted[owner] & (cost <= best[owner]))
+    first = np.full(len(best), -1, dtype=np.int64)
+    first[owner[rows[::-1]]] = rows[::-1]
+    return first
+
+
+def evaluate(prep: Prepared, r: Relaxed, values: IntArray, price: FloatArray) -> Priced:
+    """The relaxation at `price`: one min-cost flow over every pair."""
+    p = np.append(price, 0.0)
+    fund_cost = r.grant * (p[r.fund_budget] + p[r.fund_draw] + p[r.fund_cap])
+    money = _segment_min(fund_cost, r.fund_start)
+    money[r.free_money] = 0.0
+    option_cost = r.seats.T @ price[r.seat_at :] if r.seats.shape[0] else np.zeros(r.seats.shape[1])
+    seat = _segment_min(option_cost, r.sup_start)
+    seat[r.free_seat] = 0.0
+    worth = values - money - seat
+    # Rounded up, so that the flow's integer value stays above the relaxation's: the bound stays valid.
+    gain = np.where(worth > 0, np.ceil(worth), 0).astype(np.int64)
+    pins = pinned_pairs(prep)
+    chosen, total = max_weight_assignment(prep.pairs.cand, prep.pairs.offer, gain, prep.tables.offers.slots, pins)
+    chosen = chosen[(gain[chosen] > 0) | np.isin(chosen, pins)]
+    activity = _activity(prep, r, chosen, fund_cost, money, option_cost, seat)
+    bound = float(total) + float(price @ r.rhs)
+    return Priced(bound, worth, chosen, activity, fund_cost, option_cost)
+
+
+def _activity(
+    prep: Prepared,
+    r: Relaxed,
+    chosen: IntArray,
+    fund_cost: FloatArray,
+    money: FloatArray,
+    option_cost: FloatArray,
+    seat: FloatArray,
+) -> FloatArray:
+    """What the chosen pairs draw on each row, each with its cheapest funding row and supervisor."""
+    n = len(prep.pairs)
+    out = np.zeros(r.n_rows + 1)
+    wanted = np.zeros(n, dtype=bool)
+    wanted[chosen] = True
+    paying = wanted & ~r.free_money
+    rows = _first_at_least(fund_cost, money, prep.pairs.fund_pair, paying)[paying]
+    for index in (r.fund_budget, r.fund_draw, r.fund_cap):
+        out += np.bincount(index[rows], weights=r.grant[rows], minlength=r.n_rows + 1)
+    seated = wanted & ~r.free_seat
+    options = _first_at_least(option_cost, seat, prep.supervisors.pair, seated)[seated]
+    options = options[options >= 0]
+    if len(options) and r.seats.shape[0]:
+        out[r.seat_at : r.n_rows] += r.seats @ np.bincount(options, minlength=r.seats.shape[1]).astype(np.float64)
+    return out[:-1]
+
+
+@dataclass(frozen=True)
+class SeatNetwork:
+    """Supervisor seats inside the flow instead of priced: each offer sends its pairs through the seats of its
+    supervisors in the offer's start month (every stay is under way in its first month). Stays that started earlier
+    and still run are not counted against those seats, and an offer may use any of its supervisors who can take
+    some pair of it: a relaxation of the seat rows, so the flow still bounds every solution."""
+
+    offer_sup_offer: IntArray  # arcs offer -> (supervisor, month) node
+    offer_sup_node: IntArray
+    node_seats: IntArray  # per (supervisor, month) node: free seats
+    offer_free: BoolArray  # per offer: some pair of it has a supervisor who can never run out of seats
+
+
+def seat_network(prep: Prepared) -> SeatNetwork:
+    """The offers' supervisors who can run out of seats, as nodes (supervisor, the offer's start month)."""
+    opts, pairs = prep.supervisors, prep.pairs
+    n_offers = len(prep.instance.offers)
+    offer_of_option = pairs.offer[opts.pair]
+    free_option = ~opts.binding[opts.choice]
+    offer_free = np.zeros(n_offers, dtype=bool)
+    offer_free[offer_of_option[free_option]] = True
+    bound_options = np.flatnonzero(~free_option)
+    start = prep.tables.offers.start_month
+    keys = np.unique(offer_of_option[bound_options] * len(opts.binding) + opts.choice[bound_options])
+    offer, sup = keys // len(opts.binding), keys % len(opts.binding)
+    width = int(start.max()) + 1 if len(start) else 1
+    nodes, node = np.unique(sup * width + start[offer], return_inverse=True)
+    limits = prep.tables.limits
+    seats = np.array([max(0, limits.seats_left(int(k // width), int(k % width))) for k in nodes], dtype=np.int64)
+    return SeatNetwork(offer, node.reshape(-1), seats, offer_free)
+
+
+def network_bound(prep: Prepared, r: Relaxed, net: SeatNetwork, values: IntArray, price: FloatArray) -> Priced:
+    """The bound with money priced (`price`; seat prices are ignored) and seats in the flow (`SeatNetwork`), with
+    what the flow's pairs draw on each row with their cheapest funding (no seat rows)."""
+    p = np.append(np.where(r.kind == SEATS, 0.0, price), 0.0)
+    fund_cost = r.grant * (p[r.fund_budget] + p[r.fund_draw] + p[r.fund_cap])
+    money = _segment_min(fund_cost, r.fund_start)
+    money[r.free_money] = 0.0
+    worth = values - money
+    gain = np.where(worth > 0, np.ceil(worth), 0).astype(np.int64)
+    pairs = np.flatnonzero(gain > 0)
+    n_c, n_o, n_s = len(prep.instance.candidates), len(prep.instance.offers), len(net.node_seats)
+    # Nodes: source, candidates, offers in, offers out, (supervisor, month), sink.
+    source, c_at, i_at, o_at, s_at = 0, 1, 1 + n_c, 1 + n_c + n_o, 1 + n_c + 2 * n_o
+    sink = s_at + n_s
+    big = n_c
+    flow = min_cost_flow.SimpleMinCostFlow()
+    tails = np.concatenate(
+        [
+            np.zeros(n_c, dtype=np.int64),
+            c_at + prep.pairs.cand[pairs],
+            i_at + np.arange(n_o),
+            o_at + net.offer_sup_offer,
+            o_at + np.flatnonzero(net.offer_free),
+            s_at + np.arange(n_s),
+            [source],
+        ]
+    )
+    heads = np.concatenate(
+        [
+            c_at + np.arange(n_c),
+            i_at + prep.pairs.offer[pairs],
+            o_at + np.arange(n_o),
+            s_at + net.offer_sup_node,
+            np.full(int(net.offer_free.sum()), sink),
+            np.full(n_s, sink),
+            [sink],
+        ]
+    )
+    caps = np.concatenate(
+        [
+            np.ones(n_c + len(pairs), dtype=np.int64),
+            prep.tables.offers.slots.astype(np.int64),
+            np.full(len(net.offer_sup_offer) + int(net.offer_free.sum()), big, dtype=np.int64),
+            net.node_seats,
+            [n_c],
+        ]
+    )
+    costs = np.zeros(len(tails), dtype=np.int64)
+    costs[n_c : n_c + len(pairs)] = -gain[pairs]
+    arcs = flow.add_arcs_with_capacity_and_unit_cost(tails, heads, caps, costs)
+    supplies = np.zeros(sink + 1, dtype=np.int64)
+    supplies[source], supplies[sink] = n_c, -n_c
+    flow.set_nodes_supplies(np.arange(sink + 1), supplies)
+    if flow.solve() != flow.OPTIMAL:
+        raise RuntimeError("min-cost flow of the seat network did not finish")
+    chosen = pairs[flow.flows(arcs[n_c : n_c + len(pairs)]) > 0]
+    total = int(gain[chosen].sum())
+    seats_free = np.where(r.kind == SEATS, 0.0, price)
+    no_seats = np.zeros(r.seats.shape[1])
+    activity = _activity(prep, r, chosen, fund_cost, money, no_seats, np.zeros(len(prep.pairs)))
+    activity[r.kind == SEATS] = 0.0
+    return Priced(float(total) + float(seats_free @ r.rhs), worth, chosen, activity, fund_cost, no_seats)
+
+
+@dataclass
+class Subgradient:
+    """Subgradient steps on the prices (Polyak steps towards the best solution known), keeping the best bound."""
+
+    r: Relaxed
+    price: FloatArray
+    best_bound: float = math.inf
+    best_price: FloatArray | None = None
+    theta: float = 1.0
+    stall: int = 0
+    patience: int = 3
+    momentum: float = 0.0  # share of the previous direction kept (0.5 damped the zig-zag of seat prices a little)
+    direction: FloatArray | None = None
+    scaled: bool = True  # steps relative to each row's limit (else plain Polyak steps in the rows' own units)
+
+    def step(self, bound: float, activity: FloatArray, target: float) -> None:
+        """Move the prices from an evaluation at self.price: its bound and its rows' activity."""
+        r = self.r
+        if bound < self.best_bound - 1e-9 * max(1.0, abs(bound)):
+            self.best_bound, self.best_price, self.stall = bound, self.price.copy(), 0
+        else:
+            self.stall += 1
+            if self.stall >= self.patience:
+                self.theta, self.stall = self.theta / 2, 0
+        g = activity - r.rhs
+        # A row with slack and no price cannot move: its price is already at 0.
+        g[(g < 0) & (self.price <= 0)] = 0.0
+        # Rows in their own units (SEK, seats): relative steps treat them alike.
+        size = np.maximum(1.0, np.abs(r.rhs)) if self.scaled else np.ones(r.n_rows)
+        if self.direction is not None and self.momentum > 0:
+            g = g + self.momentum * self.direction
+        self.direction = g
+        norm = float(((g / size) ** 2).sum())
+        if norm < 1e-12:
+            return
+        step = self.theta * max(bound - target, 1e-6 * abs(bound)) / norm
+        price = np.maximum(0.0, self.price + step * g / size**2)
+        # An earmark never costs more than its programme's general money (see the module docstring).
+        mark = np.flatnonzero(r.kind == EARMARK)
+        price[mark] = np.minimum(price[mark], price[r.general_of[mark]])
+        self.price = price
+
+
+def restrict(prep: Prepared, keep: IntArray) -> tuple[Prepared, IntArray]:
+    """The round with only the pairs `keep` (sorted, pins among them): the same instance, limits and binding flags
+    (a row that can bind in the whole round is kept in the part, where it may no longer bind: still valid), and the
+    funding rows of the part as indexes into the whole round's."""
+    pairs = prep.pairs
+    new_of = np.full(len(pairs), -1, dtype=np.int64)
+    new_of[keep] = np.arange(len(keep))
+    fund = np.flatnonzero(new_of[pairs.fund_pair] >= 0)
+    sub_pairs = Eligible(
+        cand=pairs.cand[keep],
+        offer=pairs.offer[keep],
+        months=pairs.months[keep],
+        total_cost=pairs.total_cost[keep],
+        fund_pair=new_of[pairs.fund_pair[fund]],
+        fund_programme=pairs.fund_programme[fund],
+        fund_grant=pairs.fund_grant[fund],
+        fund_earmark=pairs.fund_earmark[fund],
+    )
+    opts = prep.supervisors
+    options = np.flatnonzero(new_of[opts.pair] >= 0)
+    option_of = np.full(len(opts.pair), -1, dtype=np.int64)
+    option_of[options] = np.arange(len(options))
+    seat_rows = []
+    for row in prep.seat_rows:
+        mine = option_of[row.rows]
+        mine = mine[mine >= 0]
+        if len(mine):
+            seat_rows.append(SeatRow(row.supervisor, row.month, mine, row.seats))
+    sub = Prepared(
+        instance=prep.instance,
+        tables=prep.tables,
+        pairs=sub_pairs,
+        scores=Scores({k: v[keep] for k, v in prep.scores.components.items()}, prep.scores.total[keep]),
+        waiting_days=prep.waiting_days[keep],
+        supervisors=Options(new_of[opts.pair[options]], opts.choice[options], opts.amount[options], opts.binding),
+        programmes=Options(
+            pair=sub_pairs.fund_pair,
+            choice=np.arange(len(fund), dtype=np.int64),
+            amount=sub_pairs.fund_grant,
+            binding=prep.programmes.binding[fund],
+        ),
+        unit_cap_binding=prep.unit_cap_binding,
+        budget_binding=prep.budget_binding,
+        seat_rows=seat_rows,
+    )
+    return sub, fund
+
+
+def priced_preference(prep: Prepared, at: Priced) -> Preference:
+    """Supervisor options and funding rows in order of their priced cost (free ones first)."""
+    sup = -at.option_cost.copy()
+    fund = -at.fund_cost.copy()
+    sup[prep.free_supervisor[prep.supervisors.pair] == prep.supervisors.choice] = np.inf
+    fund[prep.free_programme[prep.pairs.fund_pair] == np.arange(len(prep.pairs.fund_pair))] = np.inf
+    return Preference(supervisor=sup, funding=fund)
+
+
+def part_pairs(prep: Prepared, values: IntArray, per_candidate: int) -> IntArray:
+    """Each candidate's `per_candidate` pairs of highest value and as many of cheapest funding (then value), with the
+    pins: the part of the round that the neighbourhood search works on."""
+    pairs = prep.pairs
+    cheapest = _segment_min(
+        pairs.fund_grant.astype(np.float64), np.searchsorted(pairs.fund_pair, np.arange(len(pairs) + 1))
+    )
+    cheapest[prep.free_programme >= 0] = 0.0
+    keep = np.zeros(len(pairs), dtype=bool)
+    for key in (-np.asarray(values, dtype=np.float64), cheapest):
+        order = np.lexsort((-np.asarray(values), key, pairs.cand))
+        rank = np.arange(len(order)) - np.searchsorted(pairs.cand[order], pairs.cand[order])
+        keep[order[rank < per_candidate]] = True
+    keep[pinned_pairs(prep)] = True
+    return np.flatnonzero(keep)
+
+
+def fill(prep: Prepared, picks: list[Pick], at: Priced | None, values: IntArray) -> list[Pick]:
+    """The picks, then each unplaced candidate's pairs of best worth at the prices (value without prices) where they
+    still fit."""
+    ledger = Ledger(prep.instance, prep.tables.limits)
+    inst, pairs = prep.instance, prep.pairs
+    for p in picks:
+        ledger.add(
+            Use(
+                inst.candidates[int(pairs.cand[p.pair])].id,
+                inst.offers[int(pairs.offer[p.pair])].id,
+                inst.supervisors[p.supervisor].id,
+                inst.programmes[int(pairs.fund_programme[p.fund_row])].id,
+                int(prep.tables.offers.start_month[pairs.offer[p.pair]]),
+                int(pairs.months[p.pair]),
+                int(pairs.fund_grant[p.fund_row]),
+            )
+        )
+    worth = at.worth if at is not None else np.asarray(values, dtype=np.float64)
+    placed = np.zeros(len(inst.candidates), dtype=bool)
+    placed[pairs.cand[[p.pair for p in picks]]] = True
+    open_pairs = np.flatnonzero(~placed[pairs.cand])
+    order = open_pairs[np.lexsort((-np.asarray(values)[open_pairs], -worth[open_pairs], pairs.cand[open_pairs]))]
+    rank = np.arange(len(order)) - np.searchsorted(pairs.cand[order], pairs.cand[order])
+    rest = order[rank < WALK_PAIRS_PER_CANDIDATE]
+    rest = rest[np.argsort(-worth[rest], kind="stable")]
+    preference = priced_preference(prep, at) if at is not None else None
+    return [*picks, *place_in_order(prep, rest, ledger=ledger, preference=preference)]
+
+
+def _uniform_prices(
+    prep: Prepared, r: Relaxed, values: IntArray, bound: Callable[[FloatArray], float]
+) -> list[FloatArray]:
+    """One price per SEK on every grant (general money and earmarks), searched on a few points around a placement's
+    value over a median grant (at national size the best such price bounded 11 % above the LP, and subgradient steps
+    from there 4 %): the prices tried, in order."""
+    grants = prep.pairs.fund_grant
+    base = float(np.max(values)) / max(1.0, float(np.median(grants))) if len(grants) else 0.0
+    shape = np.isin(r.kind, [GENERAL, EARMARK]).astype(np.float64)
+    tried: dict[float, float] = {}
+    out: list[FloatArray] = []
+
+    def at(factor: float) -> float:
+        if factor not in tried:
+            out.append(factor * base * shape)
+            tried[factor] = bound(out[-1])
+        return tried[factor]
+
+    low, high = 0.2, 1.6
+    for _ in range(LINE_STEPS):
+        # Golden-section steps on a convex function of the factor (the bound is convex in the prices).
+        a, b = high - 0.618 * (high - low), low + 0.618 * (high - low)
+        if at(a) <= at(b):
+            high = b
+        else:
+            low = a
+    return out
+
+
+class _Part(LnsStrategy):
+    """The neighbourhood search on the part of the round, ending its search at a given time."""
+
+    def __init__(self, end: float) -> None:
+        self.end = end
+
+    def search_end(self, ctx: Context) -> float:  # type: ignore[override]
+        return self.end
+
+
+def _deadline_ending(search_end: float) -> Deadline:
+    """A deadline whose search ends at `search_end`."""
+    now = time.monotonic()
+    return Deadline(now, max(0.1, (search_end - now) / (1 - EXPLAIN_SHARE)))
+
+
+def _total(picks: list[Pick], values: IntArray) -> int:
+    return int(values[[p.pair for p in picks]].sum()) if picks else 0
+
+
+class PricedStrategy(Strategy):
+    """Lagrangian relaxation of money, caps and seats with min-cost-flow subproblems: a proven bound at every step,
+    and solutions walked from the prices (see the module docstring)."""
+
+    name = "lagrange"
+
+    def applies(self, ctx: Context) -> bool:
+        if side_rows(ctx.prep) or not len(ctx.prep.pairs):
+            return False  # floors and no-blocking rows are not priced here
+        try:
+            tier_weights(ctx.prep, ctx.tiers)
+        except FlowOverflow:
+            return False
+        return True
+
+    def run(self, ctx: Context) -> Outcome:
+        prep, tiers = ctx.prep, ctx.tiers
+        started = time.monotonic()
+        weights = tier_weights(prep, tiers)
+        values = combined_values(prep, tiers)
+        ctx.reporter.report("model", strategy=self.name)
+        r = relax(prep)
+        end = self.search_end(ctx)
+        # 1. A part of the round: each candidate's best pairs by value and by cheapest money, solved by the LP-guided
+        #    neighbourhood search (`lns`): the solution, and LP prices for the bound.
+        keep = part_pairs(prep, values, PART_PAIRS_PER_CANDIDATE)
+        best, prices = self._solve_part(ctx, keep, started + PART_SHARE * (end - started), values)
+        best_value = _total(best, values)
+        # 2. The bound: money priced, seats in the flow (`network_bound`), each evaluation a proven bound. Start from
+        #    the better of the part's LP prices and one price per SEK for every grant (a short line search), then
+        #    subgradient steps until the time for the fill.
+        net = seat_network(prep)
+        tried: list[Priced] = []
+
+        def bound_at(price: FloatArray) -> Priced:
+            tried.append(network_bound(prep, r, net, values, np.where(r.kind == SEATS, 0.0, price)))
+            ctx.reporter.report(
+                "bound", tier="combined", objective=float(best_value), bound=tried[-1].bound, strategy=self.name
+            )
+            return tried[-1]
+
+        starts = [prices_from_matrix(r, *prices)] if prices is not None else []
+        starts += _uniform_prices(prep, r, values, lambda p: bound_at(p).bound)
+        first = min(range(len(tried)), key=lambda i: tried[i].bound)
+        price = starts[first] if first < len(starts) else np.zeros(r.n_rows)
+        sub_grad = Subgradient(r, np.where(r.kind == SEATS, 0.0, price), theta=STEP_THETA, patience=STEP_PATIENCE)
+        step_seconds = 0.0
+        while not step_seconds or time.monotonic() + (1 + FILL_RESERVE) * step_seconds < end:
+            began = time.monotonic()
+            at = bound_at(sub_grad.price)
+            # Polyak steps towards halfway between the bound and the best solution: towards the solution alone, the
+            # steps overshot at stress scale (no better bound in a run; halfway: 10,643 -> 10,203 in 7 steps).
+            target = (min(sub_grad.best_bound, at.bound) + best_value) / 2
+            sub_grad.step(at.bound, at.activity, target)
+            step_seconds = time.monotonic() - began
+            if at.bound <= best_value + 1:
+                break
+        # 3. Fill: every candidate still unplaced tries its pairs of best worth at the prices of the best bound.
+        tightest = min(tried, key=lambda t: t.bound)
+        best = fill(prep, best, tightest, values)
+        ctx.reporter.picks("search (filled)", prep, best, self.name)
+        proven = tightest.bound
+        known = math.floor(proven + 1e-6) if math.isfinite(proven) else None
+        results = _split_bound(prep, best, tiers, weights, known, time.monotonic() - started)
+        return Outcome(best, results, self.name)
+
+    @staticmethod
+    def _solve_part(
+        ctx: Context, keep: IntArray, end: float, values: IntArray
+    ) -> tuple[list[Pick], tuple[RoundMatrix, FloatArray] | None]:
+        """The neighbourhood search on the round restricted to the pairs `keep`, until `end`: its solution (in the
+        whole round's indexes) and its LP prices."""
+        sub, fund_rows = restrict(ctx.prep, keep)
+        inner = _Part(end)
+        found = inner.run(Context(sub, objective_tiers(sub), _deadline_ending(end), ctx.reporter))
+        picks = [Pick(int(keep[p.pair]), p.supervisor, int(fund_rows[p.fund_row])) for p in found.picks]
+        ctx.reporter.picks("search (part of the round)", ctx.prep, picks, "lagrange")
+        return picks, inner.prices
+
+    @staticmethod
+    def search_end(ctx: Context) -> float:
+        """Early enough for the explanations of the unmatched (26-58 s for 50,000 candidates at stress scale on the
+        loaded 2-core machine)."""
+        limit = ctx.deadline.limit
+        reserve = min(EXPLAIN_MAX_SHARE * limit, EXPLAIN_SECONDS_PER_CANDIDATE * len(ctx.prep.instance.candidates))
+        return min(ctx.deadline.search_end, ctx.deadline.end - reserve)
+
+
+__all__ = ["PricedStrategy", "Relaxed", "TierResult", "evaluate", "network_bound", "relax"]
