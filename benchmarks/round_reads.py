@@ -1,6 +1,6 @@
 """Time the reads of a round on the demo database, for the code on sys.path (a checkout put first on PYTHONPATH).
 
-    .venv/bin/python docs/measure_round_reads.py --compare /tmp/vardmatch-before   # before and after, one command
+    .venv/bin/python benchmarks/round_reads.py --compare /tmp/vardmatch-before   # before and after, one command
 
 builds the demo region in a fresh SQLite file, runs three short rounds and publishes the last, waits for their
 reports, then times N GETs
