@@ -90,10 +90,17 @@ def _proposed_to_clinic(subject: Subject) -> Select[tuple[int]]:
     )
 
 
+def _committed_to_clinic(subject: Subject) -> Select[tuple[int]]:
+    return select(Commitment.candidate_id).where(Commitment.unit_id == subject.unit_id)
+
+
 def candidates_readable_by(subject: Subject) -> Select[tuple[Candidate]]:
-    """Candidates: a clinic user sees only those proposed to its unit in a published round."""
+    """Candidates: a clinic user sees only those proposed to its unit in a published round, and those placed at its
+    unit (a commitment: its trainees, also once the round is closed by the next publication)."""
     if subject.role is Role.CLINIC:
-        return select(Candidate).where(Candidate.id.in_(_proposed_to_clinic(subject)))
+        return select(Candidate).where(
+            Candidate.id.in_(_proposed_to_clinic(subject)) | Candidate.id.in_(_committed_to_clinic(subject))
+        )
     return select(Candidate).where(_region(subject, Candidate.region_id))
 
 

@@ -42,18 +42,26 @@ class MatchRound(Base):
     status: Mapped[str] = mapped_column(String(16), index=True)
     round_date: Mapped[date]
     request: Mapped[dict[str, Any]]
-    snapshot: Mapped[str] = mapped_column(Text)
+    # Every input of the round (the whole region: candidates, offers, programmes, ...): large, so loaded only when
+    # read (deferred). Progress polls and round lists never need it; what a clinic's view needs of it is in
+    # `unit_index`.
+    snapshot: Mapped[str] = mapped_column(Text, deferred=True)
     input_hash: Mapped[str] = mapped_column(String(64))
+    # Per unit ref its offers and supervisors in the snapshot, and the snapshot's policy without the region's pairs
+    # and floors (api.core.round_views.unit_index): no candidate in it.
+    unit_index: Mapped[dict[str, Any] | None]
     progress: Mapped[dict[str, Any]] = mapped_column(default=dict)
     lease_until: Mapped[datetime | None]
-    worker_pid: Mapped[int | None]
     failure: Mapped[str | None] = mapped_column(Text)
     result: Mapped[dict[str, Any] | None]
     # Python, OR-Tools, numpy, scipy, ... versions of the solver process: with the snapshot (which holds the policy
     # and seed) they are what it takes to reproduce the result.
     provenance: Mapped[dict[str, Any] | None]
-    # Reports computed after solving: fairness per group, floor prices, shadow prices, why-not summary.
-    analysis: Mapped[dict[str, Any] | None]
+    # Reports computed after solving: fairness per group, floor prices, shadow prices, why-not summary. Large, so
+    # deferred: views ask the database whether they are there (api.core.round_views.analysis_states).
+    analysis: Mapped[dict[str, Any] | None] = mapped_column(deferred=True)
+    # The error that stopped the reports (also in `analysis`), apart so that views need not read the reports.
+    analysis_error: Mapped[str | None] = mapped_column(Text)
     previous_round_id: Mapped[int | None] = mapped_column(ForeignKey("match_round.id"))
     created_by: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi.encoders import jsonable_encoder
 from pydantic import ValidationError
 from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, undefer
 
 from api.core import commitments
 from api.core.privacy import identity_of, verdicts
@@ -69,8 +69,10 @@ def _proposal(p: Proposal) -> dict[str, Any]:
 def _rounds(session: Session, region_id: int, ref: str, proposals: list[Proposal]) -> list[dict[str, Any]]:
     needle = f'"id":"{ref}"'
     out = []
-    statement = select(MatchRound).where(
-        MatchRound.region_id == region_id, MatchRound.snapshot.contains(needle, autoescape=True)
+    statement = (
+        select(MatchRound)
+        .where(MatchRound.region_id == region_id, MatchRound.snapshot.contains(needle, autoescape=True))
+        .options(undefer(MatchRound.snapshot), undefer(MatchRound.analysis))  # both read below
     )
     for row in session.scalars(statement.order_by(MatchRound.id)):
         if not any(c.get("id") == ref for c in json.loads(row.snapshot).get("candidates", [])):

@@ -137,6 +137,6 @@ def store_analysis(session: Session, round_id: int, analysis: dict[str, Any]) ->
     done = session.execute(
         update(MatchRound)
         .where(MatchRound.id == round_id, MatchRound.result.is_not(None), MatchRound.analysis.is_(None))
-        .values(analysis=analysis)
+        .values(analysis=analysis, analysis_error=analysis.get("error"))
     )
     return bool(done.rowcount)  # type: ignore[attr-defined]

@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, undefer
 
 from api.core.audit import audit
 from api.core.commitments import RUNNING
@@ -113,12 +113,14 @@ def _redact_snapshot(text: str, refs: set[str], scrubber: Scrubber) -> str:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False) if changed else text
 
 
-ROUND_TEXT = ("name", "failure", "request", "result", "analysis", "progress")
+ROUND_TEXT = ("name", "failure", "request", "result", "analysis", "analysis_error", "progress")
 
 
 def _redact_rounds(session: Session, region_id: int, refs: set[str], scrubber: Scrubber) -> int:
     changed = 0
-    for row in session.scalars(select(MatchRound).where(MatchRound.region_id == region_id).order_by(MatchRound.id)):
+    every_column = undefer(MatchRound.snapshot), undefer(MatchRound.analysis)  # all read below: one statement
+    rounds = select(MatchRound).where(MatchRound.region_id == region_id).options(*every_column)
+    for row in session.scalars(rounds.order_by(MatchRound.id)):
         snapshot = _redact_snapshot(row.snapshot, refs, scrubber)
         docs = {name: getattr(row, name) for name in ROUND_TEXT}
         scrubbed = {name: _scrub_value(value, scrubber) for name, value in docs.items()}

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import func
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from matching.input.instance import Policy
@@ -44,17 +44,31 @@ def is_unit_view(subject: Subject) -> bool:
     return subject.role is Role.CLINIC
 
 
-def snapshot_json(row: MatchRound) -> dict[str, Any]:
-    """The round's snapshot as plain JSON: enough (and cheaper than validating the whole instance) to read ids."""
-    snapshot: dict[str, Any] = json.loads(row.snapshot)
-    return snapshot
+def unit_index(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """What a clinic's view of a round needs of its snapshot, stored with the round (`MatchRound.unit_index`) so
+    that reads neither load nor parse the snapshot: per unit ref its offers and supervisors, and the policy without
+    the region's pairs and floors (which name candidates). Migration 0009 holds a copy for stored rounds."""
+    units: dict[str, dict[str, list[str]]] = {}
+    for kind in ("offers", "supervisors"):
+        for item in snapshot.get(kind, []):
+            units.setdefault(str(item.get("unit_id")), {"offers": [], "supervisors": []})[kind].append(item["id"])
+    policy = {k: v for k, v in snapshot.get("policy", {}).items() if k not in PAIR_LISTS + REGION_POLICY}
+    return {"units": units, "policy": policy}
 
 
-def unit_scope(session: Session, subject: Subject, row: MatchRound, snapshot: dict[str, Any]) -> UnitScope:
+def stored_index(row: MatchRound) -> dict[str, Any]:
+    """The round's unit index (built from its snapshot only for a round stored without one)."""
+    if row.unit_index is not None:
+        return row.unit_index
+    return unit_index(json.loads(row.snapshot))
+
+
+def unit_scope(session: Session, subject: Subject, row: MatchRound, index: dict[str, Any]) -> UnitScope:
     """The clinic's unit as the round saw it."""
     unit_ref = session.get_one(Unit, subject.unit_id).ref
-    offers = frozenset(o["id"] for o in snapshot.get("offers", []) if o.get("unit_id") == unit_ref)
-    supervisors = frozenset(s["id"] for s in snapshot.get("supervisors", []) if s.get("unit_id") == unit_ref)
+    own = index.get("units", {}).get(unit_ref, {})
+    offers = frozenset(own.get("offers", []))
+    supervisors = frozenset(own.get("supervisors", []))
     candidates = frozenset(
         session.scalars(
             proposals_readable_by(subject).where(Proposal.round_id == row.id).with_only_columns(Proposal.candidate_ref)
@@ -85,11 +99,11 @@ def _unit_policy(request: dict[str, Any], scope: UnitScope) -> dict[str, Any]:
     return policy
 
 
-def _unit_statement(snapshot: dict[str, Any]) -> list[str]:
+def _unit_statement(index: dict[str, Any]) -> list[str]:
     """The objective in plain words, without the region's counts of pins, forbids, kept proposals and floors."""
     region_wide: dict[str, list[Any]] = {key: [] for key in (*PAIR_LISTS, *REGION_POLICY)}
     try:
-        policy = Policy.model_validate({**snapshot.get("policy", {}), **region_wide})
+        policy = Policy.model_validate({**index.get("policy", {}), **region_wide})
     except ValidationError:
         return []
     return objective_statement(policy)
@@ -123,9 +137,19 @@ def _common(row: MatchRound, region: Region) -> dict[str, Any]:
     }
 
 
-def region_view(row: MatchRound, region: Region) -> dict[str, Any]:
+def analysis_states(session: Session, round_ids: Iterable[int]) -> dict[int, str | None]:
+    """The rounds whose reports are stored, each with the error that stopped them (None when they were computed),
+    asked of the database: the reports themselves are large and stay unread."""
+    statement = select(MatchRound.id, MatchRound.analysis_error).where(
+        MatchRound.id.in_(list(round_ids)), MatchRound.analysis.is_not(None)
+    )
+    return {round_id: error for round_id, error in session.execute(statement)}
+
+
+def region_view(session: Session, row: MatchRound, region: Region) -> dict[str, Any]:
     """The whole round, as coordinators and admins see it."""
     provenance = row.provenance or {}
+    analysis = analysis_states(session, [row.id])
     return {
         **_common(row, region),
         "view": "region",
@@ -138,22 +162,22 @@ def region_view(row: MatchRound, region: Region) -> dict[str, Any]:
         "objective_statement": provenance.get("objective_statement", []),
         "warnings": _warnings(row),
         "provenance": {k: v for k, v in provenance.items() if k not in ("objective_statement", "warnings")},
-        "analysis_ready": row.analysis is not None,
-        "analysis_error": (row.analysis or {}).get("error"),
+        "analysis_ready": row.id in analysis,
+        "analysis_error": analysis.get(row.id),
     }
 
 
 def unit_view(session: Session, subject: Subject, row: MatchRound, region: Region) -> dict[str, Any]:
     """A clinic user's round: only what concerns its own unit."""
-    snapshot = snapshot_json(row)
-    scope = unit_scope(session, subject, row, snapshot)
+    index = stored_index(row)
+    scope = unit_scope(session, subject, row, index)
     provenance = row.provenance or {}
     return {
         **_common(row, region),
         "view": "unit",
         "unit": _unit_result(session, subject, row, scope.unit_ref),
         "policy": _unit_policy(row.request, scope),
-        "objective_statement": _unit_statement(snapshot),
+        "objective_statement": _unit_statement(index),
         "warnings": _unit_warnings(row, scope),
         "provenance": {k: provenance[k] for k in ("versions", "method") if k in provenance},
     }
@@ -163,7 +187,7 @@ def round_view(session: Session, subject: Subject, row: MatchRound, region: Regi
     """The round as the subject may see it."""
     if is_unit_view(subject):
         return unit_view(session, subject, row, region)
-    return region_view(row, region)
+    return region_view(session, row, region)
 
 
 def round_summaries(
@@ -179,18 +203,19 @@ def round_summaries(
     )
     proposals: dict[int, int] = {round_id: n for round_id, n in session.execute(counted)}
     unit = is_unit_view(subject)
+    analysis = {} if unit else analysis_states(session, [r.id for r in rows])
     out = []
     for row in rows:
         summary = {**_common(row, region), "view": "unit" if unit else "region", "proposals": proposals.get(row.id, 0)}
         if unit:
-            scope = unit_scope(session, subject, row, snapshot_json(row))
+            scope = unit_scope(session, subject, row, stored_index(row))
             summary["warnings"] = len(_unit_warnings(row, scope))
         else:
             summary |= {
                 "previous_round_id": row.previous_round_id,
                 "placements": (row.result or {}).get("placements"),
                 "warnings": len(_warnings(row)),
-                "analysis_ready": row.analysis is not None,
+                "analysis_ready": row.id in analysis,
             }
         out.append(summary)
     return out

@@ -6,6 +6,7 @@ a unique column."""
 from __future__ import annotations
 
 import hashlib
+import json
 import typing
 from collections import Counter, defaultdict
 from datetime import date, timedelta
@@ -15,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from api.core import commitments
+from api.core import commitments, round_views
 from api.core import job_store as jobs
 from api.core.audit import audit
 from api.core.errors import Conflict, NotFound, Unprocessable
@@ -206,6 +207,7 @@ def create_round(
         request=body.model_dump(mode="json"),
         snapshot=snapshot,
         input_hash=input_hash(snapshot),
+        unit_index=round_views.unit_index(json.loads(snapshot)),
         progress={"phase": "queued"},
         previous_round_id=previous,
         created_by=subject.user_id,
@@ -234,10 +236,11 @@ def create_round(
 def get_round(session: Session, subject: Subject, region: Region, round_id: int, *, write: bool = False) -> MatchRound:
     """A round of the region visible to (or, with write, changeable by) the subject; 404 otherwise."""
     statement = rounds_writable_by(subject) if write else rounds_readable_by(subject)
-    row = session.scalar(statement.where(MatchRound.id == round_id, MatchRound.region_id == region.id))
+    # populate_existing: a row already in the session is read afresh (its progress moves), in the same statement.
+    statement = statement.where(MatchRound.id == round_id, MatchRound.region_id == region.id)
+    row = session.scalar(statement.execution_options(populate_existing=True))
     if row is None:
         raise NotFound(f"round {round_id} not found in region {region.code}")
-    session.refresh(row)
     return row
 
 

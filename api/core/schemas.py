@@ -404,6 +404,15 @@ class UserUpdate(BaseModel):
 
     password: str | None = Field(default=None, min_length=10, max_length=200)
     active: bool | None = None
+    # Role and scope: what is given (null clears) replaces that part of the present scope, the rest is kept where
+    # the new role allows it (see api.core.users.requested_scope).
+    role: str | None = Field(default=None, pattern="^(admin|coordinator|clinic)$")
+    region: str | None = Field(default=None, max_length=8)
+    unit: str | None = Field(default=None, max_length=64)
+
+    def changes_scope(self) -> bool:
+        """Whether the body asks for a role or scope (region, unit; an explicit null counts) change."""
+        return bool({"role", "region", "unit"} & self.model_fields_set)
 
 
 class UserRead(BaseModel):

@@ -46,8 +46,10 @@ CLINIC_CANDIDATE_FIELDS = (
 
 
 def count_rows(session: Session, statement: Select[Any]) -> int:
-    """How many rows a statement selects (before any limit)."""
-    return int(session.scalar(select(func.count()).select_from(statement.subquery())) or 0)
+    """How many rows a statement selects (before any limit). The subquery keeps only the first column (the row id of
+    an entity's statement): a count has no use for the rest (a round's snapshot, say)."""
+    narrow = statement.with_only_columns(*list(statement.selected_columns)[:1], maintain_column_froms=True)
+    return int(session.scalar(select(func.count()).select_from(narrow.subquery())) or 0)
 
 
 def page_of(

@@ -1,13 +1,16 @@
-"""Creating users: one place for the admin route (`POST /users`) and the `vardmatch users create` command."""
+"""Users: creating them (one place for the admin route `POST /users` and the `vardmatch users create` command),
+their passwords, deactivation, and changes of role and scope (`PATCH /users/{id}` and the admin page)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from api.core.audit import audit
 from api.core.errors import Conflict, NotFound, Unprocessable
-from api.core.schemas import RegionCreate, UserCreate
+from api.core.schemas import RegionCreate, UserCreate, UserUpdate
 from api.core.security import hash_password
 from models import ApiKey, Region, Role, Unit, User
 from models.base import utcnow
@@ -104,4 +107,103 @@ def set_active(session: Session, subject: Subject, user: User, active: bool) -> 
     revoked = 0 if active else revoke_credentials(session, user)
     action = "user.reactivate" if active else "user.deactivate"
     audit(session, subject, action, "user", user.id, user.region_id, api_keys_revoked=revoked)
+    return revoked
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """A role with the region and unit rows it is scoped to."""
+
+    role: str
+    region_id: int | None
+    unit_id: int | None
+
+
+def _invalid(field: str, message: str, rule: str) -> Unprocessable:
+    return Unprocessable(message, errors=[{"field": field, "message": message, "type": rule}])
+
+
+def _region_id(session: Session, code: str) -> int:
+    region_id = session.scalar(select(Region.id).where(Region.code == code))
+    if region_id is None:
+        raise _invalid("region", f"region {code} not found", "known_id")
+    return region_id
+
+
+def _unit_id(session: Session, user: User, body: UserUpdate, role: str, region_id: int | None) -> int | None:
+    """The unit the body asks for (a ref of the target region), or the user's present unit when it names none."""
+    if "unit" in body.model_fields_set and body.unit is not None:
+        if role != Role.CLINIC:
+            raise _invalid("unit", f"the role {role} has no unit", "not_allowed")
+        unit_id = session.scalar(select(Unit.id).where(Unit.region_id == region_id, Unit.ref == body.unit))
+        if unit_id is None:
+            code = session.scalar(select(Region.code).where(Region.id == region_id))
+            raise _invalid("unit", f"unit {body.unit} is not a unit of region {code}", "unit_in_region")
+        return unit_id
+    if role != Role.CLINIC:
+        return None
+    # A clinic user's unit is kept unless the body clears it; it must then lie in the (perhaps new) region.
+    kept = user.unit_id if user.role == Role.CLINIC and "unit" not in body.model_fields_set else None
+    if kept is None:
+        raise _invalid("unit", "clinic users need a unit", "required")
+    if session.scalar(select(Unit.region_id).where(Unit.id == kept)) != region_id:
+        raise _invalid("unit", "the user's unit is not a unit of the new region: name a unit of it", "unit_in_region")
+    return kept
+
+
+def requested_scope(session: Session, user: User, body: UserUpdate) -> Scope:
+    """The role and scope the body asks for, checked: admins have no region or unit, coordinators a region and no
+    unit, clinic users a region and a unit of that region (422 naming the field and the rule otherwise). What the
+    body names (null clears) replaces that part of the present scope; the rest is kept where the role allows it (a
+    clinic user made coordinator keeps the region and loses the unit)."""
+    role = body.role if body.role is not None else user.role
+    if role == Role.ADMIN:
+        for name in ("region", "unit"):
+            if getattr(body, name) is not None:
+                raise _invalid(name, f"admins have no {name}", "not_allowed")
+        return Scope(role, None, None)
+    region_id = user.region_id
+    if "region" in body.model_fields_set:
+        region_id = _region_id(session, body.region) if body.region is not None else None
+    if region_id is None:
+        raise _invalid("region", f"the role {role} needs a region", "required")
+    return Scope(role, region_id, _unit_id(session, user, body, role, region_id))
+
+
+def _codes(session: Session, scope: Scope) -> dict[str, str | None]:
+    region = session.scalar(select(Region.code).where(Region.id == scope.region_id)) if scope.region_id else None
+    unit = session.scalar(select(Unit.ref).where(Unit.id == scope.unit_id)) if scope.unit_id else None
+    return {"role": scope.role, "region": region, "unit": unit}
+
+
+def change_scope(session: Session, subject: Subject, user: User, body: UserUpdate) -> int:
+    """Give the user the role and scope the body asks for (see `requested_scope`). A real change ends every token,
+    web session and API key issued before it, so that nothing keeps the old rights; the last active admin cannot be
+    demoted (409), so that someone can always manage users. Audited as `user.scope`. Returns how many API keys were
+    revoked (0 when nothing changed)."""
+    scope = requested_scope(session, user, body)
+    before = Scope(user.role, user.region_id, user.unit_id)
+    if scope == before:
+        return 0
+    if user.role == Role.ADMIN and scope.role != Role.ADMIN and user.active:
+        # Locked (on PostgreSQL) so that two admins demoting each other at once cannot both pass the count.
+        others = session.scalars(
+            select(User.id).where(User.role == Role.ADMIN, User.active.is_(True), User.id != user.id).with_for_update()
+        ).all()
+        if not others:
+            raise Conflict("the last active admin cannot be demoted; make another admin first", slug="last-admin")
+    old = _codes(session, before)
+    user.role, user.region_id, user.unit_id = scope.role, scope.region_id, scope.unit_id
+    revoked = revoke_credentials(session, user)
+    audit(
+        session,
+        subject,
+        "user.scope",
+        "user",
+        user.id,
+        scope.region_id if scope.region_id is not None else before.region_id,
+        before=old,
+        after=_codes(session, scope),
+        api_keys_revoked=revoked,
+    )
     return revoked

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker, undefer
 
 from api.core import job_store as store
 from api.core.audit import audit
@@ -73,7 +73,8 @@ def invalid(exc: InvalidInstance, what: str = "the changes") -> JobError:
 
 def _round(run: Run) -> tuple[MatchRound, Instance]:
     with run.sessions() as session:
-        row = session.get_one(MatchRound, run.job.round_id)
+        # The snapshot is deferred: loaded here, since the row is read on after its session has closed.
+        row = session.get_one(MatchRound, run.job.round_id, options=[undefer(MatchRound.snapshot)])
         session.expunge(row)
     return row, Instance.model_validate_json(row.snapshot)
 
@@ -82,7 +83,7 @@ def _solved(run: Run) -> tuple[MatchRound, Instance, Solution]:
     from api.core.rounds import stored_solution
 
     with run.sessions() as session:
-        row = session.get_one(MatchRound, run.job.round_id)
+        row = session.get_one(MatchRound, run.job.round_id, options=[undefer(MatchRound.snapshot)])
         if row.result is None:
             raise JobError("round-state", f"round {row.id} has no result ({row.status})")
         solution = stored_solution(session, row)

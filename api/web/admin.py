@@ -1,4 +1,4 @@
-"""Admin pages: regions and users (the API's services, the API's refusals)."""
+"""Admin pages: regions and users, a user's role and scope (the API's services, the API's refusals)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from api.core import users
 from api.core.errors import Conflict, Forbidden, NotFound, Unprocessable, field_errors
-from api.core.schemas import RegionCreate, UserCreate
+from api.core.schemas import RegionCreate, UserCreate, UserUpdate
 from api.http.deps import RowId, SessionDep
 from api.web.pages import page
 from api.web.render import WebRoute, redirect
@@ -129,4 +129,75 @@ def set_active(
         return _users_page(
             request, session, subject, [{"field": "active", "message": exc.detail, "type": exc.slug}], 409
         )
+    return redirect("/admin/users")
+
+
+def _writable_user(session: SessionDep, subject: Subject, user_id: int) -> User:
+    user = session.scalar(users_writable_by(subject).where(User.id == user_id))
+    if user is None:
+        raise NotFound(f"user {user_id} not found")
+    return user
+
+
+def _scope_page(
+    request: Request,
+    session: SessionDep,
+    user: User,
+    values: dict[str, str],
+    errors: list[dict[str, str]],
+    status_code: int = 200,
+) -> Response:
+    by_field: dict[str, list[dict[str, str]]] = {}
+    for error in errors:
+        by_field.setdefault(error.get("field", ""), []).append(error)
+    response = page(
+        request,
+        "admin_user.html",
+        target=user,
+        values=values,
+        errors=[e for e in errors if e.get("field") not in ("role", "region", "unit")],
+        field_errors=by_field,
+        issues=[],
+        regions=list(session.scalars(select(Region.code).order_by(Region.code))),
+    )
+    response.status_code = status_code
+    return response
+
+
+@router.get("/admin/users/{user_id}")
+def user_page(request: Request, user_id: RowId, session: SessionDep, subject: WebSubject) -> Response:
+    """A user's role and scope, and the form that changes them."""
+    _admin(subject)
+    user = _writable_user(session, subject, user_id)
+    region = session.scalar(select(Region.code).where(Region.id == user.region_id)) if user.region_id else None
+    unit = session.scalar(select(Unit.ref).where(Unit.id == user.unit_id)) if user.unit_id else None
+    values = {"role": user.role, "region": region or "", "unit": unit or ""}
+    return _scope_page(request, session, user, values, [])
+
+
+@router.post("/admin/users/{user_id}", dependencies=[Csrf])
+def change_scope(
+    request: Request,
+    user_id: RowId,
+    session: SessionDep,
+    subject: WebSubject,
+    role: Annotated[str, Form(max_length=16)],
+    region: Annotated[str, Form(max_length=8)] = "",
+    unit: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    """Change the user's role and scope (as PATCH /api/v1/users/{id} with role, region and unit; an empty field is
+    null): every session, token and API key of theirs ends; the last active admin cannot demote themselves."""
+    _admin(subject)
+    user = _writable_user(session, subject, user_id)
+    values = {"role": role, "region": region, "unit": unit}
+    try:
+        body = UserUpdate(role=role, region=region.strip() or None, unit=unit.strip() or None)
+        users.change_scope(session, subject, user, body)
+    except ValidationError as exc:
+        return _scope_page(request, session, user, values, field_errors(list(exc.errors())), 422)
+    except (Unprocessable, Conflict) as exc:
+        session.rollback()
+        user = _writable_user(session, subject, user_id)
+        errors = exc.extra.get("errors") or [{"field": "role", "message": exc.detail, "type": exc.slug}]
+        return _scope_page(request, session, user, values, errors, exc.status)
     return redirect("/admin/users")

@@ -1,7 +1,7 @@
-"""The coordinator's follow-up of accepted placements (commitments): what happened to each (started, completed,
-interrupted with its last month, never started) and the amount paid. Reads and writes are the API's
-(`GET .../commitments`, `POST .../commitments/{id}/follow-up`): the same scoping, transitions and limits, and the
-money and supervisor months released go back to later rounds at once."""
+"""Accepted placements (commitments): the coordinator's follow-up of each (started, completed, interrupted with its
+last month, never started) and the amount paid, and a unit's own commitments page for its clinic. Reads and writes
+are the API's (`GET .../commitments`, `POST .../commitments/{id}/follow-up`): the same scoping, transitions and
+limits, and the money and supervisor months released go back to later rounds at once."""
 
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ from sqlalchemy.orm import Session
 
 from api.core import commitments, services
 from api.core.errors import Conflict, NotFound, Unprocessable, field_errors
+from api.core.snapshot import CANDIDATES, UNITS
 from api.http.deps import Offset, RowId, SessionDep
 from api.web.pages import coordinator_only, page
 from api.web.render import WebRoute, redirect
 from api.web.session import Csrf, WebSubject, form_values
-from models import Commitment, Region
+from models import Candidate, Commitment, Region, Role
 from models import queries as q
 from models.queries import Subject
 
@@ -168,3 +169,46 @@ def record_follow_up(
         errors = exc.extra.get("errors") or [{"field": "", "message": exc.detail, "type": exc.slug}]
         return _follow_up_page(request, reg, row, values, errors, exc.status)
     return redirect(f"/regions/{reg.code}/commitments/{row.id}")
+
+
+def _supervision_needs(session: Session, subject: Subject, reg: Region, rows: list[Commitment]) -> dict[int, Any]:
+    """What supervision needs to know of each commitment's candidate, as the API shows candidates to this subject
+    (a clinic: the reduced view, never identity); read in one statement."""
+    ids = {row.candidate_id for row in rows}
+    readable = q.candidates_readable_by(subject).where(Candidate.id.in_(ids), Candidate.region_id == reg.id)
+    return {c.id: services.read_view(CANDIDATES, subject, reg, c) for c in session.scalars(readable)}
+
+
+@router.get("/regions/{region}/units/{ref}/commitments")
+def unit_commitments(
+    request: Request,
+    region: str,
+    ref: str,
+    session: SessionDep,
+    subject: WebSubject,
+    offset: Offset = 0,
+) -> Response:
+    """The unit's accepted placements with their follow-up (started, completed, interrupted with the last month,
+    never started), months, supervisor and grant, and what supervision needs of each candidate: never who they are.
+    The API's scoped read (`GET .../commitments?unit=...`): a clinic user sees only its own unit (others are 404)."""
+    reg = services.region_for(session, subject, region)
+    unit = services.get_object(session, UNITS, subject, reg, ref)
+    statement = q.commitments_readable_by(subject).where(Commitment.region_id == reg.id, Commitment.unit_id == unit.id)
+    found = services.page_of(session, statement, Commitment.id, PAGE_SIZE, offset, lambda row: row)
+    rows: list[Commitment] = found["items"]
+    needs = _supervision_needs(session, subject, reg, rows)
+    total = found["total"]
+    return page(
+        request,
+        "unit_commitments.html",
+        region=reg.code,
+        reg=reg,
+        unit=unit,
+        items=[{"c": commitments.view(row), "candidate": needs.get(row.candidate_id)} for row in rows],
+        total=total,
+        offset=offset,
+        size=PAGE_SIZE,
+        may_follow_up=subject.role is not Role.CLINIC,
+        prev_link=f"?offset={max(0, offset - PAGE_SIZE)}" if offset > 0 else "",
+        next_link=f"?offset={offset + PAGE_SIZE}" if offset + PAGE_SIZE < total else "",
+    )

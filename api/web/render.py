@@ -130,7 +130,8 @@ def nav_for(request: Request, region_code: str | None) -> list[tuple[str, str]]:
     gettext = i18n.gettext
     own_region, unit_ref = request.state.region_code, request.state.unit_ref
     if user.role == Role.CLINIC:
-        return [(home_path(user.role, own_region, unit_ref), gettext("My unit"))]
+        home = home_path(user.role, own_region, unit_ref)
+        return [(home, gettext("My unit")), (f"{home}/commitments", gettext("Commitments"))]
     code = region_code or own_region
     items = [("/admin/regions", gettext("Regions")), ("/admin/users", gettext("Users"))] if user.role == "admin" else []
     if code:

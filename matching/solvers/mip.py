@@ -23,12 +23,13 @@ from typing import Protocol
 import numpy as np
 import scipy.sparse as sp
 from ortools.linear_solver.python import model_builder_helper as mbh
-from ortools.math_opt import model_pb2
+from ortools.math_opt import model_pb2, parameters_pb2, rpc_pb2
 from ortools.math_opt.python import mathopt
 from ortools.math_opt.solvers import highs_pb2
 
 from matching.model.spec import Core, Spec, Tier
 from matching.rules.tables import BoolArray, FloatArray, IntArray
+from matching.solvers import highs_worker
 
 # Statuses of the model builder, as the engine names them.
 _OPTIMAL, _FEASIBLE = mbh.SolveStatus.OPTIMAL, mbh.SolveStatus.FEASIBLE
@@ -133,16 +134,18 @@ class LinearBackend:
         integral: bool | None = None,
         allowed: BoolArray | None = None,
         extra: Sequence[Held] = (),
+        stop: threading.Event | None = None,
     ) -> LinearResult:
         """Maximise `values` over the pairs within `seconds`, the held tiers and `extra` rows kept (as an LP unless
-        `integral`), only `allowed` pairs used when given (a neighbourhood: its bound is not the round's)."""
+        `integral`), only `allowed` pairs used when given (a neighbourhood: its bound is not the round's). A HiGHS
+        MIP runs in a worker process: setting `stop`, or `seconds` passing, ends it at once (UNKNOWN, no solution)."""
         integral = self.integral if integral is None else integral
         # No solution hints: with hints, the HiGHS of the OR-Tools 9.15 wheel crashes the process (seen on the demo
         # region); a tier that finds nothing falls back to the caller's solution instead.
         started = time.monotonic()
         arrays = self._arrays(self.spec.objective(values), allowed, extra)
         if integral and self.solver == "highs":
-            return self._highs_mip(arrays, seconds, started)
+            return self._highs_mip(arrays, seconds, started, stop)
         helper = self._load(arrays, integral)
         name = self.solver if integral else self.lp_solver
         solver = mbh.ModelSolverHelper(name)
@@ -176,9 +179,10 @@ class LinearBackend:
             reduced,
         )
 
-    def _highs_mip(self, arrays: Arrays, seconds: float, started: float) -> LinearResult:
-        """The MIP by HiGHS through MathOpt: at a time or node limit, HiGHS's incumbent (FEASIBLE) and its bound."""
-        model = mathopt.Model.from_model_proto(_proto(arrays, self.core.integer))
+    def _highs_mip(self, arrays: Arrays, seconds: float, started: float, stop: threading.Event | None) -> LinearResult:
+        """The MIP by HiGHS through MathOpt, in a worker process: at a time or node limit, HiGHS's incumbent
+        (FEASIBLE) and its bound; stopped, or past `seconds` (HiGHS overruns its own limit), nothing (UNKNOWN)."""
+        proto = _proto(arrays, self.core.integer)
         params = mathopt.SolveParameters(
             # HiGHS overruns its limit by up to a third on these models (presolve and root LP are not interrupted).
             time_limit=datetime.timedelta(seconds=max(0.05, 0.75 * seconds)),
@@ -190,7 +194,19 @@ class LinearBackend:
             # MathOpt has no thread count for HiGHS; its own option does.
             highs=highs_pb2.HighsOptionsProto(int_options={"threads": 1} if self.deterministic_nodes else {}),
         )
-        result = mathopt.solve(model, mathopt.SolverType.HIGHS, params=params)
+        request = rpc_pb2.SolveRequest(
+            solver_type=parameters_pb2.SOLVER_TYPE_HIGHS, model=proto, parameters=params.to_proto()
+        )
+        # Deterministic rounds stop by the node budget, never by the clock (the caller's guard is far out).
+        wall = started + seconds - time.monotonic() if self.deterministic_nodes is None else 10 * seconds + 60
+        try:
+            answer = highs_worker.solve(request, stop=stop, wall_limit=max(0.05, wall))
+        except (highs_worker.Stopped, highs_worker.WorkerDied):
+            # Stopped, or HiGHS's process ended without an answer (the HiGHS of this wheel has crashed a process
+            # before, on hints): no solution from this solve; the round goes on with what the other search found.
+            return LinearResult("UNKNOWN", None, 0.0, math.inf, np.zeros(0), time.monotonic() - started)
+        model = mathopt.Model.from_model_proto(proto)
+        result = mathopt.parse_solve_result(answer, model, validate=False)
         elapsed = time.monotonic() - started
         reason = result.termination.reason
         if reason == mathopt.TerminationReason.INFEASIBLE:
@@ -250,6 +266,9 @@ def _full_core(spec: Spec) -> Core:
     )
 
 
+LATE = 0.1  # seconds before the deadline after which a tier starts no LP of its own
+
+
 @dataclass(frozen=True)
 class TierOutcome:
     """One tier of a lexicographic solve."""
@@ -300,6 +319,7 @@ class _Exact:
     infeasible: bool = False
     seconds: float = 0.0
     done: threading.Event = field(default_factory=threading.Event)
+    stop: threading.Event = field(default_factory=threading.Event)  # set: the HiGHS solve ends at once
 
 
 def lexicographic(
@@ -322,8 +342,10 @@ def lexicographic(
     None), added to the known ones. Otherwise HiGHS works on the tier (`use_mip`) in a thread while `polish`
     improves the best known solution on this one, until HiGHS proves the tier or the tier's time is up: the tier
     ends with the better of the two, so a MIP that finds nothing in time never costs the later tiers their start.
-    HiGHS overruns its time limit under load; a MIP still running at the tier's end is left to finish on its own and
-    its result is dropped. Without `parallel` (deterministic rounds), the MIP runs first and the polish after it.
+    HiGHS overruns its time limit under load: a MIP still running at the tier's end is stopped (its worker process
+    killed, so it keeps no core from the next tier) and its result dropped; so is one that the polish makes
+    unnecessary by reaching the tier's bound. Without `parallel` (deterministic rounds), the MIP runs first and the
+    polish after it.
 
     While a tier is searched, the next tier's LP (this one held at its LP floor) is solved in another thread: it is
     the next tier's LP whenever this tier reaches its floor. `combined` (the tiers as one value per pair, each
@@ -342,6 +364,10 @@ def lexicographic(
         later = [t.values for t in tiers[position + 1 :]]
         weighted = combined is not None and not use_mip and polish is not None and position == 0 and bool(later)
         lp = ahead.result(held[-1][1], deadline) if ahead is not None else None
+        if lp is None and pool and deadline - time.monotonic() < LATE:
+            # Out of time (a large round on a loaded machine: the first LP alone took most of a 2 s limit): no new
+            # LP, which GLOP would finish past the deadline; the tier keeps the best solution known.
+            lp = LinearResult("UNKNOWN", None, 0.0, math.inf, np.zeros(0), 0.0)
         if lp is None:
             objective = combined[0] if weighted and combined is not None else tier.values
             lp = backend.solve(objective, max(0.05, deadline - time.monotonic()), integral=False)
@@ -385,8 +411,13 @@ def lexicographic(
             ahead = _Ahead(backend, tiers[position + 1], tier, own, target, deadline, parallel)
         if not proven:
             left = deadline - time.monotonic()
-            # Every tier but the last leaves the next ones time: earlier tiers are usually the quicker ones.
-            tier_end = deadline if not later else time.monotonic() + 0.6 * max(0.0, left)
+            # Every tier but the last leaves the next ones time: earlier tiers are usually the quicker ones. Without
+            # HiGHS, 0.7 of it: the placement count on the LP's part (which outweighs any score) needed more than
+            # 0.6 on loaded regional rounds. With HiGHS 0.6: at 0.7, on the demo region at 10 s under load, HiGHS
+            # spent it on the placement tier's proof, which it did not finish, and the score tier ended 1.4 % below
+            # the optimum.
+            share = 0.6 if use_mip else 0.7
+            tier_end = deadline if not later else time.monotonic() + share * max(0.0, left)
             exact = _Exact()
             running = use_mip and left > 0.05 and parallel
             if not use_mip or left <= 0.05:
@@ -396,6 +427,7 @@ def lexicographic(
                 threading.Thread(target=_exact, args=args, name="highs-tier").start()
             else:
                 _exact(backend, tier, lp, best, tier_end, exact)
+            whole = False
             if polish is not None and best is not None and not exact.proven:
                 guides = []
                 if guide_lp.values is not None:
@@ -409,8 +441,11 @@ def lexicographic(
                 pool.append(polished)
                 if whole:
                     lp_bound = min(lp_bound, tier_value(tier, polished))
-            # Wait for the MIP until the tier's end (it may be proving); past that, go on without it.
+            if whole or (pool and _best_value(pool, tier) >= target):
+                exact.stop.set()  # the search proved the tier: nothing left for the MIP to find or prove
+            # Wait for the MIP until the tier's end (it may be proving); past that, stop it and go on without it.
             exact.done.wait(timeout=max(0.0, tier_end - time.monotonic()))
+            exact.stop.set()
             if exact.done.is_set():
                 if exact.infeasible:
                     outcomes.append(TierOutcome(tier, "INFEASIBLE", 0, 0, time.monotonic() - started))
@@ -443,6 +478,10 @@ def _meets(v: FloatArray, held: list[tuple[IntArray, int]]) -> bool:
     return all(tier_value(Tier("", values), v) >= at for values, at in held)
 
 
+def _best_value(pool: list[FloatArray], tier: Tier) -> int:
+    return max(tier_value(tier, v) for v in pool)
+
+
 def _best(pool: list[FloatArray], tiers: list[Tier]) -> FloatArray | None:
     """The best known solution, tiers compared in order."""
     return max(pool, key=lambda v: [tier_value(t, v) for t in tiers], default=None)
@@ -469,6 +508,8 @@ class _Ahead:
         self.done = threading.Event()
 
         def work() -> None:
+            # The own LP first: it proves the tier (the regional placement count), which the table of results
+            # counts on; solved after the next tier's LP (tried), it was not done by the end of a loaded 2 s round.
             try:
                 if own is not None:
                     result = backend.solve(own.values, max(0.05, deadline - time.monotonic()), integral=False)
@@ -488,7 +529,7 @@ class _Ahead:
             work()
 
     def bound(self, deadline: float) -> int:
-        """The tier's own LP bound (waiting for its LP until the deadline; a huge number without it)."""
+        """The tier's own LP bound (waiting for its LP until `deadline`; a huge number without it)."""
         self.own_done.wait(timeout=max(0.0, deadline - time.monotonic()))
         return self.own_bound
 
@@ -510,9 +551,10 @@ def _exact(
         lp_bound = _floor(lp.bound) if lp.status == "OPTIMAL" else 2**62
         proven = False
         if lp.reduced is not None and lp.values is not None:
-            best, proven, _ = _neighbourhoods(backend, tier, lp, best, pool, end)
-        if not proven and (best is None or tier_value(tier, best) < lp_bound) and end - time.monotonic() > 0.05:
-            result = backend.solve(tier.values, end - time.monotonic())
+            best, proven, _ = _neighbourhoods(backend, tier, lp, best, pool, end, out.stop)
+        left = end - time.monotonic()
+        if not proven and (best is None or tier_value(tier, best) < lp_bound) and left > 0.05 and not out.stop.is_set():
+            result = backend.solve(tier.values, left, stop=out.stop)
             if result.status == "INFEASIBLE":
                 out.infeasible = True
                 return
@@ -534,6 +576,7 @@ def _neighbourhoods(
     best: FloatArray | None,
     pool: list[FloatArray],
     deadline: float,
+    stop: threading.Event | None = None,
 ) -> tuple[FloatArray | None, bool, float]:
     """The MIP on neighbourhoods chosen by the LP's reduced costs, widened until it proves the tier.
 
@@ -553,11 +596,11 @@ def _neighbourhoods(
     proven = False
     # Reduced costs carry the LP's rounding: a margin relative to the objective keeps the proof on the safe side.
     margin = 1e-6 * max(1.0, abs(lp.objective))
-    while time.monotonic() < deadline - 0.05:
+    while time.monotonic() < deadline - 0.05 and not (stop is not None and stop.is_set()):
         allowed = used | (lp.reduced >= -width)
         whole = bool(allowed.all())
         seconds = deadline - time.monotonic() if whole else 0.5 * (deadline - time.monotonic())
-        result = backend.solve(tier.values, seconds, allowed=None if whole else allowed)
+        result = backend.solve(tier.values, seconds, allowed=None if whole else allowed, stop=stop)
         if result.values is not None:
             pool.append(result.values)
             best = max(pool, key=lambda v: tier_value(tier, v))

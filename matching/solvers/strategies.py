@@ -22,6 +22,7 @@ from matching.model.side import satisfied, side_rows
 from matching.model.spec import Spec, Tier, build_spec
 from matching.rules.prepare import Prepared
 from matching.rules.tables import FloatArray, IntArray
+from matching.solvers import highs_worker
 from matching.solvers.cpsat import (
     Model,
     TierResult,
@@ -48,6 +49,7 @@ NODES_PER_SECOND = 200  # deterministic mode: HiGHS's node budget per second of 
 MIP_COLUMNS_PER_SECOND = 1_500  # HiGHS is run on a tier when the model has at most this many columns per second
 PART_SHARE, PART_SECONDS_MIN, PART_SECONDS_MAX = 1 / 15, 0.1, 1.0  # time limit of one CP-SAT part: share of the limit
 DETERMINISTIC_PARTS = 10  # parts per tier in deterministic mode (each with a deterministic time limit)
+EXPLAIN_PER_PREPARE = 1.5  # the mip strategy keeps this many times the preparation's seconds for the explanations
 
 
 @dataclass(frozen=True)
@@ -269,6 +271,10 @@ class MipStrategy(Strategy):
         return columns(ctx.prep) <= MIP_MAX_COLUMNS
 
     def run(self, ctx: Context) -> Outcome:
+        # What preparing took so far measures the round's size and the machine's load at once: the explanations
+        # after the search take about as long (0.02-0.2 s on regional rounds, up to 0.21 s at load 7 where 5 % of a
+        # 2 s limit kept 0.1 s), so the search keeps EXPLAIN_PER_PREPARE times that for them.
+        reserve = EXPLAIN_PER_PREPARE * (time.monotonic() - ctx.deadline.started)
         prep, tiers, spec = ctx.prep, ctx.tiers, ctx.spec
         ctx.reporter.report("hint", strategy=self.name)
 
@@ -279,12 +285,15 @@ class MipStrategy(Strategy):
             return spec.vector(*_columns(start)) if satisfied(side_rows(prep), [p.pair for p in start]) else None
 
         backend = LinearBackend(spec, full=True)
-        end = ctx.deadline.search_end
+        end = min(ctx.deadline.search_end, ctx.deadline.end - reserve)
         limit = prep.instance.policy.time_limit_s
         if ctx.deterministic:
             # Node budgets instead of the clock (a wall-clock guard stays far out): the same input, the same result.
             backend.deterministic_nodes = max(50, int(NODES_PER_SECOND * limit))
             end = time.monotonic() + 10 * limit + 60
+        use_mip = mip_affordable(prep) if self.highs is None else self.highs
+        if use_mip:
+            highs_worker.warm()  # HiGHS's process starts (and loads OR-Tools) while the LP is solved
         values, outcomes = lexicographic(
             backend,
             tiers,
@@ -293,7 +302,7 @@ class MipStrategy(Strategy):
             on_tier=self._progress(ctx, spec),
             rounder=lambda lp: _rounded(ctx, spec, lp),
             polish=_polish(ctx, spec),
-            use_mip=mip_affordable(prep) if self.highs is None else self.highs,
+            use_mip=use_mip,
             parallel=not ctx.deterministic,
             combined=_combined(prep, tiers),
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -91,13 +92,16 @@ class Parts:
         seed: int = 0,
         workers: int = 1,
         deterministic: bool = False,
+        until: float | None = None,
     ) -> Part:
         """The best solution for `objective` (values per pair) that differs from `incumbent` only on `free_pairs`
         (and overflow), each `held` row (values per pair, level) kept at or above its level; `later` tiers break
         ties among the part's best (weights local to the part keep the order strict). Without `presolve`, CP-SAT
         starts searching at once (on LP-guided parts of regional rounds it then proved the placement count in
         0.04-0.07 s, against 0.1-1.3 s with presolve, depending on the seed). `race` > 1: that many one-worker
-        searches with different seeds, in threads; the first to prove the part stops the others."""
+        searches with different seeds, in threads; the first to prove the part stops the others. `until` (a
+        `time.monotonic()` instant) caps the search's wall clock, counted after the model is built: building a
+        part takes 0.03-0.1 s on a loaded machine, which otherwise ran past the caller's deadline."""
         owner = self.column_pair
         free = np.ones(len(owner), dtype=bool)
         has_pair = owner >= 0
@@ -135,6 +139,8 @@ class Parts:
         start = np.round(incumbent[cols]).astype(np.int64)
         proto.solution_hint.vars.extend(range(len(cols)))
         proto.solution_hint.values.extend(start.tolist())
+        if until is not None and not deterministic:
+            seconds = min(seconds, max(0.01, until - time.monotonic()))
         solver, status = _race(model, seconds, seed, workers, deterministic, presolve, race)
         if status not in ("OPTIMAL", "FEASIBLE"):
             return Part(incumbent, False, False)

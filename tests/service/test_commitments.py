@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from openpyxl import load_workbook
 
+from api.core.services import CLINIC_CANDIDATE_FIELDS
 from matching.input.instance import Instance
 from matching.input.months import month_index
 from matching.input.validate import load_instance
@@ -329,3 +330,58 @@ def test_acceptance_is_refused_when_the_money_was_cut_since_publication(region: 
     assert _ok(service.call("coord07", "GET", f"{BASE}/commitments"))["total"] == books["programmes"][0]["placements"]
     _ok(service.call("coord07", "PATCH", f"{BASE}/programmes/P1", json={"budget": 3 * GRANT}))
     _ok(answer(service, latest["id"], pending, True))
+
+
+IDENTITY_WORDS = ("personnummer", "given_name", "family_name", "name", "email", "phone", "address")
+
+
+def test_a_clinic_reads_its_own_units_commitments_and_their_candidates_needs_only(service: Service) -> None:
+    """Region 18 (region 07's data, a region of its own so that the order of the tests does not matter): both units
+    accept a placement; each clinic sees its own unit's commitment ids and nothing of the other's, and keeps the
+    reduced view of its trainee once the round is closed by the next publication."""
+    users = {"coord18": None, "clinic18_u1": "U1", "clinic18_u2": "U2"}
+    add_region(service, "18", region_07(), users, name="Region Klinikåtagande")
+    base = "/regions/18"
+    created = service.call(
+        "coord18",
+        "POST",
+        f"{base}/rounds",
+        json={"round_date": "2027-01-15", "time_limit_s": 5, "seed": 1},
+        headers={"Idempotency-Key": "clinic-commitments-1"},
+    )
+    first = service.wait_round("coord18", "18", _ok(created, 202)["id"])
+    _ok(service.call("coord18", "POST", f"{base}/rounds/{first['id']}/publish"))
+    mine = _ok(service.call("coord18", "GET", f"{base}/rounds/{first['id']}/proposals"))["items"]
+    for clinic, offer_ref in (("clinic18_u1", "O1"), ("clinic18_u2", "O2")):
+        proposal = next(p for p in mine if p["offer_ref"] == offer_ref)
+        _ok(service.call(clinic, "POST", f"{base}/rounds/{first['id']}/proposals/{proposal['id']}/accept"))
+    every = _ok(service.call("coord18", "GET", f"{base}/commitments"))["items"]
+    by_unit = {u: {c["id"] for c in every if c["unit_id"] == u} for u in ("U1", "U2")}
+    assert len(by_unit["U1"]) == len(by_unit["U2"]) == 1
+    ref_of = {c["id"]: c["candidate_id"] for c in every}
+
+    for clinic, own, other in (("clinic18_u1", "U1", "U2"), ("clinic18_u2", "U2", "U1")):
+        seen = _ok(service.call(clinic, "GET", f"{base}/commitments"))["items"]
+        assert {c["id"] for c in seen} == by_unit[own] and {c["unit_id"] for c in seen} == {own}
+        assert not [k for c in seen for k in c if any(word in k for word in IDENTITY_WORDS)]
+        assert _ok(service.call(clinic, "GET", f"{base}/commitments", params={"unit": other}))["items"] == []
+        [other_id] = by_unit[other]
+        assert service.call(clinic, "GET", f"{base}/commitments/{other_id}").status_code == 404
+
+    # The next publication closes the first round: the clinic still reads what supervision needs of its trainee
+    # (the reduced view), and still nothing of the other unit's.
+    created = service.call(
+        "coord18",
+        "POST",
+        f"{base}/rounds",
+        json={"round_date": "2027-01-15", "time_limit_s": 5, "seed": 1},
+        headers={"Idempotency-Key": "clinic-commitments-2"},
+    )
+    second = service.wait_round("coord18", "18", _ok(created, 202)["id"])
+    _ok(service.call("coord18", "POST", f"{base}/rounds/{second['id']}/publish"))
+    assert _ok(service.call("coord18", "GET", f"{base}/rounds/{first['id']}"))["status"] == "closed"
+    [own_id], [other_id] = by_unit["U1"], by_unit["U2"]
+    trainee = _ok(service.call("clinic18_u1", "GET", f"{base}/candidates/{ref_of[own_id]}"))
+    assert set(trainee) == {"id", *CLINIC_CANDIDATE_FIELDS} and trainee["id"] == ref_of[own_id]
+    # (A committed candidate waits no more, so the second round proposes them nowhere.)
+    assert service.call("clinic18_u1", "GET", f"{base}/candidates/{ref_of[other_id]}").status_code == 404

@@ -243,14 +243,17 @@ def get_user(user_id: RowId, session: SessionDep, subject: SubjectDep) -> Any:
     "/users/{user_id}", response_model=UserRead, tags=["users"], responses=problem_responses(401, 403, 404, 409, 422)
 )
 def update_user(user_id: RowId, body: UserUpdate, session: SessionDep, subject: AdminOnly) -> Any:
-    """Change a user's password, or deactivate (every token and API key of theirs stops working for good) or
-    reactivate them (admin)."""
+    """Change a user's password, role or scope (`role`, `region`, `unit`), or deactivate (every token and API key of
+    theirs stops working for good) or reactivate them (admin). A change of password, role or scope also ends every
+    token, session and API key issued before it; the last active admin cannot be demoted."""
     user = session.scalar(users_writable_by(subject).where(User.id == user_id))
     if user is None:
         raise NotFound(f"user {user_id} not found")
     revoked = 0
     if body.password is not None:
         revoked = users.set_password(session, user, body.password)
+    if body.changes_scope():
+        revoked += users.change_scope(session, subject, user, body)
     if body.active is not None:
         revoked += users.set_active(session, subject, user, body.active)
     audit(
@@ -260,7 +263,7 @@ def update_user(user_id: RowId, body: UserUpdate, session: SessionDep, subject: 
         "user",
         user.id,
         user.region_id,
-        fields=sorted(body.model_dump(exclude_none=True)),
+        fields=sorted(body.model_fields_set),
         api_keys_revoked=revoked,
     )
     return _user_view(session, user)

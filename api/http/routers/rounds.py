@@ -53,7 +53,7 @@ def _start(
     row = rounds.create_round(session, subject, reg, body, settings, previous, logs.request_id.get())
     job = round_job(session, row.id)
     assert job is not None
-    view = jsonable_encoder({**region_view(row, reg), "job_id": job.id})
+    view = jsonable_encoder({**region_view(session, row, reg), "job_id": job.id})
     assert key is not None
     idempotency.remember(session, subject.user_id, key, endpoint, digest, 202, view)
     try:
@@ -77,7 +77,7 @@ def wake(request: Request) -> None:
 def _view(session: Any, row: MatchRound, region: Region) -> dict[str, Any]:
     """The whole round (coordinators, admins) with the id of the job that solves it."""
     job = round_job(session, row.id)
-    return {**region_view(row, region), "job_id": job.id if job else None}
+    return {**region_view(session, row, region), "job_id": job.id if job else None}
 
 
 @router.post("", status_code=202, response_model=RoundRead, responses=ERRORS)
