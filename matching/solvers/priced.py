@@ -241,8 +241,19 @@ def _first_at_least(cost: FloatArray, best: FloatArray, owner: IntArray, wanted:
     return first
 
 
-def evaluate(prep: Prepared, r: Relaxed, values: IntArray, price: FloatArray) -> Priced:
-    """The relaxation at `price`: one min-cost flow over every pair."""
+@dataclass(frozen=True)
+class Worths:
+    """What each pair is worth at some prices: its value less its cheapest priced funding and seats."""
+
+    fund_cost: FloatArray  # per funding row: its grant at the prices of the rows it draws on
+    money: FloatArray  # per pair: its cheapest funding row's cost (0 where no money row can bind)
+    option_cost: FloatArray  # per supervisor option: its priced seats
+    seat: FloatArray  # per pair: its cheapest option's cost (0 where no seat row can bind)
+    worth: FloatArray  # per pair: value - money - seat
+    gain: IntArray  # per pair: worth rounded up (so the flow's integer value stays above the relaxation's), >= 0
+
+
+def _worths(r: Relaxed, values: IntArray, price: FloatArray) -> Worths:
     p = np.append(price, 0.0)
     fund_cost = r.grant * (p[r.fund_budget] + p[r.fund_draw] + p[r.fund_cap])
     money = _segment_min(fund_cost, r.fund_start)
@@ -251,36 +262,34 @@ def evaluate(prep: Prepared, r: Relaxed, values: IntArray, price: FloatArray) ->
     seat = _segment_min(option_cost, r.sup_start)
     seat[r.free_seat] = 0.0
     worth = values - money - seat
-    # Rounded up, so that the flow's integer value stays above the relaxation's: the bound stays valid.
     gain = np.where(worth > 0, np.ceil(worth), 0).astype(np.int64)
+    return Worths(fund_cost, money, option_cost, seat, worth, gain)
+
+
+def evaluate(prep: Prepared, r: Relaxed, values: IntArray, price: FloatArray) -> Priced:
+    """The relaxation at `price`: one min-cost flow over every pair."""
+    w = _worths(r, values, price)
+    gain = w.gain
     pins = pinned_pairs(prep)
     chosen, total = max_weight_assignment(prep.pairs.cand, prep.pairs.offer, gain, prep.tables.offers.slots, pins)
     chosen = chosen[(gain[chosen] > 0) | np.isin(chosen, pins)]
-    activity = _activity(prep, r, chosen, fund_cost, money, option_cost, seat)
+    activity = _activity(prep, r, chosen, w)
     bound = float(total) + float(price @ r.rhs)
-    return Priced(bound, worth, chosen, activity, fund_cost, option_cost)
+    return Priced(bound, w.worth, chosen, activity, w.fund_cost, w.option_cost)
 
 
-def _activity(
-    prep: Prepared,
-    r: Relaxed,
-    chosen: IntArray,
-    fund_cost: FloatArray,
-    money: FloatArray,
-    option_cost: FloatArray,
-    seat: FloatArray,
-) -> FloatArray:
+def _activity(prep: Prepared, r: Relaxed, chosen: IntArray, w: Worths) -> FloatArray:
     """What the chosen pairs draw on each row, each with its cheapest funding row and supervisor."""
     n = len(prep.pairs)
     out = np.zeros(r.n_rows + 1)
     wanted = np.zeros(n, dtype=bool)
     wanted[chosen] = True
     paying = wanted & ~r.free_money
-    rows = _first_at_least(fund_cost, money, prep.pairs.fund_pair, paying)[paying]
+    rows = _first_at_least(w.fund_cost, w.money, prep.pairs.fund_pair, paying)[paying]
     for index in (r.fund_budget, r.fund_draw, r.fund_cap):
         out += np.bincount(index[rows], weights=r.grant[rows], minlength=r.n_rows + 1)
     seated = wanted & ~r.free_seat
-    options = _first_at_least(option_cost, seat, prep.supervisors.pair, seated)[seated]
+    options = _first_at_least(w.option_cost, w.seat, prep.supervisors.pair, seated)[seated]
     options = options[options >= 0]
     if len(options) and r.seats.shape[0]:
         out[r.seat_at : r.n_rows] += r.seats @ np.bincount(options, minlength=r.seats.shape[1]).astype(np.float64)
@@ -328,15 +337,8 @@ def network_bound(prep: Prepared, r: Relaxed, net: SeatNetwork, values: IntArray
     supervisor's priced seats, whichever supervisor its flow goes through: never more than it would pay, so the
     bound stays valid. At seat prices 0 this is the network alone; at the LP's prices it is at most the LP's value
     (the priced relaxation `evaluate` is, and this one keeps more rows)."""
-    p = np.append(price, 0.0)
-    fund_cost = r.grant * (p[r.fund_budget] + p[r.fund_draw] + p[r.fund_cap])
-    money = _segment_min(fund_cost, r.fund_start)
-    money[r.free_money] = 0.0
-    option_cost = r.seats.T @ price[r.seat_at :] if r.seats.shape[0] else np.zeros(r.seats.shape[1])
-    seat = _segment_min(option_cost, r.sup_start)
-    seat[r.free_seat] = 0.0
-    worth = values - money - seat
-    gain = np.where(worth > 0, np.ceil(worth), 0).astype(np.int64)
+    w = _worths(r, values, price)
+    gain = w.gain
     pairs = np.flatnonzero(gain > 0)
     n_c, n_o, n_s = len(prep.instance.candidates), len(prep.instance.offers), len(net.node_seats)
     # Nodes: source, candidates, offers in, offers out, (supervisor, month), sink.
@@ -385,8 +387,8 @@ def network_bound(prep: Prepared, r: Relaxed, net: SeatNetwork, values: IntArray
         raise RuntimeError("min-cost flow of the seat network did not finish")
     chosen = pairs[flow.flows(arcs[n_c : n_c + len(pairs)]) > 0]
     total = int(gain[chosen].sum())
-    activity = _activity(prep, r, chosen, fund_cost, money, option_cost, seat)
-    return Priced(float(total) + float(price @ r.rhs), worth, chosen, activity, fund_cost, option_cost)
+    activity = _activity(prep, r, chosen, w)
+    return Priced(float(total) + float(price @ r.rhs), w.worth, chosen, activity, w.fund_cost, w.option_cost)
 
 
 @dataclass

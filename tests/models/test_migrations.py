@@ -19,6 +19,28 @@ from tests.databases import BACKENDS, fresh_database
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "small"
 
 
+def _proposal(row: MatchRound, candidate: Candidate, offer: Offer, answer: str = "pending") -> Proposal:
+    """A proposal of `row` with placeholder money and score: what the migrations under test copy or keep."""
+    return Proposal(
+        round_id=row.id,
+        candidate_id=candidate.id,
+        offer_id=offer.id,
+        unit_id=offer.unit_id,
+        candidate_ref=candidate.ref,
+        offer_ref=offer.ref,
+        supervisor_ref="S1",
+        programme_ref="P1",
+        start=date(2027, 3, 1),
+        months=3,
+        total_cost=1,
+        grant=1,
+        unit_share=0,
+        score=1,
+        breakdown={},
+        answer=answer,
+    )
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_upgrade_from_empty_matches_models_and_round_trips(backend: str, tmp_path: Path) -> None:
     url = fresh_database(backend, tmp_path)
@@ -62,26 +84,7 @@ def test_0007_copies_decline_reasons_from_the_audit_log_and_goes_down_again(back
             session.add(row)
             session.flush()
             for candidate, answer in zip(candidates, ("declined", "accepted"), strict=False):
-                session.add(
-                    Proposal(
-                        round_id=row.id,
-                        candidate_id=candidate.id,
-                        offer_id=offer.id,
-                        unit_id=offer.unit_id,
-                        candidate_ref=candidate.ref,
-                        offer_ref=offer.ref,
-                        supervisor_ref="S1",
-                        programme_ref="P1",
-                        start=date(2027, 3, 1),
-                        months=3,
-                        total_cost=1,
-                        grant=1,
-                        unit_share=0,
-                        score=1,
-                        breakdown={},
-                        answer=answer,
-                    )
-                )
+                session.add(_proposal(row, candidate, offer, answer=answer))
         downgrade(url, "0006_issue11_jobs")
         assert "decline_reason" not in {c["name"] for c in inspect(engine).get_columns("proposal")}
         with engine.begin() as connection:
@@ -141,25 +144,7 @@ def test_0009_indexes_stored_rounds_drops_worker_pid_and_keeps_their_proposals(b
             ]
             session.add_all(rows)
             session.flush()
-            session.add(
-                Proposal(
-                    round_id=rows[0].id,
-                    candidate_id=candidate.id,
-                    offer_id=offer.id,
-                    unit_id=offer.unit_id,
-                    candidate_ref=candidate.ref,
-                    offer_ref=offer.ref,
-                    supervisor_ref="S1",
-                    programme_ref="P1",
-                    start=date(2027, 3, 1),
-                    months=3,
-                    total_cost=1,
-                    grant=1,
-                    unit_share=0,
-                    score=1,
-                    breakdown={},
-                )
-            )
+            session.add(_proposal(rows[0], candidate, offer))
         downgrade(url, "0008_issue13_load")
         columns = {c["name"] for c in inspect(engine).get_columns("match_round")}
         assert "worker_pid" in columns and not {"unit_index", "analysis_error"} & columns
