@@ -15,7 +15,7 @@ How the pieces fit:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from typing import Any, Literal
@@ -31,7 +31,7 @@ from matching.input.months import month_index
 from matching.input.validate import reference_issues
 from matching.model.solution import Solution
 from matching.reports.verify import verify, verify_commitments
-from models import Candidate, Commitment, CommitmentStatus, Programme, Proposal, Region, Supervisor, Unit
+from models import Candidate, Commitment, CommitmentStatus, Programme, Proposal, Region, Role, Supervisor, Unit
 from models import queries as q
 from models.queries import Subject
 
@@ -325,6 +325,14 @@ def follow_up(session: Session, subject: Subject, region: Region, commitment_id:
         last_month=row.last_month.isoformat() if row.last_month else None,
     )
     return row
+
+
+def view_for(subject: Subject) -> Callable[[Commitment], dict[str, Any]]:
+    """How `subject` sees commitments: a clinic without the coordinator's follow-up note (free text about the
+    trainee, written for the region's books, not for the unit: minimised), everyone else in full."""
+    if subject.role is Role.CLINIC:
+        return lambda row: {**view(row), "note": None}
+    return view
 
 
 def view(row: Commitment) -> dict[str, Any]:

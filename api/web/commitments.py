@@ -204,7 +204,7 @@ def unit_commitments(
         region=reg.code,
         reg=reg,
         unit=unit,
-        items=[{"c": commitments.view(row), "candidate": needs.get(row.candidate_id)} for row in rows],
+        items=[{"c": commitments.view_for(subject)(row), "candidate": needs.get(row.candidate_id)} for row in rows],
         total=total,
         offset=offset,
         size=PAGE_SIZE,

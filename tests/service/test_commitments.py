@@ -243,6 +243,12 @@ def test_follow_up_releases_money_and_months_and_the_books_add_up(region: Servic
     )
     assert (done["held"], done["held_months"], done["released"]) == (68_000, 2, GRANT - 68_000)
     assert service.call("coord07", "POST", url, json={"status": "completed"}).status_code == 409
+    # The coordinator's note is for the region's books: the unit's clinic reads the commitment without it.
+    _ok(service.call("coord07", "POST", url, json={"note": "samtal med handledaren 2027-04-12"}))
+    assert _ok(service.call("coord07", "GET", f"{BASE}/commitments/{at_o1['id']}"))["note"]
+    for read in (f"{BASE}/commitments/{at_o1['id']}", f"{BASE}/commitments"):
+        body = _ok(service.call("clinic07_u1", "GET", read))
+        assert [c["note"] for c in body.get("items", [body])] == [None]
     books = _ok(service.call("coord07", "GET", f"{BASE}/books", params={"as_of": "2027-02-01"}))
     [p1] = books["programmes"]
     assert p1["budget"] == p1["committed"] + p1["left"]

@@ -50,7 +50,7 @@ class CommitmentRead(BaseModel):
     held: int
     held_months: int
     released: int
-    note: str
+    note: str | None  # the coordinator's follow-up note; null for clinic users (not theirs to read)
     version: int
     created_at: Any
     updated_at: Any
@@ -168,7 +168,7 @@ def list_commitments(
     ):
         if value is not None:
             statement = statement.where(column == value)
-    return page_of(session, statement, Commitment.id, limit, offset, commitments.view)
+    return page_of(session, statement, Commitment.id, limit, offset, commitments.view_for(subject))
 
 
 @router.get("/commitments/{commitment_id}", response_model=CommitmentRead, responses=ERRORS)
@@ -180,7 +180,7 @@ def get_commitment(region: str, commitment_id: RowId, session: SessionDep, subje
     )
     if row is None:
         raise NotFound(f"commitment {commitment_id} not found in region {reg.code}")
-    return commitments.view(row)
+    return commitments.view_for(subject)(row)
 
 
 @router.post("/commitments/{commitment_id}/follow-up", response_model=CommitmentRead, responses=ERRORS)
