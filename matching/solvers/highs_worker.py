@@ -77,10 +77,14 @@ class Worker:
             self.kill()
             raise WorkerDied("the HiGHS worker process ended") from exc
         out = self.process.stdout
-        while not select.select([out], [], [], POLL_SECONDS)[0]:
+        # The stop flag is read before each wait, not only after one: a fast solve on a warm worker answers within
+        # the first wait, and a stop set before the call must still win over it.
+        while True:
             if (stop is not None and stop.is_set()) or time.monotonic() > kill_at:
                 self.kill()
                 raise Stopped
+            if select.select([out], [], [], POLL_SECONDS)[0]:
+                break
         try:
             return _read(out)
         except EOFError as exc:

@@ -64,6 +64,9 @@ def test_a_mip_past_its_wall_limit_is_stopped(regional: LinearBackend) -> None:
 
 def test_a_stop_set_before_the_solve_kills_its_worker() -> None:
     small, tier = _small()
+    # A warm worker answers this small MIP within the first poll; the stop flag set before the call must win anyway
+    # (it lost in CI when the flag was read only after a wait).
+    highs_worker.solve(_request(small, tier))
     stop = threading.Event()
     stop.set()
     with pytest.raises(highs_worker.Stopped):
