@@ -194,20 +194,14 @@ class LinearBackend:
             # MathOpt has no thread count for HiGHS; its own option does.
             highs=highs_pb2.HighsOptionsProto(int_options={"threads": 1} if self.deterministic_nodes else {}),
         )
-        request = rpc_pb2.SolveRequest(
-            solver_type=parameters_pb2.SOLVER_TYPE_HIGHS, model=proto, parameters=params.to_proto()
-        )
+        request = highs_request(proto, params)
         # Deterministic rounds stop by the node budget, never by the clock (the caller's guard is far out).
         wall = started + seconds - time.monotonic() if self.deterministic_nodes is None else 10 * seconds + 60
-        try:
-            answer = highs_worker.solve(request, stop=stop, wall_limit=max(0.05, wall))
-        except (highs_worker.Stopped, highs_worker.WorkerDied):
-            # Stopped, or HiGHS's process ended without an answer (the HiGHS of this wheel has crashed a process
-            # before, on hints): no solution from this solve; the round goes on with what the other search found.
-            return LinearResult("UNKNOWN", None, 0.0, math.inf, np.zeros(0), time.monotonic() - started)
         model = mathopt.Model.from_model_proto(proto)
-        result = mathopt.parse_solve_result(answer, model, validate=False)
+        result = solve_in_worker(model, request, stop, wall)
         elapsed = time.monotonic() - started
+        if result is None:
+            return LinearResult("UNKNOWN", None, 0.0, math.inf, np.zeros(0), elapsed)
         reason = result.termination.reason
         if reason == mathopt.TerminationReason.INFEASIBLE:
             return LinearResult("INFEASIBLE", None, 0.0, 0.0, np.zeros(0), elapsed)
@@ -225,6 +219,25 @@ class LinearBackend:
     def hold(self, values: IntArray, at_least: float) -> None:
         """Keep a tier at or above a level in every later solve."""
         self.held.append(Held(values, at_least))
+
+
+def solve_in_worker(
+    model: mathopt.Model, request: rpc_pb2.SolveRequest, stop: threading.Event | None, wall: float
+) -> mathopt.SolveResult | None:
+    """The request (for `model`, built from the same proto) solved in a HiGHS worker process
+    (`matching.solvers.highs_worker`); None when `stop` was set or `wall` seconds passed first, or when the worker
+    ended without an answer (the HiGHS of this wheel has crashed a process before, on hints): the caller goes on
+    with what it had."""
+    try:
+        answer = highs_worker.solve(request, stop=stop, wall_limit=max(0.05, wall))
+    except (highs_worker.Stopped, highs_worker.WorkerDied):
+        return None
+    return mathopt.parse_solve_result(answer, model, validate=False)
+
+
+def highs_request(proto: model_pb2.ModelProto, params: mathopt.SolveParameters) -> rpc_pb2.SolveRequest:
+    """A MathOpt request for HiGHS."""
+    return rpc_pb2.SolveRequest(solver_type=parameters_pb2.SOLVER_TYPE_HIGHS, model=proto, parameters=params.to_proto())
 
 
 def _proto(arrays: Arrays, integer: BoolArray) -> model_pb2.ModelProto:
