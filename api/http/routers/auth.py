@@ -38,7 +38,7 @@ from api.http.deps import (
     SubjectDep,
 )
 from api.http.errors import problem_responses
-from models import ApiKey, Region, Unit, User
+from models import ApiKey, Region, User
 from models.base import utcnow
 from models.queries import regions_readable_by, users_readable_by, users_writable_by
 
@@ -107,30 +107,8 @@ def change_password(
 
 
 def _user_view(session: Any, user: User) -> dict[str, Any]:
-    [view] = _user_views(session, [user])
+    [view] = users.user_views(session, [user])
     return view
-
-
-def _user_views(session: Any, users: list[User]) -> list[dict[str, Any]]:
-    """The users as the API shows them, their regions' codes and units' refs read in one statement each (a list
-    costs the same statements whatever its page size)."""
-    region_ids = {u.region_id for u in users if u.region_id is not None}
-    unit_ids = {u.unit_id for u in users if u.unit_id is not None}
-    regions = session.execute(select(Region.id, Region.code).where(Region.id.in_(region_ids)))
-    units = session.execute(select(Unit.id, Unit.ref).where(Unit.id.in_(unit_ids)))
-    codes = {id_: code for id_, code in regions}
-    refs = {id_: ref for id_, ref in units}
-    return [
-        {
-            "id": user.id,
-            "username": user.username,
-            "role": user.role,
-            "region": codes.get(user.region_id) if user.region_id is not None else None,
-            "unit": refs.get(user.unit_id) if user.unit_id is not None else None,
-            "active": user.active,
-        }
-        for user in users
-    ]
 
 
 @router.get("/me", response_model=UserRead, responses=problem_responses(401))
@@ -215,7 +193,7 @@ def list_users(
     if role:
         statement = statement.where(User.role == role)
     page = page_of(session, statement, User.id, limit, offset, lambda user: user)
-    return {**page, "items": _user_views(session, page["items"])}
+    return {**page, "items": users.user_views(session, page["items"])}
 
 
 @router.post(
