@@ -22,11 +22,12 @@ from api.web.render import WebRoute, redirect
 from api.web.session import Csrf, WebSubject, form_values
 from models import Candidate, Commitment, Region, Role
 from models import queries as q
+from models.commitments import CommitmentStatus
 from models.queries import Subject
 
 router = APIRouter(route_class=WebRoute)
 PAGE_SIZE = 25
-STATUSES = ("accepted", "started", "completed", "interrupted", "not_started")
+STATUSES = tuple(status.value for status in CommitmentStatus)
 
 
 def _region(session: Session, subject: Subject, code: str) -> Region:
@@ -179,6 +180,14 @@ def _supervision_needs(session: Session, subject: Subject, reg: Region, rows: li
     return {c.id: services.read_view(CANDIDATES, subject, reg, c) for c in session.scalars(readable)}
 
 
+def _status_filter(status: str) -> str:
+    """The status asked for ('' for all); any other word is a 422 naming the field and the statuses there are."""
+    if status and status not in STATUSES:
+        message = f"unknown status {status}: use one of {', '.join(STATUSES)}"
+        raise Unprocessable(message, errors=[{"field": "status", "message": message, "type": "one_of"}])
+    return status
+
+
 @router.get("/regions/{region}/units/{ref}/commitments")
 def unit_commitments(
     request: Request,
@@ -186,18 +195,27 @@ def unit_commitments(
     ref: str,
     session: SessionDep,
     subject: WebSubject,
+    status: Annotated[str, Query(max_length=32)] = "",
     offset: Offset = 0,
 ) -> Response:
     """The unit's accepted placements with their follow-up (started, completed, interrupted with the last month,
-    never started), months, supervisor and grant, and what supervision needs of each candidate: never who they are.
-    The API's scoped read (`GET .../commitments?unit=...`): a clinic user sees only its own unit (others are 404)."""
+    never started), months, supervisor and grant, and what supervision needs of each candidate: never who they are;
+    narrowed to one status by a plain GET form. The API's scoped read (`GET .../commitments?unit=...&status=...`): a
+    clinic user sees only its own unit (others are 404), and the filter only narrows that read."""
     reg = services.region_for(session, subject, region)
     unit = services.get_object(session, UNITS, subject, reg, ref)
+    status = _status_filter(status)
     statement = q.commitments_readable_by(subject).where(Commitment.region_id == reg.id, Commitment.unit_id == unit.id)
+    if status:
+        statement = statement.where(Commitment.status == status)
     found = services.page_of(session, statement, Commitment.id, PAGE_SIZE, offset, lambda row: row)
     rows: list[Commitment] = found["items"]
     needs = _supervision_needs(session, subject, reg, rows)
     total = found["total"]
+
+    def link(to: int) -> str:
+        return f"?{urlencode({**({'status': status} if status else {}), 'offset': to})}"
+
     return page(
         request,
         "unit_commitments.html",
@@ -209,6 +227,8 @@ def unit_commitments(
         offset=offset,
         size=PAGE_SIZE,
         may_follow_up=subject.role is not Role.CLINIC,
-        prev_link=f"?offset={max(0, offset - PAGE_SIZE)}" if offset > 0 else "",
-        next_link=f"?offset={offset + PAGE_SIZE}" if offset + PAGE_SIZE < total else "",
+        status=status,
+        statuses=STATUSES,
+        prev_link=link(max(0, offset - PAGE_SIZE)) if offset > 0 else "",
+        next_link=link(offset + PAGE_SIZE) if offset + PAGE_SIZE < total else "",
     )

@@ -11,6 +11,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from api.core.demo import FAMILY, GIVEN
+from api.web.commitments import STATUSES
 from tests.web.conftest import api_token, check_accessible, login, solved_round
 
 
@@ -28,10 +29,15 @@ def accepted(base_url: str) -> dict[str, int]:
     for clinic, unit in (("klinik", "U001"), ("klinik2", "U002")):
         mine = _api(base_url, clinic, "GET", f"/regions/01/rounds/{body['id']}/proposals").json()["items"]
         assert mine, f"the demo round proposes placements to {unit}"
-        answer = _api(base_url, clinic, "POST", f"/regions/01/rounds/{body['id']}/proposals/{mine[0]['id']}/accept")
-        assert answer.status_code == 200, answer.text
-        found = _api(base_url, "samordnare", "GET", f"/regions/01/commitments?unit={unit}&limit=200").json()
-        ids[unit] = next(c["id"] for c in found["items"] if c["proposal_id"] == mine[0]["id"])
+        # U001 accepts two when it can, so that its page has commitments of more than one status to filter.
+        for index, proposal in enumerate(mine[: 2 if unit == "U001" else 1]):
+            path = f"/regions/01/rounds/{body['id']}/proposals/{proposal['id']}/accept"
+            answer = _api(base_url, clinic, "POST", path)
+            assert answer.status_code == 200, answer.text
+            found = _api(base_url, "samordnare", "GET", f"/regions/01/commitments?unit={unit}&limit=200").json()
+            ids[unit + ("" if index == 0 else "b")] = next(
+                c["id"] for c in found["items"] if c["proposal_id"] == proposal["id"]
+            )
     return ids
 
 
@@ -90,3 +96,59 @@ def test_a_coordinator_reads_a_units_commitments_with_the_follow_up_link(
     expect(card.locator("a", has_text=f"Följ upp {accepted['U002']}")).to_be_visible()
     assert page.locator(f"#commitment-{accepted['U001']}").count() == 0
     check_accessible(page)
+
+
+def _shown(page: Page) -> set[int]:
+    ids = page.locator("article[id^=commitment-]").evaluate_all("nodes => nodes.map(n => n.id)")
+    return {int(i.removeprefix("commitment-")) for i in ids}
+
+
+def test_a_clinic_filters_its_commitments_by_status_without_seeing_more(
+    page: Page, base_url: str, accepted: dict[str, int]
+) -> None:
+    assert "U001b" in accepted, "the demo round proposes two placements to U001"
+    second = accepted["U001b"]
+    if _api(base_url, "samordnare", "GET", f"/regions/01/commitments/{second}").json()["status"] == "accepted":
+        started = _api(
+            base_url, "samordnare", "POST", f"/regions/01/commitments/{second}/follow-up", json={"status": "started"}
+        )
+        assert started.status_code == 200, started.text
+    api = _api(base_url, "klinik", "GET", "/regions/01/commitments?limit=200").json()["items"]
+    assert {c["unit_id"] for c in api} == {"U001"}
+
+    login(page, "klinik")
+    page.goto("/regions/01/units/U001/commitments")
+    options = page.locator("#status option")
+    assert options.evaluate_all("nodes => nodes.map(n => n.value)") == ["", *STATUSES]
+    expect(options.nth(STATUSES.index("not_started") + 1)).to_have_text("aldrig påbörjad")
+    filled = set()
+    for status in STATUSES:
+        # The plain GET form, as a person submits it (no script involved).
+        page.select_option("#status", status)
+        page.click("form[role=search] button[type=submit]")
+        assert page.url.endswith(f"/regions/01/units/U001/commitments?status={status}")
+        expected = {c["id"] for c in api if c["status"] == status}
+        assert _shown(page) == expected, status
+        if expected:
+            filled.add(status)
+        else:
+            expect(page.locator("main")).to_contain_text("Inga placeringar på enheten med den här statusen.")
+    assert "started" in filled and len(filled) >= 2  # the filter really narrowed: more than one status was shown
+    page.select_option("#status", "")
+    page.click("form[role=search] button[type=submit]")
+    assert _shown(page) == {c["id"] for c in api}
+    page.goto("/regions/01/units/U001/commitments?status=started")
+    check_accessible(page)
+
+    # The filter narrows the clinic's own read and nothing else: another unit stays 404 with any status.
+    for status in ("", "started", "accepted"):
+        response = page.goto(f"/regions/01/units/U002/commitments?status={status}")
+        assert response is not None and response.status == 404
+    # An unknown status is a clear 422 naming the field and the rule, in Swedish and in English.
+    response = page.goto("/regions/01/units/U001/commitments?status=finished")
+    assert response is not None and response.status == 422
+    expect(page.locator("[role=alert]")).to_contain_text("okänd status finished: använd en av accepted, started")
+    expect(page.locator("table.errors tbody tr")).to_contain_text(["status"])
+    expect(page.locator("table.errors tbody td").last).to_have_text("one_of")
+    page.click("button[name=lang]")
+    expect(page.locator("[role=alert]")).to_contain_text("unknown status finished: use one of accepted, started")
