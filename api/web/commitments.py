@@ -181,9 +181,10 @@ def _supervision_needs(session: Session, subject: Subject, reg: Region, rows: li
 
 
 def _status_filter(status: str) -> str:
-    """The status asked for ('' for all); any other word is a 422 naming the field and the statuses there are."""
+    """The status asked for ('' for all); any other word is a 422 naming the field and the statuses there are (not
+    echoing the word: whatever is typed into an address may be personal)."""
     if status and status not in STATUSES:
-        message = f"unknown status {status}: use one of {', '.join(STATUSES)}"
+        message = f"unknown status: use one of {', '.join(STATUSES)}"
         raise Unprocessable(message, errors=[{"field": "status", "message": message, "type": "one_of"}])
     return status
 
