@@ -36,19 +36,29 @@ def _region(session: Session, subject: Subject, code: str) -> Region:
     return reg
 
 
+def _status_filter(status: str) -> str:
+    """The status asked for ('' for all); any other word is a 422 naming the field and the statuses there are (not
+    echoing the word: whatever is typed into an address may be personal)."""
+    if status and status not in STATUSES:
+        message = f"unknown status: use one of {', '.join(STATUSES)}"
+        raise Unprocessable(message, errors=[{"field": "status", "message": message, "type": "one_of"}])
+    return status
+
+
 @router.get("/regions/{region}/commitments")
 def commitment_list(
     request: Request,
     region: str,
     session: SessionDep,
     subject: WebSubject,
-    status: Annotated[str, Query(pattern="^(|accepted|started|completed|interrupted|not_started)$")] = "",
+    status: Annotated[str, Query(max_length=32)] = "",
     programme: Annotated[str, Query(max_length=64)] = "",
     unit: Annotated[str, Query(max_length=64)] = "",
     offset: Offset = 0,
 ) -> Response:
     """The region's accepted placements, oldest first, filtered by status, programme and unit."""
     reg = _region(session, subject, region)
+    status = _status_filter(status)
     statement = q.commitments_readable_by(subject).where(Commitment.region_id == reg.id)
     for column, value in (
         (Commitment.status, status),
@@ -178,15 +188,6 @@ def _supervision_needs(session: Session, subject: Subject, reg: Region, rows: li
     ids = {row.candidate_id for row in rows}
     readable = q.candidates_readable_by(subject).where(Candidate.id.in_(ids), Candidate.region_id == reg.id)
     return {c.id: services.read_view(CANDIDATES, subject, reg, c) for c in session.scalars(readable)}
-
-
-def _status_filter(status: str) -> str:
-    """The status asked for ('' for all); any other word is a 422 naming the field and the statuses there are (not
-    echoing the word: whatever is typed into an address may be personal)."""
-    if status and status not in STATUSES:
-        message = f"unknown status: use one of {', '.join(STATUSES)}"
-        raise Unprocessable(message, errors=[{"field": "status", "message": message, "type": "one_of"}])
-    return status
 
 
 @router.get("/regions/{region}/units/{ref}/commitments")

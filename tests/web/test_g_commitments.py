@@ -96,6 +96,10 @@ def test_a_coordinator_reads_a_units_commitments_with_the_follow_up_link(
     expect(card.locator("a", has_text=f"Följ upp {accepted['U002']}")).to_be_visible()
     assert page.locator(f"#commitment-{accepted['U001']}").count() == 0
     check_accessible(page)
+    # The region's list refuses an unknown status as the unit's page does (it said "should match pattern ...").
+    response = page.goto("/regions/01/commitments?status=finished")
+    assert response is not None and response.status == 422
+    expect(page.locator("[role=alert]")).to_contain_text("okänd status: använd en av accepted, started")
 
 
 def _shown(page: Page) -> set[int]:
