@@ -18,12 +18,11 @@ from matching.solvers.baselines import milp
 from matching.solvers.colgen import first_columns, generate_columns, solve_lp
 from matching.solvers.matrix import build_matrix
 from matching.solvers.objective import combined_values, tier_weights
-from matching.solvers.priced import (
-    PricedStrategy,
+from matching.solvers.priced import PricedStrategy, part_pairs
+from matching.solvers.relaxed import (
     Subgradient,
     evaluate,
     network_bound,
-    part_pairs,
     prices_from_matrix,
     relax,
     restrict,
