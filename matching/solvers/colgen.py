@@ -76,10 +76,16 @@ class LpBound:
 
 
 def solve_lp(
-    m: RoundMatrix, c: FloatArray, cols: IntArray | None = None, time_limit: float = 60.0, solver: str = "glop"
+    m: RoundMatrix,
+    c: FloatArray,
+    cols: IntArray | None = None,
+    time_limit: float = 60.0,
+    solver: str = "glop",
+    parameters: str | None = None,
 ) -> LpSolution:
     """Maximise c.w over the columns `cols` (all when None; the others held at 0), by GLOP (or another LP solver of
-    OR-Tools' model builder), loaded from the sparse matrix in bulk."""
+    OR-Tools' model builder), loaded from the sparse matrix in bulk; `parameters` for GLOP (GLOP_PARAMETERS when
+    None)."""
     cols = np.arange(m.n_cols) if cols is None else cols
     a = m.a[:, cols] if len(cols) != m.n_cols else m.a
     model = mb.ModelBuilderHelper()
@@ -88,8 +94,9 @@ def solve_lp(
     model.set_maximize(True)
     run = mb.ModelSolverHelper(solver)
     run.enable_output(False)
-    if solver == "glop" and GLOP_PARAMETERS:
-        run.set_solver_specific_parameters(GLOP_PARAMETERS)
+    parameters = GLOP_PARAMETERS if parameters is None else parameters
+    if solver == "glop" and parameters:
+        run.set_solver_specific_parameters(parameters)
     run.set_time_limit_in_seconds(max(0.05, time_limit))
     run.solve(model)
     w = np.zeros(m.n_cols)

@@ -22,7 +22,7 @@ import numpy as np
 
 from matching.model.spec import Tier
 from matching.rules.tables import FloatArray, IntArray
-from matching.solvers.colgen import first_columns, generate_columns
+from matching.solvers.colgen import LpSolution, dual_bound, first_columns, generate_columns
 from matching.solvers.cpsat import TierResult, _split_bound, tier_totals
 from matching.solvers.decompose import pair_components
 from matching.solvers.flow import FlowOverflow
@@ -66,6 +66,9 @@ class LnsStrategy(Strategy):
 
     name = "lns"
     prices: tuple[RoundMatrix, FloatArray] | None = None  # the round's matrix and its LP prices, once known
+    # An LP already solved on this round's matrix (a column-generation master, `matching.solvers.pairgen`): used
+    # instead of solving it again; its prices bound the round whatever columns it had (`colgen.dual_bound`).
+    given: tuple[RoundMatrix, LpSolution] | None = None
 
     def applies(self, ctx: Context) -> bool:
         try:
@@ -91,14 +94,19 @@ class LnsStrategy(Strategy):
         weights = tier_weights(prep, tiers)
         values = combined_values(prep, tiers)
         ctx.reporter.report("model", strategy=self.name)
-        m = build_matrix(prep)
+        m = self.given[0] if self.given is not None else build_matrix(prep)
         ctx.reporter.report("bound", strategy=self.name)
         c = m.objective(values)
         lp_end = time.monotonic() + LP_SHARE * ctx.deadline.left()
         # Proven within a small share of the last tier's range, not of the weighted sum: a share of the weighted
         # sum is mostly the first tier's weight and would leave the last tier's bound loose.
         tolerance = STRATEGY_PROOF_TOLERANCE * max(1, tier_ceiling(prep, tiers[-1][1]))
-        lp, bound, converged, _ = generate_columns(m, c, first_columns(m), lp_end, tolerance=tolerance)
+        if self.given is not None:
+            lp = self.given[1]
+            bound = dual_bound(m, c, lp.price)
+            converged = bound - lp.value <= tolerance
+        else:
+            lp, bound, converged, _ = generate_columns(m, c, first_columns(m), lp_end, tolerance=tolerance)
         if not converged:
             # The LP did not finish in its share: subgradient steps from its last prices (min-cost flows, each
             # a valid bound) tighten what the unfinished master proves.

@@ -1,0 +1,83 @@
+"""Column generation over pairs (`matching.solvers.pairgen`): its bound holds at any prices, it reaches the LP of
+the whole round from a part of it, and the lagrange strategy's bound steps start from its best start."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from matching.generators.generate import generate
+from matching.model.spec import objective_tiers
+from matching.rules.prepare import prepare
+from matching.solvers.baselines import milp
+from matching.solvers.colgen import solve_lp
+from matching.solvers.matrix import build_matrix
+from matching.solvers.objective import combined_values
+from matching.solvers.pairgen import generate_pairs, split_bound
+from matching.solvers.priced import PricedStrategy, part_pairs
+from matching.solvers.relaxed import relax, worths
+from matching.solvers.strategies import Context, Deadline, Reporter
+
+
+@pytest.mark.parametrize("seed", range(600, 610))
+def test_the_split_bound_is_above_the_optimum_at_any_prices(seed: int) -> None:
+    instance = generate(16 + seed % 5, 8 + seed % 3, seed=seed, binding_budgets=True)
+    prep = prepare(instance)
+    tiers = objective_tiers(prep)
+    values = combined_values(prep, tiers)
+    result = milp(prep, tiers, time_limit=30)
+    assert result.status == "OPTIMAL"
+    optimum = float(values[result.chosen].sum())
+    r = relax(prep)
+    rng = np.random.default_rng(seed)
+    top = float(values.max(initial=0))
+    scale = top / max(1.0, float(prep.pairs.fund_grant.max(initial=0)))
+    n_offers = len(instance.offers)
+    for price, offer_price in [
+        (np.zeros(r.n_rows), np.zeros(n_offers)),
+        (rng.uniform(0, scale, r.n_rows), rng.uniform(0, top, n_offers)),
+        (rng.uniform(0, 50 * scale, r.n_rows), rng.uniform(0, 3 * top, n_offers)),
+    ]:
+        bound, _ = split_bound(prep, r, worths(r, values, price), price, offer_price)
+        assert bound >= optimum - 1e-6
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_from_a_part_it_reaches_the_lp_of_the_whole_round_and_proves_it(seed: int) -> None:
+    prep = prepare(generate(120, 60, seed=seed, programmes=3, binding_budgets=True))
+    values = combined_values(prep, objective_tiers(prep))
+    m = build_matrix(prep)
+    whole = solve_lp(m, m.objective(values))  # every pair and funding column at once
+    assert whole.ok
+    keep = part_pairs(prep, values, 1)
+    assert len(keep) < len(prep.pairs)
+    tolerance = 1e-6 * abs(whole.value)
+    found = generate_pairs(prep, relax(prep), values, keep, time.monotonic() + 60, tolerance)
+    assert found.converged and found.master is not None
+    assert found.master.lp.value == pytest.approx(whole.value, rel=1e-6)
+    # A proven bound, as tight as the LP: never below it, within the tolerance above it.
+    assert whole.value - 1e-6 * abs(whole.value) <= found.bound <= whole.value + 2 * tolerance
+    assert len(found.master.keep) < len(prep.pairs)  # it got there without every pair
+
+
+@pytest.mark.parametrize("seed", range(700, 704))
+def test_the_bound_steps_start_from_the_start_that_bounds_lowest(seed: int) -> None:
+    """Every start of the subgradient steps is evaluated (one report each), and the first step is taken from the
+    one of lowest bound: its evaluation repeats that bound. The code before evaluated only the line search's starts
+    and took a start by an index into them, which could pick another."""
+    prep = prepare(generate(60, 30, seed=seed, binding_budgets=True))
+    tiers = objective_tiers(prep)
+    bounds: list[float] = []
+
+    def progress(values: dict[str, object]) -> None:
+        if values["phase"] == "bound" and "bound" in values:
+            bounds.append(float(values["bound"]))  # type: ignore[arg-type]
+
+    started = time.monotonic()
+    reporter = Reporter(progress, started, interval=0.0)
+    PricedStrategy().run(Context(prep, tiers, Deadline(started, 3.0), reporter))
+    starts = 2  # the part's LP prices with and without its seat prices (the master converged: no line search)
+    assert len(bounds) > starts
+    assert bounds[starts] == pytest.approx(min(bounds[:starts]), rel=1e-9)
