@@ -4,15 +4,19 @@ admin routes, audited with `system` as the actor)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from pydantic import ValidationError
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from api.core.errors import Problem
 
 users_app = typer.Typer(help="Manage users directly in the database (the first admin of a new install).")
@@ -50,6 +54,26 @@ def _database(database_url: str | None) -> str:
     return database_url or os.environ.get("VARDMATCH_DATABASE_URL") or DEFAULT_DATABASE
 
 
+@contextlib.contextmanager
+def _session(database_url: str | None) -> Iterator[Session]:
+    """One transaction on the database (migrated to the newest schema first); a refusal by the service ends the
+    command with its fields and rules."""
+    from api.core.errors import Problem
+    from models.db import make_engine, make_sessionmaker, transaction
+    from models.migrate import upgrade
+
+    url = _database(database_url)
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        with transaction(make_sessionmaker(engine)) as session:
+            yield session
+    except Problem as exc:
+        _fail_problem(exc)
+    finally:
+        engine.dispose()
+
+
 DatabaseOption = Annotated[
     str | None, typer.Option("--database-url", help="Default: VARDMATCH_DATABASE_URL or ./vardmatch.sqlite.")
 ]
@@ -65,28 +89,16 @@ def create(
 ) -> None:
     """Create a user in the service's database (migrated to the newest schema first); the password is asked for
     on a terminal or read from the first line of standard input."""
-    from api.core.errors import Problem
     from api.core.schemas import UserCreate
     from api.core.users import create_user
-    from models.db import make_engine, make_sessionmaker, transaction
-    from models.migrate import upgrade
 
     password = _read_password()
     try:
         body = UserCreate(username=username, password=password, role=role, region=region, unit=unit)
     except ValidationError as exc:
         _fail_invalid(exc)
-    url = _database(database_url)
-    upgrade(url)
-    engine = make_engine(url)
-    try:
-        with transaction(make_sessionmaker(engine)) as session:
-            user = create_user(session, None, body)
-            user_id = user.id
-    except Problem as exc:
-        _fail_problem(exc)
-    finally:
-        engine.dispose()
+    with _session(database_url) as session:
+        user_id = create_user(session, None, body).id
     scope = f" of region {region}" if region else ""
     scope += f", unit {unit}" if unit and role == "clinic" else ""
     typer.echo(f"created {role} {username}{scope} (user id {user_id})")
@@ -102,17 +114,9 @@ def list_users(
 
     from api.core.users import user_views
     from models import User
-    from models.db import make_engine, make_sessionmaker, transaction
-    from models.migrate import upgrade
 
-    url = _database(database_url)
-    upgrade(url)
-    engine = make_engine(url)
-    try:
-        with transaction(make_sessionmaker(engine)) as session:
-            views = user_views(session, list(session.scalars(select(User).order_by(User.username))))
-    finally:
-        engine.dispose()
+    with _session(database_url) as session:
+        views = user_views(session, list(session.scalars(select(User).order_by(User.username))))
     if as_json:
         typer.echo(json.dumps(views, indent=2))
         return
@@ -139,12 +143,9 @@ def set_scope(
     `system` as the actor."""
     from sqlalchemy import select
 
-    from api.core.errors import Problem
     from api.core.schemas import UserUpdate
     from api.core.users import change_scope, user_views
     from models import User
-    from models.db import make_engine, make_sessionmaker, transaction
-    from models.migrate import upgrade
 
     changes: dict[str, str | None] = {}
     for name, value, clear in (("region", region, no_region), ("unit", unit, no_unit)):
@@ -161,21 +162,13 @@ def set_scope(
         body = UserUpdate.model_validate(changes)
     except ValidationError as exc:
         _fail_invalid(exc)
-    url = _database(database_url)
-    upgrade(url)
-    engine = make_engine(url)
-    try:
-        with transaction(make_sessionmaker(engine)) as session:
-            user = session.scalar(select(User).where(User.username == username))
-            if user is None:
-                _fail(f"user {username} not found [rule: known_id]")
-            [before] = user_views(session, [user])
-            revoked = change_scope(session, None, user, body)
-            [after] = user_views(session, [user])
-    except Problem as exc:
-        _fail_problem(exc)
-    finally:
-        engine.dispose()
+    with _session(database_url) as session:
+        user = session.scalar(select(User).where(User.username == username))
+        if user is None:
+            _fail(f"user {username} not found [rule: known_id]")
+        [before] = user_views(session, [user])
+        revoked = change_scope(session, None, user, body)
+        [after] = user_views(session, [user])
     if before == after:
         typer.echo(f"{username} is already {_describe(after)}; nothing changed")
         return

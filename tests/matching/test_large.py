@@ -12,10 +12,11 @@ from matching.generators.generate import generate, generate_scale
 from matching.input.instance import Instance
 from matching.model.spec import objective_tiers
 from matching.reports.verify import verify
-from matching.rules.prepare import prepare
+from matching.rules.prepare import Prepared, prepare
 from matching.solvers.baselines import brute_force
 from matching.solvers.colgen import (
     PROOF_TOLERANCE,
+    LpSolution,
     dual_bound,
     first_columns,
     generate_columns,
@@ -23,7 +24,7 @@ from matching.solvers.colgen import (
     solve_lp,
 )
 from matching.solvers.decompose import pair_components
-from matching.solvers.greedy import pinned_pairs
+from matching.solvers.greedy import Pick, pinned_pairs
 from matching.solvers.lagrange import repair, subgradient
 from matching.solvers.large import LnsStrategy, start_solution
 from matching.solvers.lns import attractive_pairs, restricted_columns, restricted_mip
@@ -138,12 +139,8 @@ def test_restricted_mip_improves_the_start_within_its_columns_and_verifies(seed:
     instance = _policy(generate(60, 25, seed=seed, binding_budgets=True))
     prep = prepare(instance)
     tiers = objective_tiers(prep)
-    m = build_matrix(prep)
-    values = combined_values(prep, tiers)
-    c = m.objective(values)
-    lp, bound, _, _ = generate_columns(m, c, first_columns(m), time.monotonic() + 30)
+    m, c, lp, bound, start = _lp_start(prep)
     profit = c - m.a.T @ lp.price
-    start = start_solution(m, values, lp.price, lp.w, attractive_pairs(m, profit, lp.w, c, 0.02))
     w = m.columns_of(start)
     free = restricted_columns(m, profit, w, lp.w, 40)
     assert free[w > 0.5].all() and free[lp.w > 1e-6].all()
@@ -169,16 +166,19 @@ def test_what_highs_prints_during_the_restricted_mip_stays_off_standard_output(
     assert out == "after\n"
 
 
+def _lp_start(prep: Prepared) -> tuple[RoundMatrix, np.ndarray, LpSolution, float, list[Pick]]:
+    """A round's matrix, objective, LP (by column generation) with its bound, and the LP-priced start."""
+    m = build_matrix(prep)
+    values = combined_values(prep, objective_tiers(prep))
+    c = m.objective(values)
+    lp, bound, _, _ = generate_columns(m, c, first_columns(m), time.monotonic() + 30)
+    profit = c - m.a.T @ lp.price
+    return m, c, lp, bound, start_solution(m, values, lp.price, lp.w, attractive_pairs(m, profit, lp.w, c, 0.02))
+
+
 def _whole_round_mip(instance: Instance) -> tuple[RoundMatrix, np.ndarray, np.ndarray, np.ndarray]:
     """A round's matrix, objective, every column free, and the LP-priced start."""
-    prep = prepare(_policy(instance))
-    tiers = objective_tiers(prep)
-    m = build_matrix(prep)
-    values = combined_values(prep, tiers)
-    c = m.objective(values)
-    lp, _, _, _ = generate_columns(m, c, first_columns(m), time.monotonic() + 30)
-    profit = c - m.a.T @ lp.price
-    start = start_solution(m, values, lp.price, lp.w, attractive_pairs(m, profit, lp.w, c, 0.02))
+    m, c, _, _, start = _lp_start(prepare(_policy(instance)))
     return m, c, np.ones(m.n_cols, dtype=bool), m.columns_of(start)
 
 

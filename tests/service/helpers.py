@@ -7,6 +7,7 @@ import json
 import time
 from typing import Any
 
+import httpx
 from sqlalchemy import MetaData, select
 
 from api.core.security import hash_password
@@ -43,6 +44,19 @@ def add_region(
                 )
             )
     engine.dispose()
+
+
+def new_user(service: Service, name: str, **scope: str) -> int:
+    """A user created by the admin over HTTP (password PASSWORD), with the role and scope given; its id."""
+    body = {"username": name, "password": PASSWORD, **scope}
+    return int(ok(service.call("admin", "POST", "/users", json=body), 201)["id"])
+
+
+def bearer(service: Service, username: str) -> dict[str, str]:
+    """The headers of a fresh login as this user (password PASSWORD)."""
+    with httpx.Client(base_url=service.base_url + "/api/v1", timeout=30) as client:
+        body = ok(client.post("/auth/token", data={"username": username, "password": PASSWORD}))
+    return {"Authorization": f"Bearer {body['access_token']}"}
 
 
 def ok(response: Any, status: int = 200) -> Any:

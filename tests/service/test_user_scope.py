@@ -9,21 +9,14 @@ import itertools
 import httpx
 
 from tests.service.conftest import PASSWORD, Service
-from tests.service.helpers import ok
+from tests.service.helpers import bearer, new_user, ok
 
 _names = itertools.count(1)
 
 
 def _new_user(service: Service, **scope: str) -> tuple[str, int]:
     name = f"scope-user-{next(_names)}"
-    body = {"username": name, "password": PASSWORD, **scope}
-    return name, ok(service.call("admin", "POST", "/users", json=body), 201)["id"]
-
-
-def _token(service: Service, username: str) -> dict[str, str]:
-    with httpx.Client(base_url=service.base_url + "/api/v1", timeout=30) as client:
-        body = ok(client.post("/auth/token", data={"username": username, "password": PASSWORD}))
-    return {"Authorization": f"Bearer {body['access_token']}"}
+    return name, new_user(service, name, **scope)
 
 
 def _get(service: Service, path: str, headers: dict[str, str]) -> httpx.Response:
@@ -37,7 +30,7 @@ def _offer_units(service: Service, headers: dict[str, str], region: str = "01") 
 
 def test_a_coordinator_made_clinic_user_loses_the_region_and_the_old_token(service: Service) -> None:
     name, user_id = _new_user(service, role="coordinator", region="01")
-    old = _token(service, name)
+    old = bearer(service, name)
     assert ok(_get(service, "/me", old))["role"] == "coordinator"  # the token works before
     assert _offer_units(service, old) == {"U1", "U2"}
     with httpx.Client(base_url=service.base_url + "/api/v1", headers=old, timeout=30) as client:
@@ -51,7 +44,7 @@ def test_a_coordinator_made_clinic_user_loses_the_region_and_the_old_token(servi
     assert _get(service, "/me", {"X-API-Key": script_key}).status_code == 401
     assert ok(service.call("admin", "GET", "/me"))["role"] == "admin"  # the admin's own token is untouched
     # A new login has the new scope: its unit's offers only, no programmes, no other region.
-    new = _token(service, name)
+    new = bearer(service, name)
     assert ok(_get(service, "/me", new))["unit"] == "U1"
     assert _offer_units(service, new) == {"U1"}
     assert ok(_get(service, "/regions/01/programmes", new))["items"] == []
@@ -66,14 +59,14 @@ def test_a_coordinator_made_clinic_user_loses_the_region_and_the_old_token(servi
 
 def test_a_clinic_user_moves_unit_then_region_and_becomes_coordinator(service: Service) -> None:
     name, user_id = _new_user(service, role="clinic", region="01", unit="U1")
-    old = _token(service, name)
+    old = bearer(service, name)
     assert _offer_units(service, old) == {"U1"}
     assert ok(service.call("admin", "PATCH", f"/users/{user_id}", json={"unit": "U2"}))["unit"] == "U2"
     assert _get(service, "/me", old).status_code == 401
-    assert _offer_units(service, _token(service, name)) == {"U2"}
+    assert _offer_units(service, bearer(service, name)) == {"U2"}
     moved = ok(service.call("admin", "PATCH", f"/users/{user_id}", json={"region": "02", "unit": "U1"}))
     assert (moved["region"], moved["unit"]) == ("02", "U1")
-    token = _token(service, name)
+    token = bearer(service, name)
     assert _get(service, "/regions/01/offers", token).status_code == 404
     assert _offer_units(service, token, "02") == {"U1"}
     # Made coordinator: keeps the region, loses the unit.
@@ -84,7 +77,7 @@ def test_a_clinic_user_moves_unit_then_region_and_becomes_coordinator(service: S
 
 def test_the_same_scope_again_changes_nothing_and_keeps_the_token(service: Service) -> None:
     name, user_id = _new_user(service, role="clinic", region="01", unit="U2")
-    token = _token(service, name)
+    token = bearer(service, name)
     ok(service.call("admin", "PATCH", f"/users/{user_id}", json={"role": "clinic", "region": "01", "unit": "U2"}))
     assert ok(_get(service, "/me", token))["unit"] == "U2"
 
@@ -92,7 +85,7 @@ def test_the_same_scope_again_changes_nothing_and_keeps_the_token(service: Servi
 def test_invalid_roles_and_scopes_are_refused_naming_the_field_and_the_rule(service: Service) -> None:
     coordinator, coordinator_id = _new_user(service, role="coordinator", region="01")
     clinic, clinic_id = _new_user(service, role="clinic", region="01", unit="U2")
-    tokens = {coordinator: _token(service, coordinator), clinic: _token(service, clinic)}
+    tokens = {coordinator: bearer(service, coordinator), clinic: bearer(service, clinic)}
     cases = [
         (coordinator_id, {"role": "clinic"}, "unit", "required"),
         (coordinator_id, {"unit": "U1"}, "unit", "not_allowed"),

@@ -14,8 +14,8 @@ import httpx
 from typer.testing import CliRunner, Result
 
 from api.cli import app
-from tests.service.conftest import PASSWORD, Service
-from tests.service.helpers import ok
+from tests.service.conftest import Service
+from tests.service.helpers import bearer, new_user, ok
 
 _names = itertools.count(1)
 
@@ -33,14 +33,7 @@ def _invoke(service: Service, *args: str) -> Result:
 
 def _new_user(service: Service, **scope: str) -> tuple[str, int]:
     name = f"cli-scope-{next(_names)}"
-    body = {"username": name, "password": PASSWORD, **scope}
-    return name, ok(service.call("admin", "POST", "/users", json=body), 201)["id"]
-
-
-def _login(service: Service, username: str) -> dict[str, str]:
-    with httpx.Client(base_url=service.base_url + "/api/v1", timeout=30) as client:
-        body = ok(client.post("/auth/token", data={"username": username, "password": PASSWORD}))
-    return {"Authorization": f"Bearer {body['access_token']}"}
+    return name, new_user(service, name, **scope)
 
 
 def _get(service: Service, path: str, headers: dict[str, str]) -> httpx.Response:
@@ -53,7 +46,7 @@ def _offer_units(service: Service, headers: dict[str, str]) -> set[str]:
 
 def test_set_scope_from_the_command_line_ends_the_old_rights_and_is_audited(service: Service) -> None:
     name, user_id = _new_user(service, role="coordinator", region="01")
-    old = _login(service, name)
+    old = bearer(service, name)
     assert _offer_units(service, old) == {"U1", "U2"}
     key = ok(httpx.post(f"{service.base_url}/api/v1/me/api-keys", params={"name": "s"}, headers=old), 201)["key"]
 
@@ -64,7 +57,7 @@ def test_set_scope_from_the_command_line_ends_the_old_rights_and_is_audited(serv
     # The running service sees the change at once: the old token and key are refused, a new login has the unit.
     assert _get(service, "/me", old).status_code == 401
     assert _get(service, "/me", {"X-API-Key": key}).status_code == 401
-    new = _login(service, name)
+    new = bearer(service, name)
     assert _offer_units(service, new) == {"U1"}
     user = ok(service.call("admin", "GET", f"/users/{user_id}"))
     assert (user["role"], user["region"], user["unit"]) == ("clinic", "01", "U1")
@@ -81,7 +74,7 @@ def test_set_scope_from_the_command_line_ends_the_old_rights_and_is_audited(serv
     assert _get(service, "/me", new).status_code == 401
     again = _invoke(service, "set-scope", name, "--role", "coordinator")
     assert again.exit_code == 0 and "nothing changed" in again.output
-    latest = _login(service, name)
+    latest = bearer(service, name)
     assert _offer_units(service, latest) == {"U1", "U2"}
 
     listed = _invoke(service, "list", "--json")
@@ -98,7 +91,7 @@ def test_set_scope_from_the_command_line_ends_the_old_rights_and_is_audited(serv
 
 def test_bad_scopes_are_refused_with_the_field_and_the_rule_and_change_nothing(service: Service) -> None:
     name, user_id = _new_user(service, role="clinic", region="01", unit="U2")
-    token = _login(service, name)
+    token = bearer(service, name)
     cases = [
         (["--role", "coordinator", "--unit", "U2"], "unit: the role coordinator has no unit [rule: not_allowed]"),
         (["--unit", "U9"], "unit: unit U9 is not a unit of region 01 [rule: unit_in_region]"),
