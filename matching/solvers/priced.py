@@ -14,8 +14,8 @@ the whole round; the relaxation it bounds with (`matching.solvers.relaxed`) work
    from the first one.
 2. The bound: the best of column generation's own (`pairgen.split_bound`) and of the network relaxation
    (`relaxed.network_bound`: money and seats priced, seats in the flow too) from the part's LP prices, with and
-   without its seat prices, or one price per SEK on every grant (golden-section steps) where no master was
-   searched; subgradient steps go on from the start that bounds lowest until the time for the fill. Every
+   without its seat prices, or one price per SEK on every grant (golden-section steps) where the part has no LP
+   prices; subgradient steps go on from the start that bounds lowest until the time for the fill. Every
    evaluation is a proven bound.
 3. Fill: every candidate still unplaced tries its pairs of best worth at the tightest prices, walked by the greedy
    that checks every rule (`matching.solvers.greedy.place_in_order`).
@@ -63,6 +63,7 @@ COLGEN_SHARE = 0.45  # of the search time, after which no pass of column generat
 COLGEN_LP_SHARE = 0.65  # of the search time, until which a pass begun may solve its LP (stress: two passes, 103 s
 # of the 226 s; a second pass cut at 0.45 left the search the first part, with less time: 7,953 placed)
 PART_SHARE = 0.85  # of the search time, until the part's search ends; the rest for the bound and the fill
+FIRST_PART_SHARE = 0.55  # the same, when the search is on the first part (it solves the part's LP itself)
 LINE_STEPS = 1  # golden-section steps on one price per SEK (2 evaluations of the bound each; a stress run with 2
 # left no time for subgradient steps, which took the bound 4 % lower in 7 steps)
 FILL_RESERVE = 0.5  # subgradient steps' worth of time kept for the fill (a step: 6-12 s at stress, the fill 9 s)
@@ -216,8 +217,9 @@ class PricedStrategy(Strategy):
             tolerance,
             lp_deadline=started + COLGEN_LP_SHARE * (end - started),
         )
-        part_end = started + PART_SHARE * (end - started)
         searched = grown.master is not None and (grown.passes > 1 or grown.converged)
+        # Searched from a master, the part's search ends late: the master's LP is solved already.
+        part_end = started + (PART_SHARE if searched else FIRST_PART_SHARE) * (end - started)
         if grown.master is not None and searched:
             # The first master prices money by the cheapest grant only (stress: 4,537 placements against 8,762
             # after the second pass): unless it proved the LP, only a later master's is worth starting from.
@@ -232,12 +234,20 @@ class PricedStrategy(Strategy):
         net = seat_network(prep)
         tried: list[Priced] = []
 
+        evaluation = [0.0]  # seconds of the slowest evaluation so far
+
         def bound_at(price: FloatArray) -> Priced:
+            began = time.monotonic()
             tried.append(network_bound(prep, r, net, values, price))
+            evaluation[0] = max(evaluation[0], time.monotonic() - began)
             ctx.reporter.report(
                 "bound", tier="combined", objective=float(best_value), bound=tried[-1].bound, strategy=self.name
             )
             return tried[-1]
+
+        def time_for(evaluations: int) -> bool:
+            """Time for this many more evaluations before the fill (10-15 s each at stress scale under load)."""
+            return time.monotonic() + (evaluations + FILL_RESERVE) * evaluation[0] < end
 
         # Every start is evaluated, and the subgradient steps go on from the one that bounds lowest (the code
         # before evaluated only the line search's and took a start by the wrong index).
@@ -247,19 +257,18 @@ class PricedStrategy(Strategy):
             # the round's (national:0, 30 s: 1,212 against 1,254 placements with seat prices).
             part = prices_from_matrix(r, *prices)
             starts += [(bound_at(p).bound, p) for p in (part, np.where(r.kind == SEATS, 0.0, part))]
-        if not searched:
+        if prices is None or time_for(2):
+            # The part's LP may have stopped early, with prices far off (stress at load 4: 20,318 placements from
+            # them, 10,671 from one price per SEK); under load its time is not always there (the limit overran).
             starts += _uniform_prices(prep, r, values, lambda p: bound_at(p).bound)
-        price = min(starts, key=lambda start: start[0])[1] if starts else np.zeros(r.n_rows)
+        price = min(starts, key=lambda start: start[0])[1]
         sub_grad = Subgradient(r, price, theta=STEP_THETA, patience=STEP_PATIENCE)
-        step_seconds = 0.0
-        while not step_seconds or time.monotonic() + (1 + FILL_RESERVE) * step_seconds < end:
-            began = time.monotonic()
+        while time_for(1):
             at = bound_at(sub_grad.price)
             # Polyak steps towards halfway between the bound and the best solution: towards the solution alone, the
             # steps overshot at stress scale (no better bound in a run; halfway: 10,643 -> 10,203 in 7 steps).
             target = (min(sub_grad.best_bound, at.bound) + best_value) / 2
             sub_grad.step(at.bound, at.activity, target)
-            step_seconds = time.monotonic() - began
             if at.bound <= best_value + 1:
                 break
         # 3. Fill: every candidate still unplaced tries its pairs of best worth at the prices of the best bound.
