@@ -13,10 +13,10 @@ the whole round; the relaxation it bounds with (`matching.solvers.relaxed`) work
    LP); else from the first part, solving its LP itself. Stress:0: 8,799 placed from the grown part against 7,985
    from the first one.
 2. The bound: the best of column generation's own (`pairgen.split_bound`) and of the network relaxation
-   (`relaxed.network_bound`: money and seats priced, seats in the flow too) from the part's LP prices, with and
-   without its seat prices, or one price per SEK on every grant (golden-section steps) where the part has no LP
-   prices; subgradient steps go on from the start that bounds lowest until the time for the fill. Every
-   evaluation is a proven bound.
+   (`relaxed.network_bound`: money and seats priced, seats in the flow too) from one price per SEK on every grant
+   (golden-section steps) and, where time allows, from the part's LP prices with and without its seat prices;
+   subgradient steps go on from the start that bounds lowest until the time for the fill. Every evaluation is a
+   proven bound.
 3. Fill: every candidate still unplaced tries its pairs of best worth at the tightest prices, walked by the greedy
    that checks every rule (`matching.solvers.greedy.place_in_order`).
 """
@@ -250,17 +250,15 @@ class PricedStrategy(Strategy):
             return time.monotonic() + (evaluations + FILL_RESERVE) * evaluation[0] < end
 
         # Every start is evaluated, and the subgradient steps go on from the one that bounds lowest (the code
-        # before evaluated only the line search's and took a start by the wrong index).
-        starts: list[tuple[float, FloatArray]] = []
-        if prices is not None:
+        # before evaluated only the line search's and took a start by the wrong index). One price per SEK first:
+        # under load the part's LP stops early with prices far off (stress at load 4: 20,318 placements from them,
+        # 10,671 from one price per SEK), and there may be no time for more.
+        starts = _uniform_prices(prep, r, values, lambda p: bound_at(p).bound)
+        if prices is not None and time_for(2):
             # The part's seat prices with its money prices, and its money prices alone: the part's seats are not
             # the round's (national:0, 30 s: 1,212 against 1,254 placements with seat prices).
             part = prices_from_matrix(r, *prices)
             starts += [(bound_at(p).bound, p) for p in (part, np.where(r.kind == SEATS, 0.0, part))]
-        if prices is None or time_for(2):
-            # The part's LP may have stopped early, with prices far off (stress at load 4: 20,318 placements from
-            # them, 10,671 from one price per SEK); under load its time is not always there (the limit overran).
-            starts += _uniform_prices(prep, r, values, lambda p: bound_at(p).bound)
         price = min(starts, key=lambda start: start[0])[1]
         sub_grad = Subgradient(r, price, theta=STEP_THETA, patience=STEP_PATIENCE)
         while time_for(1):
