@@ -295,7 +295,9 @@ def test_a_long_what_if_holds_up_neither_reads_nor_a_solving_rounds_heartbeat(cl
             time.sleep(0.1)
     assert progress["status"] == "solved" and job["status"] == "succeeded"
     assert together, "the what-if and the round never ran at the same time"
-    assert lapsed == [] and slowest < 1.0, (lapsed, slowest)
+    # A read blocked behind the solve (the defect: a read took the write lock) waits for seconds of it; on the shared
+    # 2-core machine, with two solves running beside it, a quick read still took 1.3 s once (CI, load 3-4).
+    assert lapsed == [] and slowest < 3.0, (lapsed, slowest)
 
 
 def test_sigterm_hands_a_running_job_back(cluster: Cluster) -> None:
