@@ -23,7 +23,7 @@ from typing import Protocol
 import numpy as np
 import scipy.sparse as sp
 from ortools.linear_solver.python import model_builder_helper as mbh
-from ortools.math_opt import model_pb2, parameters_pb2, rpc_pb2
+from ortools.math_opt import model_pb2, parameters_pb2, result_pb2, rpc_pb2
 from ortools.math_opt.python import mathopt
 from ortools.math_opt.solvers import highs_pb2
 
@@ -197,11 +197,12 @@ class LinearBackend:
         request = highs_request(proto, params)
         # Deterministic rounds stop by the node budget, never by the clock (the caller's guard is far out).
         wall = started + seconds - time.monotonic() if self.deterministic_nodes is None else 10 * seconds + 60
-        model = mathopt.Model.from_model_proto(proto)
-        result = solve_in_worker(model, request, stop, wall)
+        answer = solve_in_worker(request, stop, wall)
         elapsed = time.monotonic() - started
-        if result is None:
+        if answer is None:
             return LinearResult("UNKNOWN", None, 0.0, math.inf, np.zeros(0), elapsed)
+        model = mathopt.Model.from_model_proto(proto)
+        result = mathopt.parse_solve_result(answer, model, validate=False)
         reason = result.termination.reason
         if reason == mathopt.TerminationReason.INFEASIBLE:
             return LinearResult("INFEASIBLE", None, 0.0, 0.0, np.zeros(0), elapsed)
@@ -222,17 +223,15 @@ class LinearBackend:
 
 
 def solve_in_worker(
-    model: mathopt.Model, request: rpc_pb2.SolveRequest, stop: threading.Event | None, wall: float
-) -> mathopt.SolveResult | None:
-    """The request (for `model`, built from the same proto) solved in a HiGHS worker process
-    (`matching.solvers.highs_worker`); None when `stop` was set or `wall` seconds passed first, or when the worker
-    ended without an answer (the HiGHS of this wheel has crashed a process before, on hints): the caller goes on
-    with what it had."""
+    request: rpc_pb2.SolveRequest, stop: threading.Event | None, wall: float
+) -> result_pb2.SolveResultProto | None:
+    """The request solved in a HiGHS worker process (`matching.solvers.highs_worker`); None when `stop` was set or
+    `wall` seconds passed first, or when the worker ended without an answer (the HiGHS of this wheel has crashed a
+    process before, on hints): the caller goes on with what it had."""
     try:
-        answer = highs_worker.solve(request, stop=stop, wall_limit=max(0.05, wall))
+        return highs_worker.solve(request, stop=stop, wall_limit=max(0.05, wall))
     except (highs_worker.Stopped, highs_worker.WorkerDied):
         return None
-    return mathopt.parse_solve_result(answer, model, validate=False)
 
 
 def highs_request(proto: model_pb2.ModelProto, params: mathopt.SolveParameters) -> rpc_pb2.SolveRequest:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from matching.rules.prepare import Prepared
-from matching.rules.tables import BoolArray, FloatArray, IntArray
+from matching.rules.tables import FloatArray, IntArray
 from matching.solvers.colgen import _TOL, LpSolution, reduced_profit, solve_lp
 from matching.solvers.greedy import pinned_pairs
 from matching.solvers.matrix import KIND, RoundMatrix, build_matrix
@@ -39,6 +39,7 @@ from matching.solvers.relaxed import (
     Relaxed,
     Worths,
     first_at_least,
+    first_per_candidate,
     prices_from_matrix,
     restrict,
     segment_min,
@@ -63,21 +64,17 @@ class Master:
     sub: Prepared  # the round restricted to them
     fund: IntArray  # per funding row of `sub`, the whole round's funding row
     m: RoundMatrix  # of `sub`
-    c: FloatArray  # per column of `m`, its value
-    active: BoolArray  # per column of `m`: in the master (the others held at 0)
-    lp: LpSolution
+    lp: LpSolution  # over some of the columns of `m` (the others held at 0)
 
 
 @dataclass(frozen=True)
 class PairLp:
-    """What the generation found: the last master solved, the best bound on the whole round and its prices."""
+    """What the generation found: the last master solved and the best bound on the whole round."""
 
     master: Master | None  # None when not even the first LP finished in time
     bound: float  # inf when no pass finished
-    price: FloatArray  # prices of the relaxed rows (`priced.Relaxed`) at the bound
-    offer_price: FloatArray  # per offer, the price of its slots at the bound
-    passes: int
-    converged: bool  # the bound is within the tolerance of the last master's value
+    passes: int  # of the last master
+    converged: bool  # the bound is within the tolerance of the last master's value (or nothing prices in)
 
 
 def split_bound(
@@ -103,21 +100,13 @@ def row_prices(m: RoundMatrix, price: FloatArray, kind: str, owners: int) -> Flo
     return out
 
 
-def cheapest_funding(prep: Prepared, cost: FloatArray, pairs: IntArray) -> IntArray:
+def cheapest_funding(prep: Prepared, r: Relaxed, cost: FloatArray, pairs: IntArray) -> IntArray:
     """The funding row of least `cost` (per funding row) of each of these pairs that pays from a limited budget."""
     wanted = np.zeros(len(prep.pairs), dtype=bool)
     wanted[pairs] = True
-    wanted &= prep.free_programme < 0
-    least = segment_min(cost, np.searchsorted(prep.pairs.fund_pair, np.arange(len(prep.pairs) + 1)))
-    rows = first_at_least(cost, least, prep.pairs.fund_pair, wanted)[wanted]
+    wanted &= ~r.free_money
+    rows = first_at_least(cost, segment_min(cost, r.fund_start), prep.pairs.fund_pair, wanted)[wanted]
     return rows[rows >= 0]
-
-
-def best_per_candidate(cand: IntArray, profit: FloatArray, among: IntArray, most: int) -> IntArray:
-    """Of the pairs `among`, each candidate's `most` of highest profit."""
-    order = among[np.lexsort((-profit[among], cand[among]))]
-    rank = np.arange(len(order)) - np.searchsorted(cand[order], cand[order])
-    return order[rank < most]
 
 
 def generate_pairs(
@@ -136,16 +125,15 @@ def generate_pairs(
     bound)` after each pass."""
     lp_deadline = deadline if lp_deadline is None else max(deadline, lp_deadline)
     pairs = prep.pairs
-    n_c, n_o = len(prep.instance.candidates), len(prep.instance.offers)
     fund_active = np.zeros(len(pairs.fund_pair), dtype=bool)
-    fund_active[cheapest_funding(prep, pairs.fund_grant.astype(np.float64), keep)] = True
+    fund_active[cheapest_funding(prep, r, pairs.fund_grant.astype(np.float64), keep)] = True
     scale = max(1.0, float(np.abs(values).max(initial=0.0)))
-    found = PairLp(None, math.inf, np.zeros(r.n_rows), np.zeros(n_o), 0, False)
-    lp_seconds = 0.0
-    for passes in range(1, 1_000):
+    master: Master | None = None
+    best, passes, lp_seconds = math.inf, 0, 0.0
+    while True:
         now = time.monotonic()
-        if now >= deadline or now + (SECOND_GROWTH if passes == 2 else GROWTH) * lp_seconds > lp_deadline:
-            break
+        if now >= deadline or now + (SECOND_GROWTH if passes == 1 else GROWTH) * lp_seconds > lp_deadline:
+            return PairLp(master, best, passes, False)
         sub, fund = restrict(prep, keep)
         m = build_matrix(sub)
         c = m.objective(values[keep])
@@ -155,31 +143,28 @@ def generate_pairs(
         lp = solve_lp(m, c, np.flatnonzero(active), time_limit=lp_deadline - began, parameters=DUAL_SIMPLEX)
         lp_seconds = time.monotonic() - began
         if not lp.ok:
-            break
+            return PairLp(master, best, passes, False)
+        master, passes = Master(keep, sub, fund, m, lp), passes + 1
         price = prices_from_matrix(r, m, lp.price)
-        offer_price = row_prices(m, lp.price, "offer", n_o)
         w = worths(r, values, price)
-        bound, worth = split_bound(prep, r, w, price, offer_price)
-        if bound < found.bound:
-            found = PairLp(found.master, bound, price, offer_price, passes, False)
-        master = Master(keep, sub, fund, m, c, active, lp)
-        found = PairLp(master, found.bound, found.price, found.offer_price, passes, found.bound - lp.value <= tolerance)
+        bound, worth = split_bound(prep, r, w, price, row_prices(m, lp.price, "offer", len(prep.instance.offers)))
+        best = min(best, bound)
         if report is not None:
-            report(lp.value, found.bound)
-        if found.converged:
-            break
+            report(lp.value, best)
+        if best - lp.value <= tolerance:
+            return PairLp(master, best, passes, True)
         # The master's own funding columns of positive reduced profit (all of them: adding only the best one per
         # pair took twice the passes at national size), then new pairs.
         profit_y = reduced_profit(m, c, lp.price)[m.y_at : m.o_at]
         joins = ~active[m.y_at : m.o_at] & (profit_y > _TOL * scale)
         fund_active[fund[m.fund_rows[joins]]] = True
-        profit = worth - row_prices(m, lp.price, "candidate", n_c)[pairs.cand]
+        profit = worth - row_prices(m, lp.price, "candidate", len(prep.instance.candidates))[pairs.cand]
         outside = np.ones(len(pairs), dtype=bool)
         outside[keep] = False
-        new = best_per_candidate(pairs.cand, profit, np.flatnonzero(outside & (profit > _TOL * scale)), PAIRS_PER_PASS)
+        among = np.flatnonzero(outside & (profit > _TOL * scale))
+        new = first_per_candidate(among[np.lexsort((-profit[among], pairs.cand[among]))], pairs.cand, PAIRS_PER_PASS)
         if not len(new) and not joins.any():
             # Nothing prices in: the master's LP is the whole round's (and the bound its value, up to rounding).
-            return PairLp(master, found.bound, found.price, found.offer_price, passes, True)
-        fund_active[cheapest_funding(prep, w.fund_cost, new)] = True
+            return PairLp(master, best, passes, True)
+        fund_active[cheapest_funding(prep, r, w.fund_cost, new)] = True
         keep = np.union1d(keep, new)
-    return found

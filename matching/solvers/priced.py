@@ -48,6 +48,7 @@ from matching.solvers.relaxed import (
     Priced,
     Relaxed,
     Subgradient,
+    first_per_candidate,
     network_bound,
     prices_from_matrix,
     relax,
@@ -93,9 +94,7 @@ def part_pairs(prep: Prepared, values: IntArray, per_candidate: int) -> IntArray
     cheapest[prep.free_programme >= 0] = 0.0
     keep = np.zeros(len(pairs), dtype=bool)
     for key in (-np.asarray(values, dtype=np.float64), cheapest):
-        order = np.lexsort((-np.asarray(values), key, pairs.cand))
-        rank = np.arange(len(order)) - np.searchsorted(pairs.cand[order], pairs.cand[order])
-        keep[order[rank < per_candidate]] = True
+        keep[first_per_candidate(np.lexsort((-np.asarray(values), key, pairs.cand)), pairs.cand, per_candidate)] = True
     keep[pinned_pairs(prep)] = True
     return np.flatnonzero(keep)
 
@@ -122,8 +121,7 @@ def fill(prep: Prepared, picks: list[Pick], at: Priced | None, values: IntArray)
     placed[pairs.cand[[p.pair for p in picks]]] = True
     open_pairs = np.flatnonzero(~placed[pairs.cand])
     order = open_pairs[np.lexsort((-np.asarray(values)[open_pairs], -worth[open_pairs], pairs.cand[open_pairs]))]
-    rank = np.arange(len(order)) - np.searchsorted(pairs.cand[order], pairs.cand[order])
-    rest = order[rank < WALK_PAIRS_PER_CANDIDATE]
+    rest = first_per_candidate(order, pairs.cand, WALK_PAIRS_PER_CANDIDATE)
     rest = rest[np.argsort(-worth[rest], kind="stable")]
     preference = priced_preference(prep, at) if at is not None else None
     return [*picks, *place_in_order(prep, rest, ledger=ledger, preference=preference)]
@@ -233,13 +231,13 @@ class PricedStrategy(Strategy):
         #    (a short line search), then subgradient steps until the time for the fill.
         net = seat_network(prep)
         tried: list[Priced] = []
-
-        evaluation = [0.0]  # seconds of the slowest evaluation so far
+        slowest = 0.0  # seconds of the slowest evaluation so far
 
         def bound_at(price: FloatArray) -> Priced:
+            nonlocal slowest
             began = time.monotonic()
             tried.append(network_bound(prep, r, net, values, price))
-            evaluation[0] = max(evaluation[0], time.monotonic() - began)
+            slowest = max(slowest, time.monotonic() - began)
             ctx.reporter.report(
                 "bound", tier="combined", objective=float(best_value), bound=tried[-1].bound, strategy=self.name
             )
@@ -247,7 +245,7 @@ class PricedStrategy(Strategy):
 
         def time_for(evaluations: int) -> bool:
             """Time for this many more evaluations before the fill (10-15 s each at stress scale under load)."""
-            return time.monotonic() + (evaluations + FILL_RESERVE) * evaluation[0] < end
+            return time.monotonic() + (evaluations + FILL_RESERVE) * slowest < end
 
         # Every start is evaluated, and the subgradient steps go on from the one that bounds lowest (the code
         # before evaluated only the line search's and took a start by the wrong index). One price per SEK first:

@@ -193,6 +193,12 @@ class Priced:
     option_cost: FloatArray  # per supervisor option row: its priced seats
 
 
+def first_per_candidate(order: IntArray, cand: IntArray, most: int) -> IntArray:
+    """Of pairs in `order` (grouped by candidate, best first within each), each candidate's first `most`."""
+    rank = np.arange(len(order)) - np.searchsorted(cand[order], cand[order])
+    return order[rank < most]
+
+
 def segment_min(cost: FloatArray, start: IntArray) -> FloatArray:
     """Per segment [start[i], start[i + 1]) the least cost (inf for an empty segment)."""
     out = np.full(len(start) - 1, np.inf)
