@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -24,6 +24,8 @@ from ortools.sat.python import cp_model
 from matching.model.spec import Core, Spec, Tier
 from matching.rules.tables import BoolArray, FloatArray, IntArray
 from matching.solvers.greedy import Pick
+
+STOP_POLL = 0.02  # seconds between reads of a part's stop condition
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ class Parts:
         workers: int = 1,
         deterministic: bool = False,
         until: float | None = None,
+        stop: Callable[[], bool] | None = None,
     ) -> Part:
         """The best solution for `objective` (values per pair) that differs from `incumbent` only on `free_pairs`
         (and overflow), each `held` row (values per pair, level) kept at or above its level; `later` tiers break
@@ -101,7 +104,8 @@ class Parts:
         0.04-0.07 s, against 0.1-1.3 s with presolve, depending on the seed). `race` > 1: that many one-worker
         searches with different seeds, in threads; the first to prove the part stops the others. `until` (a
         `time.monotonic()` instant) caps the search's wall clock, counted after the model is built: building a
-        part takes 0.03-0.1 s on a loaded machine, which otherwise ran past the caller's deadline."""
+        part takes 0.03-0.1 s on a loaded machine, which otherwise ran past the caller's deadline. `stop()` becoming
+        true ends the search early with what it found (HiGHS proved the tier beside it)."""
         owner = self.column_pair
         free = np.ones(len(owner), dtype=bool)
         has_pair = owner >= 0
@@ -141,7 +145,7 @@ class Parts:
         proto.solution_hint.values.extend(start.tolist())
         if until is not None and not deterministic:
             seconds = min(seconds, max(0.01, until - time.monotonic()))
-        solver, status = _race(model, seconds, seed, workers, deterministic, presolve, race)
+        solver, status = _race(model, seconds, seed, workers, deterministic, presolve, race, stop)
         if status not in ("OPTIMAL", "FEASIBLE"):
             return Part(incumbent, False, False)
         found = np.asarray(solver.response_proto.solution, dtype=np.float64)[: len(cols)]
@@ -154,11 +158,18 @@ class Parts:
 
 
 def _race(
-    model: cp_model.CpModel, seconds: float, seed: int, workers: int, fixed: bool, presolve: bool, race: int
+    model: cp_model.CpModel,
+    seconds: float,
+    seed: int,
+    workers: int,
+    fixed: bool,
+    presolve: bool,
+    race: int,
+    stop: Callable[[], bool] | None = None,
 ) -> tuple[cp_model.CpSolver, str]:
     """Solve `model` with `race` searches (different seeds) at once: the solver with the best status and objective,
     and that status. How long a search takes to prove a part varies tenfold with the seed: racing two keeps the
-    worst case short."""
+    worst case short. `stop()` becoming true ends every search (read every STOP_POLL seconds)."""
     solvers = []
     for i in range(max(1, race)):
         solver = cp_model.CpSolver()
@@ -175,14 +186,20 @@ def _race(
                 if other is not solver:
                     other.stop_search()
 
-    if len(solvers) == 1:
-        run(0)
-    else:
-        threads = [threading.Thread(target=run, args=(at,), name="cp-sat-part") for at in range(len(solvers))]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+    finished = threading.Event()
+    if stop is not None:
+        threading.Thread(target=_watch, args=(solvers, stop, finished), name="cp-sat-stop").start()
+    try:
+        if len(solvers) == 1:
+            run(0)
+        else:
+            threads = [threading.Thread(target=run, args=(at,), name="cp-sat-part") for at in range(len(solvers))]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+    finally:
+        finished.set()
     rank = {"OPTIMAL": 2, "FEASIBLE": 1}
 
     def key(at: int) -> tuple[int, float]:
@@ -191,6 +208,15 @@ def _race(
 
     best = max(range(len(solvers)), key=key)
     return solvers[best], statuses.get(best, "UNKNOWN")
+
+
+def _watch(solvers: list[cp_model.CpSolver], stop: Callable[[], bool], finished: threading.Event) -> None:
+    """Stop every solver once `stop()` is true, unless they finish first."""
+    while not finished.wait(STOP_POLL):
+        if stop():
+            for solver in solvers:
+                solver.stop_search()
+            return
 
 
 def _combined(cand: IntArray, tiers: list[IntArray]) -> IntArray:

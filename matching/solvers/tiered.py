@@ -130,6 +130,8 @@ class Polisher:
                 workers=self.workers,
                 deterministic=self.deterministic,
                 until=end,
+                # Deterministic rounds run the MIP first and the parts after it: nothing to stop them early.
+                stop=None if self.deterministic else stop,
             )
             count += 1
             self._count(kind, part.improved, part.proven)
