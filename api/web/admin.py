@@ -13,6 +13,7 @@ from api.core import users
 from api.core.errors import Conflict, Forbidden, NotFound, Unprocessable, field_errors
 from api.core.schemas import RegionCreate, UserCreate, UserUpdate
 from api.http.deps import RowId, SessionDep
+from api.web.forms import errors_under
 from api.web.pages import page
 from api.web.render import WebRoute, redirect
 from api.web.session import Csrf, WebSubject
@@ -147,15 +148,13 @@ def _scope_page(
     errors: list[dict[str, str]],
     status_code: int = 200,
 ) -> Response:
-    by_field: dict[str, list[dict[str, str]]] = {}
-    for error in errors:
-        by_field.setdefault(error.get("field", ""), []).append(error)
+    by_field = errors_under(("role", "region", "unit"), errors)
     response = page(
         request,
         "admin_user.html",
         target=user,
         values=values,
-        errors=[e for e in errors if e.get("field") not in ("role", "region", "unit")],
+        errors=by_field.get("", []),
         field_errors=by_field,
         issues=[],
         regions=list(session.scalars(select(Region.code).order_by(Region.code))),

@@ -17,6 +17,7 @@ from api.core import commitments, services
 from api.core.errors import Conflict, NotFound, Unprocessable, field_errors
 from api.core.snapshot import CANDIDATES, UNITS
 from api.http.deps import Offset, RowId, SessionDep
+from api.web.forms import errors_under
 from api.web.pages import coordinator_only, page
 from api.web.render import WebRoute, redirect
 from api.web.session import Csrf, WebSubject, form_values
@@ -107,9 +108,7 @@ def _follow_up_page(
     errors: list[dict[str, Any]],
     status_code: int = 200,
 ) -> Response:
-    by_field: dict[str, list[dict[str, Any]]] = {}
-    for error in errors:
-        by_field.setdefault(error.get("field", "") if error.get("field") in FIELDS else "", []).append(error)
+    by_field = errors_under(FIELDS, errors)
     response = page(
         request,
         "commitment.html",

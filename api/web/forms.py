@@ -210,6 +210,15 @@ def _number(raw: str, kind: str) -> Any:
     return raw
 
 
+def errors_under(names: tuple[str, ...], errors: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Errors under the named form field they name; any other error under '' (shown above the form)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for error in errors:
+        field = str(error.get("field", ""))
+        out.setdefault(field if field in names else "", []).append(error)
+    return out
+
+
 _NAMED_FIELD = re.compile(r"\(rule: [\w.]+; field: ([\w.\[\]]+)\)$")
 
 
