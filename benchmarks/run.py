@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
 from tqdm import tqdm  # type: ignore[import-untyped]
 
 from benchmarks.instances import InstanceSpec, write_instance
@@ -105,7 +106,7 @@ class ChildRun:
 
     result: dict[str, Any]
     wall_s: float
-    peak_mb: float
+    peak_mb: float  # the run's own peak, or its processes' together (HiGHS runs in a worker) where that is higher
     cpu_s: float = 0.0  # user + system CPU time: what the run would take alone on a quiet core
 
 
@@ -137,7 +138,7 @@ def run_child(task: Task, cap: float, tick: Tick | None = None) -> ChildRun:
             )
         started = time.monotonic()
         try:
-            status, usage, killed = _wait(proc, started, cap, tick)
+            status, usage, killed, tree_peak = _wait(proc, started, cap, tick)
         except BaseException:
             # Interrupted (Ctrl-C): never leave a solver running on a shared machine.
             proc.kill()
@@ -146,16 +147,38 @@ def run_child(task: Task, cap: float, tick: Tick | None = None) -> ChildRun:
         wall = time.monotonic() - started
         result = _child_result(result_path, log_path, status, killed, cap)
     cpu = usage.ru_utime + usage.ru_stime
-    return ChildRun(result=result, wall_s=wall, peak_mb=usage.ru_maxrss / 1024, cpu_s=cpu)
+    # ru_maxrss is the largest single process's peak (the run's, or a worker's), never their sum: the sampled sum
+    # of the whole tree counts a HiGHS worker's 100 MB on top of the run's own memory.
+    peak = max(usage.ru_maxrss / 1024, tree_peak / 2**20)
+    return ChildRun(result=result, wall_s=wall, peak_mb=peak, cpu_s=cpu)
 
 
-def _wait(proc: subprocess.Popen[bytes], started: float, cap: float, tick: Tick | None) -> tuple[int, Any, bool]:
-    """Poll the child with wait4 (which, unlike Popen.wait, also returns its resource usage)."""
+def tree_rss(pid: int) -> int:
+    """Resident bytes of a process and all its descendants now (0 once it is gone)."""
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    total = 0
+    for process in processes:
+        try:
+            total += process.memory_info().rss
+        except psutil.Error:
+            continue  # ended between the listing and the reading
+    return total
+
+
+def _wait(proc: subprocess.Popen[bytes], started: float, cap: float, tick: Tick | None) -> tuple[int, Any, bool, int]:
+    """Poll the child with wait4 (which, unlike Popen.wait, also returns its resource usage), sampling the resident
+    memory of it and its own children at each poll; returns the sampled peak in bytes last."""
     killed = False
+    tree_peak = 0
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             break
+        tree_peak = max(tree_peak, tree_rss(proc.pid))
         elapsed = time.monotonic() - started
         if elapsed > cap:
             proc.kill()
@@ -166,7 +189,7 @@ def _wait(proc: subprocess.Popen[bytes], started: float, cap: float, tick: Tick 
             tick(elapsed)
         time.sleep(0.05)
     proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here; keeps Popen from waiting again
-    return status, usage, killed
+    return status, usage, killed, tree_peak
 
 
 def _child_result(result_path: Path, log_path: Path, status: int, killed: bool, cap: float) -> dict[str, Any]:

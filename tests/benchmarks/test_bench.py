@@ -6,16 +6,27 @@ import csv
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from typer.testing import CliRunner
 
 from benchmarks.cli import bench_app
 from benchmarks.instances import InstanceSpec, parse_spec
 from benchmarks.report import target_verdict
-from benchmarks.run import ROW_FIELDS, Settings, best_bound, finish_rows, plan_instance, relative_gap, run_child
+from benchmarks.run import (
+    ROW_FIELDS,
+    Settings,
+    best_bound,
+    finish_rows,
+    plan_instance,
+    relative_gap,
+    run_child,
+    tree_rss,
+)
 from benchmarks.worker import Task
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -120,6 +131,27 @@ def test_a_child_past_its_cap_is_killed_and_reported() -> None:
 def test_a_failing_run_reports_its_error() -> None:
     child = run_child(Task(instance=str(ROOT / "missing.json"), method="greedy"), cap=60)
     assert child.result["status"] == "ERROR" and "missing.json" in child.result["error"]
+
+
+def test_the_memory_of_a_run_counts_its_worker_processes_too() -> None:
+    # A process holding 60 MB whose child (as the HiGHS worker is a solve's) holds another 60 MB: together 120 MB,
+    # where ru_maxrss, which the bench read alone before, reports the larger of the two.
+    held = "import time; data = b'x' * (60 * 2**20); time.sleep(60)"
+    code = f"import subprocess, sys; data = b'x' * (60 * 2**20); subprocess.run([sys.executable, '-c', {held!r}])"
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        seen, until = 0, time.monotonic() + 30
+        while seen < 120 * 2**20 and time.monotonic() < until:
+            seen = max(seen, tree_rss(proc.pid))
+            time.sleep(0.05)
+        assert seen >= 120 * 2**20
+        assert psutil.Process(proc.pid).memory_info().rss < 100 * 2**20  # each alone is below the sum
+    finally:
+        for child in psutil.Process(proc.pid).children(recursive=True):
+            child.kill()
+        proc.kill()
+        proc.wait()
+    assert tree_rss(proc.pid) == 0  # gone: nothing to count
 
 
 # --- pieces -------------------------------------------------------------------------------------------------------
