@@ -30,6 +30,7 @@ from matching.solvers.greedy import Pick, Preference, pinned_pairs, place_in_ord
 from matching.solvers.knapsack import held_bound
 from matching.solvers.lagrange import evaluate, priced_preference, structure, subgradient
 from matching.solvers.lns import (
+    WorkClock,
     attractive_pairs,
     restricted_columns,
     restricted_mip,
@@ -55,6 +56,14 @@ EXPLAIN_MAX_SHARE = 0.25  # of the time limit, at most, kept for them
 MIP_COLUMNS = 5000  # columns of best reduced profit in the restricted MIP
 MIP_SHARE = 0.8  # of the search time left after the start, for the restricted MIP
 PART_MAX_PAIRS = 4000
+# Deterministic rounds: the search's deterministic time, as a share of the limit (preparing, the LP, the start and
+# the explanations take the rest of it on the wall clock), and the restricted MIP's least node budget.
+DETERMINISTIC_SEARCH_SHARE = 0.5
+MIN_NODES = 10
+# HiGHS's node budget per second of its share: on national:0 it branched about 21 nodes a second on the restricted
+# MIP (2,400 nodes took 115 s), far fewer than on the regional and demo tiers' MIPs (`strategies.NODES_PER_SECOND`).
+MIP_NODES_PER_SECOND = 10
+DETERMINISTIC_MIP_SECONDS = 8.0  # the restricted MIP's share at least, for it to run in a deterministic round
 WHOLE_MAX_COLUMNS = 1_000  # a round up to this many columns is searched whole, not by neighbourhoods
 BACKEND = (
     "cp_sat"  # neighbourhood solver: "cp_sat" or "highs"  # an independent part up to this many pairs is solved whole
@@ -97,7 +106,13 @@ class LnsStrategy(Strategy):
         m = self.given[0] if self.given is not None else build_matrix(prep)
         ctx.reporter.report("bound", strategy=self.name)
         c = m.objective(values)
-        lp_end = time.monotonic() + LP_SHARE * ctx.deadline.left()
+        policy = prep.instance.policy
+        # Deterministic rounds: the LP and the bounds run to their own end (the wall clock only a guard far out),
+        # HiGHS counts nodes, and the search counts CP-SAT's deterministic time from a fixed share of the limit, so
+        # that the same input takes the same steps on any machine at any load.
+        clock = WorkClock() if policy.deterministic else None
+        guard = 10 * ctx.deadline.limit + 60
+        lp_end = time.monotonic() + (guard if clock is not None else LP_SHARE * ctx.deadline.left())
         # Proven within a small share of the last tier's range, not of the weighted sum: a share of the weighted
         # sum is mostly the first tier's weight and would leave the last tier's bound loose.
         tolerance = STRATEGY_PROOF_TOLERANCE * max(1, tier_ceiling(prep, tiers[-1][1]))
@@ -110,7 +125,7 @@ class LnsStrategy(Strategy):
         if not converged:
             # The LP did not finish in its share: subgradient steps from its last prices (min-cost flows, each
             # a valid bound) tighten what the unfinished master proves.
-            seconds = LAGRANGE_SHARE * ctx.deadline.left()
+            seconds = guard if clock is not None else LAGRANGE_SHARE * ctx.deadline.left()
             start = lp.price if lp.ok else None
             bound = min(bound, subgradient(m, values, seconds=seconds, steps=200, start=start).bound)
         price = lp.price if lp.ok else np.zeros(len(m.lb))
@@ -120,16 +135,26 @@ class LnsStrategy(Strategy):
         picks = start_solution(m, values, price, lp.w, attractive)
         ctx.reporter.picks("start", prep, picks, self.name)
         known = math.floor(bound + 1e-6) if lp.ok and math.isfinite(bound) else None
-        policy = prep.instance.policy
-        search_end = self.search_end(ctx)
+        now = clock.now if clock is not None else time.monotonic
+        search_end = now() + DETERMINISTIC_SEARCH_SHARE * ctx.deadline.limit if clock else self.search_end(ctx)
         first_open = hold_proven(m, tiers, weights, picks, known)[2] == 0
-        if known is not None and lp.ok and m.n_cols > WHOLE_MAX_COLUMNS:
+        if known is not None and lp.ok and m.n_cols > WHOLE_MAX_COLUMNS and clock is None:
+            # Its steps stop by the clock (and 300 of them would take minutes on 80 x 1,600 GAP rounds): a
+            # deterministic round keeps the LP's bound.
             known = sharper_bound(m, tiers, weights, picks, known, c, price, KNAPSACK_SHARE * ctx.deadline.left())
-        if m.n_cols > WHOLE_MAX_COLUMNS and lp.ok and first_open and not policy.deterministic:
+        seconds = MIP_SHARE * (search_end - now())
+        # A deterministic round bounds HiGHS by nodes, which do not bound its root (presolve, cuts): 16 nodes took
+        # 4.8 s on a 1,200 x 400 round. It runs only where its share is long enough for that.
+        affordable = clock is None or seconds >= DETERMINISTIC_MIP_SECONDS
+        if m.n_cols > WHOLE_MAX_COLUMNS and lp.ok and first_open and affordable:
             # While the first tier is open (national rounds: the start places fewer than the LP), HiGHS closes most
             # of that gap. Where the start already proves it (GAP places every job), CP-SAT's neighbourhoods did
-            # better on the score in the benchmarks. HiGHS stops on time, not on work: a deterministic round skips it.
-            picks = self.restricted(m, c, profit, lp.w, picks, tiers, MIP_SHARE * (search_end - time.monotonic()))
+            # better on the score in the benchmarks. A deterministic round gives HiGHS a node budget instead of
+            # seconds, and its share of the search's deterministic time is spent.
+            nodes = max(MIN_NODES, int(MIP_NODES_PER_SECOND * seconds)) if clock is not None else None
+            picks = self.restricted(m, c, profit, lp.w, picks, tiers, seconds, nodes)
+            if clock is not None:
+                clock.spent += seconds
             ctx.reporter.picks("search (restricted MIP)", prep, picks, self.name)
 
         def report(kind: str, found: list[Pick]) -> None:
@@ -141,7 +166,7 @@ class LnsStrategy(Strategy):
             held_m, open_values, open_at = hold_proven(m, tiers, weights, current, known)
             w = held_m.columns_of(current)
             if first:
-                w = solve_parts(held_m, held_m.objective(open_values), w, ctx)
+                w = solve_parts(held_m, held_m.objective(open_values), w, ctx, clock)
                 first = False
             if held_m.n_cols <= WHOLE_MAX_COLUMNS and not whole_tried:
                 # Small enough to solve whole, tier by tier: CP-SAT from the incumbent, which may prove each. Where
@@ -149,18 +174,18 @@ class LnsStrategy(Strategy):
                 # 5-10 x 100 they did better than CP-SAT on the whole round for the rest of the time.
                 whole_tried = True
                 workers = 1 if policy.deterministic else policy.workers
-                left = search_end - time.monotonic()
-                end = min(search_end, time.monotonic() + max(WHOLE_SECONDS, WHOLE_SHARE * left))
+                left = search_end - now()
+                end = min(search_end, now() + max(WHOLE_SECONDS, WHOLE_SHARE * left))
                 end = search_end if policy.deterministic else end
-                current, done = solve_whole(m, tiers, current, end, policy.seed, workers)
+                current, done = solve_whole(m, tiers, current, end, policy.seed, workers, clock)
                 if done is not None:
                     return Outcome(current, done, self.name)
-                if policy.deterministic or search_end - time.monotonic() <= 0.3:
+                if policy.deterministic or search_end - now() <= 0.3:
                     break
                 if known is not None and lp.ok:
                     # Not proven whole: the knapsack bound now (before, it would have taken the time CP-SAT needs
                     # to prove OR-Library's sizes at 2 s).
-                    seconds = KNAPSACK_SHARE * (search_end - time.monotonic())
+                    seconds = KNAPSACK_SHARE * (search_end - now())
                     known = sharper_bound(m, tiers, weights, current, known, c, price, seconds)
                 continue
 
@@ -170,7 +195,7 @@ class LnsStrategy(Strategy):
             # Each tier first on its own for a short while (a tier of equal values is easy alone, hard under a
             # weighted sum), then with the tiers after it.
             alone = phases < 2 * len(tiers) and open_at < len(tiers) - 1 and not phases % 2
-            end = time.monotonic() + FIRST_TIER_SHARE * (search_end - time.monotonic()) if alone else search_end
+            end = now() + FIRST_TIER_SHARE * (search_end - now()) if alone else search_end
             phases += 1
             w, _ = search(
                 held_m,
@@ -185,11 +210,12 @@ class LnsStrategy(Strategy):
                 backend=BACKEND,
                 tiers=[values for _, values in tiers[open_at:]],
                 stop=proven,
+                clock=clock,
             )
             found = held_m.picks_of(w)
             if tier_totals(found, tiers) >= tier_totals(current, tiers):
                 current = found
-            if search_end - time.monotonic() <= 0.3:
+            if search_end - now() <= 0.3:
                 break
         best = current
         if tier_totals(picks, tiers) > tier_totals(best, tiers):
@@ -206,10 +232,12 @@ class LnsStrategy(Strategy):
         picks: list[Pick],
         tiers: list[Tier],
         seconds: float,
+        nodes: int | None = None,
     ) -> list[Pick]:
-        """The restricted MIP's solution where it is better than `picks`."""
+        """The restricted MIP's solution where it is better than `picks` (`nodes`: a node budget, for
+        deterministic rounds)."""
         w = m.columns_of(picks)
-        found = restricted_mip(m, c, restricted_columns(m, profit, w, w_lp, MIP_COLUMNS), w, seconds)
+        found = restricted_mip(m, c, restricted_columns(m, profit, w, w_lp, MIP_COLUMNS), w, seconds, nodes)
         if found is None:
             return picks
         better = m.picks_of(found)
@@ -258,19 +286,26 @@ def hold_proven(
 
 
 def solve_whole(
-    m: RoundMatrix, tiers: list[Tier], picks: list[Pick], deadline: float, seed: int, workers: int
+    m: RoundMatrix,
+    tiers: list[Tier],
+    picks: list[Pick],
+    deadline: float,
+    seed: int,
+    workers: int,
+    clock: WorkClock | None = None,
 ) -> tuple[list[Pick], list[TierResult] | None]:
     """Each tier in turn on the whole model, earlier ones held at their proven optimum; the picks, and every tier's
-    result when all were proven (None otherwise)."""
+    result when all were proven (None otherwise). With a `clock`, `deadline` is on it (deterministic rounds)."""
+    now = clock.now if clock is not None else time.monotonic
     started = time.monotonic()
     everything = np.ones(m.n_cols, dtype=bool)
     totals: list[int] = []
     for position, (_, values) in enumerate(tiers):
         share = 1.0 if position == len(tiers) - 1 else 0.5
-        seconds = share * (deadline - time.monotonic())
+        seconds = share * (deadline - now())
         proof: list[bool] = []
         found = solve_neighbourhood(
-            m, m.objective(values), everything, m.columns_of(picks), seconds, seed, workers, proof
+            m, m.objective(values), everything, m.columns_of(picks), seconds, seed, workers, proof, clock
         )
         if found is not None:
             picks = m.picks_of(found)
@@ -330,8 +365,11 @@ def _lp_preference(m: RoundMatrix, w_lp: np.ndarray, priced: Preference) -> Pref
     return Preference(supervisor=sup, funding=fund)
 
 
-def solve_parts(m: RoundMatrix, c: np.ndarray, w: np.ndarray, ctx: Context) -> np.ndarray:
-    """Each independent part of at most PART_MAX_PAIRS pairs solved whole (when the round has several parts)."""
+def solve_parts(
+    m: RoundMatrix, c: np.ndarray, w: np.ndarray, ctx: Context, clock: WorkClock | None = None
+) -> np.ndarray:
+    """Each independent part of at most PART_MAX_PAIRS pairs solved whole (when the round has several parts); with
+    a `clock` (deterministic rounds), in deterministic time from a fixed share of the limit."""
     count, part = pair_components(m)
     if count < 2:
         return w
@@ -339,11 +377,12 @@ def solve_parts(m: RoundMatrix, c: np.ndarray, w: np.ndarray, ctx: Context) -> n
     small = np.flatnonzero((sizes > 0) & (sizes <= PART_MAX_PAIRS))
     col_pair = m.column_pair
     for p in small.tolist():
-        share = ctx.deadline.left() * 0.3 * sizes[p] / max(1, int(sizes[small].sum()))
+        left = DETERMINISTIC_SEARCH_SHARE * ctx.deadline.limit if clock is not None else ctx.deadline.left()
+        share = left * 0.3 * sizes[p] / max(1, int(sizes[small].sum()))
         free = np.zeros(m.n_cols, dtype=bool)
         free[col_pair >= 0] = part[col_pair[col_pair >= 0]] == p
         free[m.o_at :] = True
-        found = solve_neighbourhood(m, c, free, w, share, ctx.prep.instance.policy.seed, 1)
+        found = solve_neighbourhood(m, c, free, w, share, ctx.prep.instance.policy.seed, 1, clock=clock)
         if found is not None:
             w = found
     return w

@@ -27,6 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 from ortools.math_opt import solution_pb2
 from ortools.math_opt.python import mathopt
+from ortools.math_opt.solvers import highs_pb2
 from ortools.sat.python import cp_model
 from scipy.optimize import Bounds, LinearConstraint, milp
 
@@ -45,6 +46,7 @@ FADE = 0.8  # weight of a kind's earlier gain and time against its latest step's
 FIRST_TRY = 1.5  # seconds, at most, for each kind's first neighbourhood
 EXPLORE = 0.1  # share of steps on a kind drawn at random
 GROUP_SECONDS = 1.0  # per offer-group neighbourhood, at most
+MIN_STEP_WORK = 0.01  # deterministic seconds a neighbourhood counts at least
 FEASIBLE = solution_pb2.SOLUTION_STATUS_FEASIBLE
 HIGHS_OWN_LIMIT = 0.75  # of the restricted MIP's seconds, for HiGHS's own time limit (it overruns it by up to a third)
 INITIAL_SHARE = 0.02  # neighbourhoods start from pairs whose reduced profit is within this share of the top value
@@ -62,6 +64,22 @@ class SearchLog:
         self.tried[kind] = self.tried.get(kind, 0) + 1
         if better:
             self.improved[kind] = self.improved.get(kind, 0) + 1
+
+
+@dataclass
+class WorkClock:
+    """The search's clock in a deterministic round: CP-SAT's deterministic time spent so far (and HiGHS's nodes
+    counted as NODE_SECONDS each), never the wall clock, so that a re-run takes the same steps on any machine."""
+
+    spent: float = 0.0
+
+    def now(self) -> float:
+        """Seconds of deterministic time spent."""
+        return self.spent
+
+
+def _clock(clock: WorkClock | None) -> Callable[[], float]:
+    return clock.now if clock is not None else time.monotonic
 
 
 def sub_model(m: RoundMatrix, free: BoolArray, w: FloatArray) -> tuple[sp.csr_array, FloatArray, FloatArray, IntArray]:
@@ -84,9 +102,11 @@ def solve_neighbourhood(
     seed: int,
     workers: int,
     proof: list[bool] | None = None,
+    clock: WorkClock | None = None,
 ) -> FloatArray | None:
     """CP-SAT on the free columns from the incumbent `w`; the improved column values, or None. `proof` (when
-    given) gets True appended when CP-SAT proves the neighbourhood's optimum (the incumbent's, if None returns)."""
+    given) gets True appended when CP-SAT proves the neighbourhood's optimum (the incumbent's, if None returns).
+    With a `clock` (deterministic rounds), `seconds` are deterministic time, which the solve adds to the clock."""
     a, lb, ub, cols = sub_model(m, free, w)
     model = cp_model.CpModel()
     upper = m.col_ub[cols]
@@ -112,13 +132,20 @@ def solve_neighbourhood(
     for var, value in zip(xs, start.tolist(), strict=True):
         model.add_hint(var, int(value))
     solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = max(0.1, seconds)
+    if clock is not None:
+        solver.parameters.max_deterministic_time = max(0.01, seconds)
+        solver.parameters.max_time_in_seconds = 10 * seconds + 60  # a guard only: the deterministic limit decides
+    else:
+        solver.parameters.max_time_in_seconds = max(0.1, seconds)
     solver.parameters.num_workers = workers
     solver.parameters.random_seed = seed
     if workers == 1:
         # Small models: the stronger linearisation proves them fastest (as in the engine's CP-SAT path).
         solver.parameters.linearization_level = 2
     status = solver.solve(model)
+    if clock is not None:
+        # At least a little per solve: a trivial sub-model must still move the clock towards the deadline.
+        clock.spent += max(MIN_STEP_WORK, solver.response_proto.deterministic_time)
     if proof is not None:
         proof.append(status == cp_model.OPTIMAL)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
@@ -183,21 +210,32 @@ def restricted_columns(m: RoundMatrix, profit: FloatArray, w: FloatArray, w_lp: 
     return free
 
 
-def restricted_mip(m: RoundMatrix, c: FloatArray, free: BoolArray, w: FloatArray, seconds: float) -> FloatArray | None:
+def restricted_mip(
+    m: RoundMatrix, c: FloatArray, free: BoolArray, w: FloatArray, seconds: float, nodes: int | None = None
+) -> FloatArray | None:
     """HiGHS (through MathOpt, which returns the incumbent at the time limit; OR-Tools' model builder does not) on
     the free columns, the others at zero; better column values than `w`, or None. No hint is given: OR-Tools
     9.15's HiGHS crashes on them, and the sub-model holds the incumbent's columns, so HiGHS finds it or better.
 
     It runs in a worker process (`matching.solvers.highs_worker`), killed when `seconds` have passed since the call:
     HiGHS's own limit (three quarters of what is left, so that it returns its incumbent itself) is checked too
-    rarely, and in this process nothing could stop it (national:0 whole, 0.2 s: 3.9 s in this process)."""
+    rarely, and in this process nothing could stop it (national:0 whole, 0.2 s: 3.9 s in this process).
+
+    With `nodes` (deterministic rounds) HiGHS stops at that many branch-and-bound nodes on one thread instead, and
+    the wall clock is only a guard far out: the same sub-model then gives the same solution."""
+    if nodes is not None:
+        seconds = 10 * seconds + 60
     ends = time.monotonic() + seconds
     a, lb, ub, cols = sub_model(m, free, np.where(free, w, 0.0))
     if not len(cols):
         return None
     proto = _proto((m.col_lb[cols], m.col_ub[cols], c[cols], lb, ub, sp.csr_array(a)), m.integer[cols])
     left = ends - time.monotonic()
-    params = mathopt.SolveParameters(time_limit=datetime.timedelta(seconds=max(0.05, HIGHS_OWN_LIMIT * left)))
+    params = mathopt.SolveParameters(
+        time_limit=datetime.timedelta(seconds=max(0.05, HIGHS_OWN_LIMIT * left)),
+        node_limit=nodes,
+        highs=highs_pb2.HighsOptionsProto(int_options={"threads": 1} if nodes is not None else {}),
+    )
     answer = solve_in_worker(highs_request(proto, params), None, left)
     if answer is None:
         return None
@@ -319,10 +357,13 @@ def search(
     backend: str = "cp_sat",
     tiers: list[IntArray] | None = None,
     stop: Callable[[FloatArray], bool] | None = None,
+    clock: WorkClock | None = None,
 ) -> tuple[FloatArray, SearchLog]:
     """Improve the incumbent `w` neighbourhood by neighbourhood until the deadline (`tiers`: the tiers' values
-    per pair, for the HiGHS backend, which solves them in turn; `stop`: end early after an improvement it accepts)."""
+    per pair, for the HiGHS backend, which solves them in turn; `stop`: end early after an improvement it accepts).
+    With a `clock` (deterministic rounds, CP-SAT backend) the deadline and every step's seconds are on that clock."""
     rng = np.random.default_rng(seed)
+    now = _clock(clock)
     # Smaller rounds get smaller pair neighbourhoods, and less time for each: on a 20 x 200 GAP round 800 pairs
     # at 1 s found more than 3,000 at 3 s.
     size = min(size, max(MIN_SIZE, m.n_cols // 5))
@@ -338,22 +379,22 @@ def search(
     attractive = attractive_pairs(m, profit, w_lp, c, share, size // 2)
     turn = 0
     group_size = GroupSize()
-    while deadline - time.monotonic() > 0.3:
+    while deadline - now() > 0.3:
         kind, trial = _choose(kinds, rate, turn, rng)
         turn += 1
-        started = time.monotonic()
+        started = now()
         if kind == "offers":
-            found = _group_step(m, c, w, attractive, group_size, rng, deadline, seed + turn, workers)
+            found = _group_step(m, c, w, attractive, group_size, rng, deadline, seed + turn, workers, clock)
         else:
             free = neighbourhood(m, kind, attractive, w, size, rng, lp_pairs)
             # A trial (a kind's first, or one drawn at random) is short: it only has to show whether the kind pays.
-            seconds = min(FIRST_TRY if trial else step_seconds, deadline - time.monotonic() - 0.2)
+            seconds = min(FIRST_TRY if trial else step_seconds, deadline - now() - 0.2)
             if backend == "highs":
                 found = solve_neighbourhood_highs(m, tier_costs, free, w, seconds)
             else:
-                found = solve_neighbourhood(m, c, free, w, seconds, seed + turn, workers)
+                found = solve_neighbourhood(m, c, free, w, seconds, seed + turn, workers, clock=clock)
         gain = 0.0 if found is None else float(c @ found - c @ w)
-        rate[kind] = [FADE * rate[kind][0] + gain, FADE * rate[kind][1] + time.monotonic() - started]
+        rate[kind] = [FADE * rate[kind][0] + gain, FADE * rate[kind][1] + now() - started]
         log.count(kind, found is not None)
         if found is not None:
             w = found
@@ -404,13 +445,15 @@ def _group_step(
     deadline: float,
     seed: int,
     workers: int,
+    clock: WorkClock | None = None,
 ) -> FloatArray | None:
     """CP-SAT on one offer group (`matching.solvers.groups`); adapts the group size to how it went."""
+    now = _clock(clock)
     at = incumbent_offer(m, w)
     take = choose_group(m, at, attractive, affinity(m, at, attractive), size.pairs, rng)
-    seconds = min(GROUP_SECONDS, deadline - time.monotonic() - 0.2)
+    seconds = min(GROUP_SECONDS, deadline - now() - 0.2)
     proof: list[bool] = []
-    started = time.monotonic()
-    found = solve_neighbourhood(m, c, pair_columns(m, take), w, seconds, seed, workers, proof)
-    size.update(bool(proof and proof[0]), time.monotonic() - started < 0.5 * seconds)
+    started = now()
+    found = solve_neighbourhood(m, c, pair_columns(m, take), w, seconds, seed, workers, proof, clock)
+    size.update(bool(proof and proof[0]), now() - started < 0.5 * seconds)
     return found
