@@ -32,6 +32,7 @@ from matching.solvers.lagrange import evaluate, priced_preference, structure, su
 from matching.solvers.lns import (
     WorkClock,
     attractive_pairs,
+    reader,
     restricted_columns,
     restricted_mip,
     search,
@@ -135,8 +136,10 @@ class LnsStrategy(Strategy):
         picks = start_solution(m, values, price, lp.w, attractive)
         ctx.reporter.picks("start", prep, picks, self.name)
         known = math.floor(bound + 1e-6) if lp.ok and math.isfinite(bound) else None
-        now = clock.now if clock is not None else time.monotonic
-        search_end = now() + DETERMINISTIC_SEARCH_SHARE * ctx.deadline.limit if clock else self.search_end(ctx)
+        now = reader(clock)
+        search_end = (
+            now() + DETERMINISTIC_SEARCH_SHARE * ctx.deadline.limit if clock is not None else self.search_end(ctx)
+        )
         first_open = hold_proven(m, tiers, weights, picks, known)[2] == 0
         if known is not None and lp.ok and m.n_cols > WHOLE_MAX_COLUMNS and clock is None:
             # Its steps stop by the clock (and 300 of them would take minutes on 80 x 1,600 GAP rounds): a
@@ -296,7 +299,7 @@ def solve_whole(
 ) -> tuple[list[Pick], list[TierResult] | None]:
     """Each tier in turn on the whole model, earlier ones held at their proven optimum; the picks, and every tier's
     result when all were proven (None otherwise). With a `clock`, `deadline` is on it (deterministic rounds)."""
-    now = clock.now if clock is not None else time.monotonic
+    now = reader(clock)
     started = time.monotonic()
     everything = np.ones(m.n_cols, dtype=bool)
     totals: list[int] = []

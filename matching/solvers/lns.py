@@ -68,8 +68,9 @@ class SearchLog:
 
 @dataclass
 class WorkClock:
-    """The search's clock in a deterministic round: CP-SAT's deterministic time spent so far (and HiGHS's nodes
-    counted as NODE_SECONDS each), never the wall clock, so that a re-run takes the same steps on any machine."""
+    """The search's clock in a deterministic round: CP-SAT's deterministic time spent so far (and the restricted
+    MIP's share, whose HiGHS counts nodes), never the wall clock, so that a re-run takes the same steps on any
+    machine."""
 
     spent: float = 0.0
 
@@ -78,7 +79,8 @@ class WorkClock:
         return self.spent
 
 
-def _clock(clock: WorkClock | None) -> Callable[[], float]:
+def reader(clock: WorkClock | None) -> Callable[[], float]:
+    """What tells the time: the work clock of a deterministic round, else the wall clock."""
     return clock.now if clock is not None else time.monotonic
 
 
@@ -363,7 +365,7 @@ def search(
     per pair, for the HiGHS backend, which solves them in turn; `stop`: end early after an improvement it accepts).
     With a `clock` (deterministic rounds, CP-SAT backend) the deadline and every step's seconds are on that clock."""
     rng = np.random.default_rng(seed)
-    now = _clock(clock)
+    now = reader(clock)
     # Smaller rounds get smaller pair neighbourhoods, and less time for each: on a 20 x 200 GAP round 800 pairs
     # at 1 s found more than 3,000 at 3 s.
     size = min(size, max(MIN_SIZE, m.n_cols // 5))
@@ -448,7 +450,7 @@ def _group_step(
     clock: WorkClock | None = None,
 ) -> FloatArray | None:
     """CP-SAT on one offer group (`matching.solvers.groups`); adapts the group size to how it went."""
-    now = _clock(clock)
+    now = reader(clock)
     at = incumbent_offer(m, w)
     take = choose_group(m, at, attractive, affinity(m, at, attractive), size.pairs, rng)
     seconds = min(GROUP_SECONDS, deadline - now() - 0.2)
