@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from matching.generators.generate import generate, generate_scale
 from matching.input.validate import load_instance
@@ -20,9 +21,12 @@ from matching.solvers.submodel import Parts
 from matching.solvers.tiered import racing
 
 
-def test_a_part_with_a_long_limit_stops_at_until_and_never_gets_worse() -> None:
+@pytest.mark.parametrize("ends_by", ["until", "stop"])
+def test_a_part_with_a_long_limit_ends_when_told_and_never_gets_worse(ends_by: str) -> None:
     # The whole score tier of a regional round: CP-SAT does not prove it in 30 s (its LP bound is 9-10 % above any
-    # known solution), so without `until` this part would run for all 30 s.
+    # known solution), so without `until` or `stop` this part would run for all 30 s. In a tier, HiGHS proving it
+    # is what sets `stop`: the part running on for its full limit kept the demo region's placement tier open for
+    # 0.7-1.2 s after HiGHS had proven it.
     prep = prepare(generate_scale("regional", 1))
     tiers = objective_tiers(prep)
     spec = build_spec(prep, tiers)
@@ -31,7 +35,8 @@ def test_a_part_with_a_long_limit_stops_at_until_and_never_gets_worse() -> None:
     placed, scored = parts.totals(start)
     everything = np.ones(spec.n_pairs, dtype=bool)
     began = time.monotonic()
-    part = parts.solve(everything, start, tiers[1].values, 30.0, held=[(tiers[0].values, placed)], until=began + 0.3)
+    ending = {"until": began + 0.3} if ends_by == "until" else {"stop": lambda: time.monotonic() > began + 0.3}
+    part = parts.solve(everything, start, tiers[1].values, 30.0, held=[(tiers[0].values, placed)], **ending)
     assert time.monotonic() - began < 15.0
     assert not part.proven
     assert parts.totals(part.values)[0] >= placed and parts.totals(part.values)[1] >= scored
@@ -40,31 +45,6 @@ def test_a_part_with_a_long_limit_stops_at_until_and_never_gets_worse() -> None:
         *(np.array([getattr(p, f) for p in picks], dtype=np.int64) for f in ("pair", "supervisor", "fund_row"))
     )
     assert len(spec.violations(full)) == 0
-
-
-def test_a_part_told_to_stop_ends_early_and_never_gets_worse() -> None:
-    # The same unprovable part with a 30 s limit and no `until`: only `stop` can end it early. In a tier, HiGHS
-    # proving it is what sets `stop`; the part running on for its full limit kept the demo region's placement tier
-    # open for 0.7-1.2 s after HiGHS had proven it.
-    prep = prepare(generate_scale("regional", 1))
-    tiers = objective_tiers(prep)
-    spec = build_spec(prep, tiers)
-    parts = Parts(spec, tiers)
-    start = parts.of(greedy_start(prep, tiers))
-    placed, scored = parts.totals(start)
-    everything = np.ones(spec.n_pairs, dtype=bool)
-    began = time.monotonic()
-    part = parts.solve(
-        everything,
-        start,
-        tiers[1].values,
-        30.0,
-        held=[(tiers[0].values, placed)],
-        stop=lambda: time.monotonic() > began + 0.3,
-    )
-    assert time.monotonic() - began < 15.0
-    assert not part.proven
-    assert parts.totals(part.values)[0] >= placed and parts.totals(part.values)[1] >= scored
 
 
 class RecordingBackend(LinearBackend):
