@@ -15,6 +15,7 @@ from matching.input.instance import Policy
 from matching.model.spec import Spec, build_spec, objective_tiers
 from matching.rules.prepare import Prepared
 from matching.rules.tables import IntArray
+from matching.solvers.clock import limit_cp_sat
 from matching.solvers.greedy import Pick
 from matching.solvers.objective import tier_ceiling
 
@@ -318,11 +319,7 @@ def _configure(solver: cp_model.CpSolver, policy: Policy, seconds: float) -> Non
     if params.num_workers == 1:
         # A single worker runs only the LP-guided search; the stronger linearisation pays off on assignments.
         params.linearization_level = 2
-    if policy.deterministic:
-        # Deterministic time instead of wall time makes repeated runs identical (a wall-clock guard stays).
-        params.max_deterministic_time = seconds
-        params.max_time_in_seconds = 10 * seconds + 60
-    else:
-        params.max_time_in_seconds = seconds
+    # Deterministic time instead of wall time makes repeated runs identical (a wall-clock guard stays).
+    limit_cp_sat(params, seconds, policy.deterministic)
     for key, value in policy.solver_parameters.items():
         setattr(params, key, value)

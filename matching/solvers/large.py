@@ -22,6 +22,7 @@ import numpy as np
 
 from matching.model.spec import Tier
 from matching.rules.tables import FloatArray, IntArray
+from matching.solvers.clock import WorkClock, guard, reader
 from matching.solvers.colgen import LpSolution, dual_bound, first_columns, generate_columns
 from matching.solvers.cpsat import TierResult, _split_bound, tier_totals
 from matching.solvers.decompose import pair_components
@@ -30,9 +31,7 @@ from matching.solvers.greedy import Pick, Preference, pinned_pairs, place_in_ord
 from matching.solvers.knapsack import held_bound
 from matching.solvers.lagrange import evaluate, priced_preference, structure, subgradient
 from matching.solvers.lns import (
-    WorkClock,
     attractive_pairs,
-    reader,
     restricted_columns,
     restricted_mip,
     search,
@@ -112,8 +111,8 @@ class LnsStrategy(Strategy):
         # HiGHS counts nodes, and the search counts CP-SAT's deterministic time from a fixed share of the limit, so
         # that the same input takes the same steps on any machine at any load.
         clock = WorkClock() if policy.deterministic else None
-        guard = 10 * ctx.deadline.limit + 60
-        lp_end = time.monotonic() + (guard if clock is not None else LP_SHARE * ctx.deadline.left())
+        far = guard(ctx.deadline.limit)
+        lp_end = time.monotonic() + (far if clock is not None else LP_SHARE * ctx.deadline.left())
         # Proven within a small share of the last tier's range, not of the weighted sum: a share of the weighted
         # sum is mostly the first tier's weight and would leave the last tier's bound loose.
         tolerance = STRATEGY_PROOF_TOLERANCE * max(1, tier_ceiling(prep, tiers[-1][1]))
@@ -126,7 +125,7 @@ class LnsStrategy(Strategy):
         if not converged:
             # The LP did not finish in its share: subgradient steps from its last prices (min-cost flows, each
             # a valid bound) tighten what the unfinished master proves.
-            seconds = guard if clock is not None else LAGRANGE_SHARE * ctx.deadline.left()
+            seconds = far if clock is not None else LAGRANGE_SHARE * ctx.deadline.left()
             start = lp.price if lp.ok else None
             bound = min(bound, subgradient(m, values, seconds=seconds, steps=200, start=start).bound)
         price = lp.price if lp.ok else np.zeros(len(m.lb))

@@ -32,6 +32,7 @@ from ortools.sat.python import cp_model
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from matching.rules.tables import BoolArray, FloatArray, IntArray
+from matching.solvers.clock import WorkClock, guard, limit_cp_sat, reader
 from matching.solvers.greedy import Pick
 from matching.solvers.groups import GroupSize, affinity, choose_group, incumbent_offer
 from matching.solvers.matrix import RoundMatrix
@@ -64,24 +65,6 @@ class SearchLog:
         self.tried[kind] = self.tried.get(kind, 0) + 1
         if better:
             self.improved[kind] = self.improved.get(kind, 0) + 1
-
-
-@dataclass
-class WorkClock:
-    """The search's clock in a deterministic round: CP-SAT's deterministic time spent so far (and the restricted
-    MIP's share, whose HiGHS counts nodes), never the wall clock, so that a re-run takes the same steps on any
-    machine."""
-
-    spent: float = 0.0
-
-    def now(self) -> float:
-        """Seconds of deterministic time spent."""
-        return self.spent
-
-
-def reader(clock: WorkClock | None) -> Callable[[], float]:
-    """What tells the time: the work clock of a deterministic round, else the wall clock."""
-    return clock.now if clock is not None else time.monotonic
 
 
 def sub_model(m: RoundMatrix, free: BoolArray, w: FloatArray) -> tuple[sp.csr_array, FloatArray, FloatArray, IntArray]:
@@ -134,11 +117,7 @@ def solve_neighbourhood(
     for var, value in zip(xs, start.tolist(), strict=True):
         model.add_hint(var, int(value))
     solver = cp_model.CpSolver()
-    if clock is not None:
-        solver.parameters.max_deterministic_time = max(0.01, seconds)
-        solver.parameters.max_time_in_seconds = 10 * seconds + 60  # a guard only: the deterministic limit decides
-    else:
-        solver.parameters.max_time_in_seconds = max(0.1, seconds)
+    limit_cp_sat(solver.parameters, max(0.01 if clock is not None else 0.1, seconds), clock is not None)
     solver.parameters.num_workers = workers
     solver.parameters.random_seed = seed
     if workers == 1:
@@ -226,7 +205,7 @@ def restricted_mip(
     With `nodes` (deterministic rounds) HiGHS stops at that many branch-and-bound nodes on one thread instead, and
     the wall clock is only a guard far out: the same sub-model then gives the same solution."""
     if nodes is not None:
-        seconds = 10 * seconds + 60
+        seconds = guard(seconds)
     ends = time.monotonic() + seconds
     a, lb, ub, cols = sub_model(m, free, np.where(free, w, 0.0))
     if not len(cols):

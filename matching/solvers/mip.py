@@ -30,6 +30,7 @@ from ortools.math_opt.solvers import highs_pb2
 from matching.model.spec import Core, Spec, Tier
 from matching.rules.tables import BoolArray, FloatArray, IntArray
 from matching.solvers import highs_worker
+from matching.solvers.clock import guard
 
 # Statuses of the model builder, as the engine names them.
 _OPTIMAL, _FEASIBLE = mbh.SolveStatus.OPTIMAL, mbh.SolveStatus.FEASIBLE
@@ -196,7 +197,7 @@ class LinearBackend:
         )
         request = highs_request(proto, params)
         # Deterministic rounds stop by the node budget, never by the clock (the caller's guard is far out).
-        wall = started + seconds - time.monotonic() if self.deterministic_nodes is None else 10 * seconds + 60
+        wall = started + seconds - time.monotonic() if self.deterministic_nodes is None else guard(seconds)
         answer = solve_in_worker(request, stop, wall)
         elapsed = time.monotonic() - started
         if answer is None:

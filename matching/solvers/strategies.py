@@ -23,6 +23,7 @@ from matching.model.spec import Spec, Tier, build_spec
 from matching.rules.prepare import Prepared
 from matching.rules.tables import FloatArray, IntArray
 from matching.solvers import highs_worker
+from matching.solvers.clock import guard
 from matching.solvers.cpsat import (
     Model,
     TierResult,
@@ -290,7 +291,7 @@ class MipStrategy(Strategy):
         if ctx.deterministic:
             # Node budgets instead of the clock (a wall-clock guard stays far out): the same input, the same result.
             backend.deterministic_nodes = max(50, int(NODES_PER_SECOND * limit))
-            end = time.monotonic() + 10 * limit + 60
+            end = time.monotonic() + guard(limit)
         use_mip = mip_affordable(prep) if self.highs is None else self.highs
         if use_mip:
             highs_worker.warm()  # HiGHS's process starts (and loads OR-Tools) while the LP is solved

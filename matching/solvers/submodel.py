@@ -23,6 +23,7 @@ from ortools.sat.python import cp_model
 
 from matching.model.spec import Core, Spec, Tier
 from matching.rules.tables import BoolArray, FloatArray, IntArray
+from matching.solvers.clock import limit_cp_sat
 from matching.solvers.greedy import Pick
 
 STOP_POLL = 0.02  # seconds between reads of a part's stop condition
@@ -241,12 +242,8 @@ def _configure(solver: cp_model.CpSolver, seconds: float, seed: int, workers: in
         # One worker runs the LP-guided search alone; with the stronger linearisation it proves small parts of these
         # knapsack-like rounds far faster than a portfolio of two does (0.1-0.2 s against over 1 s on regional-s0).
         params.linearization_level = 2
-    if fixed:
-        # Deterministic time instead of wall time: the same input gives the same result (a wall-clock guard stays).
-        params.max_deterministic_time = seconds
-        params.max_time_in_seconds = 10 * seconds + 60
-    else:
-        params.max_time_in_seconds = max(0.01, seconds)
+    # Deterministic time instead of wall time: the same input gives the same result (a wall-clock guard stays).
+    limit_cp_sat(params, seconds if fixed else max(0.01, seconds), fixed)
 
 
 def _add_rows(proto: object, matrix: sp.csr_matrix, lb: FloatArray, ub: FloatArray) -> None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -40,6 +42,18 @@ def _context(instance: Instance) -> Context:
     )
 
 
+@contextmanager
+def _busy() -> Iterator[None]:
+    """Two processes that keep both cores busy while the block runs."""
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        yield
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+
+
 def _decided(solution: Solution) -> list[tuple[str, str, str, str]]:
     return sorted((a.candidate_id, a.offer_id, a.supervisor_id, a.programme_id) for a in solution.assignments)
 
@@ -63,21 +77,12 @@ def test_a_deterministic_round_repeats_exactly_on_a_busy_machine(method: str) ->
     # clock would take other steps there.
     instance = _deterministic(generate(1200, 400, seed=11, binding_budgets=True), 4.0)
     quiet = solve(instance, method=method)  # type: ignore[arg-type]
-    burners = _busy()
-    try:
+    with _busy():
         busy = solve(instance, method=method)  # type: ignore[arg-type]
-    finally:
-        for burner in burners:
-            burner.kill()
-            burner.wait()
     assert _decided(busy) == _decided(quiet)
     assert busy.objective == quiet.objective and busy.bound == quiet.bound
     assert len(quiet.assignments) > 0
     assert verify(instance, quiet) == []
-
-
-def _busy() -> list[subprocess.Popen[bytes]]:
-    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
 
 
 def test_the_restricted_mip_with_a_node_budget_gives_the_same_solution_on_a_busy_machine() -> None:
@@ -90,13 +95,8 @@ def test_the_restricted_mip_with_a_node_budget_gives_the_same_solution_on_a_busy
     start = np.zeros(m.n_cols)
     start[m.o_at :] = m.overflow_values(start)
     quiet = restricted_mip(m, c, free, start, 5.0, nodes=3)
-    burners = _busy()
-    try:
+    with _busy():
         busy = restricted_mip(m, c, free, start, 5.0, nodes=3)
-    finally:
-        for burner in burners:
-            burner.kill()
-            burner.wait()
     assert quiet is not None and busy is not None
     assert np.array_equal(quiet, busy)
     assert m.violation(quiet) <= 1e-6 and float(c @ quiet) <= lp.value + 1e-6
