@@ -257,7 +257,7 @@ def neighbourhood(
     if kind == "unit":
         unit = prep.tables.offers.unit[pairs.offer]
         order = rng.permutation(int(unit.max()) + 1 if len(unit) else 0)
-        take = _grow(pool, unit, order, size)
+        take = _grow(pool, unit, order, size, pairs.cand, rng)
     elif kind == "programme":
         # A few programmes' money moved around: every pair one of them may pay, placed or attractive.
         chosen = rng.permutation(len(prep.instance.programmes))[: max(2, len(prep.instance.programmes) // 6)]
@@ -267,7 +267,7 @@ def neighbourhood(
     elif kind == "county":
         county = prep.tables.offers.municipality[pairs.offer] // 100
         order = rng.permutation(np.unique(county))
-        take = _grow(pool, county, order, size)
+        take = _grow(pool, county, order, size, pairs.cand, rng)
     else:
         take = _limit(pool, inc_pairs, size, rng)
     # Candidates whose incumbent pair stays fixed cannot move; offer rows keep their fixed slots automatically.
@@ -297,14 +297,33 @@ def _limit(take: BoolArray, keep: BoolArray, size: int, rng: np.random.Generator
     return take
 
 
-def _grow(pool: BoolArray, group: IntArray, order: IntArray, size: int) -> BoolArray:
-    """Whole groups in `order` until `size` pairs of the pool are in."""
+def _grow(
+    pool: BoolArray, group: IntArray, order: IntArray, size: int, cand: IntArray, rng: np.random.Generator
+) -> BoolArray:
+    """Whole groups in `order` until `size` pairs of the pool are in; where the last group overshoots, only some
+    of its candidates (each with all its pairs there)."""
     take = np.zeros(len(pool), dtype=bool)
     for g in order.tolist():
-        take |= pool & (group == g)
-        if take.sum() >= size:
+        more = pool & (group == g) & ~take
+        if take.sum() + more.sum() > size:
+            # One county can hold the whole round (every GAP agent is in one): 38,000 free pairs took 2 s there
+            # and never improved, where neighbourhoods of `size` pairs did.
+            take |= _some_candidates(more, cand, size - int(take.sum()), rng)
             break
+        take |= more
     return take
+
+
+def _some_candidates(pool: BoolArray, cand: IntArray, size: int, rng: np.random.Generator) -> BoolArray:
+    """Candidates of the pool in random order, each with all its pairs in the pool, while they fit in `size` pairs
+    (at least one candidate)."""
+    at = np.flatnonzero(pool)
+    owners = rng.permutation(np.unique(cand[at]))
+    counts = np.bincount(cand[at], minlength=int(cand.max(initial=0)) + 1)[owners]
+    keep = owners[: max(1, int(np.searchsorted(np.cumsum(counts), size, side="right")))]
+    out = np.zeros(len(pool), dtype=bool)
+    out[at[np.isin(cand[at], keep)]] = True
+    return out
 
 
 def attractive_pairs(

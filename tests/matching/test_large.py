@@ -27,7 +27,7 @@ from matching.solvers.decompose import pair_components
 from matching.solvers.greedy import Pick, pinned_pairs
 from matching.solvers.lagrange import repair, subgradient
 from matching.solvers.large import LnsStrategy, start_solution
-from matching.solvers.lns import attractive_pairs, restricted_columns, restricted_mip
+from matching.solvers.lns import attractive_pairs, neighbourhood, restricted_columns, restricted_mip
 from matching.solvers.matrix import RoundMatrix, build_matrix
 from matching.solvers.objective import combined_values, tier_weights
 from matching.solvers.solve import build_solution
@@ -189,3 +189,29 @@ def test_the_restricted_mip_ends_when_its_seconds_have_passed() -> None:
     began = time.monotonic()
     restricted_mip(m, c, free, w, 0.2)
     assert time.monotonic() - began < 2.0
+
+
+@pytest.mark.parametrize("kind", ["county", "unit"])
+def test_a_county_or_unit_neighbourhood_stays_near_its_size_when_one_group_holds_the_round(kind: str) -> None:
+    """Every GAP agent is in one county: a county neighbourhood used to free the whole round (38,000 pairs on
+    80 x 1,600, 2 s of CP-SAT for nothing). The last group drawn now gives only some of its candidates, each with
+    all its pairs there."""
+    from benchmarks.gap import generate_gap, prepared, scores_for
+
+    problem = generate_gap("e", 10, 200, seed=3)
+    scores, _ = scores_for(problem, "min")
+    prep = prepared(problem, scores, _small(0).policy)
+    m = build_matrix(prep)
+    w = m.columns_of([])
+    attractive = np.ones(m.n_pairs, dtype=bool)
+    size = 300
+    free = neighbourhood(m, kind, attractive, w, size, np.random.default_rng(0))
+    take = free[m.column_pair >= 0]
+    free_pairs = np.unique(m.column_pair[(m.column_pair >= 0) & free])
+    per_job = m.prep.pairs.cand[free_pairs]
+    assert 0 < len(free_pairs) <= size
+    assert take.any()
+    if kind == "county":
+        # Whole candidates: each freed job with every one of its pairs (all in the one county).
+        counts = np.bincount(per_job, minlength=problem.jobs)
+        assert set(counts[counts > 0].tolist()) == {problem.agents}
