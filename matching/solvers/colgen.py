@@ -32,6 +32,9 @@ from matching.solvers.matrix import KIND, RoundMatrix, build_matrix
 Tiers = list[tuple[str, IntArray]]
 _TOL = 1e-7
 GLOP_PARAMETERS = ""
+DUAL_SIMPLEX = "use_dual_simplex:true"
+# Row kinds of a generalized-assignment round (`assignment_round`).
+ASSIGNMENT_ROWS = (KIND["candidate"], KIND["budget"])
 PROOF_TOLERANCE = 1e-5  # stop once the bound is within this share of the master's value
 
 
@@ -178,10 +181,14 @@ def generate_columns(
     the bound is within `tolerance` of the master's value (default: PROOF_TOLERANCE of that value)."""
     scale = max(1.0, float(np.abs(c).max(initial=0.0)))
     most = max(2000, len(m.prep.instance.candidates))
+    # GLOP's dual simplex solves an assignment round's masters faster than its primal: 2.3 s against 5.0 s on an
+    # 80 x 1,600 GAP round, never slower on smaller ones; on national:0 (offer, supervisor and funding-choice rows)
+    # it took 6.8 s against 4.6 s.
+    parameters = DUAL_SIMPLEX if assignment_round(m) else GLOP_PARAMETERS
     best_bound = math.inf
     lp = LpSolution(False, math.nan, np.zeros(m.n_cols), np.zeros(len(m.lb)), "not run")
     for rounds in range(1, max_rounds + 1):
-        found = solve_lp(m, c, np.flatnonzero(active), time_limit=deadline - time.monotonic())
+        found = solve_lp(m, c, np.flatnonzero(active), time_limit=deadline - time.monotonic(), parameters=parameters)
         if not found.ok:
             # Out of time (or the LP failed): the last master's prices still give a valid bound.
             return lp, best_bound, False, rounds
@@ -197,6 +204,11 @@ def generate_columns(
         if time.monotonic() >= deadline:
             return lp, best_bound, False, rounds
     return lp, best_bound, False, max_rounds
+
+
+def assignment_round(m: RoundMatrix) -> bool:
+    """Whether every row is a candidate's or a budget's: a generalized assignment problem (the GAP benchmarks)."""
+    return bool(len(m.kind)) and bool(np.isin(m.kind, ASSIGNMENT_ROWS).all())
 
 
 def lexicographic_lp(

@@ -23,7 +23,7 @@ import numpy as np
 from matching.model.spec import Tier
 from matching.rules.tables import FloatArray, IntArray
 from matching.solvers.clock import WorkClock, guard, reader
-from matching.solvers.colgen import LpSolution, dual_bound, first_columns, generate_columns
+from matching.solvers.colgen import LpSolution, assignment_round, dual_bound, first_columns, generate_columns
 from matching.solvers.cpsat import TierResult, _split_bound, tier_totals
 from matching.solvers.decompose import pair_components
 from matching.solvers.flow import FlowOverflow
@@ -52,6 +52,7 @@ EXPLAIN_SECONDS_PER_CANDIDATE = 0.6e-3  # kept after the search for the solution
 # generation (the master's value no longer moves, only the bound's proof) took half its rounds at national size,
 # and the search needs the prices, not the last digits of the bound.
 STRATEGY_PROOF_TOLERANCE = 1e-3
+EXACT_LP_TOLERANCE = 0.5  # of the weighted objective (half a point of score), where the LP runs to the end
 EXPLAIN_MAX_SHARE = 0.25  # of the time limit, at most, kept for them
 MIP_COLUMNS = 5000  # columns of best reduced profit in the restricted MIP
 MIP_SHARE = 0.8  # of the search time left after the start, for the restricted MIP
@@ -116,6 +117,11 @@ class LnsStrategy(Strategy):
         # Proven within a small share of the last tier's range, not of the weighted sum: a share of the weighted
         # sum is mostly the first tier's weight and would leave the last tier's bound loose.
         tolerance = STRATEGY_PROOF_TOLERANCE * max(1, tier_ceiling(prep, tiers[-1][1]))
+        if assignment_round(m):
+            # Converged to the end there, for its prices: the knapsack bound and the search start from them. On
+            # 80 x 1,600 GAP the exact LP took 3.6 s, not 2.3 s, and the round ended at 178,301-178,622 instead of
+            # 179,609-179,763 (bound 177,316, not 177,262). National rounds would need 21.6 s instead of 5.8 s.
+            tolerance = EXACT_LP_TOLERANCE
         if self.given is not None:
             lp = self.given[1]
             bound = dual_bound(m, c, lp.price)

@@ -32,7 +32,7 @@ import numpy as np
 
 from matching.rules.prepare import Prepared
 from matching.rules.tables import FloatArray, IntArray
-from matching.solvers.colgen import _TOL, LpSolution, reduced_profit, solve_lp
+from matching.solvers.colgen import _TOL, DUAL_SIMPLEX, LpSolution, reduced_profit, solve_lp
 from matching.solvers.greedy import pinned_pairs
 from matching.solvers.matrix import KIND, RoundMatrix, build_matrix
 from matching.solvers.relaxed import (
@@ -46,7 +46,6 @@ from matching.solvers.relaxed import (
     worths,
 )
 
-DUAL_SIMPLEX = "use_dual_simplex:true"
 PAIRS_PER_PASS = 2  # new pairs per candidate and pass, at most
 # A pass begins only while its LP, estimated as the last one's time times this, would end by the LP deadline. The
 # first master is small (one funding column per pair): the second LP took 16.6 times as long at stress scale (5.6 s,

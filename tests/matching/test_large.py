@@ -17,6 +17,7 @@ from matching.solvers.baselines import brute_force
 from matching.solvers.colgen import (
     PROOF_TOLERANCE,
     LpSolution,
+    assignment_round,
     dual_bound,
     first_columns,
     generate_columns,
@@ -68,6 +69,24 @@ def test_column_generation_equals_the_full_lp_and_bounds_the_optimum(seed: int) 
     # Any prices give a valid bound: the master's, and the Lagrangian's after a few subgradient steps.
     assert dual_bound(m, c, lp.price) >= full.value - 1e-6 * abs(full.value) - 1e-3
     assert subgradient(m, values, seconds=5, steps=15).bound >= full.value - 1e-6 * abs(full.value) - 1e-3
+
+
+@pytest.mark.parametrize(("kind", "seed"), [("c", 0), ("d", 1), ("e", 2), ("e", 3)])
+def test_column_generation_on_assignment_rounds_takes_the_dual_simplex_and_equals_the_full_lp(
+    kind: str, seed: int
+) -> None:
+    from benchmarks.gap import generate_gap, prepared, scores_for
+
+    problem = generate_gap(kind, 8, 120, seed)  # type: ignore[arg-type]
+    prep = prepared(problem, scores_for(problem, "min")[0], _small(0).policy)
+    m = build_matrix(prep)
+    c = m.objective(combined_values(prep, objective_tiers(prep)))
+    assert assignment_round(m)
+    assert not assignment_round(build_matrix(prepare(_policy(generate(20, 10, seed=seed, binding_budgets=True)))))
+    full = solve_lp(m, c)
+    lp, bound, converged, _ = generate_columns(m, c, first_columns(m), time.monotonic() + 30)
+    assert full.ok and lp.ok and converged
+    assert full.value - 1e-6 * abs(full.value) - 1e-3 <= bound <= full.value * (1 + PROOF_TOLERANCE) + 1e-3
 
 
 @pytest.mark.parametrize("seed", range(1000, 1030))
