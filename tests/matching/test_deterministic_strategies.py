@@ -100,3 +100,34 @@ def test_the_restricted_mip_with_a_node_budget_gives_the_same_solution_on_a_busy
     assert quiet is not None and busy is not None
     assert np.array_equal(quiet, busy)
     assert m.violation(quiet) <= 1e-6 and float(c @ quiet) <= lp.value + 1e-6
+
+
+def test_a_short_deterministic_round_runs_fewer_and_shorter_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A deterministic regional round at 2 s ran 10 CP-SAT parts per tier, the LP's part with at least 1 s of
+    deterministic time (a floor meant for a loaded machine's wall clock), and ended at 2.6-3.2 s. Its parts now
+    follow the limit: at most 6 per tier, the LP's part 5 x the others' time (2/15 s each)."""
+    from matching.solvers.submodel import Parts
+
+    calls: list[tuple[bytes, float]] = []
+    original = Parts.solve
+
+    def counted(self: Parts, free: np.ndarray, w: np.ndarray, objective: np.ndarray, seconds: float, **kw: object):  # type: ignore[no-untyped-def]
+        assert kw["deterministic"] is True
+        calls.append((np.asarray(objective).tobytes(), seconds))
+        return original(self, free, w, objective, seconds, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Parts, "solve", counted)
+    instance = _deterministic(generate_scale("regional", 0), 2.0)
+    solution = solve(instance, method="mip")
+    assert not verify(instance, solution)
+    per_tier: dict[bytes, list[float]] = {}
+    for tier, seconds in calls:
+        per_tier.setdefault(tier, []).append(seconds)
+    assert calls and all(len(s) <= 6 for s in per_tier.values())
+    part = 2.0 / 15
+    for seconds in per_tier.values():
+        assert seconds[0] == pytest.approx(5 * part)
+        assert all(s == pytest.approx(part) for s in seconds[1:])
+    from matching.solvers.strategies import deterministic_parts
+
+    assert deterministic_parts(2.0) == 6 and deterministic_parts(10.0) == 10
