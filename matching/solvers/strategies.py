@@ -430,7 +430,8 @@ def _polish(ctx: Context, spec: Spec) -> Polish:
 def deterministic_parts(limit: float) -> int:
     """CP-SAT parts per tier in a deterministic round of this time limit. Each part costs its model's building
     besides its deterministic time, which matters in short rounds: a regional round at 2 s took 2.1-2.6 s with 10
-    parts and 1.7-2.2 s with 6 (scores 750,583 and 753,297 against 756,248 and 765,602); from 3.4 s, 10."""
+    parts and 1.7-2.2 s with 6 (scores 750,583 and 753,297 against 756,248 and 765,602; the LP's part without its
+    wall-clock floor in both). From 3.4 s, 10."""
     return int(min(DETERMINISTIC_PARTS, max(MIN_DETERMINISTIC_PARTS, round(DETERMINISTIC_PARTS_PER_SECOND * limit))))
 
 
