@@ -304,7 +304,7 @@ def _grow(
     of its candidates (each with all its pairs there)."""
     take = np.zeros(len(pool), dtype=bool)
     for g in order.tolist():
-        more = pool & (group == g) & ~take
+        more = pool & (group == g)
         if take.sum() + more.sum() > size:
             # One county can hold the whole round (every GAP agent is in one): 38,000 free pairs took 2 s there
             # and never improved, where neighbourhoods of `size` pairs did.
@@ -318,8 +318,9 @@ def _some_candidates(pool: BoolArray, cand: IntArray, size: int, rng: np.random.
     """Candidates of the pool in random order, each with all its pairs in the pool, while they fit in `size` pairs
     (at least one candidate)."""
     at = np.flatnonzero(pool)
-    owners = rng.permutation(np.unique(cand[at]))
-    counts = np.bincount(cand[at], minlength=int(cand.max(initial=0)) + 1)[owners]
+    owners, counts = np.unique(cand[at], return_counts=True)
+    order = rng.permutation(len(owners))
+    owners, counts = owners[order], counts[order]
     keep = owners[: max(1, int(np.searchsorted(np.cumsum(counts), size, side="right")))]
     out = np.zeros(len(pool), dtype=bool)
     out[at[np.isin(cand[at], keep)]] = True

@@ -26,7 +26,8 @@ from matching.solvers.matrix import build_matrix
 from matching.solvers.objective import combined_values
 from matching.solvers.select import choose
 from matching.solvers.solve import solve
-from matching.solvers.strategies import Context, Deadline, MipStrategy, Reporter
+from matching.solvers.strategies import Context, Deadline, MipStrategy, Reporter, deterministic_parts
+from matching.solvers.submodel import Parts
 
 
 def _deterministic(instance: Instance, seconds: float) -> Instance:
@@ -106,8 +107,6 @@ def test_a_short_deterministic_round_runs_fewer_and_shorter_parts(monkeypatch: p
     """A deterministic regional round at 2 s ran 10 CP-SAT parts per tier, the LP's part with at least 1 s of
     deterministic time (a floor meant for a loaded machine's wall clock), and ended at 2.6-3.2 s. Its parts now
     follow the limit: at most 6 per tier, the LP's part 5 x the others' time (2/15 s each)."""
-    from matching.solvers.submodel import Parts
-
     calls: list[tuple[bytes, float]] = []
     original = Parts.solve
 
@@ -128,6 +127,4 @@ def test_a_short_deterministic_round_runs_fewer_and_shorter_parts(monkeypatch: p
     for seconds in per_tier.values():
         assert seconds[0] == pytest.approx(5 * part)
         assert all(s == pytest.approx(part) for s in seconds[1:])
-    from matching.solvers.strategies import deterministic_parts
-
     assert deterministic_parts(2.0) == 6 and deterministic_parts(10.0) == 10

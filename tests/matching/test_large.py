@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pytest
 
+from benchmarks.gap import GapProblem, generate_gap, prepared, scores_for
 from matching.generators.generate import generate, generate_scale
 from matching.input.instance import Instance
 from matching.model.spec import objective_tiers
@@ -54,6 +55,12 @@ def _small(seed: int) -> Instance:
     return instance
 
 
+def _gap_round(kind: str, agents: int, jobs: int, seed: int) -> tuple[GapProblem, Prepared]:
+    """A random generalized assignment problem (`benchmarks.gap`) and the round the engine makes of it."""
+    problem = generate_gap(kind, agents, jobs, seed)  # type: ignore[arg-type]
+    return problem, prepared(problem, scores_for(problem, "min")[0], _small(0).policy)
+
+
 @pytest.mark.parametrize("seed", range(40))
 def test_column_generation_equals_the_full_lp_and_bounds_the_optimum(seed: int) -> None:
     instance = _policy(generate(20 + seed % 10, 10, seed=seed, binding_budgets=True))
@@ -75,10 +82,7 @@ def test_column_generation_equals_the_full_lp_and_bounds_the_optimum(seed: int) 
 def test_column_generation_on_assignment_rounds_takes_the_dual_simplex_and_equals_the_full_lp(
     kind: str, seed: int
 ) -> None:
-    from benchmarks.gap import generate_gap, prepared, scores_for
-
-    problem = generate_gap(kind, 8, 120, seed)  # type: ignore[arg-type]
-    prep = prepared(problem, scores_for(problem, "min")[0], _small(0).policy)
+    _, prep = _gap_round(kind, 8, 120, seed)
     m = build_matrix(prep)
     c = m.objective(combined_values(prep, objective_tiers(prep)))
     assert assignment_round(m)
@@ -215,11 +219,7 @@ def test_a_county_or_unit_neighbourhood_stays_near_its_size_when_one_group_holds
     """Every GAP agent is in one county: a county neighbourhood used to free the whole round (38,000 pairs on
     80 x 1,600, 2 s of CP-SAT for nothing). The last group drawn now gives only some of its candidates, each with
     all its pairs there."""
-    from benchmarks.gap import generate_gap, prepared, scores_for
-
-    problem = generate_gap("e", 10, 200, seed=3)
-    scores, _ = scores_for(problem, "min")
-    prep = prepared(problem, scores, _small(0).policy)
+    problem, prep = _gap_round("e", 10, 200, seed=3)
     m = build_matrix(prep)
     w = m.columns_of([])
     attractive = np.ones(m.n_pairs, dtype=bool)
