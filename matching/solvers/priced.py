@@ -34,6 +34,7 @@ from matching.model.spec import objective_tiers
 from matching.rules.ledger import Ledger, Use
 from matching.rules.prepare import Prepared
 from matching.rules.tables import FloatArray, IntArray
+from matching.solvers.clock import guard
 from matching.solvers.cpsat import _split_bound
 from matching.solvers.flow import FlowOverflow
 from matching.solvers.greedy import Pick, Preference, pinned_pairs, place_in_order
@@ -73,6 +74,13 @@ EXPLAIN_MAX_SHARE = 0.25  # of the time limit, at most, kept for them
 STEP_THETA = 1.0  # Polyak step size of the money prices (national: 1,331 -> 1,248 in 7 steps, LP 1,198)
 STEP_PATIENCE = 2  # steps without a better bound before the step size halves
 MIN_PAIRS = 500_000  # `auto` picks this strategy from this many pairs (stress: 5 M; national: 84,000)
+# Deterministic rounds count work, never the clock, so that the same round takes the same steps on any machine: each
+# master LP gets this share of the limit in GLOP's deterministic time (stress:0 took 5.9 for the first master and
+# 124.4 for the second, about as many wall seconds; at a 300 s limit the share allows 150), the part's search a
+# round of this share of the limit (its CP-SAT time and HiGHS nodes counted as the `lns` strategy counts them), and
+# the bound a number of evaluations (`deterministic_evaluations`).
+DETERMINISTIC_LP_SHARE = 0.5
+DETERMINISTIC_PART_SHARE = 0.2
 
 
 def priced_preference(prep: Prepared, at: Priced) -> Preference:
@@ -173,6 +181,12 @@ def _deadline_ending(search_end: float) -> Deadline:
     return Deadline(now, max(0.1, (search_end - now) / (1 - EXPLAIN_SHARE)))
 
 
+def deterministic_evaluations(limit: float) -> int:
+    """Evaluations of the bound in a deterministic round of this time limit: the line search's two and the part's
+    prices' two, then subgradient steps from about 200 s (an evaluation takes 6-12 s at stress scale)."""
+    return min(8, max(4, round(limit / 50)))
+
+
 def _total(picks: list[Pick], values: IntArray) -> int:
     return int(values[[p.pair for p in picks]].sum()) if picks else 0
 
@@ -200,6 +214,9 @@ class PricedStrategy(Strategy):
         ctx.reporter.report("model", strategy=self.name)
         r = relax(prep)
         end = self.search_end(ctx)
+        limit = ctx.deadline.limit
+        # Deterministic rounds: the wall clock only guards, far out; work decides every step.
+        far = started + guard(limit) if ctx.deterministic else None
         # 1. A part of the round: each candidate's best pairs by value and by cheapest money, grown by column
         #    generation over the whole round's pairs (`pairgen`) while its share lasts, then solved by the LP-guided
         #    neighbourhood search (`lns`): the solution, and LP prices for the bound.
@@ -211,20 +228,22 @@ class PricedStrategy(Strategy):
             r,
             values,
             keep,
-            started + COLGEN_SHARE * (end - started),
+            far or started + COLGEN_SHARE * (end - started),
             tolerance,
-            lp_deadline=started + COLGEN_LP_SHARE * (end - started),
+            lp_deadline=far or started + COLGEN_LP_SHARE * (end - started),
+            work=DETERMINISTIC_LP_SHARE * limit if far else None,
         )
         searched = grown.master is not None and (grown.passes > 1 or grown.converged)
         # Searched from a master, the part's search ends late: the master's LP is solved already.
         part_end = started + (PART_SHARE if searched else FIRST_PART_SHARE) * (end - started)
+        within = Deadline(time.monotonic(), DETERMINISTIC_PART_SHARE * limit) if far else _deadline_ending(part_end)
         if grown.master is not None and searched:
             # The first master prices money by the cheapest grant only (stress: 4,537 placements against 8,762
             # after the second pass): unless it proved the LP, only a later master's is worth starting from.
             master = grown.master
-            best, prices = self._solve_part(ctx, master.keep, part_end, values, master)
+            best, prices = self._solve_part(ctx, master.keep, within, values, master)
         else:
-            best, prices = self._solve_part(ctx, keep, part_end, values)
+            best, prices = self._solve_part(ctx, keep, within, values)
         best_value = _total(best, values)
         # 2. The bound: money and seats priced, seats in the flow too (`network_bound`), each evaluation a proven
         #    bound. Start from the better of the part's LP prices (seats too) and one price per SEK for every grant
@@ -243,8 +262,13 @@ class PricedStrategy(Strategy):
             )
             return tried[-1]
 
+        most = deterministic_evaluations(limit) if far else None
+
         def time_for(evaluations: int) -> bool:
-            """Time for this many more evaluations before the fill (10-15 s each at stress scale under load)."""
+            """Time for this many more evaluations before the fill (10-15 s each at stress scale under load); in
+            a deterministic round, room in its count."""
+            if most is not None:
+                return len(tried) + evaluations <= most
             return time.monotonic() + (evaluations + FILL_RESERVE) * slowest < end
 
         # Every start is evaluated, and the subgradient steps go on from the one that bounds lowest (the code
@@ -280,18 +304,19 @@ class PricedStrategy(Strategy):
     def _solve_part(
         ctx: Context,
         keep: IntArray,
-        end: float,
+        deadline: Deadline,
         values: IntArray,
         solved: Master | None = None,
     ) -> tuple[list[Pick], tuple[RoundMatrix, FloatArray] | None]:
-        """The neighbourhood search on the round restricted to the pairs `keep`, until `end`: its solution (in the
-        whole round's indexes) and its LP prices. `solved`: a column-generation master of these pairs, whose LP the
-        search starts from instead of solving it again."""
+        """The neighbourhood search on the round restricted to the pairs `keep`, within `deadline` (a deterministic
+        round counts its work from the deadline's limit): its solution (in the whole round's indexes) and its LP
+        prices. `solved`: a column-generation master of these pairs, whose LP the search starts from instead of
+        solving it again."""
         sub, fund_rows = restrict(ctx.prep, keep) if solved is None else (solved.sub, solved.fund)
-        inner = _Part(end)
+        inner = _Part(deadline.search_end)
         if solved is not None:
             inner.given = (solved.m, solved.lp)
-        found = inner.run(Context(sub, objective_tiers(sub), _deadline_ending(end), ctx.reporter))
+        found = inner.run(Context(sub, objective_tiers(sub), deadline, ctx.reporter))
         picks = [Pick(int(keep[p.pair]), p.supervisor, int(fund_rows[p.fund_row])) for p in found.picks]
         ctx.reporter.picks("search (part of the round)", ctx.prep, picks, "lagrange")
         return picks, inner.prices

@@ -33,8 +33,8 @@ def choose(ctx: Context, method: str) -> Strategy:
     5 s; beside it, and alone on regional rounds at 2 s, CP-SAT on LP-guided parts, which placed 148 and 143 there
     like HiGHS at 60 s); otherwise the LP-guided large-neighbourhood search, or from `priced.MIN_PAIRS` pairs the
     Lagrangian strategy (`matching.solvers.priced`); CP-SAT where the tiers cannot be
-    combined in 64 bits (which the neighbourhood search needs) and for deterministic rounds from `priced.MIN_PAIRS`
-    pairs. Deterministic rounds take the same strategies, each counting work instead of the wall clock.
+    combined in 64 bits (which the neighbourhood search needs). Deterministic rounds take the same strategies, each
+    counting work instead of the wall clock.
     """
     if method != "auto":
         strategy = METHODS[method]()
@@ -50,13 +50,11 @@ def choose(ctx: Context, method: str) -> Strategy:
     if mip.applies(ctx):
         return mip
     # From MIN_PAIRS pairs (stress scale) the round's compact matrix alone outgrows memory and time: Lagrangian
-    # prices on the prepared arrays instead. They stop by the wall clock: a deterministic round keeps to CP-SAT.
+    # prices on the prepared arrays instead, in a deterministic round too (it counts work there; CP-SAT, chosen for
+    # those before, did not finish a stress round).
     priced = PricedStrategy()
-    if len(ctx.prep.pairs) >= MIN_PAIRS:
-        if ctx.deterministic:
-            return CpSatStrategy()
-        if priced.applies(ctx):
-            return priced
+    if len(ctx.prep.pairs) >= MIN_PAIRS and priced.applies(ctx):
+        return priced
     # The neighbourhood search counts deterministic time in a deterministic round (`clock.WorkClock`): national:0 at
     # 30 s placed 1,196 in 25.9 s, where CP-SAT, chosen here before, placed 1,135 in 43 s.
     if large.applies(ctx):

@@ -24,6 +24,7 @@ from matching.solvers.large import LnsStrategy
 from matching.solvers.lns import restricted_mip
 from matching.solvers.matrix import build_matrix
 from matching.solvers.objective import combined_values
+from matching.solvers.priced import PricedStrategy
 from matching.solvers.select import choose
 from matching.solvers.solve import solve
 from matching.solvers.strategies import Context, Deadline, MipStrategy, Reporter, deterministic_parts
@@ -71,7 +72,16 @@ def test_auto_takes_the_mip_strategy_for_a_deterministic_round_too_large_for_hig
     assert isinstance(choose(ctx, "auto"), MipStrategy)
 
 
-@pytest.mark.parametrize("method", ["lns", "mip"])
+def test_auto_takes_the_lagrangian_strategy_for_a_deterministic_round_of_its_size(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Before, CP-SAT, which did not finish a stress round; national:0 stands in for one (84,000 pairs).
+    monkeypatch.setattr("matching.solvers.select.MIN_PAIRS", 50_000)
+    ctx = _context(_deterministic(generate_scale("national", 0), 300.0))
+    assert isinstance(choose(ctx, "auto"), PricedStrategy)
+
+
+@pytest.mark.parametrize("method", ["lns", "mip", "lagrange"])
 def test_a_deterministic_round_repeats_exactly_on_a_busy_machine(method: str) -> None:
     # 1,200 x 400: the restricted MIP (more than 1,000 columns, the start short of the LP) and the neighbourhoods
     # both run. The second solve runs beside two processes that keep both cores busy: anything read from the wall
