@@ -79,6 +79,9 @@ class LnsStrategy(Strategy):
     # An LP already solved on this round's matrix (a column-generation master, `matching.solvers.pairgen`): used
     # instead of solving it again; its prices bound the round whatever columns it had (`colgen.dual_bound`).
     given: tuple[RoundMatrix, LpSolution] | None = None
+    # Subgradient steps tighten the bound of an LP that did not finish. Off where the round is a part of a larger
+    # one (`matching.solvers.priced`), whose bound is not the round's.
+    tighten_bound = True
 
     def applies(self, ctx: Context) -> bool:
         try:
@@ -128,7 +131,7 @@ class LnsStrategy(Strategy):
             converged = bound - lp.value <= tolerance
         else:
             lp, bound, converged, _ = generate_columns(m, c, first_columns(m), lp_end, tolerance=tolerance)
-        if not converged:
+        if not converged and self.tighten_bound:
             # The LP did not finish in its share: subgradient steps from its last prices (min-cost flows, each
             # a valid bound) tighten what the unfinished master proves.
             seconds = far if clock is not None else LAGRANGE_SHARE * ctx.deadline.left()
