@@ -80,7 +80,7 @@ MIN_PAIRS = 500_000  # `auto` picks this strategy from this many pairs (stress: 
 # round of this share of the limit (its CP-SAT time and HiGHS nodes counted as the `lns` strategy counts them), and
 # the bound a number of evaluations (`deterministic_evaluations`).
 DETERMINISTIC_LP_SHARE = 0.5
-DETERMINISTIC_PART_SHARE = 0.15
+DETERMINISTIC_PART_SHARE = 0.12
 
 
 def priced_preference(prep: Prepared, at: Priced) -> Preference:
@@ -187,8 +187,9 @@ def _deadline_ending(search_end: float) -> Deadline:
 
 def deterministic_evaluations(limit: float) -> int:
     """Evaluations of the bound in a deterministic round of this time limit: the line search's two and the part's
-    prices' two, then subgradient steps from about 200 s (an evaluation takes 6-12 s at stress scale)."""
-    return min(8, max(4, round(limit / 50)))
+    prices' two, then subgradient steps from about 340 s (an evaluation takes 6-12 s at stress scale; with two
+    steps at 300 s the round took 352 s on a quiet machine, over the limit's 10 %)."""
+    return min(8, max(4, round(limit / 75)))
 
 
 def _total(picks: list[Pick], values: IntArray) -> int:
