@@ -51,7 +51,7 @@ def choose(ctx: Context, method: str) -> Strategy:
         return mip
     # From MIN_PAIRS pairs (stress scale) the round's compact matrix alone outgrows memory and time: Lagrangian
     # prices on the prepared arrays instead, in a deterministic round too (it counts work there; CP-SAT, chosen for
-    # those before, did not finish a stress round).
+    # those before, gave no result for a stress round within 720 s).
     priced = PricedStrategy()
     if len(ctx.prep.pairs) >= MIN_PAIRS and priced.applies(ctx):
         return priced
