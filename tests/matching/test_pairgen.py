@@ -17,7 +17,7 @@ from matching.solvers.colgen import solve_lp
 from matching.solvers.matrix import build_matrix
 from matching.solvers.objective import combined_values
 from matching.solvers.pairgen import generate_pairs, split_bound
-from matching.solvers.priced import PricedStrategy, part_pairs
+from matching.solvers.priced import PricedStrategy, deterministic_evaluations, part_pairs
 from matching.solvers.relaxed import relax, worths
 from matching.solvers.strategies import Context, Deadline, Reporter
 
@@ -103,3 +103,23 @@ def test_the_part_spends_no_time_tightening_its_own_bound(monkeypatch: pytest.Mo
     started = time.monotonic()
     outcome = PricedStrategy().run(Context(prep, tiers, Deadline(started, 3.0), Reporter(None, started)))
     assert outcome.picks and calls == []
+
+
+def test_a_deterministic_bound_steps_from_the_line_search_before_it_tries_the_parts_prices() -> None:
+    """A deterministic round of 3 s evaluates its bound 4 times: the line search's two, then two steps from the lower
+    of them (the first repeats its bound). Before, the part's two prices took the last two evaluations and left no
+    step: at stress scale they bounded worse than the line search, and two steps took the gap from 17.9 % to 16.7 %."""
+    instance = generate(60, 30, seed=700, binding_budgets=True)
+    policy = instance.policy.model_copy(update={"deterministic": True, "time_limit_s": 3.0})
+    prep = prepare(instance.model_copy(update={"policy": policy}))
+    bounds: list[float] = []
+
+    def progress(values: dict[str, object]) -> None:
+        if values["phase"] == "bound" and "bound" in values:
+            bounds.append(float(values["bound"]))  # type: ignore[arg-type]
+
+    started = time.monotonic()
+    reporter = Reporter(progress, started, interval=0.0)
+    PricedStrategy().run(Context(prep, objective_tiers(prep), Deadline(started, 3.0), reporter))
+    assert len(bounds) == deterministic_evaluations(3.0) == 4
+    assert bounds[2] == pytest.approx(min(bounds[:2]), rel=1e-9)
