@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from matching.generators.generate import generate
+from matching.input.instance import Instance
 from matching.model.spec import objective_tiers
-from matching.rules.prepare import prepare
+from matching.rules.prepare import Prepared, prepare
 from matching.solvers import large
 from matching.solvers.baselines import milp
 from matching.solvers.colgen import solve_lp
@@ -68,17 +69,7 @@ def test_the_bound_steps_start_from_the_start_that_bounds_lowest(seed: int) -> N
     """Every start of the subgradient steps is evaluated (one report each), and the first step is taken from the
     one of lowest bound: its evaluation repeats that bound. The code before evaluated only the line search's starts
     and took a start by an index into them, which could pick another."""
-    prep = prepare(generate(60, 30, seed=seed, binding_budgets=True))
-    tiers = objective_tiers(prep)
-    bounds: list[float] = []
-
-    def progress(values: dict[str, object]) -> None:
-        if values["phase"] == "bound" and "bound" in values:
-            bounds.append(float(values["bound"]))  # type: ignore[arg-type]
-
-    started = time.monotonic()
-    reporter = Reporter(progress, started, interval=0.0)
-    PricedStrategy().run(Context(prep, tiers, Deadline(started, 3.0), reporter))
+    bounds = _reported_bounds(prepare(generate(60, 30, seed=seed, binding_budgets=True)))
     starts = 4  # the part's LP prices with and without its seat prices, and the line search's two (time allows)
     assert len(bounds) > starts
     assert bounds[starts] == pytest.approx(min(bounds[:starts]), rel=1e-9)
@@ -88,9 +79,7 @@ def test_the_part_spends_no_time_tightening_its_own_bound(monkeypatch: pytest.Mo
     """The part's bound is not the round's. Its subgradient steps took 128 s of a deterministic stress round (200
     steps) and 15 % of the part's time otherwise, and nothing read what they proved. On this round (deterministic:
     two passes) the second master's LP leaves the part's bound open, which is when the steps ran."""
-    instance = generate(120, 60, seed=1, binding_budgets=True)
-    policy = instance.policy.model_copy(update={"deterministic": True, "time_limit_s": 3.0})
-    prep = prepare(instance.model_copy(update={"policy": policy}))
+    prep = _deterministic(generate(120, 60, seed=1, binding_budgets=True))
     tiers = objective_tiers(prep)
     calls: list[int] = []
     original = large.subgradient
@@ -109,9 +98,13 @@ def test_a_deterministic_bound_steps_from_the_line_search_before_it_tries_the_pa
     """A deterministic round of 3 s evaluates its bound 4 times: the line search's two, then two steps from the lower
     of them (the first repeats its bound). Before, the part's two prices took the last two evaluations and left no
     step: at stress scale they bounded worse than the line search, and two steps took the gap from 17.9 % to 16.7 %."""
-    instance = generate(60, 30, seed=700, binding_budgets=True)
-    policy = instance.policy.model_copy(update={"deterministic": True, "time_limit_s": 3.0})
-    prep = prepare(instance.model_copy(update={"policy": policy}))
+    bounds = _reported_bounds(_deterministic(generate(60, 30, seed=700, binding_budgets=True)))
+    assert len(bounds) == deterministic_evaluations(3.0) == 4
+    assert bounds[2] == pytest.approx(min(bounds[:2]), rel=1e-9)
+
+
+def _reported_bounds(prep: Prepared) -> list[float]:
+    """The bounds the lagrange strategy reports, one per evaluation, in a round of 3 s."""
     bounds: list[float] = []
 
     def progress(values: dict[str, object]) -> None:
@@ -121,5 +114,9 @@ def test_a_deterministic_bound_steps_from_the_line_search_before_it_tries_the_pa
     started = time.monotonic()
     reporter = Reporter(progress, started, interval=0.0)
     PricedStrategy().run(Context(prep, objective_tiers(prep), Deadline(started, 3.0), reporter))
-    assert len(bounds) == deterministic_evaluations(3.0) == 4
-    assert bounds[2] == pytest.approx(min(bounds[:2]), rel=1e-9)
+    return bounds
+
+
+def _deterministic(instance: Instance) -> Prepared:
+    policy = instance.policy.model_copy(update={"deterministic": True, "time_limit_s": 3.0})
+    return prepare(instance.model_copy(update={"policy": policy}))
