@@ -225,28 +225,26 @@ class PricedStrategy(Strategy):
         r = relax(prep)
         end = self.search_end(ctx)
         limit = ctx.deadline.limit
-        # Deterministic rounds: the wall clock only guards, far out; work decides every step.
-        far = started + guard(limit) if ctx.deterministic else None
         # 1. A part of the round: each candidate's best pairs by value and by cheapest money, grown by column
         #    generation over the whole round's pairs (`pairgen`) while its share lasts, then solved by the LP-guided
         #    neighbourhood search (`lns`): the solution, and LP prices for the bound.
         keep = part_pairs(prep, values, PART_PAIRS_PER_CANDIDATE)
         ctx.reporter.report("bound", strategy=self.name)
         tolerance = STRATEGY_PROOF_TOLERANCE * max(1, tier_ceiling(prep, tiers[-1][1]))
-        grown = generate_pairs(
-            prep,
-            r,
-            values,
-            keep,
-            far or started + COLGEN_SHARE * (end - started),
-            tolerance,
-            lp_deadline=far or started + COLGEN_LP_SHARE * (end - started),
-            work=DETERMINISTIC_LP_SHARE * limit if far else None,
-        )
+        if ctx.deterministic:
+            # Work decides every step; the wall clock only guards, far out.
+            passes_end = lp_end = started + guard(limit)
+            work: float | None = DETERMINISTIC_LP_SHARE * limit
+        else:
+            passes_end, lp_end = started + COLGEN_SHARE * (end - started), started + COLGEN_LP_SHARE * (end - started)
+            work = None
+        grown = generate_pairs(prep, r, values, keep, passes_end, tolerance, lp_deadline=lp_end, work=work)
         searched = grown.master is not None and (grown.passes > 1 or grown.converged)
-        # Searched from a master, the part's search ends late: the master's LP is solved already.
-        part_end = started + (PART_SHARE if searched else FIRST_PART_SHARE) * (end - started)
-        within = Deadline(time.monotonic(), DETERMINISTIC_PART_SHARE * limit) if far else _deadline_ending(part_end)
+        if ctx.deterministic:
+            within = Deadline(time.monotonic(), DETERMINISTIC_PART_SHARE * limit)
+        else:
+            # Searched from a master, the part's search ends late: the master's LP is solved already.
+            within = _deadline_ending(started + (PART_SHARE if searched else FIRST_PART_SHARE) * (end - started))
         if grown.master is not None and searched:
             # The first master prices money by the cheapest grant only (stress: 4,537 placements against 8,762
             # after the second pass): unless it proved the LP, only a later master's is worth starting from.
@@ -272,7 +270,7 @@ class PricedStrategy(Strategy):
             )
             return tried[-1]
 
-        most = deterministic_evaluations(limit) if far else None
+        most = deterministic_evaluations(limit) if ctx.deterministic else None
 
         def time_for(evaluations: int) -> bool:
             """Time for this many more evaluations before the fill (10-15 s each at stress scale under load); in
