@@ -27,12 +27,15 @@ from ortools.linear_solver.python import model_builder_helper as mb
 
 from matching.rules.prepare import Prepared
 from matching.rules.tables import BoolArray, FloatArray, IntArray
+from matching.solvers import simplex
 from matching.solvers.matrix import KIND, RoundMatrix, build_matrix
+from matching.solvers.simplex import Basis
 
 Tiers = list[tuple[str, IntArray]]
 _TOL = 1e-7
 GLOP_PARAMETERS = ""
 DUAL_SIMPLEX = "use_dual_simplex:true"
+WARM_PARAMETERS = "use_dual_simplex:false"  # from a basis that is primal feasible
 # Row kinds of a generalized-assignment round (`assignment_round`).
 ASSIGNMENT_ROWS = (KIND["candidate"], KIND["budget"])
 PROOF_TOLERANCE = 1e-5  # stop once the bound is within this share of the master's value
@@ -47,6 +50,8 @@ class LpSolution:
     w: FloatArray
     price: FloatArray
     status: str
+    basis: Basis | None = None  # GLOP's, over every column of the matrix (those left out at their lower bound)
+    iterations: int = 0  # GLOP's simplex pivots
 
 
 @dataclass(frozen=True)
@@ -85,21 +90,22 @@ def solve_lp(
     time_limit: float = 60.0,
     solver: str = "glop",
     parameters: str | None = None,
+    start: Basis | None = None,
 ) -> LpSolution:
     """Maximise c.w over the columns `cols` (all when None; the others held at 0), by GLOP (or another LP solver of
     OR-Tools' model builder), loaded from the sparse matrix in bulk; `parameters` for GLOP (GLOP_PARAMETERS when
-    None)."""
+    None), which begins from `start` (a basis over every column of `m`, such as an earlier solution's) if given."""
     cols = np.arange(m.n_cols) if cols is None else cols
     a = m.a[:, cols] if len(cols) != m.n_cols else m.a
+    parameters = GLOP_PARAMETERS if parameters is None else parameters
+    if solver == "glop":
+        return _glop(m, c, cols, a, time_limit, parameters, start)
     model = mb.ModelBuilderHelper()
     bulk: Any = model.fill_model_from_sparse_data  # its stubs want numpy's old array types
     bulk(m.col_lb[cols], m.col_ub[cols], c[cols], m.lb, m.ub, sp.csr_matrix(a))
     model.set_maximize(True)
     run = mb.ModelSolverHelper(solver)
     run.enable_output(False)
-    parameters = GLOP_PARAMETERS if parameters is None else parameters
-    if solver == "glop" and parameters:
-        run.set_solver_specific_parameters(parameters)
     run.set_time_limit_in_seconds(max(0.05, time_limit))
     run.solve(model)
     w = np.zeros(m.n_cols)
@@ -107,6 +113,30 @@ def solve_lp(
         return LpSolution(False, math.nan, w, np.zeros(len(m.lb)), str(run.status()))
     w[cols] = np.asarray(run.variable_values())
     return LpSolution(True, float(run.objective_value()), w, np.asarray(run.dual_values(), dtype=np.float64), "OPTIMAL")
+
+
+def _glop(
+    m: RoundMatrix, c: FloatArray, cols: IntArray, a: Any, time_limit: float, parameters: str, start: Basis | None
+) -> LpSolution:
+    """`solve_lp` by GLOP through MathOpt, which takes a starting basis and returns the optimal one."""
+    given = None
+    if start is not None:
+        columns = start.columns[cols]
+        columns[(columns == simplex.AT_LOWER) & (m.col_lb[cols] == m.col_ub[cols])] = simplex.FIXED
+        given = Basis(columns, start.rows)
+        if given.basic_count() != len(m.lb):
+            given = None  # not a basis of this master (a basic column was left out): start from scratch
+    found = simplex.maximise(m.col_lb[cols], m.col_ub[cols], c[cols], m.lb, m.ub, a, time_limit, parameters, given)
+    w = np.zeros(m.n_cols)
+    if not found.optimal:
+        return LpSolution(False, math.nan, w, np.zeros(len(m.lb)), found.reason)
+    w[cols] = found.values
+    basis = None
+    if found.basis is not None:
+        columns = np.full(m.n_cols, simplex.AT_LOWER, dtype=np.int64)
+        columns[cols] = found.basis.columns
+        basis = Basis(columns, found.basis.rows)
+    return LpSolution(True, found.value, w, found.prices, "OPTIMAL", basis, found.iterations)
 
 
 def reduced_profit(m: RoundMatrix, c: FloatArray, price: FloatArray) -> FloatArray:
@@ -188,7 +218,16 @@ def generate_columns(
     best_bound = math.inf
     lp = LpSolution(False, math.nan, np.zeros(m.n_cols), np.zeros(len(m.lb)), "not run")
     for rounds in range(1, max_rounds + 1):
-        found = solve_lp(m, c, np.flatnonzero(active), time_limit=deadline - time.monotonic(), parameters=parameters)
+        # After the first master, the last basis with the new columns at zero is still primal feasible: the
+        # primal simplex goes on from it.
+        found = solve_lp(
+            m,
+            c,
+            np.flatnonzero(active),
+            time_limit=deadline - time.monotonic(),
+            parameters=parameters if lp.basis is None else WARM_PARAMETERS,
+            start=lp.basis,
+        )
         if not found.ok:
             # Out of time (or the LP failed): the last master's prices still give a valid bound.
             return lp, best_bound, False, rounds
