@@ -32,7 +32,7 @@ import numpy as np
 
 from matching.rules.prepare import Prepared
 from matching.rules.tables import FloatArray, IntArray
-from matching.solvers.colgen import _TOL, DUAL_SIMPLEX, LpSolution, reduced_profit, solve_lp
+from matching.solvers.colgen import _TOL, DUAL_SIMPLEX, WARM_PARAMETERS, LpSolution, reduced_profit, solve_lp
 from matching.solvers.greedy import pinned_pairs
 from matching.solvers.matrix import KIND, RoundMatrix, build_matrix
 from matching.solvers.relaxed import (
@@ -45,6 +45,7 @@ from matching.solvers.relaxed import (
     segment_min,
     worths,
 )
+from matching.solvers.simplex import AT_LOWER, BASIC, Basis
 
 PAIRS_PER_PASS = 2  # new pairs per candidate and pass, at most
 # A pass begins only while its LP, estimated as the last one's time times this, would end by the LP deadline. The
@@ -94,6 +95,43 @@ def split_bound(
     return float(best.sum() + offer_price @ slots + price @ r.rhs), worth
 
 
+# Rows owned by a pair: their owner is a pair of the part, which is numbered anew in each master.
+PAIR_ROWS = np.array([KIND[k] for k in ("supervisor_choice", "funding_choice", "no_blocking", "pin")])
+
+
+def labels(prep: Prepared, keep: IntArray, fund: IntArray, m: RoundMatrix) -> tuple[IntArray, IntArray]:
+    """The columns and rows of a master (`m` of the part `keep`, `fund` its funding rows in the whole round's
+    numbering) as keys of the whole round: the same column or row has the same key in every master."""
+    options = np.flatnonzero(np.isin(prep.supervisors.pair, keep))  # as `restrict` numbers the part's options
+    overflow = np.array([p * (1 << 20) + e for p, e in m.overflow], dtype=np.int64)
+    whole = np.concatenate([keep[m.x_pairs], options[m.sup_rows], fund[m.fund_rows], overflow])
+    block = np.repeat(np.arange(4), [len(m.x_pairs), len(m.sup_rows), len(m.fund_rows), len(m.overflow)])
+    owner = np.where(np.isin(m.kind, PAIR_ROWS), keep[np.minimum(m.owner, len(keep) - 1)], m.owner)
+    return block * (1 << 60) + whole, (m.kind * (1 << 58)) + (owner + 1) * (1 << 20) + (m.detail + 1)
+
+
+def carried_basis(prep: Prepared, last: Master, keep: IntArray, fund: IntArray, m: RoundMatrix) -> Basis | None:
+    """The last master's basis on the next master `m`: its columns and rows keep their status, the new columns are
+    at zero and the new rows' slacks basic (primal feasible where the new rows hold at zero). None where it is not a
+    basis of `m` (a row merged differently) or the last master has none."""
+    if last.lp.basis is None:
+        return None
+    old_cols, old_rows = labels(prep, last.keep, last.fund, last.m)
+    new_cols, new_rows = labels(prep, keep, fund, m)
+    columns = _carried(old_cols, last.lp.basis.columns, new_cols, AT_LOWER)
+    rows = _carried(old_rows, last.lp.basis.rows, new_rows, BASIC)
+    basis = Basis(columns, rows)
+    return basis if basis.basic_count() == len(m.lb) else None
+
+
+def _carried(old: IntArray, status: IntArray, new: IntArray, default: int) -> IntArray:
+    """Per new key, the status of the same old key, else `default`."""
+    order = np.argsort(old, kind="stable")
+    at = np.minimum(np.searchsorted(old, new, sorter=order), len(old) - 1)
+    found = order[at]
+    return np.where(old[found] == new, status[found], default).astype(np.int64)
+
+
 def row_prices(m: RoundMatrix, price: FloatArray, kind: str, owners: int) -> FloatArray:
     """Per owner, the (non-negative) price of the master's row of this kind; 0 where it has none."""
     out = np.zeros(owners)
@@ -130,7 +168,8 @@ def generate_pairs(
     `work` (deterministic rounds): no clock decides instead. At most DETERMINISTIC_PASSES passes, each LP within
     `work` seconds of GLOP's deterministic time; the deadlines are then only guards."""
     lp_deadline = deadline if lp_deadline is None else max(deadline, lp_deadline)
-    parameters = DUAL_SIMPLEX if work is None else f"{DUAL_SIMPLEX} max_deterministic_time:{work}"
+    budget = "" if work is None else f" max_deterministic_time:{work}"
+    parameters, warm_parameters = DUAL_SIMPLEX + budget, WARM_PARAMETERS + budget
     pairs = prep.pairs
     fund_active = np.zeros(len(pairs.fund_pair), dtype=bool)
     fund_active[cheapest_funding(prep, r, pairs.fund_grant.astype(np.float64), keep)] = True
@@ -150,8 +189,16 @@ def generate_pairs(
         c = m.objective(values[keep])
         active = np.ones(m.n_cols, dtype=bool)
         active[m.y_at : m.o_at] = fund_active[fund[m.fund_rows]]
+        start = carried_basis(prep, master, keep, fund, m) if master is not None else None
         began = time.monotonic()
-        lp = solve_lp(m, c, np.flatnonzero(active), time_limit=lp_deadline - began, parameters=parameters)
+        lp = solve_lp(
+            m,
+            c,
+            np.flatnonzero(active),
+            time_limit=lp_deadline - began,
+            parameters=parameters if start is None else warm_parameters,
+            start=start,
+        )
         lp_seconds = time.monotonic() - began
         if not lp.ok:
             return PairLp(master, best, passes, False)
