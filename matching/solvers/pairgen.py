@@ -13,12 +13,14 @@ candidates' priced (offer slots, money, caps, seats), the best assignment is eac
 worth, and that sum plus the priced limits bounds every solution (a Lagrangian relaxation whose subproblem splits by
 candidate). At the LP's optimal prices it is the LP's value, so the generation stops once it is within a tolerance
 of the master's value. Measured on national:0 (2 cores, load 1-3): the LP's 1,198.44 placements, proven, in 5
-passes and 6.4 s. At stress scale a pass is slow (GLOP from scratch on the growing master: 9 s, then 93 s for the
-second, whose master reached 8,762 placements against 4,537), so there it serves mainly to find the pairs worth
-searching.
+passes and 6.4 s; measured again on 2026-12-02, 13.4 s from scratch and 4.2 s since each master starts from the
+last one's basis (`carried_basis`). At stress scale a
+pass is slow (8 s, then 70 s for the second, whose master reached 8,762 placements against 4,537, and 110 s for the
+third, 9,279; from scratch the second took 93-125 s), so there it serves mainly to find the pairs worth searching.
 
-GLOP's dual simplex solves these masters about twice as fast as its primal one (stress, 74,000 rows x 400,000
-columns: 11.8 s against 27.6 s; HiGHS 51 s by simplex, 81 s by interior point).
+GLOP's dual simplex solves these masters from scratch about twice as fast as its primal one (stress, 74,000 rows x
+400,000 columns: 11.8 s against 27.6 s; HiGHS 51 s by simplex, 81 s by interior point), so the first master takes
+it; the later ones go on from the carried basis by the primal simplex, for which that basis is feasible.
 """
 
 from __future__ import annotations
@@ -49,14 +51,15 @@ from matching.solvers.simplex import AT_LOWER, BASIC, Basis
 
 PAIRS_PER_PASS = 2  # new pairs per candidate and pass, at most
 # A pass begins only while its LP, estimated as the last one's time times this, would end by the LP deadline. The
-# first master is small (one funding column per pair): the second LP took 16.6 times as long at stress scale (5.6 s,
-# then 93 s; at load 4 more, and a second pass begun on 16 times did not finish) and 9 times at national size;
-# later ones 1-2 times the one before.
-SECOND_GROWTH = 21.0
-GROWTH = 1.5
-# Deterministic rounds: the first master and the one grown from it (at stress scale the second placed 8,762 against
-# 4,537; a third would have taken longer than the second).
-DETERMINISTIC_PASSES = 2
+# first master is small (one funding column per pair): from its basis the second LP took 8.4 times as long at stress
+# scale (8.4 s, then 70.5 s on a quiet machine; from scratch it took 16.6 times, and at load 4 more, where a second
+# pass begun on 16 times did not finish: the same margin is kept), the third 1.6 times the second (110 s).
+SECOND_GROWTH = 11.0
+GROWTH = 1.8
+# Deterministic rounds: the first master and two grown from it (at stress scale 4,537, 8,762 and 9,279 placements;
+# the third's prices bound the round at 9,559 where the second's bounded at 10,842; a fourth, 9,359, would take the
+# round past its limit's 10 %).
+DETERMINISTIC_PASSES = 3
 
 
 @dataclass(frozen=True)

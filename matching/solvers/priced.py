@@ -41,7 +41,7 @@ from matching.solvers.greedy import Pick, Preference, pinned_pairs, place_in_ord
 from matching.solvers.large import STRATEGY_PROOF_TOLERANCE, LnsStrategy
 from matching.solvers.matrix import RoundMatrix
 from matching.solvers.objective import combined_values, tier_ceiling, tier_weights
-from matching.solvers.pairgen import Master, generate_pairs
+from matching.solvers.pairgen import DETERMINISTIC_PASSES, Master, generate_pairs
 from matching.solvers.relaxed import (
     EARMARK,
     GENERAL,
@@ -76,14 +76,18 @@ STEP_PATIENCE = 2  # steps without a better bound before the step size halves
 MIN_PAIRS = 500_000  # `auto` picks this strategy from this many pairs (stress: 5 M; national: 84,000)
 # Deterministic rounds count work, never the clock, so that the same round takes the same steps on any machine: each
 # master LP gets this share of the limit in GLOP's deterministic time (stress:0 took 5.9 for the first master and
-# 124.4 for the second, about as many wall seconds; at a 300 s limit the share allows 150), the part's search a
-# round of this share of the limit (its CP-SAT time and HiGHS nodes counted as the `lns` strategy counts them), and
-# the bound a number of evaluations (`deterministic_evaluations`).
+# 124.4 for the second from scratch, about as many wall seconds; from the carried basis 70 and 110 wall seconds for
+# the second and third; at a 300 s limit the share allows 150), the part's search a round of this share of the
+# limit (its CP-SAT time and HiGHS nodes counted as the `lns` strategy counts them), and the bound a number of
+# evaluations (`deterministic_evaluations`). On stress:0 the part's search from the third master found 9,271 of
+# its 9,275 in the first 4 s (the priced start) and 4 more in 33 s: the third pass, which moved the part from 8,762
+# to 9,279 placements, needs that time more (a 0.12 share took the round to 343 s).
 DETERMINISTIC_LP_SHARE = 0.5
-DETERMINISTIC_PART_SHARE = 0.12
-# Subgradient steps a deterministic round's bound takes before the part's prices are tried as starts: on stress:0 at
-# 300 s (4 evaluations) the second master's prices bounded 23.7 % and 25.6 % above the solution against 21.7 % for
-# the line search's best, and two steps from that took the round's gap from 17.9 % to 16.7 %.
+DETERMINISTIC_PART_SHARE = 0.04
+# Subgradient steps a deterministic round's bound takes before the part's prices are tried as starts, where they are
+# not tried first (below): on stress:0 at 300 s (4 evaluations) the second master's prices bounded 23.7 % and 25.6 %
+# above the solution against 21.7 % for the line search's best, and two steps from that took the round's gap from
+# 17.9 % to 16.7 %.
 DETERMINISTIC_STEPS = 2
 
 
@@ -190,10 +194,11 @@ def _deadline_ending(search_end: float) -> Deadline:
 
 
 def deterministic_evaluations(limit: float) -> int:
-    """Evaluations of the bound in a deterministic round of this time limit: the line search's two and
-    DETERMINISTIC_STEPS subgradient steps, then the part's prices' two and more steps from about 340 s (an evaluation
-    takes 6-12 s at stress scale; with 6 evaluations at 300 s the round took 352 s on a quiet machine, over the
-    limit's 10 %)."""
+    """Evaluations of the bound in a deterministic round of this time limit: two starts (the last master's prices
+    with and without its seat prices where column generation ran all its passes, else the line search's two), then
+    subgradient steps (DETERMINISTIC_STEPS of them before the part's prices, where those come later); more from
+    about 340 s (an evaluation takes 6-12 s at stress scale; with 6 evaluations at 300 s the round took 352 s on a
+    quiet machine, over the limit's 10 %)."""
     return min(8, max(4, round(limit / 75)))
 
 
@@ -280,26 +285,47 @@ class PricedStrategy(Strategy):
             return time.monotonic() + (evaluations + FILL_RESERVE) * slowest < end
 
         # Every start is evaluated, and the subgradient steps go on from the one that bounds lowest (the code
-        # before evaluated only the line search's and took a start by the wrong index). One price per SEK first:
-        # under load the part's LP stops early with prices far off (stress at load 4: 20,318 placements from them,
-        # 10,671 from one price per SEK), and there may be no time for more.
-        starts = _uniform_prices(prep, r, values, lambda p: bound_at(p).bound)
-        # A deterministic round keeps room for DETERMINISTIC_STEPS steps before it tries the part's prices.
-        if prices is not None and time_for(2 + (DETERMINISTIC_STEPS if most is not None else 0)):
-            # The part's seat prices with its money prices, and its money prices alone: the part's seats are not
-            # the round's (national:0, 30 s: 1,212 against 1,254 placements with seat prices).
+        # before evaluated only the line search's and took a start by the wrong index), from its evaluation (the
+        # code before evaluated it again: 6-12 s at stress scale).
+        starts: list[tuple[Priced, FloatArray]] = []
+
+        def start_at(price: FloatArray) -> float:
+            starts.append((bound_at(price), price))
+            return starts[-1][0].bound
+
+        def part_starts() -> None:
+            """The part's seat prices with its money prices, and its money prices alone: the part's seats are not
+            the round's (national:0, 30 s: 1,212 against 1,254 placements with seat prices)."""
+            assert prices is not None
             part = prices_from_matrix(r, *prices)
-            starts += [(bound_at(p).bound, p) for p in (part, np.where(r.kind == SEATS, 0.0, part))]
-        price = min(starts, key=lambda start: start[0])[1]
+            for p in (part, np.where(r.kind == SEATS, 0.0, part)):
+                start_at(p)
+
+        # The last master's prices come first where its LP is the round's (converged) or, in a deterministic
+        # round, where column generation ran all its passes: at stress scale the third master's prices bounded
+        # 9,558 placements against 10,670 for the line search's best (the second master's bounded worse than the
+        # line search). Otherwise one price per SEK first: under load the part's LP stops early with prices far off
+        # (stress at load 4: 20,318 placements from them, 10,671 from one price per SEK), and there may be no time
+        # for more.
+        last_pass = most is not None and grown.passes == DETERMINISTIC_PASSES
+        master_first = prices is not None and searched and (grown.converged or last_pass)
+        if master_first:
+            part_starts()
+        if not master_first or time_for(2 + DETERMINISTIC_STEPS):
+            _uniform_prices(prep, r, values, start_at)
+        # A deterministic round keeps room for DETERMINISTIC_STEPS steps before it tries the part's prices.
+        if not master_first and prices is not None and time_for(2 + (DETERMINISTIC_STEPS if most is not None else 0)):
+            part_starts()
+        at, price = min(starts, key=lambda start: start[0].bound)
         sub_grad = Subgradient(r, price, theta=STEP_THETA, patience=STEP_PATIENCE)
-        while time_for(1):
-            at = bound_at(sub_grad.price)
+        while True:
             # Polyak steps towards halfway between the bound and the best solution: towards the solution alone, the
             # steps overshot at stress scale (no better bound in a run; halfway: 10,643 -> 10,203 in 7 steps).
             target = (min(sub_grad.best_bound, at.bound) + best_value) / 2
             sub_grad.step(at.bound, at.activity, target)
-            if at.bound <= best_value + 1:
+            if at.bound <= best_value + 1 or not time_for(1):
                 break
+            at = bound_at(sub_grad.price)
         # 3. Fill: every candidate still unplaced tries its pairs of best worth at the prices of the best bound.
         tightest = min(tried, key=lambda t: t.bound)
         best = fill(prep, best, tightest, values)
