@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from matching.rules.prepare import Prepared
-from matching.rules.tables import FloatArray, IntArray
+from matching.rules.tables import BoolArray, FloatArray, IntArray
 from matching.solvers.colgen import _TOL, DUAL_SIMPLEX, WARM_PARAMETERS, LpSolution, reduced_profit, solve_lp
 from matching.solvers.greedy import pinned_pairs
 from matching.solvers.matrix import KIND, RoundMatrix, build_matrix
@@ -56,10 +56,14 @@ PAIRS_PER_PASS = 2  # new pairs per candidate and pass, at most
 # pass begun on 16 times did not finish: the same margin is kept), the third 1.6 times the second (110 s).
 SECOND_GROWTH = 11.0
 GROWTH = 1.8
-# Deterministic rounds: the first master and two grown from it (at stress scale 4,537, 8,762 and 9,279 placements;
-# the third's prices bound the round at 9,559 where the second's bounded at 10,842; a fourth, 9,359, would take the
-# round past its limit's 10 %).
+# Deterministic rounds: the first master and two grown from it, each pass joining at most the two best funding
+# columns per pair of the master. At stress scale (2026-12-02) that gave masters of 4,537, 7,502 and 9,348
+# placements in 8.3, 47 and 107 s (every column of positive profit: 4,537, 8,762 and 9,279 in 8, 70 and 110 s), and
+# the third's prices bound the round at 9,500 placements (of every column: 9,559). A fourth pass (9,402, bound
+# 9,480) took the round to 364 s. On the clock every column joins: its gate estimates a pass from the last one's
+# time, and the fewer columns make the third pass 2.3-2.6 times as long as the second.
 DETERMINISTIC_PASSES = 3
+DETERMINISTIC_JOINS = 2
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,15 @@ def _carried(old: IntArray, status: IntArray, new: IntArray, default: int) -> In
     return np.where(old[found] == new, status[found], default).astype(np.int64)
 
 
+def _best_per_pair(joins: BoolArray, profit: FloatArray, pair: IntArray, most: int) -> BoolArray:
+    """Of the joining columns, the `most` of highest profit per pair."""
+    at = np.flatnonzero(joins)
+    order = at[np.lexsort((-profit[at], pair[at]))]
+    out = np.zeros_like(joins)
+    out[first_per_candidate(order, pair, most)] = True
+    return out
+
+
 def row_prices(m: RoundMatrix, price: FloatArray, kind: str, owners: int) -> FloatArray:
     """Per owner, the (non-negative) price of the master's row of this kind; 0 where it has none."""
     out = np.zeros(owners)
@@ -169,7 +182,8 @@ def generate_pairs(
     bound)` after each pass.
 
     `work` (deterministic rounds): no clock decides instead. At most DETERMINISTIC_PASSES passes, each LP within
-    `work` seconds of GLOP's deterministic time; the deadlines are then only guards."""
+    `work` seconds of GLOP's deterministic time and joining at most DETERMINISTIC_JOINS funding columns per pair;
+    the deadlines are then only guards."""
     lp_deadline = deadline if lp_deadline is None else max(deadline, lp_deadline)
     budget = "" if work is None else f" max_deterministic_time:{work}"
     parameters, warm_parameters = DUAL_SIMPLEX + budget, WARM_PARAMETERS + budget
@@ -214,10 +228,12 @@ def generate_pairs(
             report(lp.value, best)
         if best - lp.value <= tolerance:
             return PairLp(master, best, passes, True)
-        # The master's own funding columns of positive reduced profit (all of them: adding only the best one per
-        # pair took twice the passes at national size), then new pairs.
+        # The master's own funding columns of positive reduced profit (on the clock all of them: adding only the
+        # best one per pair took twice the passes at national size), then new pairs.
         profit_y = reduced_profit(m, c, lp.price)[m.y_at : m.o_at]
         joins = ~active[m.y_at : m.o_at] & (profit_y > _TOL * scale)
+        if work is not None:
+            joins = _best_per_pair(joins, profit_y, sub.pairs.fund_pair[m.fund_rows], DETERMINISTIC_JOINS)
         fund_active[fund[m.fund_rows[joins]]] = True
         profit = worth - row_prices(m, lp.price, "candidate", len(prep.instance.candidates))[pairs.cand]
         outside = np.ones(len(pairs), dtype=bool)

@@ -194,12 +194,12 @@ def _deadline_ending(search_end: float) -> Deadline:
 
 
 def deterministic_evaluations(limit: float) -> int:
-    """Evaluations of the bound in a deterministic round of this time limit: two starts (the last master's prices
-    with and without its seat prices where column generation ran all its passes, else the line search's two), then
-    subgradient steps (DETERMINISTIC_STEPS of them before the part's prices, where those come later); more from
-    about 340 s (an evaluation takes 6-12 s at stress scale; with 6 evaluations at 300 s the round took 352 s on a
-    quiet machine, over the limit's 10 %)."""
-    return min(8, max(4, round(limit / 75)))
+    """Evaluations of the bound in a deterministic round of this time limit: the last master's prices where column
+    generation ran all its passes, else the line search's two, then subgradient steps (DETERMINISTIC_STEPS of them
+    before the part's prices, where those come later); more from 350 s (an evaluation takes 5-12 s at stress scale;
+    with 6 evaluations at 300 s the round took 352 s on a quiet machine, over the limit's 10 %, and the steps after
+    the fourth master's prices moved its bound by less than 0.3 %)."""
+    return min(8, max(3, round(limit / 100)))
 
 
 def _total(picks: list[Pick], values: IntArray) -> int:
@@ -293,29 +293,30 @@ class PricedStrategy(Strategy):
             starts.append((bound_at(price), price))
             return starts[-1][0].bound
 
-        def part_starts() -> None:
-            """The part's seat prices with its money prices, and its money prices alone: the part's seats are not
-            the round's (national:0, 30 s: 1,212 against 1,254 placements with seat prices)."""
+        def part_starts(seats_only: bool) -> None:
+            """The part's seat prices with its money prices, and (unless `seats_only`) its money prices alone: the
+            part's seats are not the round's (national:0, 30 s: 1,212 against 1,254 placements with seat prices)."""
             assert prices is not None
             part = prices_from_matrix(r, *prices)
-            for p in (part, np.where(r.kind == SEATS, 0.0, part)):
+            for p in (part,) if seats_only else (part, np.where(r.kind == SEATS, 0.0, part)):
                 start_at(p)
 
         # The last master's prices come first where its LP is the round's (converged) or, in a deterministic
-        # round, where column generation ran all its passes: at stress scale the third master's prices bounded
-        # 9,558 placements against 10,670 for the line search's best (the second master's bounded worse than the
-        # line search). Otherwise one price per SEK first: under load the part's LP stops early with prices far off
-        # (stress at load 4: 20,318 placements from them, 10,671 from one price per SEK), and there may be no time
-        # for more.
+        # round, where column generation ran all its passes, and with its seat prices only (at the LP's own prices
+        # they give the LP's value): at stress scale the third master's prices bounded 9,500 placements (9,632
+        # without the seat prices) against 10,670 for the line search's best (the second master's bounded worse
+        # than the line search). Otherwise one price per SEK first: under load the part's LP stops early with
+        # prices far off (stress at load 4: 20,318 placements from them, 10,671 from one price per SEK), and there
+        # may be no time for more.
         last_pass = most is not None and grown.passes == DETERMINISTIC_PASSES
         master_first = prices is not None and searched and (grown.converged or last_pass)
         if master_first:
-            part_starts()
+            part_starts(seats_only=True)
         if not master_first or time_for(2 + DETERMINISTIC_STEPS):
             _uniform_prices(prep, r, values, start_at)
         # A deterministic round keeps room for DETERMINISTIC_STEPS steps before it tries the part's prices.
         if not master_first and prices is not None and time_for(2 + (DETERMINISTIC_STEPS if most is not None else 0)):
-            part_starts()
+            part_starts(seats_only=False)
         at, price = min(starts, key=lambda start: start[0].bound)
         sub_grad = Subgradient(r, price, theta=STEP_THETA, patience=STEP_PATIENCE)
         while True:

@@ -18,7 +18,7 @@ from matching.solvers.baselines import milp
 from matching.solvers.colgen import WARM_PARAMETERS, solve_lp
 from matching.solvers.matrix import build_matrix
 from matching.solvers.objective import combined_values
-from matching.solvers.pairgen import Master, carried_basis, generate_pairs, labels, split_bound
+from matching.solvers.pairgen import Master, _best_per_pair, carried_basis, generate_pairs, labels, split_bound
 from matching.solvers.priced import PricedStrategy, deterministic_evaluations, part_pairs
 from matching.solvers.relaxed import relax, restrict, worths
 from matching.solvers.strategies import Context, Deadline, Reporter
@@ -75,7 +75,8 @@ def test_the_bound_steps_start_from_the_start_that_bounds_lowest_without_evaluat
     evaluated, started_at = _watch_the_bound(monkeypatch)
     _reported_bounds(prepare(generate(60, 30, seed=seed, binding_budgets=True)))
     starts = started_at[0][1]
-    assert starts == 4  # the part's LP prices with and without its seat prices, and the line search's two
+    # The line search's two, and the LP's prices (these small rounds converge: with its seat prices only).
+    assert starts == 3
     lowest = min(evaluated[:starts], key=lambda e: e[1])
     assert np.array_equal(started_at[0][0], lowest[0])
     assert len(evaluated) > starts
@@ -104,15 +105,15 @@ def test_the_part_spends_no_time_tightening_its_own_bound(monkeypatch: pytest.Mo
 def test_a_deterministic_bound_takes_its_evaluations_in_steps_never_repeating_one(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A deterministic round of 3 s evaluates its bound 4 times: two starts, then two steps from the lower of them
-    (each a new price). Before, the first step repeated its start's evaluation and left one step."""
+    """A deterministic round of 3 s evaluates its bound 3 times: its start (the converged LP's prices), then two
+    steps from it (each a new price). Before, the first step repeated its start's evaluation."""
     evaluated, started_at = _watch_the_bound(monkeypatch)
     bounds = _reported_bounds(_deterministic(generate(60, 30, seed=700, binding_budgets=True)))
-    assert len(bounds) == len(evaluated) == deterministic_evaluations(3.0) == 4
-    assert started_at[0][1] == 2
-    assert np.array_equal(started_at[0][0], min(evaluated[:2], key=lambda e: e[1])[0])
+    assert len(bounds) == len(evaluated) == deterministic_evaluations(3.0) == 3
+    assert started_at[0][1] == 1
+    assert np.array_equal(started_at[0][0], evaluated[0][0])
     prices = [price for price, _ in evaluated]
-    assert not any(np.array_equal(prices[i], prices[j]) for i in range(4) for j in range(i))
+    assert not any(np.array_equal(prices[i], prices[j]) for i in range(3) for j in range(i))
 
 
 @pytest.mark.parametrize("seed", range(700, 703))
@@ -200,3 +201,12 @@ def test_a_grown_master_starts_from_the_last_masters_basis(seed: int) -> None:
     warm = solve_lp(m2, c2, parameters=WARM_PARAMETERS, start=start)
     assert warm.ok and warm.value == pytest.approx(cold.value, rel=1e-9)
     assert warm.iterations < cold.iterations
+
+
+def test_a_deterministic_pass_joins_the_best_two_funding_columns_per_pair() -> None:
+    joins = np.array([True, True, True, False, True, True, False, True])
+    profit = np.array([5.0, 9.0, 7.0, 99.0, 1.0, 2.0, 50.0, 3.0])
+    pair = np.array([0, 0, 0, 0, 1, 1, 2, 3])
+    kept = _best_per_pair(joins, profit, pair, 2)
+    # Pair 0: its two best joining columns (9 and 7; 99 does not join); pair 1 both; pair 3 its one.
+    assert np.flatnonzero(kept).tolist() == [1, 2, 4, 5, 7]
