@@ -126,7 +126,7 @@ def _glop(
         given = Basis(columns, start.rows)
         if given.basic_count() != len(m.lb):
             given = None  # not a basis of this master (a basic column was left out): start from scratch
-    found = simplex.maximise(m.col_lb[cols], m.col_ub[cols], c[cols], m.lb, m.ub, a, time_limit, parameters, given)
+    found = simplex.maximise((m.col_lb[cols], m.col_ub[cols], c[cols], m.lb, m.ub, a), time_limit, parameters, given)
     w = np.zeros(m.n_cols)
     if not found.optimal:
         return LpSolution(False, math.nan, w, np.zeros(len(m.lb)), found.reason)

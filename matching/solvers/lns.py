@@ -36,7 +36,8 @@ from matching.solvers.clock import WorkClock, guard, limit_cp_sat, reader
 from matching.solvers.greedy import Pick
 from matching.solvers.groups import GroupSize, affinity, choose_group, incumbent_offer
 from matching.solvers.matrix import RoundMatrix
-from matching.solvers.mip import _proto, highs_request, solve_in_worker
+from matching.solvers.mip import highs_request, solve_in_worker
+from matching.solvers.simplex import model_proto
 
 Report = Callable[[str, list[Pick]], None]
 # Kinds of neighbourhood: offer groups (`matching.solvers.groups`) and the pair neighbourhoods of `neighbourhood`.
@@ -210,7 +211,7 @@ def restricted_mip(
     a, lb, ub, cols = sub_model(m, free, np.where(free, w, 0.0))
     if not len(cols):
         return None
-    proto = _proto((m.col_lb[cols], m.col_ub[cols], c[cols], lb, ub, sp.csr_array(a)), m.integer[cols])
+    proto = model_proto((m.col_lb[cols], m.col_ub[cols], c[cols], lb, ub, sp.csr_array(a)), m.integer[cols])
     left = ends - time.monotonic()
     params = mathopt.SolveParameters(
         time_limit=datetime.timedelta(seconds=max(0.05, HIGHS_OWN_LIMIT * left)),

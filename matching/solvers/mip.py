@@ -31,6 +31,7 @@ from matching.model.spec import Core, Spec, Tier
 from matching.rules.tables import BoolArray, FloatArray, IntArray
 from matching.solvers import highs_worker
 from matching.solvers.clock import guard
+from matching.solvers.simplex import model_proto
 
 # Statuses of the model builder, as the engine names them.
 _OPTIMAL, _FEASIBLE = mbh.SolveStatus.OPTIMAL, mbh.SolveStatus.FEASIBLE
@@ -183,7 +184,7 @@ class LinearBackend:
     def _highs_mip(self, arrays: Arrays, seconds: float, started: float, stop: threading.Event | None) -> LinearResult:
         """The MIP by HiGHS through MathOpt, in a worker process: at a time or node limit, HiGHS's incumbent
         (FEASIBLE) and its bound; stopped, or past `seconds` (HiGHS overruns its own limit), nothing (UNKNOWN)."""
-        proto = _proto(arrays, self.core.integer)
+        proto = model_proto(arrays, self.core.integer)
         params = mathopt.SolveParameters(
             # HiGHS overruns its limit by up to a third on these models (presolve and root LP are not interrupted).
             time_limit=datetime.timedelta(seconds=max(0.05, 0.75 * seconds)),
@@ -238,31 +239,6 @@ def solve_in_worker(
 def highs_request(proto: model_pb2.ModelProto, params: mathopt.SolveParameters) -> rpc_pb2.SolveRequest:
     """A MathOpt request for HiGHS."""
     return rpc_pb2.SolveRequest(solver_type=parameters_pb2.SOLVER_TYPE_HIGHS, model=proto, parameters=params.to_proto())
-
-
-def _proto(arrays: Arrays, integer: BoolArray) -> model_pb2.ModelProto:
-    """The arrays as a MathOpt model (maximising), variables and rows numbered as the arrays' columns and rows."""
-    var_lb, var_ub, objective, lb, ub, matrix = arrays
-    entries = sp.coo_matrix(matrix)
-    entries.sum_duplicates()  # MathOpt rejects a (row, column) given twice
-    proto = model_pb2.ModelProto()
-    proto.variables.ids.extend(range(len(var_lb)))
-    proto.variables.lower_bounds.extend(var_lb.tolist())
-    proto.variables.upper_bounds.extend(var_ub.tolist())
-    proto.variables.integers.extend(integer.tolist())
-    proto.objective.maximize = True
-    used = np.flatnonzero(objective)
-    proto.objective.linear_coefficients.ids.extend(used.tolist())
-    proto.objective.linear_coefficients.values.extend(objective[used].tolist())
-    proto.linear_constraints.ids.extend(range(len(lb)))
-    proto.linear_constraints.lower_bounds.extend(lb.tolist())
-    proto.linear_constraints.upper_bounds.extend(ub.tolist())
-    # MathOpt wants the entries sorted by row, then column (as summing duplicates leaves them), without zeros.
-    keep = np.flatnonzero(entries.data != 0)
-    proto.linear_constraint_matrix.row_ids.extend(entries.row[keep].tolist())
-    proto.linear_constraint_matrix.column_ids.extend(entries.col[keep].tolist())
-    proto.linear_constraint_matrix.coefficients.extend(entries.data[keep].tolist())
-    return proto
 
 
 def _full_core(spec: Spec) -> Core:

@@ -30,7 +30,7 @@ from ortools.math_opt import (
 )
 from ortools.math_opt.core.python import solver
 
-from matching.rules.tables import FloatArray, IntArray
+from matching.rules.tables import BoolArray, FloatArray, IntArray
 
 AT_LOWER = solution_pb2.BASIS_STATUS_AT_LOWER_BOUND
 FIXED = solution_pb2.BASIS_STATUS_FIXED_VALUE
@@ -62,19 +62,13 @@ class Simplex:
     iterations: int  # simplex pivots
 
 
-def maximise(
-    col_lb: FloatArray,
-    col_ub: FloatArray,
-    objective: FloatArray,
-    lb: FloatArray,
-    ub: FloatArray,
-    a: sp.csr_array | sp.csr_matrix,
-    seconds: float,
-    glop: str = "",
-    start: Basis | None = None,
-) -> Simplex:
-    """Maximise objective.x over lb <= a x <= ub, col_lb <= x <= col_ub by GLOP within `seconds`, with `glop` its own
-    parameters (text format) and `start` a basis to begin from (one status per column and row of this model)."""
+Arrays = tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, Any]  # col_lb, col_ub, c, lb, ub, A
+
+
+def maximise(arrays: Arrays, seconds: float, glop: str = "", start: Basis | None = None) -> Simplex:
+    """Maximise c.x over lb <= A x <= ub, col_lb <= x <= col_ub (`arrays`, A sparse) by GLOP within `seconds`, with
+    `glop` its own parameters (text format) and `start` a basis to begin from (one status per column and row)."""
+    col_lb, col_ub, _, lb, ub, _ = arrays
     if np.any(lb > ub) or np.any(col_lb > col_ub):
         # MathOpt rejects crossed bounds as invalid input; to the caller they are an infeasible master.
         return Simplex(False, math.nan, np.zeros(len(col_lb)), np.zeros(len(lb)), None, "INFEASIBLE", 0)
@@ -85,7 +79,7 @@ def maximise(
     params.time_limit.FromTimedelta(datetime.timedelta(seconds=max(0.05, seconds)))
     text_format.Parse(glop, params.glop)
     result = solver.solve(
-        _model(col_lb, col_ub, objective, lb, ub, a),
+        model_proto(arrays, np.zeros(len(col_lb), dtype=bool)),
         parameters_pb2.SOLVER_TYPE_GLOP,
         parameters_pb2.SolverInitializerProto(),
         params,
@@ -98,20 +92,14 @@ def maximise(
     return _answer(result, len(col_lb), len(lb))
 
 
-def _model(
-    col_lb: FloatArray,
-    col_ub: FloatArray,
-    objective: FloatArray,
-    lb: FloatArray,
-    ub: FloatArray,
-    a: sp.csr_array | sp.csr_matrix,
-) -> model_pb2.ModelProto:
-    """The arrays as a MathOpt model, ids the columns' and rows' positions."""
+def model_proto(arrays: Arrays, integer: BoolArray) -> model_pb2.ModelProto:
+    """The arrays as a MathOpt model (maximising), variables and rows numbered as the arrays' columns and rows."""
+    col_lb, col_ub, objective, lb, ub, a = arrays
     proto = model_pb2.ModelProto()
     proto.variables.ids.extend(range(len(col_lb)))
     proto.variables.lower_bounds.extend(col_lb.tolist())
     proto.variables.upper_bounds.extend(col_ub.tolist())
-    proto.variables.integers.extend([False] * len(col_lb))
+    proto.variables.integers.extend(integer.tolist())
     proto.objective.maximize = True
     used = np.flatnonzero(objective)
     proto.objective.linear_coefficients.ids.extend(used.tolist())

@@ -16,7 +16,8 @@ from matching.generators.generate import generate, generate_scale
 from matching.model.spec import build_spec, objective_tiers
 from matching.rules.prepare import prepare
 from matching.solvers import highs_worker
-from matching.solvers.mip import LinearBackend, _proto, tier_value
+from matching.solvers.mip import LinearBackend, tier_value
+from matching.solvers.simplex import model_proto
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +77,7 @@ def test_a_stop_set_before_the_solve_kills_its_worker() -> None:
 
 def _request(backend: LinearBackend, tier: int) -> rpc_pb2.SolveRequest:
     values = objective_tiers(backend.spec.prep)[tier].values
-    proto = _proto(backend._arrays(backend.spec.objective(values), None, ()), backend.core.integer)
+    proto = model_proto(backend._arrays(backend.spec.objective(values), None, ()), backend.core.integer)
     return rpc_pb2.SolveRequest(solver_type=parameters_pb2.SOLVER_TYPE_HIGHS, model=proto)
 
 

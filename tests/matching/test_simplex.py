@@ -51,6 +51,6 @@ def test_a_basis_that_does_not_fit_the_master_is_not_used() -> None:
 
 def test_crossed_bounds_are_an_infeasible_master_not_an_error() -> None:
     found = simplex.maximise(
-        np.zeros(1), np.ones(1), np.ones(1), np.array([2.0]), np.array([1.0]), np.ones((1, 1)), 5.0
+        (np.zeros(1), np.ones(1), np.ones(1), np.array([2.0]), np.array([1.0]), np.ones((1, 1))), 5.0
     )
     assert not found.optimal and found.reason == "INFEASIBLE"
