@@ -14,9 +14,10 @@ worth, and that sum plus the priced limits bounds every solution (a Lagrangian r
 candidate). At the LP's optimal prices it is the LP's value, so the generation stops once it is within a tolerance
 of the master's value. Measured on national:0 (2 cores, load 1-3): the LP's 1,198.44 placements, proven, in 5
 passes and 6.4 s; measured again on 2026-12-02, 13.4 s from scratch and 4.2 s since each master starts from the
-last one's basis (`carried_basis`). At stress scale a
-pass is slow (8 s, then 70 s for the second, whose master reached 8,762 placements against 4,537, and 110 s for the
-third, 9,279; from scratch the second took 93-125 s), so there it serves mainly to find the pairs worth searching.
+last one's basis (`carried_basis`). At stress scale a pass is slow (8 s, then 70 s for the second, whose master
+reached 8,762 placements against 4,537, and 110 s for the third, 9,279; from scratch the second took 93-125 s), so
+there the passes a round can afford decide both its solution and its bound (a deterministic round's three passes:
+9,348 placements in the last master, whose prices bound the round at 9,500).
 
 GLOP's dual simplex solves these masters from scratch about twice as fast as its primal one (stress, 74,000 rows x
 400,000 columns: 11.8 s against 27.6 s; HiGHS 51 s by simplex, 81 s by interior point), so the first master takes
