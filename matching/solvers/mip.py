@@ -31,7 +31,7 @@ from matching.model.spec import Core, Spec, Tier
 from matching.rules.tables import BoolArray, FloatArray, IntArray
 from matching.solvers import highs_worker
 from matching.solvers.clock import guard
-from matching.solvers.simplex import model_proto
+from matching.solvers.simplex import Arrays, model_proto
 
 # Statuses of the model builder, as the engine names them.
 _OPTIMAL, _FEASIBLE = mbh.SolveStatus.OPTIMAL, mbh.SolveStatus.FEASIBLE
@@ -53,7 +53,6 @@ class LinearResult:
 
 
 # A model as arrays: column lower and upper bounds, objective, row lower and upper bounds, row matrix.
-Arrays = tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, sp.csr_matrix]
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,7 @@ class Master:
     fund: IntArray  # per funding row of `sub`, the whole round's funding row
     m: RoundMatrix  # of `sub`
     lp: LpSolution  # over some of the columns of `m` (the others held at 0)
+    labels: tuple[IntArray, IntArray]  # of the columns and rows of `m` in the whole round (`labels`)
 
 
 @dataclass(frozen=True)
@@ -118,18 +119,17 @@ def labels(prep: Prepared, keep: IntArray, fund: IntArray, m: RoundMatrix) -> tu
     return block * (1 << 60) + whole, (m.kind * (1 << 58)) + (owner + 1) * (1 << 20) + (m.detail + 1)
 
 
-def carried_basis(prep: Prepared, last: Master, keep: IntArray, fund: IntArray, m: RoundMatrix) -> Basis | None:
-    """The last master's basis on the next master `m`: its columns and rows keep their status, the new columns are
-    at zero and the new rows' slacks basic (primal feasible where the new rows hold at zero). None where it is not a
-    basis of `m` (a row merged differently) or the last master has none."""
+def carried_basis(last: Master, labelled: tuple[IntArray, IntArray]) -> Basis | None:
+    """The last master's basis on the next master, whose columns and rows have the labels `labelled`: they keep their
+    status, the new columns are at zero and the new rows' slacks basic (primal feasible where the new rows hold at
+    zero). None where it is not a basis of the next master (a row merged differently) or the last master has none."""
     if last.lp.basis is None:
         return None
-    old_cols, old_rows = labels(prep, last.keep, last.fund, last.m)
-    new_cols, new_rows = labels(prep, keep, fund, m)
+    (old_cols, old_rows), (new_cols, new_rows) = last.labels, labelled
     columns = _carried(old_cols, last.lp.basis.columns, new_cols, AT_LOWER)
     rows = _carried(old_rows, last.lp.basis.rows, new_rows, BASIC)
     basis = Basis(columns, rows)
-    return basis if basis.basic_count() == len(m.lb) else None
+    return basis if basis.basic_count() == len(new_rows) else None
 
 
 def _carried(old: IntArray, status: IntArray, new: IntArray, default: int) -> IntArray:
@@ -207,7 +207,9 @@ def generate_pairs(
         c = m.objective(values[keep])
         active = np.ones(m.n_cols, dtype=bool)
         active[m.y_at : m.o_at] = fund_active[fund[m.fund_rows]]
-        start = carried_basis(prep, master, keep, fund, m) if master is not None else None
+        # Each master's labels once: for its own start here, and for the next master's.
+        labelled = labels(prep, keep, fund, m)
+        start = carried_basis(master, labelled) if master is not None else None
         began = time.monotonic()
         lp = solve_lp(
             m,
@@ -220,7 +222,7 @@ def generate_pairs(
         lp_seconds = time.monotonic() - began
         if not lp.ok:
             return PairLp(master, best, passes, False)
-        master, passes = Master(keep, sub, fund, m, lp), passes + 1
+        master, passes = Master(keep, sub, fund, m, lp, labelled), passes + 1
         price = prices_from_matrix(r, m, lp.price)
         w = worths(r, values, price)
         bound, worth = split_bound(prep, r, w, price, row_prices(m, lp.price, "offer", len(prep.instance.offers)))

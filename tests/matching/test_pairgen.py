@@ -183,10 +183,10 @@ def test_a_grown_master_starts_from_the_last_masters_basis(seed: int) -> None:
     grown = np.union1d(keep, np.arange(0, len(prep.pairs), 3))  # a third of the round's pairs join
     sub2, fund2 = restrict(prep, grown)
     m2 = build_matrix(sub2)
-    start = carried_basis(prep, Master(keep, sub, fund, m, first), grown, fund2, m2)
-    assert start is not None and start.basic_count() == len(m2.lb)
     cols, rows = labels(prep, keep, fund, m)
     cols2, rows2 = labels(prep, grown, fund2, m2)
+    start = carried_basis(Master(keep, sub, fund, m, first, (cols, rows)), (cols2, rows2))
+    assert start is not None and start.basic_count() == len(m2.lb)
     assert len(np.unique(cols2)) == len(cols2) and len(np.unique(rows2)) == len(rows2)
     same = np.flatnonzero(np.isin(cols2, cols))
     assert len(same) == len(cols)  # every column of the part is in the grown master, with its status
