@@ -8,17 +8,27 @@ the generation over pairs (`pairgen`) in 4.2 s against 13.4 s. OR-Tools' model b
 in bulk, takes no basis; MathOpt does, and its protos are filled from numpy arrays in bulk here too (about 1 s for a
 stress master of 1.65 M entries, which GLOP then solves in 18 s either way). A basis is a status per column and per
 row, as MathOpt numbers them.
+
+A master with many more columns than rows is solved by sifting (`_sift`): GLOP's primal simplex prices every column
+at every pivot, so a pivot of the third stress master (81,748 rows, 939,864 columns) cost 4.9 ms, against 0.5 ms
+in the first (176,635 columns). From the start basis's prices, the columns of best reduced profit form a working
+set (with every column not resting at zero); GLOP solves the working set from the basis, the other columns are
+priced at its row prices in one product, those of positive reduced profit join, and so on until none does, which
+proves the working set's optimum the whole master's. Measured on the dumped stress masters (2026-12-02, 2 cores):
+the second in 38-41 s instead of 57-60 s, the third in 69 s instead of 155 s, to the same optimum.
 """
 
 from __future__ import annotations
 
 import datetime
 import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+import scipy.sparse.linalg as sla
 from google.protobuf import text_format
 from ortools.math_opt import (
     callback_pb2,
@@ -35,6 +45,18 @@ from matching.rules.tables import BoolArray, FloatArray, IntArray
 AT_LOWER = solution_pb2.BASIS_STATUS_AT_LOWER_BOUND
 FIXED = solution_pb2.BASIS_STATUS_FIXED_VALUE
 BASIC = solution_pb2.BASIS_STATUS_BASIC
+# Sifting pays where a pivot's pricing dominates: from this many columns, and this many per row.
+SIFT_MIN_COLUMNS = 20_000
+SIFT_COLUMNS_PER_ROW = 4.0
+SIFT_FIRST = 0.1  # of the columns resting at zero, those of best reduced profit, in the first working set
+SIFT_JOIN = 0.03  # of the columns, at most, joining the working set per round (those of best reduced profit)
+# Positive reduced profit, relative to the largest objective coefficient (GLOP's own tolerance is 1e-8, scaled).
+SIFT_TOLERANCE = 1e-9
+# A round of sifting may end a little outside GLOP's own precision check (IMPRECISE on the third stress master,
+# with objective coefficients of 3e8); the next round goes on from its basis, and the pricing of every column at
+# the end is the check that counts. Nothing valid rests on a master's precision: every bound is computed again from
+# its prices, and every solution is verified.
+SIFT_GLOP = "change_status_to_imprecise:false"
 
 
 @dataclass(frozen=True)
@@ -72,6 +94,13 @@ def maximise(arrays: Arrays, seconds: float, glop: str = "", start: Basis | None
     if np.any(lb > ub) or np.any(col_lb > col_ub):
         # MathOpt rejects crossed bounds as invalid input; to the caller they are an infeasible master.
         return Simplex(False, math.nan, np.zeros(len(col_lb)), np.zeros(len(lb)), None, "INFEASIBLE", 0)
+    if start is not None and len(col_lb) >= max(SIFT_MIN_COLUMNS, SIFT_COLUMNS_PER_ROW * len(lb)):
+        return _sift(arrays, seconds, glop, start)
+    return _solve(arrays, seconds, glop, start)
+
+
+def _solve(arrays: Arrays, seconds: float, glop: str, start: Basis | None) -> Simplex:
+    col_lb, lb = arrays[0], arrays[3]
     request = model_parameters_pb2.ModelSolveParametersProto()
     if start is not None:
         _fill_basis(request.initial_basis, start)
@@ -90,6 +119,71 @@ def maximise(arrays: Arrays, seconds: float, glop: str = "", start: Basis | None
         None,
     )
     return _answer(result, len(col_lb), len(lb))
+
+
+def _sift(arrays: Arrays, seconds: float, glop: str, start: Basis) -> Simplex:
+    """`maximise` by sifting (see the module docstring) from `start`: the same optimum, with the same meaning of
+    every field, over every column."""
+    col_lb, col_ub, c, lb, ub, a = arrays
+    ends = time.monotonic() + seconds
+    a = sp.csc_matrix(a)
+    prices = basis_prices(a, c, start)
+    if prices is None:
+        return _solve(arrays, seconds, glop, start)
+    resting = np.isin(start.columns, (AT_LOWER, FIXED)) & (col_lb == 0)
+    working = ~resting
+    tolerance = SIFT_TOLERANCE * max(1.0, float(np.abs(c).max(initial=0.0)))
+    working[_best(resting, c - a.T @ prices, int(SIFT_FIRST * np.count_nonzero(resting)))] = True
+    at_rest = np.where(col_lb == col_ub, FIXED, AT_LOWER).astype(np.int64)
+    basis, iterations = start, 0
+    while True:
+        cols = np.flatnonzero(working)
+        found = _solve(
+            (col_lb[cols], col_ub[cols], c[cols], lb, ub, a[:, cols]),
+            ends - time.monotonic(),
+            f"{glop} {SIFT_GLOP}",
+            Basis(basis.columns[cols], basis.rows),
+        )
+        iterations += found.iterations
+        if not found.optimal or found.basis is None:
+            return Simplex(False, math.nan, np.zeros(len(col_lb)), np.zeros(len(lb)), None, found.reason, iterations)
+        columns = at_rest.copy()
+        columns[cols] = found.basis.columns
+        basis = Basis(columns, found.basis.rows)
+        profit = c - a.T @ found.prices
+        joining = ~working & (profit > tolerance)
+        if not joining.any():
+            # Every column outside is priced out: the working set's optimum is the master's.
+            values = np.zeros(len(col_lb))
+            values[cols] = found.values
+            return Simplex(True, found.value, values, found.prices, basis, found.reason, iterations)
+        working[_best(joining, profit, max(1, int(SIFT_JOIN * len(col_lb))))] = True
+
+
+def _best(among: BoolArray, profit: FloatArray, count: int) -> IntArray:
+    """Up to `count` of the columns `among`, those of highest `profit`."""
+    at = np.flatnonzero(among)
+    if len(at) <= count:
+        return at
+    return at[np.argpartition(-profit[at], count)[:count]]
+
+
+def basis_prices(a: sp.csc_matrix, c: FloatArray, basis: Basis) -> FloatArray | None:
+    """The row prices of a basis (c_B = B^T y, a basic row's slack costing nothing), or None where the statuses
+    are not a basis (not one basic per row, or singular)."""
+    n_rows = a.shape[0]
+    basic_cols = np.flatnonzero(basis.columns == BASIC)
+    basic_rows = np.flatnonzero(basis.rows == BASIC)
+    if len(basic_cols) + len(basic_rows) != n_rows:
+        return None
+    slacks = sp.csc_matrix(
+        (np.ones(len(basic_rows)), (basic_rows, np.arange(len(basic_rows)))), (n_rows, len(basic_rows))
+    )
+    b = sp.hstack([a[:, basic_cols], slacks], format="csc")
+    try:
+        return np.asarray(sla.splu(b.T.tocsc()).solve(np.r_[c[basic_cols], np.zeros(len(basic_rows))]))
+    except RuntimeError:  # singular
+        return None
 
 
 def model_proto(arrays: Arrays, integer: BoolArray) -> model_pb2.ModelProto:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from matching.generators.generate import generate
 from matching.model.spec import objective_tiers
@@ -54,3 +55,50 @@ def test_crossed_bounds_are_an_infeasible_master_not_an_error() -> None:
         (np.zeros(1), np.ones(1), np.ones(1), np.array([2.0]), np.array([1.0]), np.ones((1, 1))), 5.0
     )
     assert not found.optimal and found.reason == "INFEASIBLE"
+
+
+@pytest.mark.parametrize("seed", [21, 22, 23])
+def test_sifting_reaches_the_whole_masters_optimum_from_working_sets_of_fewer_columns(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    m, c = _round(seed)
+    first = solve_lp(m, c, np.flatnonzero(first_columns(m)))
+    every = np.arange(m.n_cols)
+    whole = solve_lp(m, c, every, parameters=WARM_PARAMETERS, start=first.basis)  # too small to sift
+    assert first.basis is not None and whole.ok
+    # Sifting for masters of this size, and a first working set small enough to need more rounds.
+    monkeypatch.setattr(simplex, "SIFT_MIN_COLUMNS", 0)
+    monkeypatch.setattr(simplex, "SIFT_COLUMNS_PER_ROW", 0.0)
+    monkeypatch.setattr(simplex, "SIFT_FIRST", 0.02)
+    sizes: list[int] = []
+    solve = simplex._solve
+
+    def watched(arrays: simplex.Arrays, seconds: float, glop: str, start: simplex.Basis | None) -> simplex.Simplex:
+        sizes.append(len(arrays[0]))
+        return solve(arrays, seconds, glop, start)
+
+    monkeypatch.setattr(simplex, "_solve", watched)
+    sifted = solve_lp(m, c, every, parameters=WARM_PARAMETERS, start=first.basis)
+    assert sifted.ok and sifted.value == pytest.approx(whole.value, rel=1e-9)
+    assert len(sizes) >= 2 and max(sizes) < m.n_cols  # rounds, each on a part of the columns
+    # Its answer is the whole master's: feasible, priced out everywhere, and a basis GLOP finds optimal at once.
+    assert m.violation(sifted.w) <= 1e-6
+    assert float(c @ sifted.w) == pytest.approx(sifted.value, rel=1e-9)
+    assert sifted.basis is not None and sifted.basis.basic_count() == len(m.lb)
+    monkeypatch.setattr(simplex, "_solve", solve)
+    monkeypatch.setattr(simplex, "SIFT_MIN_COLUMNS", 10**9)
+    again = solve_lp(m, c, every, parameters=WARM_PARAMETERS, start=sifted.basis)
+    assert again.iterations == 0 and again.value == pytest.approx(whole.value, rel=1e-9)
+
+
+def test_a_bases_prices_are_glops_duals_and_a_non_basis_has_none() -> None:
+    m, c = _round(24)
+    whole = solve_lp(m, c)
+    assert whole.ok and whole.basis is not None
+    a = sp.csc_matrix(m.a)
+    prices = simplex.basis_prices(a, c, whole.basis)
+    assert prices is not None
+    assert np.allclose(prices, whole.price, atol=1e-6 * float(np.abs(c).max()))
+    fewer = whole.basis.columns.copy()
+    fewer[np.flatnonzero(fewer == simplex.BASIC)[0]] = simplex.AT_LOWER
+    assert simplex.basis_prices(a, c, simplex.Basis(fewer, whole.basis.rows)) is None
