@@ -15,9 +15,10 @@ candidate). At the LP's optimal prices it is the LP's value, so the generation s
 of the master's value. Measured on national:0 (2 cores, load 1-3): the LP's 1,198.44 placements, proven, in 5
 passes and 6.4 s; measured again on 2026-12-02, 13.4 s from scratch and 4.2 s since each master starts from the
 last one's basis (`carried_basis`). At stress scale a pass is slow (8 s, then 70 s for the second, whose master
-reached 8,762 placements against 4,537, and 110 s for the third, 9,279; from scratch the second took 93-125 s), so
-there the passes a round can afford decide both its solution and its bound (a deterministic round's three passes:
-9,348 placements in the last master, whose prices bound the round at 9,500).
+reached 8,762 placements against 4,537, and 110 s for the third, 9,279; from scratch the second took 93-125 s;
+since the masters are solved by sifting, `simplex._sift`, 36 s and 46 s), so there the passes a round can afford
+decide both its solution and its bound (a deterministic round's four passes: 9,403 placements in the last master,
+whose prices bound the round at 9,480).
 
 GLOP's dual simplex solves these masters from scratch about twice as fast as its primal one (stress, 74,000 rows x
 400,000 columns: 11.8 s against 27.6 s; HiGHS 51 s by simplex, 81 s by interior point), so the first master takes
@@ -51,20 +52,38 @@ from matching.solvers.relaxed import (
 from matching.solvers.simplex import AT_LOWER, BASIC, Basis
 
 PAIRS_PER_PASS = 2  # new pairs per candidate and pass, at most
-# A pass begins only while its LP, estimated as the last one's time times this, would end by the LP deadline. The
-# first master is small (one funding column per pair): from its basis the second LP took 8.4 times as long at stress
-# scale (8.4 s, then 70.5 s on a quiet machine; from scratch it took 16.6 times, and at load 4 more, where a second
-# pass begun on 16 times did not finish: the same margin is kept), the third 1.6 times the second (110 s).
-SECOND_GROWTH = 11.0
-GROWTH = 1.8
-# Deterministic rounds: the first master and two grown from it, each pass joining at most the two best funding
-# columns per pair of the master. At stress scale (2026-12-02) that gave masters of 4,537, 7,502 and 9,348
-# placements in 8.3, 47 and 107 s (every column of positive profit: 4,537, 8,762 and 9,279 in 8, 70 and 110 s), and
-# the third's prices bound the round at 9,500 placements (of every column: 9,559). A fourth pass (9,402, bound
-# 9,480) took the round to 364 s. On the clock every column joins: its gate estimates a pass from the last one's
-# time, and the fewer columns make the third pass 2.3-2.6 times as long as the second.
-DETERMINISTIC_PASSES = 3
+# Deterministic rounds: the first master and three grown from it, each pass joining at most the two best funding
+# columns per pair of the master. At stress scale (2026-12-02, the masters solved by sifting) that gave masters of
+# 4,537, 7,502, 9,347 and 9,403 placements, their LPs in 8.3, 22.4, 51.7 and 25.5 s (every column of positive
+# profit: 4,537, 8,762, 9,278 and 9,358 in 7.9, 35.8, 46.2 and 26.3 s), and the fourth's prices bound the round at
+# 9,480 placements.
+DETERMINISTIC_PASSES = 4
 DETERMINISTIC_JOINS = 2
+# On the clock a pass begins only while its LP, estimated as the last one's time times a growth, would end by the
+# LP deadline. Two columns per pair make the better masters from the third on, but a worse second (7,502 placements
+# against 8,762), which is all a round has where the third pass does not fit. So a round on the clock joins two per
+# pair only where, after the first LP, the second and third are expected to fit (`three_passes_fit`), and every
+# column of positive profit otherwise. The growths, measured at stress scale from the carried basis by sifting
+# (two runs), with a margin for load: two per pair, the second LP 2.7-3.6 times the first, the third 2.3-2.5 times
+# the second and the fourth half the third; every column, the second 4.5 times the first (16.6 from scratch, where
+# at load 4 a second pass begun on 16 did not finish) and the later ones 1.3 and 0.6 times the one before.
+PAIRED_GROWTH = (4.0, 3.0, 0.8)  # the second, the third and every later LP over the one before
+SECOND_GROWTH = 6.0
+GROWTH = 1.8
+
+
+def growth(passes: int, paired: bool) -> float:
+    """The next LP's expected time over the last one's, after `passes` passes (on the clock)."""
+    if paired:
+        return PAIRED_GROWTH[min(passes, len(PAIRED_GROWTH)) - 1]
+    return SECOND_GROWTH if passes == 1 else GROWTH
+
+
+def three_passes_fit(now: float, first_lp: float, lp_deadline: float) -> bool:
+    """Whether a round on the clock whose first LP took `first_lp` seconds may join two columns per pair: its
+    second and third LPs are expected to end by `lp_deadline`."""
+    second = PAIRED_GROWTH[0] * first_lp
+    return now + second + PAIRED_GROWTH[1] * second <= lp_deadline
 
 
 @dataclass(frozen=True)
@@ -182,6 +201,9 @@ def generate_pairs(
     expected to end by `lp_deadline` (default: `deadline`), and may run its LP until then. `report(master value,
     bound)` after each pass.
 
+    On the clock a pass joins at most DETERMINISTIC_JOINS funding columns per pair where `three_passes_fit` after
+    the first LP, and every column of positive profit otherwise.
+
     `work` (deterministic rounds): no clock decides instead. At most DETERMINISTIC_PASSES passes, each LP within
     `work` seconds of GLOP's deterministic time and joining at most DETERMINISTIC_JOINS funding columns per pair;
     the deadlines are then only guards."""
@@ -194,11 +216,11 @@ def generate_pairs(
     scale = max(1.0, float(np.abs(values).max(initial=0.0)))
     master: Master | None = None
     best, passes, lp_seconds = math.inf, 0, 0.0
+    paired = work is not None  # two funding columns per pair join (on the clock: decided after the first LP)
     while True:
         now = time.monotonic()
         if work is None:
-            expected = now + (SECOND_GROWTH if passes == 1 else GROWTH) * lp_seconds
-            if now >= deadline or expected > lp_deadline:
+            if now >= deadline or now + growth(passes, paired) * lp_seconds > lp_deadline:
                 return PairLp(master, best, passes, False)
         elif passes == DETERMINISTIC_PASSES or now >= deadline:
             return PairLp(master, best, passes, False)
@@ -223,6 +245,8 @@ def generate_pairs(
         if not lp.ok:
             return PairLp(master, best, passes, False)
         master, passes = Master(keep, sub, fund, m, lp, labelled), passes + 1
+        if work is None and passes == 1:
+            paired = three_passes_fit(time.monotonic(), lp_seconds, lp_deadline)
         price = prices_from_matrix(r, m, lp.price)
         w = worths(r, values, price)
         bound, worth = split_bound(prep, r, w, price, row_prices(m, lp.price, "offer", len(prep.instance.offers)))
@@ -231,11 +255,11 @@ def generate_pairs(
             report(lp.value, best)
         if best - lp.value <= tolerance:
             return PairLp(master, best, passes, True)
-        # The master's own funding columns of positive reduced profit (on the clock all of them: adding only the
+        # The master's own funding columns of positive reduced profit (unless paired all of them: adding only the
         # best one per pair took twice the passes at national size), then new pairs.
         profit_y = reduced_profit(m, c, lp.price)[m.y_at : m.o_at]
         joins = ~active[m.y_at : m.o_at] & (profit_y > _TOL * scale)
-        if work is not None:
+        if paired:
             joins = _best_per_pair(joins, profit_y, sub.pairs.fund_pair[m.fund_rows], DETERMINISTIC_JOINS)
         fund_active[fund[m.fund_rows[joins]]] = True
         profit = worth - row_prices(m, lp.price, "candidate", len(prep.instance.candidates))[pairs.cand]

@@ -41,7 +41,7 @@ from matching.solvers.greedy import Pick, Preference, pinned_pairs, place_in_ord
 from matching.solvers.large import STRATEGY_PROOF_TOLERANCE, LnsStrategy
 from matching.solvers.matrix import RoundMatrix
 from matching.solvers.objective import combined_values, tier_ceiling, tier_weights
-from matching.solvers.pairgen import DETERMINISTIC_PASSES, Master, generate_pairs
+from matching.solvers.pairgen import Master, generate_pairs
 from matching.solvers.relaxed import (
     EARMARK,
     GENERAL,
@@ -62,8 +62,13 @@ from matching.solvers.strategies import EXPLAIN_SHARE, Context, Deadline, Outcom
 WALK_PAIRS_PER_CANDIDATE = 4  # pairs of best worth per unplaced candidate tried by the fill
 PART_PAIRS_PER_CANDIDATE = 2  # pairs by value and as many by cheapest funding, per candidate, in the part
 COLGEN_SHARE = 0.45  # of the search time, after which no pass of column generation over pairs begins
-COLGEN_LP_SHARE = 0.65  # of the search time, until which a pass begun may solve its LP (stress: two passes, 103 s
-# of the 226 s; a second pass cut at 0.45 left the search the first part, with less time: 7,953 placed)
+# Of the search time, until which a pass begun may solve its LP (stress, before sifting: two passes, 103 s of the
+# 226 s; a second pass cut at 0.45 left the search the first part, with less time: 7,953 placed). Since sifting
+# three passes of two columns per pair take about 85-100 s of the 215 s, and 0.65 left too little room for the
+# gate's margin; the part's search from the third master needs little time (9,271 of its 9,275 in the first 4 s).
+COLGEN_LP_SHARE = 0.75
+# From the third master on, its prices bound the round better than the line search's (below).
+MASTER_FIRST_PASSES = 3
 PART_SHARE = 0.85  # of the search time, until the part's search ends; the rest for the bound and the fill
 FIRST_PART_SHARE = 0.55  # the same, when the search is on the first part (it solves the part's LP itself)
 LINE_STEPS = 1  # golden-section steps on one price per SEK (2 evaluations of the bound each; a stress run with 2
@@ -77,7 +82,8 @@ MIN_PAIRS = 500_000  # `auto` picks this strategy from this many pairs (stress: 
 # Deterministic rounds count work, never the clock, so that the same round takes the same steps on any machine: each
 # master LP gets this share of the limit in GLOP's deterministic time (stress:0 took 5.9 for the first master and
 # 124.4 for the second from scratch, about as many wall seconds; from the carried basis 70 and 110 wall seconds for
-# the second and third; at a 300 s limit the share allows 150), the part's search a round of this share of the
+# the second and third, and by sifting 22-36, 46-52 and 26 for the second to the fourth; at a 300 s limit the share
+# allows 150), the part's search a round of this share of the
 # limit (its CP-SAT time and HiGHS nodes counted as the `lns` strategy counts them), and the bound a number of
 # evaluations (`deterministic_evaluations`). On stress:0 the part's search from the third master found 9,271 of
 # its 9,275 in the first 4 s (the priced start) and 4 more in 33 s: the third pass, which moved the part from 8,762
@@ -195,10 +201,10 @@ def _deadline_ending(search_end: float) -> Deadline:
 
 def deterministic_evaluations(limit: float) -> int:
     """Evaluations of the bound in a deterministic round of this time limit: the last master's prices where column
-    generation ran all its passes, else the line search's two, then subgradient steps (DETERMINISTIC_STEPS of them
-    before the part's prices, where those come later); more from 350 s (an evaluation takes 5-12 s at stress scale;
-    with 6 evaluations at 300 s the round took 352 s on a quiet machine, over the limit's 10 %, and the steps after
-    the fourth master's prices moved its bound by less than 0.3 %)."""
+    generation ran at least MASTER_FIRST_PASSES passes, else the line search's two, then subgradient steps
+    (DETERMINISTIC_STEPS of them before the part's prices, where those come later); more from 350 s (an evaluation
+    takes 5-12 s at stress scale; with 6 evaluations at 300 s the round took 352 s on a quiet machine, over the
+    limit's 10 %, and the steps after the fourth master's prices moved its bound by less than 0.3 %)."""
     return min(8, max(3, round(limit / 100)))
 
 
@@ -301,15 +307,15 @@ class PricedStrategy(Strategy):
             for p in (part,) if seats_only else (part, np.where(r.kind == SEATS, 0.0, part)):
                 start_at(p)
 
-        # The last master's prices come first where its LP is the round's (converged) or, in a deterministic
-        # round, where column generation ran all its passes, and with its seat prices only (at the LP's own prices
-        # they give the LP's value): at stress scale the third master's prices bounded 9,500 placements (9,632
-        # without the seat prices) against 10,670 for the line search's best (the second master's bounded worse
-        # than the line search). Otherwise one price per SEK first: under load the part's LP stops early with
-        # prices far off (stress at load 4: 20,318 placements from them, 10,671 from one price per SEK), and there
-        # may be no time for more.
-        last_pass = most is not None and grown.passes == DETERMINISTIC_PASSES
-        master_first = prices is not None and searched and (grown.converged or last_pass)
+        # The last master's prices come first where its LP is the round's (converged) or column generation ran at
+        # least three passes (on the clock too, since sifting fits them there), and with its seat prices only (at
+        # the LP's own prices they give the LP's value): at stress scale the third master's prices bounded 9,500
+        # placements (9,632 without the seat prices) against 10,670 for the line search's best (the second
+        # master's bounded worse than the line search). Otherwise one price per SEK first: under load the part's
+        # LP stops early with prices far off (stress at load 4: 20,318 placements from them, 10,671 from one price
+        # per SEK), and there may be no time for more.
+        late = grown.passes >= MASTER_FIRST_PASSES
+        master_first = prices is not None and searched and (grown.converged or late)
         if master_first:
             part_starts(seats_only=True)
         if not master_first or time_for(2 + DETERMINISTIC_STEPS):

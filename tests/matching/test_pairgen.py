@@ -3,6 +3,7 @@ the whole round from a part of it, and the lagrange strategy's bound steps start
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -13,7 +14,7 @@ from matching.generators.generate import generate
 from matching.input.instance import Instance
 from matching.model.spec import objective_tiers
 from matching.rules.prepare import Prepared, prepare
-from matching.solvers import large, priced
+from matching.solvers import large, pairgen, priced
 from matching.solvers.baselines import milp
 from matching.solvers.colgen import WARM_PARAMETERS, solve_lp
 from matching.solvers.matrix import build_matrix
@@ -126,6 +127,41 @@ def test_a_deterministic_round_whose_lp_converged_bounds_first_at_its_prices(see
     assert bounds[0] <= min(bounds) + len(prep.instance.candidates)
 
 
+@pytest.mark.parametrize("seed", range(710, 713))
+def test_a_round_on_the_clock_whose_generation_ran_three_passes_bounds_first_at_the_last_masters_prices(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Since sifting, a stress round on the clock affords the deterministic round's three passes, whose last
+    master prices the round far better than the line search (9,500 placements against 10,670). Here the clock's
+    gate stopping the generation after its third pass is the real generation, reported unconverged."""
+    evaluated, _ = _watch_the_bound(monkeypatch)
+    monkeypatch.setattr(priced, "PART_PAIRS_PER_CANDIDATE", 1)
+    monkeypatch.setattr(pairgen, "PAIRS_PER_PASS", 1)  # a pass adds one pair per candidate: more passes
+    generated: list[pairgen.PairLp] = []
+    real = pairgen.generate_pairs
+
+    def stopped_by_the_gate(*args: Any, **kwargs: Any) -> pairgen.PairLp:
+        generated.append(real(*args, **kwargs))
+        return dataclasses.replace(generated[-1], converged=False)
+
+    line_search_after: list[int] = []
+    line_search = priced._uniform_prices
+
+    def uniform_prices(*args: Any) -> None:
+        line_search_after.append(len(evaluated))
+        line_search(*args)
+
+    monkeypatch.setattr(priced, "generate_pairs", stopped_by_the_gate)
+    monkeypatch.setattr(priced, "_uniform_prices", uniform_prices)
+    prep = prepare(generate(150, 60, seed=seed, programmes=3, binding_budgets=True))
+    _reported_bounds(prep)
+    assert generated and generated[0].passes >= priced.MASTER_FIRST_PASSES and generated[0].master is not None
+    # The last master's prices were evaluated first, then the line search, if there was time for it.
+    assert line_search_after in ([], [1])
+    m, lp = generated[0].master.m, generated[0].master.lp
+    assert np.allclose(evaluated[0][0], priced.prices_from_matrix(relax(prep), m, lp.price))
+
+
 def _watch_the_bound(
     monkeypatch: pytest.MonkeyPatch,
 ) -> tuple[list[tuple[np.ndarray, float]], list[tuple[np.ndarray, int]]]:
@@ -210,3 +246,32 @@ def test_a_deterministic_pass_joins_the_best_two_funding_columns_per_pair() -> N
     kept = _best_per_pair(joins, profit, pair, 2)
     # Pair 0: its two best joining columns (9 and 7; 99 does not join); pair 1 both; pair 3 its one.
     assert np.flatnonzero(kept).tolist() == [1, 2, 4, 5, 7]
+
+
+def test_on_the_clock_two_columns_per_pair_join_only_where_three_passes_are_expected_to_fit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Joining two funding columns per pair makes the better third master but a worse second, which is all a
+    round has when its third pass does not fit: a round on the clock pairs only where, after its first LP, the
+    second and third are expected to end by the LP deadline."""
+    assert pairgen.three_passes_fit(100.0, 8.0, 100.0 + 8.0 * 4.0 * 4.0)
+    assert not pairgen.three_passes_fit(100.0, 8.0, 100.0 + 8.0 * 4.0 * 4.0 - 1.0)
+    assert pairgen.growth(1, paired=True) < pairgen.growth(1, paired=False)  # a paired second master is smaller
+    prep = prepare(generate(150, 60, seed=3, programmes=3, binding_budgets=True))
+    values = combined_values(prep, objective_tiers(prep))
+    keep = part_pairs(prep, values, 1)
+    paired_passes: list[int] = []
+    real = pairgen._best_per_pair
+
+    def best_per_pair(*args: Any) -> Any:
+        paired_passes.append(len(paired_passes) + 1)
+        return real(*args)
+
+    monkeypatch.setattr(pairgen, "_best_per_pair", best_per_pair)
+    now = time.monotonic()
+    found = generate_pairs(prep, relax(prep), values, keep, now + 60, 0.0, lp_deadline=now + 120)
+    assert found.passes >= 2 and paired_passes  # a small round's LPs fit many times over: paired from the first
+    paired_passes.clear()
+    monkeypatch.setattr(pairgen, "three_passes_fit", lambda *args: False)
+    found = generate_pairs(prep, relax(prep), values, keep, now + 60, 0.0, lp_deadline=now + 120)
+    assert found.passes >= 2 and not paired_passes  # every column of positive profit joins
