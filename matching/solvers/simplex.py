@@ -123,7 +123,8 @@ def _solve(arrays: Arrays, seconds: float, glop: str, start: Basis | None) -> Si
 
 def _sift(arrays: Arrays, seconds: float, glop: str, start: Basis) -> Simplex:
     """`maximise` by sifting (see the module docstring) from `start`: the same optimum, with the same meaning of
-    every field, over every column."""
+    every field, over every column. `seconds` bound the whole; limits in `glop` (a deterministic round's
+    `max_deterministic_time`) bound each round."""
     col_lb, col_ub, c, lb, ub, a = arrays
     ends = time.monotonic() + seconds
     a = sp.csc_matrix(a)
