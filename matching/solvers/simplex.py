@@ -15,7 +15,7 @@ in the first (176,635 columns). From the start basis's prices, the columns of be
 set (with every column not resting at zero); GLOP solves the working set from the basis, the other columns are
 priced at its row prices in one product, those of positive reduced profit join, and so on until none does, which
 proves the working set's optimum the whole master's. Measured on the dumped stress masters (2026-12-02, 2 cores):
-the second in 38-41 s instead of 57-60 s, the third in 69 s instead of 155 s, to the same optimum.
+the second in 31 s instead of 57-60 s, the third in 80 s instead of 155 s, to the same optimum.
 """
 
 from __future__ import annotations
