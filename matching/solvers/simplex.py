@@ -93,7 +93,7 @@ def maximise(arrays: Arrays, seconds: float, glop: str = "", start: Basis | None
     col_lb, col_ub, _, lb, ub, _ = arrays
     if np.any(lb > ub) or np.any(col_lb > col_ub):
         # MathOpt rejects crossed bounds as invalid input; to the caller they are an infeasible master.
-        return Simplex(False, math.nan, np.zeros(len(col_lb)), np.zeros(len(lb)), None, "INFEASIBLE", 0)
+        return _failed(len(col_lb), len(lb), "INFEASIBLE", 0)
     if start is not None and len(col_lb) >= max(SIFT_MIN_COLUMNS, SIFT_COLUMNS_PER_ROW * len(lb)):
         return _sift(arrays, seconds, glop, start)
     return _solve(arrays, seconds, glop, start)
@@ -147,7 +147,7 @@ def _sift(arrays: Arrays, seconds: float, glop: str, start: Basis) -> Simplex:
         )
         iterations += found.iterations
         if not found.optimal or found.basis is None:
-            return Simplex(False, math.nan, np.zeros(len(col_lb)), np.zeros(len(lb)), None, found.reason, iterations)
+            return _failed(len(col_lb), len(lb), found.reason, iterations)
         columns = at_rest.copy()
         columns[cols] = found.basis.columns
         basis = Basis(columns, found.basis.rows)
@@ -226,7 +226,7 @@ def _answer(result: result_pb2.SolveResultProto, n_cols: int, n_rows: int) -> Si
     optimal = result.termination.reason == result_pb2.TERMINATION_REASON_OPTIMAL and len(result.solutions) > 0
     iterations = int(result.solve_stats.simplex_iterations)
     if not optimal:
-        return Simplex(False, math.nan, np.zeros(n_cols), np.zeros(n_rows), None, reason, iterations)
+        return _failed(n_cols, n_rows, reason, iterations)
     solution = result.solutions[0]
     values = _dense(solution.primal_solution.variable_values, n_cols)
     prices = _dense(solution.dual_solution.dual_values, n_rows)
@@ -237,6 +237,11 @@ def _answer(result: result_pb2.SolveResultProto, n_cols: int, n_rows: int) -> Si
             _dense(solution.basis.constraint_status, n_rows).astype(np.int64),
         )
     return Simplex(True, float(solution.primal_solution.objective_value), values, prices, basis, reason, iterations)
+
+
+def _failed(n_cols: int, n_rows: int, reason: str, iterations: int) -> Simplex:
+    """GLOP's answer where it found no optimum: no value, zero columns and prices, no basis."""
+    return Simplex(False, math.nan, np.zeros(n_cols), np.zeros(n_rows), None, reason, iterations)
 
 
 def _dense(vector: Any, n: int) -> FloatArray:
