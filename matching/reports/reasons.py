@@ -64,96 +64,126 @@ def explain_unmatched(prep: Prepared, assignments: list[Assignment], ledger: Led
     for a in assignments:
         holders.setdefault(a.offer_id, []).append(a)
     bounds = np.searchsorted(pairs.cand, np.arange(len(inst.candidates) + 1))
-    fund_bounds = np.searchsorted(pairs.fund_pair, np.arange(len(pairs) + 1))  # funding rows are sorted by pair
-    without = [ci for ci, cand in enumerate(inst.candidates) if cand.id not in matched and bounds[ci] == bounds[ci + 1]]
-    rule_counts = _rule_counts(prep, without)
-    checked = _Checked(ledger)
+    unmatched = np.array([c.id not in matched for c in inst.candidates], dtype=bool)
+    rule_counts = _rule_counts(prep, [int(ci) for ci in np.flatnonzero(unmatched & (bounds[:-1] == bounds[1:]))])
+    state = _PairState(prep, ledger, unmatched[pairs.cand])
     out = []
-    for ci, cand in enumerate(inst.candidates):
-        if cand.id in matched:
-            continue
-        rows = np.arange(bounds[ci], bounds[ci + 1])
+    for ci in np.flatnonzero(unmatched):
+        cid, rows = inst.candidates[ci].id, np.arange(bounds[ci], bounds[ci + 1])
         if not len(rows):
-            rules = rule_counts[ci]
+            rules = rule_counts[int(ci)]
             out.append(
                 Unmatched(
-                    candidate_id=cand.id,
+                    candidate_id=cid,
                     reason="no_eligible_offer",
                     detail="no offer passes every rule; most excluding: "
                     + ", ".join(f"{r} ({n})" for r, n in sorted(rules.items(), key=lambda kv: -kv[1])[:3]),
                     rules=rules,
                 )
             )
-            continue
-        out.append(_classify(prep, cand.id, rows, holders, ledger, fund_bounds, checked))
+        elif (k := int(state.first_paid[ci])) >= 0:
+            offer_id = inst.offers[int(pairs.offer[k])].id
+            out.append(
+                Unmatched(
+                    candidate_id=cid,
+                    reason="not_selected",
+                    detail=f"offer {offer_id} still has room and money; "
+                    "the solver stopped before placing this candidate",
+                    eligible_offers=len(rows),
+                )
+            )
+        elif starved := state.starved.get(int(ci)):
+            out.append(
+                Unmatched(
+                    candidate_id=cid,
+                    reason="no_money",
+                    detail="an eligible offer has room, but no programme that could pay has budget or cap left: "
+                    + ", ".join(starved),
+                    eligible_offers=len(rows),
+                    programmes=starved,
+                )
+            )
+        else:
+            full = [(int(k), inst.offers[int(pairs.offer[k])].id) for k in rows[state.full[rows]]]
+            out.append(_competition(prep, cid, rows, full, holders))
     return out
 
 
-class _Checked:
-    """The ledger's answers, asked once: the ledger does not change while the unmatched are explained, and at stress
-    scale (40,000 unmatched candidates with 100 pairs each) asking it again for every pair took minutes."""
+class _PairState:
+    """Where the unmatched candidates' pairs stand in the final state, for all of them at once: the ledger does not
+    change while they are explained, and at stress scale (40,000 unmatched candidates with 100 pairs each) a loop
+    over their pairs took most of a minute.
 
-    def __init__(self, ledger: Ledger) -> None:
-        self.ledger = ledger
-        self.supervisor: dict[tuple[str, int, int], bool] = {}
-        self.money: dict[tuple[str, str, int], bool] = {}
+    - `full`: the pair's offer has no slot left;
+    - `first_paid`: per candidate, its first pair whose offer has a slot and a free supervisor for the stay, and a
+      programme that can still pay its grant (-1: none); such a candidate was only not selected;
+    - `starved`: per candidate without such a pair, the programmes (sorted ids) that could pay one of its pairs with
+      a slot and a supervisor but have no budget or cap left for it."""
 
-    def supervisor_free(self, offer_id: str, start: int, months: int) -> bool:
-        """Some supervisor of the offer has a free seat for the whole stay."""
-        key = (offer_id, start, months)
-        if key not in self.supervisor:
-            self.supervisor[key] = self.ledger.free_supervisor(offer_id, start, months) is not None
-        return self.supervisor[key]
-
-    def money_fits(self, programme_id: str, offer_id: str, grant: int) -> bool:
-        """The programme can still pay the grant at the offer."""
-        key = (programme_id, offer_id, grant)
-        if key not in self.money:
-            self.money[key] = self.ledger.money_fits(programme_id, offer_id, grant)
-        return self.money[key]
-
-
-def _classify(
-    prep: Prepared,
-    cid: str,
-    rows: np.ndarray,
-    holders: dict[str, list[Assignment]],
-    ledger: Ledger,
-    fund_bounds: np.ndarray,
-    checked: _Checked,
-) -> Unmatched:
-    inst, pairs = prep.instance, prep.pairs
-    starved: set[str] = set()
-    full_offers: list[tuple[int, str]] = []
-    for k in rows:
-        offer = inst.offers[int(pairs.offer[k])]
-        if ledger.offer_used[offer.id] >= offer.slots:
-            full_offers.append((int(k), offer.id))
-            continue
-        start = int(prep.tables.offers.start_month[pairs.offer[k]])
-        if not checked.supervisor_free(offer.id, start, int(pairs.months[k])):
-            continue
-        funders = np.arange(fund_bounds[k], fund_bounds[k + 1])
-        progs = [inst.programmes[int(pairs.fund_programme[r])].id for r in funders]
-        grants = [int(pairs.fund_grant[r]) for r in funders]
-        if any(checked.money_fits(p, offer.id, g) for p, g in zip(progs, grants, strict=True)):
-            return Unmatched(
-                candidate_id=cid,
-                reason="not_selected",
-                detail=f"offer {offer.id} still has room and money; the solver stopped before placing this candidate",
-                eligible_offers=len(rows),
-            )
-        starved.update(progs)
-    if starved:
-        return Unmatched(
-            candidate_id=cid,
-            reason="no_money",
-            detail="an eligible offer has room, but no programme that could pay has budget or cap left: "
-            + ", ".join(sorted(starved)),
-            eligible_offers=len(rows),
-            programmes=sorted(starved),
+    def __init__(self, prep: Prepared, ledger: Ledger, asked: np.ndarray) -> None:
+        inst, pairs = prep.instance, prep.pairs
+        offer_full = np.array([ledger.offer_used[o.id] >= o.slots for o in inst.offers], dtype=bool)
+        self.full = offer_full[pairs.offer]
+        room = np.flatnonzero(asked & ~self.full)
+        seated = room[_supervisor_free(prep, ledger, room)]
+        fund = _funding_rows(pairs.fund_pair, seated)
+        paid_row = pairs.fund_grant[fund] <= _largest_grants(prep, ledger, fund)
+        paid = np.unique(pairs.fund_pair[fund[paid_row]])
+        self.first_paid = np.full(len(inst.candidates), -1, dtype=np.int64)
+        cands, first = np.unique(pairs.cand[paid], return_index=True)  # pairs are sorted by candidate
+        self.first_paid[cands] = paid[first]
+        unpaid = fund[self.first_paid[pairs.cand[pairs.fund_pair[fund]]] < 0]
+        m = len(inst.programmes)
+        owner, programme = np.divmod(
+            np.unique(pairs.cand[pairs.fund_pair[unpaid]] * m + pairs.fund_programme[unpaid]), m
         )
-    return _competition(prep, cid, rows, full_offers, holders)
+        self.starved: dict[int, list[str]] = {}
+        for ci, g in zip(owner.tolist(), programme.tolist(), strict=True):
+            self.starved.setdefault(ci, []).append(inst.programmes[g].id)
+        for ids in self.starved.values():
+            ids.sort()
+
+
+def _supervisor_free(prep: Prepared, ledger: Ledger, rows: np.ndarray) -> np.ndarray:
+    """For each of the pairs `rows`: some supervisor of its offer has a free seat for the whole stay (asked of the
+    ledger once per offer and length of stay)."""
+    pairs, offers = prep.pairs, prep.instance.offers
+    keys = pairs.offer[rows] * (int(pairs.months.max(initial=0)) + 1) + pairs.months[rows]
+    unique, back = np.unique(keys, return_inverse=True)
+    offer, months = np.divmod(unique, int(pairs.months.max(initial=0)) + 1)
+    start = prep.tables.offers.start_month
+    free = np.array(
+        [
+            ledger.free_supervisor(offers[o].id, int(start[o]), int(m)) is not None
+            for o, m in zip(offer.tolist(), months.tolist(), strict=True)
+        ],
+        dtype=bool,
+    )
+    return free[back]
+
+
+def _funding_rows(fund_pair: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The funding rows of the pairs `rows` (sorted), in order: funding rows are sorted by pair."""
+    lo, hi = np.searchsorted(fund_pair, rows), np.searchsorted(fund_pair, rows, side="right")
+    lengths = hi - lo
+    return np.repeat(lo - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+
+
+def _largest_grants(prep: Prepared, ledger: Ledger, fund: np.ndarray) -> np.ndarray:
+    """For each of the funding rows `fund`: the most its programme can still pay at its offer (asked of the ledger
+    once per programme and offer)."""
+    pairs, inst = prep.pairs, prep.instance
+    keys = pairs.fund_programme[fund] * len(inst.offers) + pairs.offer[pairs.fund_pair[fund]]
+    unique, back = np.unique(keys, return_inverse=True)
+    programme, offer = np.divmod(unique, len(inst.offers))
+    largest = np.array(
+        [
+            ledger.largest_grant(inst.programmes[g].id, inst.offers[o].id)
+            for g, o in zip(programme.tolist(), offer.tolist(), strict=True)
+        ],
+        dtype=np.int64,
+    )
+    return largest[back]
 
 
 def _competition(

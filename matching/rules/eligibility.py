@@ -120,9 +120,11 @@ def _programme_checks(
     instance: Instance, tables: Tables, cand: IntArray, offer: IntArray, costs: PairCosts
 ) -> ProgrammeChecks:
     n, m = len(cand), len(instance.programmes)
-    rules = {name: np.ones((n, m), dtype=bool) for name in PROGRAMME_RULES}
-    grant = np.zeros((n, m), dtype=np.int64)
-    earmark = np.full((n, m), -1, dtype=np.int64)
+    # Column-major: the loop below fills one programme's column at a time (row-major, each column write strides
+    # over the whole matrix: the most of the explanations' time at stress scale).
+    rules = {name: np.ones((n, m), dtype=bool, order="F") for name in PROGRAMME_RULES}
+    grant = np.zeros((n, m), dtype=np.int64, order="F")
+    earmark = np.full((n, m), -1, dtype=np.int64, order="F")
     end_month = tables.offers.start_month[offer] + costs.months - 1
     applied = tables.candidates.applied[cand]
     for g, (prog, cols) in enumerate(zip(instance.programmes, tables.programmes, strict=True)):

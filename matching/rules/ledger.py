@@ -79,11 +79,14 @@ class Ledger:
 
     def money_fits(self, programme_id: str, offer_id: str, grant: int) -> bool:
         """The programme can still pay `grant` for a match at this offer (budget, earmark, unit cap)."""
+        return grant <= self.largest_grant(programme_id, offer_id)
+
+    def largest_grant(self, programme_id: str, offer_id: str) -> int:
+        """The most the programme can still pay for one more match at this offer (budget, earmark, unit cap)."""
         offer = self.offers[offer_id]
+        room = self.room(programme_id, self.programmes[programme_id].earmark_for(offer.profession, offer.kind))
         cap_left = self.unit_cap_left(programme_id, offer.unit_id)
-        if cap_left is not None and grant > cap_left:
-            return False
-        return grant <= self.room(programme_id, self.programmes[programme_id].earmark_for(offer.profession, offer.kind))
+        return room if cap_left is None else min(room, cap_left)
 
     def unit_cap_left(self, programme_id: str, unit_id: str) -> int | None:
         """What the programme may still grant the unit (None: no cap)."""
