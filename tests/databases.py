@@ -6,11 +6,30 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 
 from models.db import make_engine
 
-POSTGRES_URL = os.environ.get("VARDMATCH_TEST_POSTGRES_URL")
+
+
+def _database_of_this_worker(url: str | None) -> str | None:
+    """The server's URL with a database of this pytest-xdist worker's own (made when missing): the workers run side
+    by side, and each test drops and makes anew the public schema of the database it is given. Without xdist, the
+    URL as it is."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not url or not worker:
+        return url
+    server = make_url(url)
+    name = f"{server.database}_{worker}"
+    engine = make_engine(url).execution_options(isolation_level="AUTOCOMMIT")  # CREATE DATABASE needs it
+    with engine.connect() as connection:
+        if connection.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first() is None:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return server.set(database=name).render_as_string(hide_password=False)
+
+
+POSTGRES_URL = _database_of_this_worker(os.environ.get("VARDMATCH_TEST_POSTGRES_URL"))
 BACKENDS = ["sqlite", *(["postgres"] if POSTGRES_URL else [])]
 
 

@@ -74,7 +74,9 @@ FIRST_PART_SHARE = 0.55  # the same, when the search is on the first part (it so
 LINE_STEPS = 1  # golden-section steps on one price per SEK (2 evaluations of the bound each; a stress run with 2
 # left no time for subgradient steps, which took the bound 4 % lower in 7 steps)
 FILL_RESERVE = 0.5  # subgradient steps' worth of time kept for the fill (a step: 6-12 s at stress, the fill 9 s)
-EXPLAIN_SECONDS_PER_CANDIDATE = 1.0e-3  # kept after the search for the explanations
+# Kept after the search for the explanations: at stress scale (50,000 candidates) they took 14.5 s when the machine
+# ran 1.6 times slower than usual (26-88 s before they were worked out for all candidates at once).
+EXPLAIN_SECONDS_PER_CANDIDATE = 0.5e-3
 EXPLAIN_MAX_SHARE = 0.25  # of the time limit, at most, kept for them
 STEP_THETA = 1.0  # Polyak step size of the money prices (national: 1,331 -> 1,248 in 7 steps, LP 1,198)
 STEP_PATIENCE = 2  # steps without a better bound before the step size halves
@@ -365,8 +367,7 @@ class PricedStrategy(Strategy):
 
     @staticmethod
     def search_end(ctx: Context) -> float:
-        """Early enough for the explanations of the unmatched (26-58 s for 50,000 candidates at stress scale on the
-        loaded 2-core machine)."""
+        """Early enough for the explanations of the unmatched (EXPLAIN_SECONDS_PER_CANDIDATE)."""
         limit = ctx.deadline.limit
         reserve = min(EXPLAIN_MAX_SHARE * limit, EXPLAIN_SECONDS_PER_CANDIDATE * len(ctx.prep.instance.candidates))
         return min(ctx.deadline.search_end, ctx.deadline.end - reserve)
