@@ -11,7 +11,6 @@ from sqlalchemy import make_url, text
 from models.db import make_engine
 
 
-
 def _database_of_this_worker(url: str | None) -> str | None:
     """The server's URL with a database of this pytest-xdist worker's own (made when missing): the workers run side
     by side, and each test drops and makes anew the public schema of the database it is given. Without xdist, the
