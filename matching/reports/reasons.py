@@ -148,9 +148,9 @@ def _supervisor_free(prep: Prepared, ledger: Ledger, rows: np.ndarray) -> np.nda
     """For each of the pairs `rows`: some supervisor of its offer has a free seat for the whole stay (asked of the
     ledger once per offer and length of stay)."""
     pairs, offers = prep.pairs, prep.instance.offers
-    keys = pairs.offer[rows] * (int(pairs.months.max(initial=0)) + 1) + pairs.months[rows]
-    unique, back = np.unique(keys, return_inverse=True)
-    offer, months = np.divmod(unique, int(pairs.months.max(initial=0)) + 1)
+    span = int(pairs.months.max(initial=0)) + 1
+    unique, back = np.unique(pairs.offer[rows] * span + pairs.months[rows], return_inverse=True)
+    offer, months = np.divmod(unique, span)
     start = prep.tables.offers.start_month
     free = np.array(
         [

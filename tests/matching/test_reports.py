@@ -8,6 +8,8 @@ from matching.reports.diff import round_diff
 from matching.reports.fairness import floor_prices, group_rows, tier_objectives
 from matching.reports.provenance import differences, versions
 from matching.reports.statement import objective_statement
+from matching.rules.ledger import Ledger
+from matching.rules.prepare import Prepared
 from matching.solvers.solve import solve
 from tests.factories import candidate, make, offer, supervisor
 
@@ -156,14 +158,10 @@ def test_rule_counts_in_batches_equal_one_check_per_candidate() -> None:
         assert together[ci] == direct
 
 
-def _reason_asked_pair_by_pair(prep: object, ledger: object, ci: int) -> tuple[str, object]:
+def _reason_asked_pair_by_pair(prep: Prepared, ledger: Ledger, ci: int) -> tuple[str, object]:
     """The reason of an unmatched candidate with eligible pairs, asking the ledger about each pair in turn: the
     first pair with a slot, a free supervisor and a programme that can pay (not selected), else the programmes that
     could pay a pair with a slot and a supervisor (no money), else competition for full offers."""
-    from matching.rules.ledger import Ledger
-    from matching.rules.prepare import Prepared
-
-    assert isinstance(prep, Prepared) and isinstance(ledger, Ledger)
     inst, pairs = prep.instance, prep.pairs
     starved: set[str] = set()
     for k in [int(k) for k in (pairs.cand == ci).nonzero()[0]]:
@@ -190,7 +188,7 @@ def test_the_unmatched_reasons_agree_with_the_ledger_asked_pair_by_pair() -> Non
     from matching.generators.generate import generate
     from matching.model.spec import objective_tiers
     from matching.reports.reasons import explain_unmatched
-    from matching.rules.ledger import Ledger, Use
+    from matching.rules.ledger import Use
     from matching.rules.prepare import prepare
     from matching.solvers.greedy import place_in_order
     from matching.solvers.objective import combined_values
