@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 
 import numpy as np
 
@@ -125,8 +126,9 @@ class _PairState:
         offer_full = np.array([ledger.offer_used[o.id] >= o.slots for o in inst.offers], dtype=bool)
         self.full = offer_full[pairs.offer]
         room = np.flatnonzero(asked & ~self.full)
-        seated = room[_supervisor_free(prep, ledger, room)]
-        fund = _funding_rows(pairs.fund_pair, seated)
+        seated = np.zeros(len(pairs), dtype=bool)
+        seated[room[_supervisor_free(prep, ledger, room)]] = True
+        fund = np.flatnonzero(seated[pairs.fund_pair])
         paid_row = pairs.fund_grant[fund] <= _largest_grants(prep, ledger, fund)
         paid = np.unique(pairs.fund_pair[fund[paid_row]])
         self.first_paid = np.full(len(inst.candidates), -1, dtype=np.int64)
@@ -145,45 +147,34 @@ class _PairState:
 
 
 def _supervisor_free(prep: Prepared, ledger: Ledger, rows: np.ndarray) -> np.ndarray:
-    """For each of the pairs `rows`: some supervisor of its offer has a free seat for the whole stay (asked of the
-    ledger once per offer and length of stay)."""
-    pairs, offers = prep.pairs, prep.instance.offers
-    span = int(pairs.months.max(initial=0)) + 1
-    unique, back = np.unique(pairs.offer[rows] * span + pairs.months[rows], return_inverse=True)
-    offer, months = np.divmod(unique, span)
-    start = prep.tables.offers.start_month
-    free = np.array(
-        [
-            ledger.free_supervisor(offers[o].id, int(start[o]), int(m)) is not None
-            for o, m in zip(offer.tolist(), months.tolist(), strict=True)
-        ],
-        dtype=bool,
-    )
-    return free[back]
-
-
-def _funding_rows(fund_pair: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """The funding rows of the pairs `rows` (sorted), in order: funding rows are sorted by pair."""
-    lo, hi = np.searchsorted(fund_pair, rows), np.searchsorted(fund_pair, rows, side="right")
-    lengths = hi - lo
-    return np.repeat(lo - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+    """For each of the pairs `rows`: some supervisor of its offer has a free seat for the whole stay."""
+    pairs, offers, start = prep.pairs, prep.instance.offers, prep.tables.offers.start_month
+    return _asked_once(
+        pairs.offer[rows],
+        pairs.months[rows],
+        int(pairs.months.max(initial=0)) + 1,
+        lambda o, m: ledger.free_supervisor(offers[o].id, int(start[o]), m) is not None,
+    ).astype(bool)
 
 
 def _largest_grants(prep: Prepared, ledger: Ledger, fund: np.ndarray) -> np.ndarray:
-    """For each of the funding rows `fund`: the most its programme can still pay at its offer (asked of the ledger
-    once per programme and offer)."""
+    """For each of the funding rows `fund`: the most its programme can still pay at its offer."""
     pairs, inst = prep.pairs, prep.instance
-    keys = pairs.fund_programme[fund] * len(inst.offers) + pairs.offer[pairs.fund_pair[fund]]
-    unique, back = np.unique(keys, return_inverse=True)
-    programme, offer = np.divmod(unique, len(inst.offers))
-    largest = np.array(
-        [
-            ledger.largest_grant(inst.programmes[g].id, inst.offers[o].id)
-            for g, o in zip(programme.tolist(), offer.tolist(), strict=True)
-        ],
-        dtype=np.int64,
+    return _asked_once(
+        pairs.fund_programme[fund],
+        pairs.offer[pairs.fund_pair[fund]],
+        len(inst.offers),
+        lambda g, o: ledger.largest_grant(inst.programmes[g].id, inst.offers[o].id),
     )
-    return largest[back]
+
+
+def _asked_once(first: np.ndarray, second: np.ndarray, span: int, ask: Callable[[int, int], int]) -> np.ndarray:
+    """`ask(first[i], second[i])` for every i (second < span), asked of the ledger once per distinct pair of
+    arguments: the ledger does not change while the unmatched are explained."""
+    unique, back = np.unique(first * span + second, return_inverse=True)
+    major, minor = np.divmod(unique, span)
+    answers = [ask(a, b) for a, b in zip(major.tolist(), minor.tolist(), strict=True)]
+    return np.array(answers, dtype=np.int64)[back]
 
 
 def _competition(

@@ -86,12 +86,9 @@ def solve_prepared(
     return outcome.picks, outcome.results, outcome.method
 
 
-def build_solution(
-    prep: Prepared, picks: list[Pick], results: list[TierResult], method: str, seconds: float
-) -> Solution:
-    """Assignments with money and score breakdown, reasons for the unmatched, and money per programme."""
-    inst, pairs = prep.instance, prep.pairs
-    ledger = Ledger(inst, prep.tables.limits)
+def settle(prep: Prepared, picks: list[Pick]) -> tuple[list[Assignment], Ledger]:
+    """The picks as assignments (in pair order), and the ledger of what they use."""
+    ledger = Ledger(prep.instance, prep.tables.limits)
     assignments = []
     for p in sorted(picks, key=lambda p: p.pair):
         a = _assignment(prep, p)
@@ -99,6 +96,15 @@ def build_solution(
         ledger.add(
             Use(a.candidate_id, a.offer_id, a.supervisor_id, a.programme_id, _start(prep, p.pair), a.months, a.grant)
         )
+    return assignments, ledger
+
+
+def build_solution(
+    prep: Prepared, picks: list[Pick], results: list[TierResult], method: str, seconds: float
+) -> Solution:
+    """Assignments with money and score breakdown, reasons for the unmatched, and money per programme."""
+    inst, pairs = prep.instance, prep.pairs
+    assignments, ledger = settle(prep, picks)
     # The tier that decides the gap: the first one not proven optimal (the last one when all are).
     last = next((r for r in results if r.status != "OPTIMAL"), results[-1]) if results else None
     last = last or TierResult("none", "UNKNOWN", 0, 0, 0.0)

@@ -188,11 +188,10 @@ def test_the_unmatched_reasons_agree_with_the_ledger_asked_pair_by_pair() -> Non
     from matching.generators.generate import generate
     from matching.model.spec import objective_tiers
     from matching.reports.reasons import explain_unmatched
-    from matching.rules.ledger import Use
     from matching.rules.prepare import prepare
     from matching.solvers.greedy import place_in_order
     from matching.solvers.objective import combined_values
-    from matching.solvers.solve import _assignment, _start
+    from matching.solvers.solve import settle
 
     seen: set[str] = set()
     for seed in (1, 2, 3):
@@ -201,21 +200,7 @@ def test_the_unmatched_reasons_agree_with_the_ledger_asked_pair_by_pair() -> Non
         order = np.lexsort((np.arange(len(values)), -values))
         for share in (0.03, 0.3, 1.0):
             picks = place_in_order(prep, [int(k) for k in order[: max(1, int(share * len(order)))]])
-            ledger, assignments = Ledger(prep.instance, prep.tables.limits), []
-            for p in picks:
-                a = _assignment(prep, p)
-                assignments.append(a)
-                ledger.add(
-                    Use(
-                        a.candidate_id,
-                        a.offer_id,
-                        a.supervisor_id,
-                        a.programme_id,
-                        _start(prep, p.pair),
-                        a.months,
-                        a.grant,
-                    )
-                )
+            assignments, ledger = settle(prep, picks)
             index = {c.id: i for i, c in enumerate(prep.instance.candidates)}
             for u in explain_unmatched(prep, assignments, ledger):
                 seen.add(u.reason)
