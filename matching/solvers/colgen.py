@@ -52,6 +52,9 @@ class LpSolution:
     status: str
     basis: Basis | None = None  # GLOP's, over every column of the matrix (those left out at their lower bound)
     iterations: int = 0  # GLOP's simplex pivots
+    # `ok` with the optimum over a part of the columns only (`simplex.Simplex.partial`: a sifting cut short by its
+    # limit): a feasible solution and prices that bound, not the LP's optimum. No column generation goes on from it.
+    partial: bool = False
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,7 @@ def _glop(
             given = None  # not a basis of this master (a basic column was left out): start from scratch
     found = simplex.maximise((m.col_lb[cols], m.col_ub[cols], c[cols], m.lb, m.ub, a), time_limit, parameters, given)
     w = np.zeros(m.n_cols)
-    if not found.optimal:
+    if not found.optimal and not found.partial:
         return LpSolution(False, math.nan, w, np.zeros(len(m.lb)), found.reason)
     w[cols] = found.values
     basis = None
@@ -136,7 +139,8 @@ def _glop(
         columns = np.full(m.n_cols, simplex.AT_LOWER, dtype=np.int64)
         columns[cols] = found.basis.columns
         basis = Basis(columns, found.basis.rows)
-    return LpSolution(True, found.value, w, found.prices, "OPTIMAL", basis, found.iterations)
+    status = "OPTIMAL" if found.optimal else f"PARTIAL ({found.reason})"
+    return LpSolution(True, found.value, w, found.prices, status, basis, found.iterations, found.partial)
 
 
 def reduced_profit(m: RoundMatrix, c: FloatArray, price: FloatArray) -> FloatArray:
@@ -235,8 +239,9 @@ def generate_columns(
         best_bound = min(best_bound, dual_bound(m, c, lp.price))
         # Degenerate masters keep finding columns of tiny profit; stop once the bound proves the value.
         enough = tolerance if tolerance is not None else PROOF_TOLERANCE * max(1.0, abs(lp.value))
-        if best_bound - lp.value <= enough:
-            return lp, best_bound, True, rounds
+        if best_bound - lp.value <= enough or lp.partial:
+            # A partial master was cut by the deadline, and its prices do not price the master's own columns.
+            return lp, best_bound, best_bound - lp.value <= enough, rounds
         added = _price_in(m, reduced_profit(m, c, lp.price), active, _TOL * scale, most)
         if not added:
             return lp, lp.value, True, rounds

@@ -49,7 +49,7 @@ from matching.solvers.relaxed import (
     segment_min,
     worths,
 )
-from matching.solvers.simplex import AT_LOWER, BASIC, Basis
+from matching.solvers.simplex import AT_LOWER, BASIC, Basis, sifts
 
 PAIRS_PER_PASS = 2  # new pairs per candidate and pass, at most
 # Deterministic rounds: the first master and three grown from it, each pass joining at most the two best funding
@@ -62,18 +62,32 @@ DETERMINISTIC_JOINS = 2
 # On the clock a pass begins only while its LP, estimated as the last one's time times a growth, would end by the
 # LP deadline. Two columns per pair make the better masters from the third on, but a worse second (7,502 placements
 # against 8,762), which is all a round has where the third pass does not fit. So a round on the clock joins two per
-# pair only where, after the first LP, the second and third are expected to fit (`three_passes_fit`), and every
-# column of positive profit otherwise. The growths, measured at stress scale from the carried basis by sifting
-# (two runs), with a margin for load: two per pair, the second LP 2.7-3.6 times the first, the third 2.3-2.5 times
-# the second and the fourth half the third; every column, the second 4.5 times the first (16.6 from scratch, where
-# at load 4 a second pass begun on 16 did not finish) and the later ones 1.3 and 0.6 times the one before.
+# pair only where, after the first LP, the second LP and the third's first round of sifting (below) are expected to
+# fit (`three_passes_fit`), and every column of positive profit otherwise. The growths, measured at stress scale
+# from the carried basis by sifting (two runs), with a margin for load: two per pair, the second LP 2.7-3.6 times
+# the first, the third 2.3-2.5 times the second and the fourth half the third; every column, the second 4.5 times
+# the first (16.6 from scratch, where at load 4 a second pass begun on 16 did not finish) and the later ones 1.3 and
+# 0.6 times the one before.
 PAIRED_GROWTH = (4.0, 3.0, 0.8)  # the second, the third and every later LP over the one before
 SECOND_GROWTH = 6.0
 GROWTH = 1.8
+# A master solved by sifting has a solution of the round once its first round of sifting ends: a pass cut short by
+# the LP deadline after that keeps it (`simplex.Simplex.partial`), so such a pass begins where that round is
+# expected to end in time. Measured on the dumped stress masters (two columns per pair, 2026-12-02): the second's
+# first round took 16.1 s of its 39.3 s, 1.9 times the first LP (8.3 s), and was worth 7,349 of its 7,502
+# placements; the third's took 14.5 s of 76 s, 0.65 times the second LP (22.4 s), and was worth 9,166 of its 9,347,
+# more than every column's second master (8,762). With a margin for load:
+FIRST_ROUND_GROWTH = (2.5, 1.0)  # the second's first round over the first LP; every later one's over the last LP
 
 
-def growth(passes: int, paired: bool) -> float:
-    """The next LP's expected time over the last one's, after `passes` passes (on the clock)."""
+def growth(passes: int, paired: bool, sifts: bool = False) -> float:
+    """The next LP's expected time over the last one's, after `passes` passes (on the clock); `sifts`: that of its
+    first round of sifting (no longer than the whole LP's)."""
+    whole = _whole_growth(passes, paired)
+    return min(whole, FIRST_ROUND_GROWTH[min(passes, len(FIRST_ROUND_GROWTH)) - 1]) if sifts else whole
+
+
+def _whole_growth(passes: int, paired: bool) -> float:
     if paired:
         return PAIRED_GROWTH[min(passes, len(PAIRED_GROWTH)) - 1]
     return SECOND_GROWTH if passes == 1 else GROWTH
@@ -81,9 +95,9 @@ def growth(passes: int, paired: bool) -> float:
 
 def three_passes_fit(now: float, first_lp: float, lp_deadline: float) -> bool:
     """Whether a round on the clock whose first LP took `first_lp` seconds may join two columns per pair: its
-    second and third LPs are expected to end by `lp_deadline`."""
+    second LP and the third's first round of sifting are expected to end by `lp_deadline`."""
     second = PAIRED_GROWTH[0] * first_lp
-    return now + second + PAIRED_GROWTH[1] * second <= lp_deadline
+    return now + second + FIRST_ROUND_GROWTH[1] * second <= lp_deadline
 
 
 @dataclass(frozen=True)
@@ -106,6 +120,7 @@ class PairLp:
     bound: float  # inf when no pass finished
     passes: int  # of the last master
     converged: bool  # the bound is within the tolerance of the last master's value (or nothing prices in)
+    partial: bool = False  # the last master's LP was cut short while sifting: its last round's optimum
 
 
 def split_bound(
@@ -220,7 +235,8 @@ def generate_pairs(
     while True:
         now = time.monotonic()
         if work is None:
-            if now >= deadline or now + growth(passes, paired) * lp_seconds > lp_deadline:
+            # The least a pass needs: the first round of sifting of its LP (checked again once the master is built).
+            if now >= deadline or now + growth(passes, paired, sifts=True) * lp_seconds > lp_deadline:
                 return PairLp(master, best, passes, False)
         elif passes == DETERMINISTIC_PASSES or now >= deadline:
             return PairLp(master, best, passes, False)
@@ -229,14 +245,18 @@ def generate_pairs(
         c = m.objective(values[keep])
         active = np.ones(m.n_cols, dtype=bool)
         active[m.y_at : m.o_at] = fund_active[fund[m.fund_rows]]
+        columns = np.flatnonzero(active)
         # Each master's labels once: for its own start here, and for the next master's.
         labelled = labels(prep, keep, fund, m)
         start = carried_basis(master, labelled) if master is not None else None
         began = time.monotonic()
+        whole = work is None and master is not None and not (start is not None and sifts(len(columns), len(m.lb)))
+        if whole and began + growth(passes, paired) * lp_seconds > lp_deadline:
+            return PairLp(master, best, passes, False)  # not solved by sifting: the whole LP must fit in time
         lp = solve_lp(
             m,
             c,
-            np.flatnonzero(active),
+            columns,
             time_limit=lp_deadline - began,
             parameters=parameters if start is None else warm_parameters,
             start=start,
@@ -255,6 +275,8 @@ def generate_pairs(
             report(lp.value, best)
         if best - lp.value <= tolerance:
             return PairLp(master, best, passes, True)
+        if lp.partial:
+            return PairLp(master, best, passes, False, partial=True)  # cut short by the LP deadline
         # The master's own funding columns of positive reduced profit (unless paired all of them: adding only the
         # best one per pair took twice the passes at national size), then new pairs.
         profit_y = reduced_profit(m, c, lp.price)[m.y_at : m.o_at]

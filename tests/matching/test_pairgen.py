@@ -14,7 +14,7 @@ from matching.generators.generate import generate
 from matching.input.instance import Instance
 from matching.model.spec import objective_tiers
 from matching.rules.prepare import Prepared, prepare
-from matching.solvers import large, pairgen, priced
+from matching.solvers import large, pairgen, priced, simplex
 from matching.solvers.baselines import milp
 from matching.solvers.colgen import WARM_PARAMETERS, solve_lp
 from matching.solvers.matrix import build_matrix
@@ -254,9 +254,14 @@ def test_on_the_clock_two_columns_per_pair_join_only_where_three_passes_are_expe
     """Joining two funding columns per pair makes the better third master but a worse second, which is all a
     round has when its third pass does not fit: a round on the clock pairs only where, after its first LP, the
     second and third are expected to end by the LP deadline."""
-    assert pairgen.three_passes_fit(100.0, 8.0, 100.0 + 8.0 * 4.0 * 4.0)
-    assert not pairgen.three_passes_fit(100.0, 8.0, 100.0 + 8.0 * 4.0 * 4.0 - 1.0)
+    # The second LP (4 times the first) and the third's first round of sifting (as long as the second).
+    assert pairgen.three_passes_fit(100.0, 8.0, 100.0 + 8.0 * 4.0 * 2.0)
+    assert not pairgen.three_passes_fit(100.0, 8.0, 100.0 + 8.0 * 4.0 * 2.0 - 1.0)
     assert pairgen.growth(1, paired=True) < pairgen.growth(1, paired=False)  # a paired second master is smaller
+    for passes in (1, 2, 3):  # a first round of sifting ends before the whole LP
+        for paired in (True, False):
+            sifting, whole = pairgen.growth(passes, paired, sifts=True), pairgen.growth(passes, paired)
+            assert sifting <= whole and (sifting < whole or passes == 3)
     prep = prepare(generate(150, 60, seed=3, programmes=3, binding_budgets=True))
     values = combined_values(prep, objective_tiers(prep))
     keep = part_pairs(prep, values, 1)
@@ -275,3 +280,41 @@ def test_on_the_clock_two_columns_per_pair_join_only_where_three_passes_are_expe
     monkeypatch.setattr(pairgen, "three_passes_fit", lambda *args: False)
     found = generate_pairs(prep, relax(prep), values, keep, now + 60, 0.0, lp_deadline=now + 120)
     assert found.passes >= 2 and not paired_passes  # every column of positive profit joins
+
+
+@pytest.mark.parametrize("seed", [620, 621, 622])
+def test_a_pass_cut_short_while_sifting_ends_the_generation_with_its_last_rounds_master(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The LP deadline may cut a pass in mid-sifting: the master it keeps is that of its last finished round, a
+    solution of the round at least as good as the last master's, and the bound stays a bound."""
+    prep = prepare(generate(120, 60, seed=seed, programmes=3, binding_budgets=True))
+    values = combined_values(prep, objective_tiers(prep))
+    m = build_matrix(prep)
+    whole = solve_lp(m, m.objective(values))
+    keep = part_pairs(prep, values, 1)
+    monkeypatch.setattr(simplex, "SIFT_MIN_COLUMNS", 0)
+    monkeypatch.setattr(simplex, "SIFT_COLUMNS_PER_ROW", 0.0)
+    monkeypatch.setattr(simplex, "SIFT_FIRST", 0.02)
+    masters: list[float] = []
+    solve = simplex._solve
+    sifting = [0]
+
+    def out_of_time_in_the_second_round(
+        arrays: simplex.Arrays, seconds: float, glop: str, start: simplex.Basis | None
+    ) -> simplex.Simplex:
+        if simplex.SIFT_GLOP in glop:
+            sifting[0] += 1
+            if sifting[0] == 2:  # the second master's second round of sifting
+                return simplex._failed(len(arrays[0]), len(arrays[3]), "TERMINATION_REASON_FEASIBLE", 0)
+        return solve(arrays, seconds, glop, start)
+
+    monkeypatch.setattr(simplex, "_solve", out_of_time_in_the_second_round)
+    found = generate_pairs(
+        prep, relax(prep), values, keep, time.monotonic() + 60, 0.0, report=lambda value, _: masters.append(value)
+    )
+    assert found.partial and found.master is not None and found.master.lp.partial
+    assert found.passes == 2 and len(masters) == 2 and not found.converged
+    assert masters[1] >= masters[0] - 1e-6 * abs(masters[0])
+    assert found.master.m.violation(found.master.lp.w) <= 1e-6
+    assert found.bound >= whole.value - 1e-6 * abs(whole.value)

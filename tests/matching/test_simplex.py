@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -10,7 +12,7 @@ from matching.generators.generate import generate
 from matching.model.spec import objective_tiers
 from matching.rules.prepare import prepare
 from matching.solvers import simplex
-from matching.solvers.colgen import WARM_PARAMETERS, first_columns, solve_lp
+from matching.solvers.colgen import WARM_PARAMETERS, dual_bound, first_columns, generate_columns, solve_lp
 from matching.solvers.matrix import RoundMatrix, build_matrix
 from matching.solvers.objective import combined_values
 
@@ -89,6 +91,71 @@ def test_sifting_reaches_the_whole_masters_optimum_from_working_sets_of_fewer_co
     monkeypatch.setattr(simplex, "SIFT_MIN_COLUMNS", 10**9)
     again = solve_lp(m, c, every, parameters=WARM_PARAMETERS, start=sifted.basis)
     assert again.iterations == 0 and again.value == pytest.approx(whole.value, rel=1e-9)
+
+
+def _sifting_cut_at(monkeypatch: pytest.MonkeyPatch, call: int) -> list[int]:
+    """Sifting for masters of any size, and GLOP out of time at the `call`-th round of every sifting (the real GLOP
+    solves the others): the rounds' sizes, as they come."""
+    monkeypatch.setattr(simplex, "SIFT_MIN_COLUMNS", 0)
+    monkeypatch.setattr(simplex, "SIFT_COLUMNS_PER_ROW", 0.0)
+    monkeypatch.setattr(simplex, "SIFT_FIRST", 0.02)
+    rounds: list[int] = []
+    solve, sift = simplex._solve, simplex._sift
+
+    def sifting(arrays: simplex.Arrays, seconds: float, glop: str, start: simplex.Basis) -> simplex.Simplex:
+        rounds.clear()
+        return sift(arrays, seconds, glop, start)
+
+    def out_of_time(arrays: simplex.Arrays, seconds: float, glop: str, start: simplex.Basis | None) -> simplex.Simplex:
+        if simplex.SIFT_GLOP not in glop:
+            return solve(arrays, seconds, glop, start)
+        rounds.append(len(arrays[0]))
+        if len(rounds) == call:
+            return simplex._failed(len(arrays[0]), len(arrays[3]), "TERMINATION_REASON_FEASIBLE", 7)
+        return solve(arrays, seconds, glop, start)
+
+    monkeypatch.setattr(simplex, "_sift", sifting)
+    monkeypatch.setattr(simplex, "_solve", out_of_time)
+    return rounds
+
+
+@pytest.mark.parametrize("seed", [21, 22, 23])
+def test_a_sifting_cut_short_keeps_its_last_finished_rounds_optimum(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each round's optimum is a solution of the whole master: a master cut by its time limit after a round
+    returns that round's (partial: feasible, at least the start's value, prices that bound), not nothing."""
+    m, c = _round(seed)
+    first = solve_lp(m, c, np.flatnonzero(first_columns(m)))
+    every = np.arange(m.n_cols)
+    whole = solve_lp(m, c, every, parameters=WARM_PARAMETERS, start=first.basis)
+    assert first.ok and whole.ok
+    rounds = _sifting_cut_at(monkeypatch, 2)
+    cut = solve_lp(m, c, every, parameters=WARM_PARAMETERS, start=first.basis)
+    assert len(rounds) == 2  # the first round's optimum left columns to price in
+    assert cut.ok and cut.partial and cut.status.startswith("PARTIAL")
+    assert m.violation(cut.w) <= 1e-6
+    assert float(c @ cut.w) == pytest.approx(cut.value, rel=1e-9)
+    assert first.value - 1e-6 * abs(first.value) <= cut.value <= whole.value + 1e-6 * abs(whole.value)
+    assert cut.basis is not None and cut.basis.basic_count() == len(m.lb)
+    assert dual_bound(m, c, cut.price) >= whole.value - 1e-6 * abs(whole.value)
+    # Cut in its first round, there is nothing to keep.
+    rounds = _sifting_cut_at(monkeypatch, 1)
+    assert not solve_lp(m, c, every, parameters=WARM_PARAMETERS, start=first.basis).ok
+
+
+@pytest.mark.parametrize("seed", [31, 32])
+def test_column_generation_stops_at_a_partial_master_and_proves_only_what_its_bound_proves(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A partial master's prices do not price its own columns: nothing priced in proves nothing there."""
+    m, c = _round(seed)
+    exact, _, converged, _ = generate_columns(m, c, first_columns(m), time.monotonic() + 60)
+    assert converged and exact.ok
+    _sifting_cut_at(monkeypatch, 1 if seed == 31 else 2)
+    lp, bound, proven, _ = generate_columns(m, c, first_columns(m), time.monotonic() + 60)
+    assert lp.ok and m.violation(lp.w) <= 1e-6
+    assert bound >= exact.value - 1e-6 * abs(exact.value)  # a valid bound, whatever stopped it
+    if proven:
+        assert bound - lp.value <= 1e-6 * abs(lp.value)
 
 
 def test_a_bases_prices_are_glops_duals_and_a_non_basis_has_none() -> None:
