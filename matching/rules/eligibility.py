@@ -280,10 +280,9 @@ def eligible_pairs(instance: Instance, tables: Tables | None = None) -> Eligible
     for cands, offers in _profession_blocks(instance, tables):
         step = max(1, _CHUNK // len(offers))
         for lo in range(0, len(cands), step):
-            chunk = cands[lo : lo + step]
-            cand, offer = np.repeat(chunk, len(offers)), np.tile(offers, len(chunk))
             # Most pairs fail the commute or another rule that needs no costs: those first, the costs and every rule
             # only for the rest (the same pairs pass; at stress scale this was most of prepare's time).
+            cand, offer = _within_commute(tables, cands[lo : lo + step], offers)
             near = np.ones(len(cand), dtype=bool)
             for mask in _pair_rules(instance, tables, cand, offer, None).values():
                 near &= mask
@@ -294,6 +293,19 @@ def eligible_pairs(instance: Instance, tables: Tables | None = None) -> Eligible
             keep = np.flatnonzero(passing)
             parts.append(_eligible_rows(check_pairs(instance, tables, cand[keep], offer[keep])))
     return _concatenate(parts)
+
+
+def _within_commute(tables: Tables, cands: IntArray, offers: IntArray) -> tuple[IntArray, IntArray]:
+    """The pairs of these candidates and offers within each candidate's commute, by candidate then offer.
+
+    The commute rule fails most pairs (at stress scale, 13.6 M of the 220 M pairs of the same professions are within
+    commute, and 5 M eligible), so it runs first, on a candidates x offers table of municipality distances, before
+    any array of pairs exists: `eligible_pairs` on stress:0 took 32 s with every cost-free rule on the whole cross
+    product, 12 s this way (the same pairs; national:0 0.54 s and 0.23 s)."""
+    c, o = tables.candidates, tables.offers
+    distance = distance_km()[np.ix_(c.municipality[cands], o.municipality[offers])]
+    row, col = np.nonzero(distance <= c.max_commute[cands][:, None])
+    return cands[row], offers[col]
 
 
 def _eligible_rows(checks: PairChecks) -> Eligible:

@@ -12,6 +12,7 @@ from matching.generators.generate import ROUND_DATE, SCALES, generate, generate_
 from matching.input.codes import is_hsa_id, is_orgnr, municipalities
 from matching.input.instance import Instance, OfferKind, Ownership, Profession, ProgrammeStatus
 from matching.input.validate import load_instance
+from matching.rules import eligibility
 from matching.rules.eligibility import Eligible, check_pairs, eligible_pairs
 from matching.rules.tables import build_tables, month_index
 
@@ -219,3 +220,21 @@ def test_scales() -> None:
 def test_bad_arguments(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         generate(seed=0, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_eligible_pairs_are_those_every_rule_passes_over_every_candidate_and_offer(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The commute first, in chunks of candidates, then the other rules on what is near: the same pairs, costs and
+    funding rows as every rule checked on every candidate x offer at once."""
+    instance = generate(160, 90, seed=seed, programmes=3)
+    tables = build_tables(instance)
+    n, m = len(instance.candidates), len(instance.offers)
+    checks = check_pairs(instance, tables, np.repeat(np.arange(n), m), np.tile(np.arange(m), n))
+    expected = eligibility._eligible_rows(checks)
+    assert 0 < len(expected) < 0.2 * n * m
+    monkeypatch.setattr(eligibility, "_CHUNK", 500)  # a few candidates per chunk: many chunks per profession
+    found = eligible_pairs(instance, tables)
+    for name in ("cand", "offer", "months", "total_cost", "fund_pair", "fund_programme", "fund_grant", "fund_earmark"):
+        assert np.array_equal(getattr(found, name), getattr(expected, name)), name

@@ -204,6 +204,14 @@ def test_commute_within_limit_from_a_neighbouring_municipality() -> None:
     assert verdict(instance).failed_rules == []
 
 
+@pytest.mark.parametrize(("limit", "eligible"), [(5.6, True), (5.5, False)])
+def test_a_commute_exactly_at_the_limit_is_within_it(limit: float, eligible: bool) -> None:
+    # Solna's seat is 5.6 km from Stockholm's (to 0.1 km, as the commute rule reads it).
+    instance = default_with(candidate={"residence_municipality": "0184", "max_commute_km": limit})
+    assert eligible_ids(instance) == ({("C1", "O1")} if eligible else set())
+    assert verdict(instance).failed_rules == ([] if eligible else ["commute"])
+
+
 # --- paused programmes: applications before the cut-off are still handled -----------------------------------------
 
 PAUSED = {"status": "paused", "cutoff": "2027-01-10"}
