@@ -313,9 +313,10 @@ class PricedStrategy(Strategy):
         # least three passes (on the clock too, since sifting fits them there), and with its seat prices only (at
         # the LP's own prices they give the LP's value): at stress scale the third master's prices bounded 9,500
         # placements (9,632 without the seat prices) against 10,670 for the line search's best (the second
-        # master's bounded worse than the line search). Otherwise one price per SEK first: under load the part's
-        # LP stops early with prices far off (stress at load 4: 20,318 placements from them, 10,671 from one price
-        # per SEK), and there may be no time for more.
+        # master's bounded worse than the line search; a third master cut short in its sifting, 9,571 on the slow
+        # machine at a 240 s limit, with 9,311 placements in it). Otherwise one price per SEK first: under load the
+        # part's LP stops early with prices far off (stress at load 4: 20,318 placements from them, 10,671 from one
+        # price per SEK), and there may be no time for more.
         late = grown.passes >= MASTER_FIRST_PASSES
         master_first = prices is not None and searched and (grown.converged or late)
         if master_first:
