@@ -253,7 +253,8 @@ def test_on_the_clock_two_columns_per_pair_join_only_where_three_passes_are_expe
 ) -> None:
     """Joining two funding columns per pair makes the better third master but a worse second, which is all a
     round has when its third pass does not fit: a round on the clock pairs only where, after its first LP, the
-    second and third are expected to end by the LP deadline."""
+    second LP and the third's first round of sifting (a solution of the round already) are expected to end by the
+    LP deadline."""
     # The second LP (4 times the first) and the third's first round of sifting (as long as the second).
     assert pairgen.three_passes_fit(100.0, 8.0, 100.0 + 8.0 * 4.0 * 2.0)
     assert not pairgen.three_passes_fit(100.0, 8.0, 100.0 + 8.0 * 4.0 * 2.0 - 1.0)

@@ -138,7 +138,8 @@ def test_a_sifting_cut_short_keeps_its_last_finished_rounds_optimum(seed: int, m
     assert cut.basis is not None and cut.basis.basic_count() == len(m.lb)
     assert dual_bound(m, c, cut.price) >= whole.value - 1e-6 * abs(whole.value)
     # Cut in its first round, there is nothing to keep.
-    rounds = _sifting_cut_at(monkeypatch, 1)
+    monkeypatch.undo()
+    _sifting_cut_at(monkeypatch, 1)
     assert not solve_lp(m, c, every, parameters=WARM_PARAMETERS, start=first.basis).ok
 
 
