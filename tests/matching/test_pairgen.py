@@ -14,7 +14,7 @@ from matching.generators.generate import generate
 from matching.input.instance import Instance
 from matching.model.spec import objective_tiers
 from matching.rules.prepare import Prepared, prepare
-from matching.solvers import large, pairgen, priced, simplex
+from matching.solvers import large, pairgen, priced
 from matching.solvers.baselines import milp
 from matching.solvers.colgen import WARM_PARAMETERS, solve_lp
 from matching.solvers.matrix import build_matrix
@@ -23,6 +23,7 @@ from matching.solvers.pairgen import Master, _best_per_pair, carried_basis, gene
 from matching.solvers.priced import PricedStrategy, deterministic_evaluations, part_pairs
 from matching.solvers.relaxed import relax, restrict, worths
 from matching.solvers.strategies import Context, Deadline, Reporter
+from tests.matching.sifting import sifting_cut_at
 
 
 @pytest.mark.parametrize("seed", range(600, 610))
@@ -294,23 +295,8 @@ def test_a_pass_cut_short_while_sifting_ends_the_generation_with_its_last_rounds
     m = build_matrix(prep)
     whole = solve_lp(m, m.objective(values))
     keep = part_pairs(prep, values, 1)
-    monkeypatch.setattr(simplex, "SIFT_MIN_COLUMNS", 0)
-    monkeypatch.setattr(simplex, "SIFT_COLUMNS_PER_ROW", 0.0)
-    monkeypatch.setattr(simplex, "SIFT_FIRST", 0.02)
+    sifting_cut_at(monkeypatch, 2)  # the second master's second round of sifting (the first master is not sifted)
     masters: list[float] = []
-    solve = simplex._solve
-    sifting = [0]
-
-    def out_of_time_in_the_second_round(
-        arrays: simplex.Arrays, seconds: float, glop: str, start: simplex.Basis | None
-    ) -> simplex.Simplex:
-        if simplex.SIFT_GLOP in glop:
-            sifting[0] += 1
-            if sifting[0] == 2:  # the second master's second round of sifting
-                return simplex._failed(len(arrays[0]), len(arrays[3]), "TERMINATION_REASON_FEASIBLE", 0)
-        return solve(arrays, seconds, glop, start)
-
-    monkeypatch.setattr(simplex, "_solve", out_of_time_in_the_second_round)
     found = generate_pairs(
         prep, relax(prep), values, keep, time.monotonic() + 60, 0.0, report=lambda value, _: masters.append(value)
     )

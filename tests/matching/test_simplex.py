@@ -15,6 +15,7 @@ from matching.solvers import simplex
 from matching.solvers.colgen import WARM_PARAMETERS, dual_bound, first_columns, generate_columns, solve_lp
 from matching.solvers.matrix import RoundMatrix, build_matrix
 from matching.solvers.objective import combined_values
+from tests.matching.sifting import sifting_cut_at
 
 
 def _round(seed: int) -> tuple[RoundMatrix, np.ndarray]:
@@ -93,32 +94,6 @@ def test_sifting_reaches_the_whole_masters_optimum_from_working_sets_of_fewer_co
     assert again.iterations == 0 and again.value == pytest.approx(whole.value, rel=1e-9)
 
 
-def _sifting_cut_at(monkeypatch: pytest.MonkeyPatch, call: int) -> list[int]:
-    """Sifting for masters of any size, and GLOP out of time at the `call`-th round of every sifting (the real GLOP
-    solves the others): the rounds' sizes, as they come."""
-    monkeypatch.setattr(simplex, "SIFT_MIN_COLUMNS", 0)
-    monkeypatch.setattr(simplex, "SIFT_COLUMNS_PER_ROW", 0.0)
-    monkeypatch.setattr(simplex, "SIFT_FIRST", 0.02)
-    rounds: list[int] = []
-    solve, sift = simplex._solve, simplex._sift
-
-    def sifting(arrays: simplex.Arrays, seconds: float, glop: str, start: simplex.Basis) -> simplex.Simplex:
-        rounds.clear()
-        return sift(arrays, seconds, glop, start)
-
-    def out_of_time(arrays: simplex.Arrays, seconds: float, glop: str, start: simplex.Basis | None) -> simplex.Simplex:
-        if simplex.SIFT_GLOP not in glop:
-            return solve(arrays, seconds, glop, start)
-        rounds.append(len(arrays[0]))
-        if len(rounds) == call:
-            return simplex._failed(len(arrays[0]), len(arrays[3]), "TERMINATION_REASON_FEASIBLE", 7)
-        return solve(arrays, seconds, glop, start)
-
-    monkeypatch.setattr(simplex, "_sift", sifting)
-    monkeypatch.setattr(simplex, "_solve", out_of_time)
-    return rounds
-
-
 @pytest.mark.parametrize("seed", [21, 22, 23])
 def test_a_sifting_cut_short_keeps_its_last_finished_rounds_optimum(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each round's optimum is a solution of the whole master: a master cut by its time limit after a round
@@ -128,7 +103,7 @@ def test_a_sifting_cut_short_keeps_its_last_finished_rounds_optimum(seed: int, m
     every = np.arange(m.n_cols)
     whole = solve_lp(m, c, every, parameters=WARM_PARAMETERS, start=first.basis)
     assert first.ok and whole.ok
-    rounds = _sifting_cut_at(monkeypatch, 2)
+    rounds = sifting_cut_at(monkeypatch, 2)
     cut = solve_lp(m, c, every, parameters=WARM_PARAMETERS, start=first.basis)
     assert len(rounds) == 2  # the first round's optimum left columns to price in
     assert cut.ok and cut.partial and cut.status.startswith("PARTIAL")
@@ -139,7 +114,7 @@ def test_a_sifting_cut_short_keeps_its_last_finished_rounds_optimum(seed: int, m
     assert dual_bound(m, c, cut.price) >= whole.value - 1e-6 * abs(whole.value)
     # Cut in its first round, there is nothing to keep.
     monkeypatch.undo()
-    _sifting_cut_at(monkeypatch, 1)
+    sifting_cut_at(monkeypatch, 1)
     assert not solve_lp(m, c, every, parameters=WARM_PARAMETERS, start=first.basis).ok
 
 
@@ -151,7 +126,7 @@ def test_column_generation_stops_at_a_partial_master_and_proves_only_what_its_bo
     m, c = _round(seed)
     exact, _, converged, _ = generate_columns(m, c, first_columns(m), time.monotonic() + 60)
     assert converged and exact.ok
-    _sifting_cut_at(monkeypatch, 1 if seed == 31 else 2)
+    sifting_cut_at(monkeypatch, 1 if seed == 31 else 2)
     lp, bound, proven, _ = generate_columns(m, c, first_columns(m), time.monotonic() + 60)
     assert lp.ok and m.violation(lp.w) <= 1e-6
     assert bound >= exact.value - 1e-6 * abs(exact.value)  # a valid bound, whatever stopped it
