@@ -239,9 +239,10 @@ def generate_columns(
         best_bound = min(best_bound, dual_bound(m, c, lp.price))
         # Degenerate masters keep finding columns of tiny profit; stop once the bound proves the value.
         enough = tolerance if tolerance is not None else PROOF_TOLERANCE * max(1.0, abs(lp.value))
-        if best_bound - lp.value <= enough or lp.partial:
+        proven = best_bound - lp.value <= enough
+        if proven or lp.partial:
             # A partial master was cut by the deadline, and its prices do not price the master's own columns.
-            return lp, best_bound, best_bound - lp.value <= enough, rounds
+            return lp, best_bound, proven, rounds
         added = _price_in(m, reduced_profit(m, c, lp.price), active, _TOL * scale, most)
         if not added:
             return lp, lp.value, True, rounds
