@@ -22,7 +22,7 @@ from matching.rules.ledger import Ledger, Use
 from matching.rules.prepare import Prepared
 from matching.rules.tables import IntArray
 from matching.solvers.cpsat import TierResult
-from matching.solvers.greedy import Pick, pinned_pairs
+from matching.solvers.greedy import Pick, pick_use, pinned_pairs
 
 FloatArray = npt.NDArray[np.float64]
 Tiers = Sequence[tuple[str, IntArray]]
@@ -201,26 +201,12 @@ def feasible_picks(prep: Prepared, chosen: Sequence[int]) -> list[Pick] | None:
     fund_bounds = np.searchsorted(pairs.fund_pair, np.arange(len(pairs) + 1))
     options: list[list[tuple[Pick, Use]]] = []
     for k in chosen:
-        cand, offer = inst.candidates[int(pairs.cand[k])].id, inst.offers[int(pairs.offer[k])].id
-        start, months = int(prep.tables.offers.start_month[pairs.offer[k]]), int(pairs.months[k])
-        options.append(
-            [
-                (
-                    Pick(int(k), int(sups.choice[s]), int(f)),
-                    Use(
-                        cand,
-                        offer,
-                        inst.supervisors[int(sups.choice[s])].id,
-                        inst.programmes[int(pairs.fund_programme[f])].id,
-                        start,
-                        months,
-                        int(pairs.fund_grant[f]),
-                    ),
-                )
-                for s in range(sup_bounds[k], sup_bounds[k + 1])
-                for f in range(fund_bounds[k], fund_bounds[k + 1])
-            ]
-        )
+        picks = [
+            Pick(int(k), int(sups.choice[s]), int(f))
+            for s in range(sup_bounds[k], sup_bounds[k + 1])
+            for f in range(fund_bounds[k], fund_bounds[k + 1])
+        ]
+        options.append([(pick, pick_use(prep, pick)) for pick in picks])
 
     def extend(done: list[tuple[Pick, Use]]) -> list[Pick] | None:
         """Picks completing `done`, or None."""

@@ -29,6 +29,35 @@ class Pick:
     fund_row: int
 
 
+def pick_use(prep: Prepared, pick: Pick) -> Use:
+    """What a pick takes from the ledger: its candidate, offer, supervisor, programme, months and grant."""
+    inst, pairs, k = prep.instance, prep.pairs, pick.pair
+    cand, offer = inst.candidates[int(pairs.cand[k])].id, inst.offers[int(pairs.offer[k])].id
+    start, months = int(prep.tables.offers.start_month[pairs.offer[k]]), int(pairs.months[k])
+    return _use(prep, cand, offer, start, months, pick.supervisor, pick.fund_row)
+
+
+def _use(prep: Prepared, cand: str, offer: str, start: int, months: int, supervisor: int, fund_row: int) -> Use:
+    pairs = prep.pairs
+    return Use(
+        candidate=cand,
+        offer=offer,
+        supervisor=prep.instance.supervisors[supervisor].id,
+        programme=prep.instance.programmes[int(pairs.fund_programme[fund_row])].id,
+        start_month=start,
+        months=months,
+        grant=int(pairs.fund_grant[fund_row]),
+    )
+
+
+def ledger_of(prep: Prepared, picks: Iterable[Pick]) -> Ledger:
+    """A ledger holding what the picks use (added as they come: the caller vouches that they fit together)."""
+    ledger = Ledger(prep.instance, prep.tables.limits)
+    for pick in picks:
+        ledger.add(pick_use(prep, pick))
+    return ledger
+
+
 def _rows_by_pair(pair_of_row: IntArray, n_pairs: int) -> IntArray:
     return np.searchsorted(pair_of_row, np.arange(n_pairs + 1))
 
@@ -69,7 +98,6 @@ def _first_fit(
     fund_bounds: IntArray,
     preference: Preference | None,
 ) -> Pick | None:
-    inst, pairs = prep.instance, prep.pairs
     sup_rows = np.arange(sup_bounds[k], sup_bounds[k + 1])
     fund_rows = np.arange(fund_bounds[k], fund_bounds[k + 1])
     if preference is not None:
@@ -78,15 +106,9 @@ def _first_fit(
     for srow in sup_rows:
         s = int(prep.supervisors.choice[srow])
         for frow in fund_rows.tolist():
-            use = Use(
-                candidate=cand,
-                offer=offer_id,
-                supervisor=inst.supervisors[s].id,
-                programme=inst.programmes[int(pairs.fund_programme[frow])].id,
-                start_month=start,
-                months=months,
-                grant=int(pairs.fund_grant[frow]),
-            )
+            # The pair's own fields come from the walk, read once per pair: read per option (`pick_use`) they made
+            # the walk over a national round's 84,000 pairs a fifth slower.
+            use = _use(prep, cand, offer_id, start, months, s, frow)
             if ledger.fits(use):
                 ledger.add(use)
                 return Pick(pair=k, supervisor=s, fund_row=frow)

@@ -31,13 +31,12 @@ import numpy as np
 
 from matching.model.side import side_rows
 from matching.model.spec import objective_tiers
-from matching.rules.ledger import Ledger, Use
 from matching.rules.prepare import Prepared
 from matching.rules.tables import FloatArray, IntArray
 from matching.solvers.clock import guard
 from matching.solvers.cpsat import _split_bound
 from matching.solvers.flow import FlowOverflow
-from matching.solvers.greedy import Pick, Preference, pinned_pairs, place_in_order
+from matching.solvers.greedy import Pick, Preference, ledger_of, pinned_pairs, place_in_order
 from matching.solvers.large import STRATEGY_PROOF_TOLERANCE, LnsStrategy
 from matching.solvers.matrix import RoundMatrix
 from matching.solvers.objective import combined_values, tier_ceiling, tier_weights
@@ -126,20 +125,8 @@ def part_pairs(prep: Prepared, values: IntArray, per_candidate: int) -> IntArray
 def fill(prep: Prepared, picks: list[Pick], at: Priced | None, values: IntArray) -> list[Pick]:
     """The picks, then each unplaced candidate's pairs of best worth at the prices (value without prices) where they
     still fit."""
-    ledger = Ledger(prep.instance, prep.tables.limits)
+    ledger = ledger_of(prep, picks)
     inst, pairs = prep.instance, prep.pairs
-    for p in picks:
-        ledger.add(
-            Use(
-                inst.candidates[int(pairs.cand[p.pair])].id,
-                inst.offers[int(pairs.offer[p.pair])].id,
-                inst.supervisors[p.supervisor].id,
-                inst.programmes[int(pairs.fund_programme[p.fund_row])].id,
-                int(prep.tables.offers.start_month[pairs.offer[p.pair]]),
-                int(pairs.months[p.pair]),
-                int(pairs.fund_grant[p.fund_row]),
-            )
-        )
     worth = at.worth if at is not None else np.asarray(values, dtype=np.float64)
     placed = np.zeros(len(inst.candidates), dtype=bool)
     placed[pairs.cand[[p.pair for p in picks]]] = True

@@ -13,10 +13,10 @@ from matching.model.solution import Assignment, ProgrammeUse, Solution
 from matching.model.spec import Tier, objective_tiers
 from matching.reports.reasons import explain_unmatched
 from matching.rules.eligibility import explain_candidate
-from matching.rules.ledger import Ledger, Use
+from matching.rules.ledger import Ledger
 from matching.rules.prepare import Prepared, prepare
 from matching.solvers.cpsat import TierResult, relative_gap
-from matching.solvers.greedy import Pick
+from matching.solvers.greedy import Pick, ledger_of
 from matching.solvers.select import choose
 from matching.solvers.strategies import Context, Deadline, Progress, Reporter
 
@@ -88,15 +88,8 @@ def solve_prepared(
 
 def settle(prep: Prepared, picks: list[Pick]) -> tuple[list[Assignment], Ledger]:
     """The picks as assignments (in pair order), and the ledger of what they use."""
-    ledger = Ledger(prep.instance, prep.tables.limits)
-    assignments = []
-    for p in sorted(picks, key=lambda p: p.pair):
-        a = _assignment(prep, p)
-        assignments.append(a)
-        ledger.add(
-            Use(a.candidate_id, a.offer_id, a.supervisor_id, a.programme_id, _start(prep, p.pair), a.months, a.grant)
-        )
-    return assignments, ledger
+    ordered = sorted(picks, key=lambda p: p.pair)
+    return [_assignment(prep, p) for p in ordered], ledger_of(prep, ordered)
 
 
 def build_solution(
@@ -165,10 +158,6 @@ def _overall_status(results: list[TierResult]) -> str:
     if any(r.status not in ("OPTIMAL", "FEASIBLE") for r in results):
         return next(r.status for r in results if r.status not in ("OPTIMAL", "FEASIBLE"))
     return "OPTIMAL" if all(r.status == "OPTIMAL" for r in results) else "FEASIBLE"
-
-
-def _start(prep: Prepared, k: int) -> int:
-    return int(prep.tables.offers.start_month[prep.pairs.offer[k]])
 
 
 def _assignment(prep: Prepared, pick: Pick) -> Assignment:
