@@ -31,6 +31,7 @@ from matching.rules.tables import BoolArray, FloatArray, IntArray
 from matching.solvers.matrix import KIND, RoundMatrix
 
 MAX_CELLS = 40_000_000  # items x capacity of the knapsack tables per evaluation, at most
+MAX_FORCING_CELLS = 4_000_000  # items x capacity of each of the two tables `forcing_costs` keeps, at most
 
 
 @dataclass(frozen=True)
@@ -223,10 +224,10 @@ def held_bound(
     price: FloatArray,
     incumbent: FloatArray,
     seconds: float,
-) -> float | None:
+) -> KnapsackBound | None:
     """The knapsack bound on the open tiers' objective `open_values` (per column) of a round whose proven tiers are
     held as rows (`held`), starting from the LP's row prices `price` (of the rows before the held ones) of the
-    weighted objective `full`. None where the relaxation does not apply.
+    weighted objective `full`, with the candidate prices that gave it. None where the relaxation does not apply.
 
     The start prices each candidate at its best column's value less the other rows' prices (what the LP's own
     Lagrangian bound charges it), less what the held tiers pay per placement there. Taking the LP's candidate
@@ -245,5 +246,57 @@ def held_bound(
     start = np.where(np.isfinite(best), best, 0.0) - np.where(np.isfinite(paid), paid, 0.0)
     # A candidate row without a lower bound takes no negative price (before the held tier's share comes off).
     start = np.where(np.isfinite(held.lb[ks_rows]) & (held.lb[ks_rows] > 0), start, np.maximum(start, 0.0))
-    result = knapsack_bound(held, open_values, start, float(open_values @ incumbent), seconds)
-    return None if result is None else result.bound
+    return knapsack_bound(held, open_values, start, float(open_values @ incumbent), seconds)
+
+
+def forcing_costs(ks: Knapsacks, c: FloatArray, u: FloatArray) -> FloatArray | None:
+    """Per column, how far L(u) falls when the column is forced to 1: 0 for a column the relaxation takes, infinite
+    for one that fits no knapsack. None where the tables would be too large (`MAX_FORCING_CELLS`).
+
+    A cheap column is one a near-optimal solution of the relaxation can take, given what its knapsack must give up
+    for it; this sees the knapsacks' integrality, which a column's LP reduced cost does not. A positive item's cost
+    comes from the tables of the items before it and after it (the best knapsack with it, less the optimum); any
+    other item's from the table of all positive ones, with its weight taken off the capacity."""
+    profit = c - ks.cand.T @ u
+    cost = np.full(len(c), np.inf)
+    cost[ks.loose] = np.maximum(0.0, -profit[ks.loose])
+    if not ks.item_col.size:
+        return cost
+    rows, _ = ks.item_col.shape
+    value = np.where(ks.item_col >= 0, profit[np.maximum(ks.item_col, 0)], -np.inf)  # padding is never taken
+    order = np.argsort(-value, axis=1, kind="stable")
+    value = np.take_along_axis(value, order, axis=1)
+    cols = np.take_along_axis(ks.item_col, order, axis=1)
+    weight = np.take_along_axis(ks.item_weight, order, axis=1)
+    steps = int((value > 0).sum(axis=1).max(initial=0))
+    cap = int(ks.capacity.max(initial=0))
+    if (steps + 1) * rows * (cap + 1) > MAX_FORCING_CELLS:
+        return None
+    reach = np.arange(cap + 1)
+    row_index = np.arange(rows)[:, None]
+
+    def add(table: FloatArray, t: int) -> FloatArray:
+        """The table (best value within each capacity) with item t of every row offered."""
+        source = reach[None, :] - weight[:, t][:, None]
+        with_item = np.where(source >= 0, table[row_index, np.maximum(source, 0)] + value[:, t][:, None], -np.inf)
+        return np.where(value[:, t][:, None] > 0, np.maximum(table, with_item), table)
+
+    before = np.zeros((steps + 1, rows, cap + 1))
+    after = np.zeros((steps + 1, rows, cap + 1))
+    for t in range(steps):
+        before[t + 1] = add(before[t], t)
+    for t in range(steps - 1, -1, -1):
+        after[t] = add(after[t + 1], t)
+    optimum = before[steps][np.arange(rows), ks.capacity]
+    for t in range(steps):
+        # The best knapsack holding item t: the items before it within some c, those after within what is left.
+        left = ks.capacity - weight[:, t]
+        rest = left[:, None] - reach[None, :]
+        pairs = np.where(rest >= 0, before[t] + after[t + 1][row_index, np.maximum(rest, 0)], -np.inf)
+        positive = value[:, t] > 0
+        best = value[:, t] + pairs.max(axis=1)
+        cost[cols[positive, t]] = np.maximum(0.0, optimum - best)[positive]
+    row, item = np.nonzero((value <= 0) & (cols >= 0))
+    best = value[row, item] + before[steps][row, ks.capacity[row] - weight[row, item]]
+    cost[cols[row, item]] = np.maximum(0.0, optimum[row] - best)
+    return cost

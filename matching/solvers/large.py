@@ -9,7 +9,10 @@ large-neighbourhood search until the deadline (`LnsStrategy`, method `lns`).
    walked by the greedy that checks every rule (`matching.solvers.greedy.place_in_order`); the better one.
 4. HiGHS on the round restricted to the columns of best reduced profit at the LP's prices (`lns.restricted_mip`),
    for most of the search time: at national size it closes most of the gap the start leaves.
-5. CP-SAT on neighbourhoods chosen from the LP (`lns`), each part of the round small enough solved whole first.
+5. Where every row but the candidates' is a small knapsack (generalized assignment), the knapsack bound
+   (`matching.solvers.knapsack`) and, once, CP-SAT on its core: the pairs cheapest to force into the knapsacks at
+   the bound's prices (`knapsack_core`).
+6. CP-SAT on neighbourhoods chosen from the LP (`lns`), each part of the round small enough solved whole first.
 """
 
 from __future__ import annotations
@@ -19,19 +22,21 @@ import time
 from dataclasses import replace
 
 import numpy as np
+import scipy.sparse as sp
 
 from matching.model.spec import Tier
-from matching.rules.tables import FloatArray, IntArray
+from matching.rules.tables import BoolArray, FloatArray, IntArray
 from matching.solvers.clock import WorkClock, guard, reader
 from matching.solvers.colgen import LpSolution, assignment_round, dual_bound, first_columns, generate_columns
 from matching.solvers.cpsat import TierResult, _split_bound, tier_totals
 from matching.solvers.decompose import pair_components
 from matching.solvers.flow import FlowOverflow
 from matching.solvers.greedy import Pick, Preference, pinned_pairs, place_in_order
-from matching.solvers.knapsack import held_bound
+from matching.solvers.knapsack import forcing_costs, held_bound, knapsacks
 from matching.solvers.lagrange import evaluate, priced_preference, structure, subgradient
 from matching.solvers.lns import (
     attractive_pairs,
+    pair_columns,
     restricted_columns,
     restricted_mip,
     search,
@@ -55,6 +60,8 @@ STRATEGY_PROOF_TOLERANCE = 1e-3
 EXACT_LP_TOLERANCE = 0.5  # of the weighted objective (half a point of score), where the LP runs to the end
 EXPLAIN_MAX_SHARE = 0.25  # of the time limit, at most, kept for them
 MIP_COLUMNS = 5000  # columns of best reduced profit in the restricted MIP
+CORE_SHARE = 0.5  # of the search time left, for CP-SAT on the knapsack core (GAP-like rounds)
+CORE_PAIRS_PER_CANDIDATE = 1.5  # the core's size: this many pairs per candidate, cheapest to force first
 MIP_SHARE = 0.8  # of the search time left after the start, for the restricted MIP
 PART_MAX_PAIRS = 4000
 # Deterministic rounds: the search's deterministic time, as a share of the limit (preparing, the LP, the start and
@@ -149,10 +156,11 @@ class LnsStrategy(Strategy):
             now() + DETERMINISTIC_SEARCH_SHARE * ctx.deadline.limit if clock is not None else self.search_end(ctx)
         )
         first_open = hold_proven(m, tiers, weights, picks, known)[2] == 0
+        core: BoolArray | None = None  # the knapsack core, once the knapsack bound has run (GAP-like rounds)
         if known is not None and lp.ok and m.n_cols > WHOLE_MAX_COLUMNS and clock is None:
             # Its steps stop by the clock (and 300 of them would take minutes on 80 x 1,600 GAP rounds): a
             # deterministic round keeps the LP's bound.
-            known = sharper_bound(m, tiers, weights, picks, known, c, price, KNAPSACK_SHARE * ctx.deadline.left())
+            known, core = sharper_bound(m, tiers, weights, picks, known, c, price, KNAPSACK_SHARE * ctx.deadline.left())
         seconds = MIP_SHARE * (search_end - now())
         # A deterministic round bounds HiGHS by nodes, which do not bound its root (presolve, cuts): 16 nodes took
         # 4.8 s on a 1,200 x 400 round. It runs only where its share is long enough for that.
@@ -197,8 +205,21 @@ class LnsStrategy(Strategy):
                     # Not proven whole: the knapsack bound now (before, it would have taken the time CP-SAT needs
                     # to prove OR-Library's sizes at 2 s).
                     seconds = KNAPSACK_SHARE * (search_end - now())
-                    known = sharper_bound(m, tiers, weights, current, known, c, price, seconds)
+                    known, core = sharper_bound(m, tiers, weights, current, known, c, price, seconds)
                 continue
+
+            if core is not None:
+                # Once: CP-SAT on the knapsack core from the incumbent, for a share of what is left; the
+                # neighbourhoods go on from there.
+                workers = 1 if policy.deterministic else policy.workers
+                seconds = CORE_SHARE * (search_end - now())
+                found_w = solve_neighbourhood(
+                    held_m, held_m.objective(open_values), core, w, seconds, policy.seed, workers, clock=clock
+                )
+                core = None
+                if found_w is not None:
+                    w = found_w
+                    report("knapsack core", held_m.picks_of(w))
 
             def proven(found: FloatArray, at: int = open_at, bound: int | None = known) -> bool:
                 return at < len(tiers) - 1 and hold_proven(m, tiers, weights, m.picks_of(found), bound)[2] > at
@@ -264,16 +285,50 @@ def sharper_bound(
     c: FloatArray,
     price: FloatArray,
     seconds: float,
-) -> int:
+) -> tuple[int, BoolArray | None]:
     """`known`, or the knapsack bound (`matching.solvers.knapsack`) on the tiers the start leaves open plus the
-    proven tiers' totals where that is lower (GAP-like rounds: every row but the candidates' a small knapsack)."""
+    proven tiers' totals where that is lower (GAP-like rounds: every row but the candidates' a small knapsack); and
+    the knapsack core at the bound's prices (`knapsack_core`), None where there is none."""
     held_m, open_values, open_at = hold_proven(m, tiers, weights, picks, known)
     totals = tier_totals(picks, tiers)
     held_total = sum(w * t for w, t in zip(weights[:open_at], totals[:open_at], strict=True))
-    found = held_bound(held_m, c, held_m.objective(open_values), price, held_m.columns_of(picks), seconds)
-    if found is None or not math.isfinite(found):
-        return known
-    return min(known, held_total + math.floor(found + 1e-6))
+    objective = held_m.objective(open_values)
+    incumbent = held_m.columns_of(picks)
+    found = held_bound(held_m, c, objective, price, incumbent, seconds)
+    if found is None or not math.isfinite(found.bound):
+        return known, None
+    core = knapsack_core(held_m, objective, found.price, incumbent)
+    return min(known, held_total + math.floor(found.bound + 1e-6)), core
+
+
+def knapsack_core(m: RoundMatrix, c: FloatArray, u: FloatArray, w: FloatArray) -> BoolArray | None:
+    """Free columns of the knapsack core: the pairs cheapest to force into the knapsack relaxation at the candidate
+    prices `u` (`knapsack.forcing_costs`), `CORE_PAIRS_PER_CANDIDATE` per candidate, each candidate's cheapest
+    among them, and the incumbent's pairs. None where the relaxation's tables are too large.
+
+    On GAP type D the good solutions lie there: CP-SAT on the 414 pairs of a 20 x 200 round found 12,244-12,260 in
+    10 s from scratch, where on the 780 pairs of best LP reduced cost it found 12,263-12,354 (the reduced cost does
+    not see what a knapsack must give up to take a pair). Smaller is better as long as every candidate keeps a
+    choice: over the whole 20 s strategy, 1.5 pairs per candidate ended at 12,224-12,252 (12 seeds), 2 pairs at
+    12,217-12,280, 3 pairs at 12,251-12,311."""
+    ks = knapsacks(m)
+    costs = None if ks is None else forcing_costs(ks, c, u)
+    if costs is None:
+        return None
+    pair_cost = np.full(m.n_pairs, np.inf)
+    placing = sp.coo_array(m.placed)
+    np.minimum.at(pair_cost, placing.row, costs[placing.col])
+    cand = m.prep.pairs.cand
+    candidates = len(np.unique(cand))
+    order = np.lexsort((np.arange(m.n_pairs), pair_cost))
+    order = order[np.isfinite(pair_cost[order])]
+    take = np.zeros(m.n_pairs, dtype=bool)
+    take[order[: int(CORE_PAIRS_PER_CANDIDATE * candidates)]] = True
+    by_candidate = order[np.argsort(cand[order], kind="stable")]
+    first = np.r_[True, cand[by_candidate][1:] != cand[by_candidate][:-1]] if len(order) else np.zeros(0, bool)
+    take[by_candidate[first]] = True
+    take |= m.pair_values(w) > 0.5
+    return pair_columns(m, take)
 
 
 def hold_proven(
