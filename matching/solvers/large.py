@@ -209,12 +209,13 @@ class LnsStrategy(Strategy):
                 continue
 
             if core is not None:
-                # Once: CP-SAT on the knapsack core from the incumbent, for a share of what is left; the
-                # neighbourhoods go on from there.
-                workers = 1 if policy.deterministic else policy.workers
+                # Once: CP-SAT on the knapsack core from the incumbent (its pairs free too, where it moved since the
+                # core was chosen), for a share of what is left; the neighbourhoods go on from there. Only rounds on
+                # the wall clock get here: a deterministic round keeps the LP's bound, and so has no core.
+                free = core | pair_columns(held_m, held_m.pair_values(w) > 0.5)
                 seconds = CORE_SHARE * (search_end - now())
                 found_w = solve_neighbourhood(
-                    held_m, held_m.objective(open_values), core, w, seconds, policy.seed, workers, clock=clock
+                    held_m, held_m.objective(open_values), free, w, seconds, policy.seed, policy.workers
                 )
                 core = None
                 if found_w is not None:
