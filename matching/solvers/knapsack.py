@@ -138,33 +138,59 @@ def _knapsacks(ks: Knapsacks, profit: FloatArray) -> tuple[float, IntArray]:
 
     All rows at once: item t of every row is tried in one step on a (rows x capacity) table. Items of positive
     value only, in the order of their value, so the loop is as long as the longest row's useful items."""
-    rows, _ = ks.item_col.shape
-    value = np.where(ks.item_col >= 0, profit[np.maximum(ks.item_col, 0)], 0.0)
-    order = np.argsort(-value, axis=1, kind="stable")
-    value = np.take_along_axis(value, order, axis=1)
-    cols = np.take_along_axis(ks.item_col, order, axis=1)
-    weight = np.take_along_axis(ks.item_weight, order, axis=1)
-    steps = int((value > 0).sum(axis=1).max(initial=0))
-    cap = int(ks.capacity.max(initial=0))
-    table = np.zeros((rows, cap + 1))
-    took = np.zeros((steps, rows, cap + 1), dtype=bool)
-    reach = np.arange(cap + 1)
-    row_index = np.arange(rows)[:, None]
-    for t in range(steps):
-        v, wt = value[:, t], weight[:, t]
-        source = reach[None, :] - wt[:, None]
-        with_item = np.where(source >= 0, table[row_index, np.maximum(source, 0)] + v[:, None], -np.inf)
-        better = (with_item > table) & (v[:, None] > 0)
-        took[t] = better
-        table = np.where(better, with_item, table)
-    total = float(table[np.arange(rows), ks.capacity].sum())
+    items = _Items.of(ks, profit)
+    table = np.zeros((items.rows, items.cap + 1))
+    took = np.zeros((items.steps, items.rows, items.cap + 1), dtype=bool)
+    for t in range(items.steps):
+        offered = items.offer(table, t)
+        took[t] = offered > table
+        table = offered
+    total = float(table[np.arange(items.rows), ks.capacity].sum())
     chosen: list[IntArray] = []
     at = ks.capacity.copy()
-    for t in range(steps - 1, -1, -1):
-        hit = took[t, np.arange(rows), at]
-        chosen.append(cols[hit, t])
-        at = at - np.where(hit, weight[:, t], 0)
+    for t in range(items.steps - 1, -1, -1):
+        hit = took[t, np.arange(items.rows), at]
+        chosen.append(items.cols[hit, t])
+        at = at - np.where(hit, items.weight[:, t], 0)
     return total, np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class _Items:
+    """Each kept row's items by falling value at some prices (padding last, at minus infinity), and how many steps
+    take every row's items of positive value; the knapsack tables are (rows x capacity + 1)."""
+
+    value: FloatArray
+    cols: IntArray
+    weight: IntArray
+    steps: int
+    cap: int
+
+    @staticmethod
+    def of(ks: Knapsacks, profit: FloatArray) -> _Items:
+        value = np.where(ks.item_col >= 0, profit[np.maximum(ks.item_col, 0)], -np.inf)
+        order = np.argsort(-value, axis=1, kind="stable")
+        value = np.take_along_axis(value, order, axis=1)
+        return _Items(
+            value=value,
+            cols=np.take_along_axis(ks.item_col, order, axis=1),
+            weight=np.take_along_axis(ks.item_weight, order, axis=1),
+            steps=int((value > 0).sum(axis=1).max(initial=0)),
+            cap=int(ks.capacity.max(initial=0)),
+        )
+
+    @property
+    def rows(self) -> int:
+        return int(self.value.shape[0])
+
+    def offer(self, table: FloatArray, t: int) -> FloatArray:
+        """The table (best value within each capacity) with item t of every row offered, where its value is
+        positive."""
+        reach = np.arange(self.cap + 1)
+        source = reach[None, :] - self.weight[:, t][:, None]
+        rows = np.arange(self.rows)[:, None]
+        with_item = np.where(source >= 0, table[rows, np.maximum(source, 0)] + self.value[:, t][:, None], -np.inf)
+        return np.where((with_item > table) & (self.value[:, t][:, None] > 0), with_item, table)
 
 
 def knapsack_bound(
@@ -262,31 +288,19 @@ def forcing_costs(ks: Knapsacks, c: FloatArray, u: FloatArray) -> FloatArray | N
     cost[ks.loose] = np.maximum(0.0, -profit[ks.loose])
     if not ks.item_col.size:
         return cost
-    rows, _ = ks.item_col.shape
-    value = np.where(ks.item_col >= 0, profit[np.maximum(ks.item_col, 0)], -np.inf)  # padding is never taken
-    order = np.argsort(-value, axis=1, kind="stable")
-    value = np.take_along_axis(value, order, axis=1)
-    cols = np.take_along_axis(ks.item_col, order, axis=1)
-    weight = np.take_along_axis(ks.item_weight, order, axis=1)
-    steps = int((value > 0).sum(axis=1).max(initial=0))
-    cap = int(ks.capacity.max(initial=0))
+    items = _Items.of(ks, profit)
+    rows, steps, cap = items.rows, items.steps, items.cap
+    value, cols, weight = items.value, items.cols, items.weight
     if (steps + 1) * rows * (cap + 1) > MAX_FORCING_CELLS:
         return None
     reach = np.arange(cap + 1)
     row_index = np.arange(rows)[:, None]
-
-    def add(table: FloatArray, t: int) -> FloatArray:
-        """The table (best value within each capacity) with item t of every row offered."""
-        source = reach[None, :] - weight[:, t][:, None]
-        with_item = np.where(source >= 0, table[row_index, np.maximum(source, 0)] + value[:, t][:, None], -np.inf)
-        return np.where(value[:, t][:, None] > 0, np.maximum(table, with_item), table)
-
     before = np.zeros((steps + 1, rows, cap + 1))
     after = np.zeros((steps + 1, rows, cap + 1))
     for t in range(steps):
-        before[t + 1] = add(before[t], t)
+        before[t + 1] = items.offer(before[t], t)
     for t in range(steps - 1, -1, -1):
-        after[t] = add(after[t + 1], t)
+        after[t] = items.offer(after[t + 1], t)
     optimum = before[steps][np.arange(rows), ks.capacity]
     for t in range(steps):
         # The best knapsack holding item t: the items before it within some c, those after within what is left.

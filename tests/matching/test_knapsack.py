@@ -16,7 +16,7 @@ from matching.model.spec import objective_tiers
 from matching.rules.prepare import prepare
 from matching.solvers.colgen import first_columns, generate_columns
 from matching.solvers.greedy import Pick
-from matching.solvers.knapsack import evaluate, forcing_costs, held_bound, knapsack_bound, knapsacks
+from matching.solvers.knapsack import Knapsacks, evaluate, forcing_costs, held_bound, knapsack_bound, knapsacks
 from matching.solvers.large import CORE_PAIRS_PER_CANDIDATE, LnsStrategy, hold, knapsack_core
 from matching.solvers.lns import solve_neighbourhood
 from matching.solvers.matrix import KIND, RoundMatrix, build_matrix
@@ -37,12 +37,18 @@ def _gap(kind: str, seed: int) -> tuple[RoundMatrix, RoundMatrix, np.ndarray, in
     return m, held, held.objective(prep.scores.total), problem.jobs * shift - plain.objective
 
 
-@pytest.mark.parametrize("seed", range(12))
-@pytest.mark.parametrize("kind", ["d", "e"])
-def test_any_prices_bound_the_optimum_of_a_random_gap(kind: str, seed: int) -> None:
+def _gap_knapsacks(kind: str, seed: int) -> tuple[RoundMatrix, np.ndarray, int, Knapsacks]:
+    """`_gap`'s held matrix, score per column and best score, with its knapsack relaxation."""
     _, held, c, best = _gap(kind, seed)
     ks = knapsacks(held)
     assert ks is not None
+    return held, c, best, ks
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("kind", ["d", "e"])
+def test_any_prices_bound_the_optimum_of_a_random_gap(kind: str, seed: int) -> None:
+    held, c, best, ks = _gap_knapsacks(kind, seed)
     rng = np.random.default_rng(seed)
     for _ in range(5):
         u = rng.normal(0, float(np.abs(c).max()), size=len(ks.priced))
@@ -130,9 +136,7 @@ def test_from_an_early_master_the_first_bound_is_no_worse_than_the_masters(seed:
 @pytest.mark.parametrize("kind", ["d", "e"])
 def test_forcing_costs_are_what_the_bound_loses_when_a_column_is_forced(kind: str, seed: int) -> None:
     # Forcing a column: its value raised so far that every knapsack that can hold it takes it, then taken off again.
-    _, held, c, best = _gap(kind, seed)
-    ks = knapsacks(held)
-    assert ks is not None
+    held, c, best, ks = _gap_knapsacks(kind, seed)
     u = knapsack_bound(held, c, np.zeros(len(ks.priced)), float(best), seconds=5, steps=20).price  # type: ignore[union-attr]
     u = u + np.random.default_rng(seed).normal(0, 3, len(u))  # any prices: the costs hold at each
     costs = forcing_costs(ks, c, u)
