@@ -50,12 +50,13 @@ class Knapsacks:
 
 @dataclass(frozen=True)
 class KnapsackBound:
-    """The best bound found, the prices that gave it, and how many evaluations it took."""
+    """The best bound found, the prices that gave it, how many evaluations it took, and the relaxation."""
 
     bound: float
     price: FloatArray  # per priced row
     steps: int
     seconds: float
+    relaxation: Knapsacks
 
 
 def knapsacks(m: RoundMatrix) -> Knapsacks | None:
@@ -225,7 +226,7 @@ def knapsack_bound(
         if norm == 0 or best - target <= 1e-6 or scale < 1e-4 or time.monotonic() - started > seconds:
             break
         u = _project(ks, u - scale * max(value - target, 1e-6) / norm * g)
-    return KnapsackBound(best, best_u, done, time.monotonic() - started)
+    return KnapsackBound(best, best_u, done, time.monotonic() - started, ks)
 
 
 def _subgradient(ks: Knapsacks, u: FloatArray, activity: FloatArray) -> FloatArray:

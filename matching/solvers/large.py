@@ -32,7 +32,7 @@ from matching.solvers.cpsat import TierResult, _split_bound, tier_totals
 from matching.solvers.decompose import pair_components
 from matching.solvers.flow import FlowOverflow
 from matching.solvers.greedy import Pick, Preference, pinned_pairs, place_in_order
-from matching.solvers.knapsack import forcing_costs, held_bound, knapsacks
+from matching.solvers.knapsack import KnapsackBound, forcing_costs, held_bound
 from matching.solvers.lagrange import evaluate, priced_preference, structure, subgradient
 from matching.solvers.lns import (
     attractive_pairs,
@@ -298,22 +298,21 @@ def sharper_bound(
     found = held_bound(held_m, c, objective, price, incumbent, seconds)
     if found is None or not math.isfinite(found.bound):
         return known, None
-    core = knapsack_core(held_m, objective, found.price, incumbent)
+    core = knapsack_core(held_m, objective, found, incumbent)
     return min(known, held_total + math.floor(found.bound + 1e-6)), core
 
 
-def knapsack_core(m: RoundMatrix, c: FloatArray, u: FloatArray, w: FloatArray) -> BoolArray | None:
+def knapsack_core(m: RoundMatrix, c: FloatArray, bound: KnapsackBound, w: FloatArray) -> BoolArray | None:
     """Free columns of the knapsack core: the pairs cheapest to force into the knapsack relaxation at the candidate
-    prices `u` (`knapsack.forcing_costs`), `CORE_PAIRS_PER_CANDIDATE` per candidate, each candidate's cheapest
-    among them, and the incumbent's pairs. None where the relaxation's tables are too large.
+    prices of `bound` (`knapsack.forcing_costs`), `CORE_PAIRS_PER_CANDIDATE` per candidate, each candidate's
+    cheapest among them, and the incumbent's pairs. None where the relaxation's tables are too large.
 
     On GAP type D the good solutions lie there: CP-SAT on the 414 pairs of a 20 x 200 round found 12,244-12,260 in
     10 s from scratch, where on the 780 pairs of best LP reduced cost it found 12,263-12,354 (the reduced cost does
     not see what a knapsack must give up to take a pair). Smaller is better as long as every candidate keeps a
     choice: over the whole 20 s strategy, 1.5 pairs per candidate ended at 12,224-12,252 (12 seeds), 2 pairs at
     12,217-12,280, 3 pairs at 12,251-12,311."""
-    ks = knapsacks(m)
-    costs = None if ks is None else forcing_costs(ks, c, u)
+    costs = forcing_costs(bound.relaxation, c, bound.price)
     if costs is None:
         return None
     pair_cost = np.full(m.n_pairs, np.inf)

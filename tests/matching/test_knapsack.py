@@ -163,10 +163,10 @@ def test_the_knapsack_core_is_small_and_holds_the_incumbent_and_a_pair_of_every_
     assert plain.assignment is not None and plain.objective is not None
     pair_of = {(int(j), int(a)): k for k, (j, a) in enumerate(zip(prep.pairs.cand, prep.pairs.offer, strict=True))}
     incumbent = held.columns_of([Pick(pair_of[j, a], a, pair_of[j, a]) for j, a in enumerate(plain.assignment)])
-    ks = knapsacks(held)
-    assert ks is not None
-    u = knapsack_bound(held, c, np.zeros(len(ks.priced)), float(c @ incumbent), seconds=5).price  # type: ignore[union-attr]
-    core = knapsack_core(held, c, u, incumbent)
+    prices = np.zeros(int((held.kind == KIND["candidate"]).sum()))
+    bound = knapsack_bound(held, c, prices, float(c @ incumbent), seconds=5)
+    assert bound is not None
+    core = knapsack_core(held, c, bound, incumbent)
     assert core is not None
     pairs = np.flatnonzero(held.pair_values(core.astype(np.float64)) > 0.5)
     assert len(pairs) <= (CORE_PAIRS_PER_CANDIDATE + 1) * problem.jobs < len(prep.pairs)
