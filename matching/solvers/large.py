@@ -44,6 +44,7 @@ from matching.solvers.lns import (
 )
 from matching.solvers.matrix import KIND, RoundMatrix, build_matrix
 from matching.solvers.objective import combined_values, tier_ceiling, tier_weights
+from matching.solvers.relaxed import first_per_candidate
 from matching.solvers.strategies import Context, CpSatStrategy, Outcome, Strategy
 
 LP_SHARE = 0.45  # of the search time, at most, for the LP bound
@@ -324,9 +325,7 @@ def knapsack_core(m: RoundMatrix, c: FloatArray, bound: KnapsackBound, w: FloatA
     order = order[np.isfinite(pair_cost[order])]
     take = np.zeros(m.n_pairs, dtype=bool)
     take[order[: int(CORE_PAIRS_PER_CANDIDATE * candidates)]] = True
-    by_candidate = order[np.argsort(cand[order], kind="stable")]
-    first = np.r_[True, cand[by_candidate][1:] != cand[by_candidate][:-1]] if len(order) else np.zeros(0, bool)
-    take[by_candidate[first]] = True
+    take[first_per_candidate(order[np.argsort(cand[order], kind="stable")], cand, 1)] = True
     take |= m.pair_values(w) > 0.5
     return pair_columns(m, take)
 
