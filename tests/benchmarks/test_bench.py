@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from benchmarks.cli import bench_app
 from benchmarks.instances import InstanceSpec, parse_spec
-from benchmarks.report import target_verdict
+from benchmarks.report import TARGETS, comparison_table, target_verdict
 from benchmarks.run import (
     ROW_FIELDS,
     Settings,
@@ -60,7 +60,10 @@ def rows(bench_run: tuple[subprocess.CompletedProcess[str], Path]) -> list[dict[
 def test_piped_output_is_plain_markdown_and_progress_is_plain_lines(bench_run: tuple[Any, Path]) -> None:
     result, _ = bench_run
     assert result.stdout.startswith("### Results\n")
-    assert "| instance | pairs | method |" in result.stdout and "### CP-SAT against the baselines" in result.stdout
+    assert (
+        "| instance | pairs | method |" in result.stdout
+        and "### The engine against the baselines and its target" in result.stdout
+    )
     # No progress bar when stderr is not a terminal: no carriage returns, one readable line per run instead.
     assert "\r" not in result.stdout and "\r" not in result.stderr
     assert "tiny-s1-flow cp_sat: OPTIMAL" in result.stderr
@@ -86,7 +89,7 @@ def test_json_is_strict_and_records_the_machine(bench_run: tuple[Any, Path]) -> 
 def test_markdown_and_plots_are_written(bench_run: tuple[Any, Path]) -> None:
     out = bench_run[1]
     text = (out / "results.md").read_text()
-    assert text.count("\n| tiny-s") == 12 + 2  # every run, then one comparison line per instance
+    assert text.count("\n| tiny-s") == 12 + 4  # every run, then a comparison line per engine method and instance
     for name in ("time_vs_size.png", "gap_vs_time.png"):
         data = (out / name).read_bytes()
         assert data.startswith(PNG) and len(data) > 5000
@@ -196,15 +199,60 @@ def test_gaps_use_the_tightest_proven_bound() -> None:
     assert relative_gap(0.0, 3e8) == 1.0  # an empty solution is 100 % off
 
 
-def test_target_verdicts() -> None:
-    base = dict.fromkeys(ROW_FIELDS) | {"status": "OPTIMAL", "gap": 0.0, "seconds": 0.5, "peak_mb": 300.0}
-    assert target_verdict(base | {"scale": "regional"}) == "yes"
-    assert (
-        target_verdict(base | {"scale": "regional", "status": "FEASIBLE", "seconds": 2.0}) == "no: not optimal, 2.00 s"
-    )
-    assert target_verdict(base | {"scale": "national", "status": "FEASIBLE", "gap": 0.0005, "seconds": 29.0}) == "yes"
-    assert target_verdict(base | {"scale": "stress", "peak_mb": 9000.0}) == "no: 9,000 MB"
-    assert target_verdict(base | {"scale": "tiny"}) == "—"
+def _run(method: str, **fields: Any) -> dict[str, Any]:
+    row = dict.fromkeys(ROW_FIELDS) | {"instance": "regional-s0", "scale": "regional", "method": method}
+    return row | {"config": method, "status": "FEASIBLE", "seconds": 1.9, "time_limit": 2.0, "peak_mb": 300.0} | fields
+
+
+def test_target_verdicts_follow_design_md() -> None:
+    """Each scale against DESIGN.md's targets (issue 14's): regional against HiGHS in the same run, the demo region
+    proven, national against the LP bound and its column-generation time, stress against a proven bound and 8 GB."""
+    highs = _run("highs", objective=1000.0, seconds=60.0, time_limit=60.0)
+    assert target_verdict(_run("auto", objective=999.0), [highs]) == "yes"
+    assert target_verdict(_run("auto", objective=998.0), [highs]) == "no: 99.8% of HiGHS"
+    assert target_verdict(_run("auto", objective=999.0, seconds=3.2), [highs]) == "no: 3.20 s"
+    proven = highs | {"status": "OPTIMAL"}
+    assert target_verdict(_run("auto", objective=1000.0), [proven]) == "no: not proven where HiGHS proves it"
+    assert target_verdict(_run("auto", objective=1000.0, status="OPTIMAL"), [proven]) == "yes"
+    assert target_verdict(_run("auto", objective=999.0), []) == "no: no HiGHS run to compare with"
+    assert target_verdict(_run("auto", objective=999.0, time_limit=1.0), [highs]) == "— (measured at 2.00 s)"
+
+    demo = {"instance": "demo_region", "scale": "file", "time_limit": 10.0, "seconds": 7.0}
+    assert target_verdict(_run("auto", **demo, status="OPTIMAL")) == "yes"
+    assert target_verdict(_run("auto", **demo)) == "no: not optimal"
+
+    national = {"instance": "national-s0", "scale": "national", "time_limit": 30.0, "seconds": 27.0}
+    colgen = _run("lp_colgen", **national | {"seconds": 4.2, "time_limit": None}, status="OPTIMAL")
+    assert target_verdict(_run("lns", **national, gap_lp=0.0018), [colgen]) == "yes (stretch 0.1%: no)"
+    assert target_verdict(_run("lns", **national, gap_lp=0.0008), [colgen]) == "yes (stretch 0.1%: yes)"
+    assert target_verdict(_run("lns", **national, gap_lp=0.006), [colgen]) == "no: gap to LP 0.6%"
+    slow = colgen | {"seconds": 16.0}
+    assert target_verdict(_run("lns", **national, gap_lp=0.0018), [slow]) == "no: LP bound 16.00 s"
+
+    stress = {"instance": "stress-s0", "scale": "stress", "time_limit": 300.0, "seconds": 281.0}
+    assert target_verdict(_run("lagrange", **stress, gap=0.005, peak_mb=6023.0)) == "yes"
+    assert target_verdict(_run("lagrange", **stress, gap=0.021, peak_mb=9000.0)) == "no: gap 2.1%, 9,000 MB"
+    assert target_verdict(_run("lagrange", **stress, status="UNKNOWN")) == "no (UNKNOWN)"
+    assert target_verdict(_run("auto", scale="tiny", instance="tiny-s0")) == "—"
+
+
+def test_a_scale_is_benchmarked_at_the_time_limit_of_its_target() -> None:
+    """Without --time-limit a run is measured at its target's limit (regional was at 1 s, its target at 2 s)."""
+    for scale in ("regional", "national", "stress"):
+        assert parse_spec(f"{scale}:0").time_limit == TARGETS[scale].limit
+
+
+def test_comparison_lists_every_engine_method_not_the_baselines() -> None:
+    """Every engine strategy gets its line against the baselines, not `cp_sat` alone (before, a run of `auto`,
+    `lns` or `lagrange` left the comparison empty)."""
+    highs = _run("highs", objective=1000.0, placements=10, seconds=60.0, time_limit=60.0)
+    greedy = _run("greedy", objective=800.0, placements=8, seconds=0.1, time_limit=None)
+    runs = [highs, greedy, _run("lp", status="OPTIMAL"), _run("auto", objective=999.5, placements=10)]
+    runs.append(_run("lns", objective=990.0, placements=9))
+    lines = comparison_table(runs).splitlines()[2:]
+    assert [line.split(" | ")[1] for line in lines] == ["auto", "lns"]
+    assert lines[0].endswith("| +0 | -0.05% | 0.03x | — | +2 | yes |")
+    assert lines[1].endswith("| -1 | -1% | 0.03x | — | +1 | no: 99% of HiGHS |")
 
 
 def test_phases_name_every_step_of_the_engine(tmp_path: Path) -> None:
