@@ -19,7 +19,7 @@ VARIANTS = ("binding", "ample", "flow")
 # repeated here because generate_scale cannot switch budgets to ample.
 SCALE_PROGRAMMES = {"regional": 5, "national": 20, "stress": 20}
 SCALE_PAIRS = {"stress": 100.0}
-# The targets of DESIGN.md: the CP-SAT time limit a scale is benchmarked with unless told otherwise.
+# The time limit a scale is benchmarked with unless told otherwise: its target's (DESIGN.md; benchmarks.report.TARGETS).
 SCALE_TIME_LIMIT = {"regional": 2.0, "national": 30.0, "stress": 300.0}
 DEFAULT_TIME_LIMIT = 10.0
 _SIZE = re.compile(r"^(\d+)x(\d+)$")
