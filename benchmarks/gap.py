@@ -439,3 +439,65 @@ def evaluate(problem: GapProblem, assignment: list[int]) -> int | None:
     if (used > problem.capacity).any():
         return None
     return int(problem.cost[agents, jobs].sum())
+
+
+# --- targets ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GapTarget:
+    """One GAP row of issue 14's targets: the engine's time limit (and plain CP-SAT's), and what it must reach."""
+
+    limit: float
+    plain_limit: float | None = None  # where the target compares with plain CP-SAT at its own limit
+    proven: bool = False  # the optimum, proven (and the same as plain CP-SAT's where that proves one)
+    gap: float | None = None  # at most this gap to the better bound of the two runs
+    beats_plain: bool = False  # strictly better than plain CP-SAT's objective
+
+
+GAP_TARGETS: dict[str, GapTarget] = {
+    "or-library": GapTarget(limit=2.0, plain_limit=2.0, proven=True),  # 5-10 agents x 15-60 jobs
+    "type-d": GapTarget(limit=20.0, plain_limit=30.0, gap=0.005, beats_plain=True),  # 5-20 x 100-200, type D
+    "yagiura": GapTarget(limit=30.0, gap=0.01),  # 10-80 x 400-1,600, types C, D and E
+}
+
+
+def gap_to_bound(row: dict[str, Any], sense: Sense) -> float | None:
+    """The objective's gap to the better proven bound of the engine's run and plain CP-SAT's (fields `bound` and
+    `plain_bound`), relative to that bound; None without an objective or a bound."""
+    bounds = [b for b in (row.get("bound"), row.get("plain_bound")) if b is not None]
+    if row.get("objective") is None or not bounds:
+        return None
+    best = max(bounds) if sense == "min" else min(bounds)
+    if best == 0:
+        return 0.0 if row["objective"] == 0 else None
+    return abs(row["objective"] - best) / abs(best)
+
+
+def gap_verdict(row: dict[str, Any], name: str, sense: Sense, time_limit: float, plain_limit: float | None) -> str:
+    """Whether one `bench gap` row meets the named target of GAP_TARGETS, and if not, why."""
+    target = GAP_TARGETS[name]
+    plain_off = target.plain_limit is not None and "plain_status" in row and plain_limit != target.plain_limit
+    if time_limit != target.limit or plain_off:
+        plain = f", plain CP-SAT at {target.plain_limit:g} s" if target.plain_limit is not None else ""
+        return f"— (measured at {target.limit:g} s{plain})"
+    if row["status"] not in ("OPTIMAL", "FEASIBLE"):
+        return f"no ({row['status']})"
+    misses = []
+    plain_objective = row.get("plain_objective")
+    if target.proven:
+        if row["status"] != "OPTIMAL":
+            misses.append("not proven")
+        elif row.get("plain_status") == "OPTIMAL" and plain_objective != row["objective"]:
+            misses.append(f"plain CP-SAT proves {plain_objective}")
+    gap = gap_to_bound(row, sense)
+    if target.gap is not None and (gap is None or gap > target.gap):
+        misses.append("no bound" if gap is None else f"gap {100 * gap:.2f}%")
+    if target.beats_plain:
+        if "plain_status" not in row:
+            misses.append("no plain CP-SAT run (--plain)")
+        elif plain_objective is not None and (
+            row["objective"] >= plain_objective if sense == "min" else row["objective"] <= plain_objective
+        ):
+            misses.append(f"not better than plain CP-SAT's {plain_objective}")
+    return "yes" if not misses else "no: " + ", ".join(misses)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,6 +17,8 @@ from benchmarks.gap import (
     GapProblem,
     evaluate,
     format_gap,
+    gap_to_bound,
+    gap_verdict,
     generate_gap,
     parse_gap,
     read_gap,
@@ -26,6 +29,7 @@ from benchmarks.gap import (
 GAP = Path(__file__).resolve().parents[2] / "fixtures" / "gap"
 FEASIBLE = ("tiny3.txt", "tight4x8.txt", "single2x6.txt")
 runner = CliRunner()
+Row = dict[str, Any]
 
 
 def problems(*names: str) -> list[GapProblem]:
@@ -140,6 +144,52 @@ def test_cli_json_lists_every_instance_of_every_file() -> None:
     assert all(r["checked"] for r in rows)
     expected = [brute_force(p, "max") for p in problems("tiny3.txt", "single2x6.txt")]
     assert [r["objective"] for r in rows] == expected
+
+
+def test_cli_judges_each_instance_by_the_named_target() -> None:
+    args = ["gap", str(GAP / "tight4x8.txt"), "--time-limit", "2", "--plain", "--target", "or-library", "--json"]
+    [row] = json.loads(runner.invoke(bench_app, args).stdout)
+    assert row["status"] == row["plain_status"] == "OPTIMAL"
+    assert row["gap"] == 0.0 and row["target"] == "yes"
+    lines = runner.invoke(bench_app, args[:-1]).stdout
+    assert "gap 0.00%, target met: yes" in lines
+    refused = runner.invoke(bench_app, ["gap", str(GAP / "tight4x8.txt"), "--target", "gap1"])
+    assert refused.exit_code == 2 and "--target: 'gap1' is not one of or-library, type-d, yagiura" in refused.output
+
+
+def _gap_row(objective: int, bound: int, status: str = "FEASIBLE", plain: dict[str, Any] | None = None) -> Row:
+    """A `bench gap` row; `plain`: plain CP-SAT's fields, without their prefix."""
+    prefixed = {f"plain_{k}": v for k, v in (plain or {}).items()}
+    return {"objective": objective, "bound": bound, "status": status} | prefixed
+
+
+def test_gap_targets_follow_issue_14() -> None:
+    """Type D: within 0.5 % of the better bound of the two runs and better than plain CP-SAT; Yagiura's sizes within
+    1 %; OR-Library sizes the proven optimum; each only at the limits it is measured at."""
+    plain = {"status": "FEASIBLE", "objective": 12_321, "bound": 12_180}
+    assert gap_to_bound(_gap_row(12_243, 12_187, plain=plain), "min") == pytest.approx(56 / 12_187)
+    assert gap_to_bound(_gap_row(900, 950, plain={"objective": 890, "bound": 940}), "max") == pytest.approx(40 / 940)
+    assert gap_verdict(_gap_row(12_243, 12_187, plain=plain), "type-d", "min", 20, 30) == "yes"
+    assert gap_verdict(_gap_row(12_252, 12_187, plain=plain), "type-d", "min", 20, 30) == "no: gap 0.53%"
+    worse = plain | {"objective": 12_240}
+    assert gap_verdict(_gap_row(12_243, 12_187, plain=worse), "type-d", "min", 20, 30) == (
+        "no: not better than plain CP-SAT's 12240"
+    )
+    assert gap_verdict(_gap_row(12_243, 12_187), "type-d", "min", 20, 30) == "no: no plain CP-SAT run (--plain)"
+    assert gap_verdict(_gap_row(12_243, 12_187, plain=plain), "type-d", "min", 20, 20) == (
+        "— (measured at 20 s, plain CP-SAT at 30 s)"
+    )
+    # The better bound is plain CP-SAT's where it is higher (min): 5,441, not the engine's 5,438.
+    assert (
+        gap_verdict(_gap_row(5_443, 5_438, plain={"objective": 5_447, "bound": 5_441}), "yagiura", "min", 30, 30)
+        == "yes"
+    )
+    assert gap_verdict(_gap_row(5_500, 5_438), "yagiura", "min", 30, 30) == "no: gap 1.14%"
+    assert gap_verdict(_gap_row(5_443, 5_438), "yagiura", "min", 10, 10) == "— (measured at 30 s)"
+    proven = {"status": "OPTIMAL", "objective": 306, "bound": 306}
+    assert gap_verdict(_gap_row(306, 306, "OPTIMAL", plain=proven), "or-library", "min", 2, 2) == "yes"
+    assert gap_verdict(_gap_row(307, 300, plain=proven), "or-library", "min", 2, 2) == "no: not proven"
+    assert gap_verdict(_gap_row(307, 300, "UNKNOWN"), "or-library", "min", 2, 2) == "no (UNKNOWN)"
 
 
 def test_cli_refuses_an_unknown_sense() -> None:
