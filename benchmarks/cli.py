@@ -228,6 +228,7 @@ def gap_command(
         except GapFormatError as exc:
             _fail(str(exc))
     rows = []
+    limit = plain_time_limit if plain_time_limit is not None else time_limit  # plain CP-SAT's
     for problem in problems:
         row = solve_gap(
             problem,
@@ -238,11 +239,9 @@ def gap_command(
             method=method,
         ).as_dict()
         if plain:
-            limit = plain_time_limit if plain_time_limit is not None else time_limit
             base = solve_plain(problem, sense, time_limit=limit, workers=workers, seed=seed)  # type: ignore[arg-type]
             row |= {f"plain_{k}": v for k, v in base.as_dict().items() if k not in ("file", "index")}
         if target is not None:
-            limit = plain_time_limit if plain_time_limit is not None else time_limit
             row["gap"] = gap_to_bound(row, sense)  # type: ignore[arg-type]
             row["target"] = gap_verdict(row, target, sense, time_limit, limit)  # type: ignore[arg-type]
         rows.append(row)
