@@ -21,6 +21,7 @@ import numpy as np
 from ortools.sat.python import cp_model
 
 from benchmarks.engine import run_engine
+from benchmarks.run import relative_gap
 from matching.input.instance import Instance, Policy
 from matching.rules.eligibility import Eligible
 from matching.rules.prepare import Options, Prepared
@@ -468,10 +469,9 @@ def gap_to_bound(row: dict[str, Any], sense: Sense) -> float | None:
     bounds = [b for b in (row.get("bound"), row.get("plain_bound")) if b is not None]
     if row.get("objective") is None or not bounds:
         return None
-    best = max(bounds) if sense == "min" else min(bounds)
-    if best == 0:
-        return 0.0 if row["objective"] == 0 else None
-    return abs(row["objective"] - best) / abs(best)
+    if sense == "max":
+        return relative_gap(row["objective"], min(bounds))
+    return relative_gap(-row["objective"], -max(bounds))  # a cost: the same gap on the negated scale
 
 
 def gap_verdict(row: dict[str, Any], name: str, sense: Sense, time_limit: float, plain_limit: float | None) -> str:
